@@ -1,0 +1,3 @@
+from labshare.cli import main
+
+main()

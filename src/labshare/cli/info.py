@@ -1,0 +1,20 @@
+from __future__ import annotations
+
+import click
+
+from labshare.cli import App
+from labshare.cli.options import json_option
+from labshare.render import emit
+from labshare.render import server as view
+
+
+@click.command()
+@json_option
+@click.pass_obj
+def info(app: App, as_json: bool) -> int:
+    """Everything `status` shows plus the token, user and host (for `labshare connect`)."""
+    from labshare.server import lifecycle
+
+    result = lifecycle.info(app.paths)
+    emit(result, as_json=as_json, text=view.info)
+    return 0 if result.running else 3

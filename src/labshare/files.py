@@ -1,0 +1,71 @@
+"""Private directories and atomic files: the two disk habits every part relies on.
+
+A reader must never see half a file, and nothing holding a token, a pid or a
+socket may be reachable by another account, so both are done in one place.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import tempfile
+from pathlib import Path
+
+from labshare.errors import LabshareError
+
+
+def ensure_private_dir(path: Path) -> Path:
+    """Create `path` (and parents) so that the leaf is a 0700 directory owned by us.
+
+    An existing directory of ours with looser bits is tightened; one owned by
+    someone else, or a symlink, is refused, since it could be a trap.
+    """
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            path.mkdir(mode=0o700)
+        except FileExistsError:
+            pass
+        st = os.lstat(path)
+    except OSError as exc:
+        raise LabshareError(
+            f"Cannot create the directory {path} ({exc.strerror}); "
+            "make its parent writable by you or point XDG_STATE_HOME at a directory you own."
+        ) from exc
+    if stat.S_ISLNK(st.st_mode) or not stat.S_ISDIR(st.st_mode):
+        raise LabshareError(f"{path} is not a plain directory; move it away and try again.")
+    if hasattr(os, "getuid") and st.st_uid != os.getuid():
+        raise LabshareError(
+            f"{path} belongs to another user (uid {st.st_uid}); "
+            "remove it or ask an admin to, since labshare only keeps secrets in directories you own."
+        )
+    if stat.S_IMODE(st.st_mode) != 0o700:
+        os.chmod(path, 0o700)
+    return path
+
+
+def write_atomic(path: Path, data: str | bytes, mode: int = 0o600) -> None:
+    """Write `data` to `path` via a temp file and rename, so readers see the old or the new file."""
+    raw = data.encode() if isinstance(data, str) else data
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        os.fchmod(fd, mode)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(raw)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def remove(path: Path) -> bool:
+    try:
+        path.unlink()
+        return True
+    except FileNotFoundError:
+        return False

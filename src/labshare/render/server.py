@@ -1,0 +1,84 @@
+"""Text faces of the server commands."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from labshare.render import ago
+from labshare.server.lifecycle import ServerInfo, ServerStatus, StartResult, StopResult
+
+
+def _when(value: str | None) -> str:
+    if not value:
+        return "-"
+    try:
+        moment = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return value
+    local = moment.astimezone().strftime("%Y-%m-%d %H:%M:%S")
+    return f"{local} ({ago(moment)})"
+
+
+def _where(s: ServerStatus) -> str:
+    return s.socket or "" if s.mode == "socket" else f"127.0.0.1:{s.port}"
+
+
+def _details(s: ServerStatus) -> list[str]:
+    rows = [
+        ("pid", f"{s.pid or '-'} (supervisor {s.supervisor_pid or 'gone'})"),
+        ("listens on", f"{_where(s)} ({'Unix socket' if s.mode == 'socket' else 'TCP'})"),
+        ("serves", s.root_dir or "-"),
+        ("started", _when(s.started_at)),
+        ("restarts", str(s.restarts)),
+        ("kernels", "-" if s.kernels is None else str(s.kernels)),
+        ("last activity", _when(s.last_activity)),
+        ("log", s.log_file),
+    ]
+    return [f"  {k:<14}{v}" for k, v in rows]
+
+
+def _notes(notes: list[str]) -> list[str]:
+    return [f"note: {n}" for n in notes]
+
+
+def reach(s: ServerStatus, user: str, host: str) -> list[str]:
+    local = s.port or 8888
+    target = s.socket if s.mode == "socket" else f"127.0.0.1:{s.port}"
+    return [
+        "From your laptop:",
+        f"  labshare connect {user}@{host}",
+        "Without labshare on the laptop:",
+        f"  ssh -N -L {local}:{target} {user}@{host}",
+        f"  then open http://127.0.0.1:{local}/lab and log in with the token from `labshare info`",
+    ]
+
+
+def status(s: ServerStatus) -> str:
+    if s.running:
+        head = "JupyterLab is running."
+    elif s.supervisor_pid or s.pid:
+        head = "JupyterLab is not answering."
+    else:
+        head = "JupyterLab is not running; start it with `labshare start`."
+    body = _details(s) if (s.pid or s.supervisor_pid) else []
+    return "\n".join(_notes(s.notes) + [head] + body)
+
+
+def info(s: ServerInfo) -> str:
+    lines = [status(s)]
+    if s.running:
+        lines += [f"  {'token':<14}{s.token}", f"  {'user':<14}{s.user}", f"  {'host':<14}{s.host}"]
+    return "\n".join(lines)
+
+
+def started(r: StartResult) -> str:
+    head = "JupyterLab was already running." if r.already_running else "JupyterLab is running."
+    return "\n".join(_notes(r.status.notes) + [head] + _details(r.status) + [""] + reach(r.status, r.user, r.host))
+
+
+def stopped(r: StopResult) -> str:
+    if not r.stopped:
+        return "\n".join(_notes(r.notes) + ["JupyterLab was not running."])
+    kernels = "" if r.kernels is None else f", {r.kernels} kernel{'s' if r.kernels != 1 else ''} shut down"
+    forced = " (it had to be killed)" if r.forced else ""
+    return "\n".join(_notes(r.notes) + [f"JupyterLab (pid {r.pid}) stopped{kernels}{forced}."])

@@ -1,0 +1,83 @@
+"""The Jupyter command line and environment for a member's server.
+
+Secure choices live here, in one place: a Unix socket (0600) by default or
+127.0.0.1 with `port_retries=0`; modern `ServerApp`/`IdentityProvider`
+names; the token only ever in the environment (`JUPYTER_TOKEN`, added by
+the supervisor from the 0600 token file), never in argv.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from labshare.errors import LabshareError
+from labshare.files import write_atomic
+from labshare.paths import Paths
+
+
+@dataclass(frozen=True)
+class LaunchSpec:
+    """What the supervisor needs to (re)start Jupyter; contains no secret."""
+
+    argv: list[str]
+    cwd: str
+    token_file: str
+    log_file: str
+    runtime_dir: str
+    socket: str | None
+
+
+def find_jupyter_lab(path_env: str | None = None) -> str:
+    """`jupyter-lab` from labshare's own environment first, so the tested version runs, then PATH."""
+    sibling = Path(sys.executable).parent / "jupyter-lab"
+    if sibling.is_file() and os.access(sibling, os.X_OK):
+        return str(sibling)
+    found = shutil.which("jupyter-lab", path=path_env if path_env is not None else os.environ.get("PATH"))
+    if found:
+        return found
+    raise LabshareError(
+        "JupyterLab was not found (no jupyter-lab next to labshare's Python or on PATH); "
+        "reinstall labshare with `uv tool install labshare` or `pip install labshare`."
+    )
+
+
+def jupyter_argv(
+    jupyter: str,
+    *,
+    root_dir: Path,
+    socket: Path | None,
+    port: int | None,
+    extra: list[str] | None = None,
+) -> list[str]:
+    argv = [jupyter, "--no-browser", f"--ServerApp.root_dir={root_dir}"]
+    if socket is not None:
+        argv += [f"--ServerApp.sock={socket}", "--ServerApp.sock_mode=0600"]
+    else:
+        argv += ["--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}", "--ServerApp.port_retries=0"]
+    if hasattr(os, "getuid") and os.getuid() == 0:
+        argv.append("--ServerApp.allow_root=True")
+    return argv + list(extra or [])
+
+
+def new_token() -> str:
+    """256 bits from the OS, URL-safe so it can go into `?token=` as is."""
+    return secrets.token_urlsafe(32)
+
+
+def write_token(paths: Paths, token: str) -> None:
+    """No trailing newline: Jupyter reads token files without stripping."""
+    write_atomic(paths.token_file, token, mode=0o600)
+
+
+def read_token(paths: Paths) -> str:
+    try:
+        return paths.token_file.read_text().strip()
+    except FileNotFoundError:
+        raise LabshareError(
+            f"The token file {paths.token_file} is missing; run `labshare restart` to make a new one."
+        ) from None

@@ -1,0 +1,429 @@
+"""start / stop / restart / status / info for the member's server.
+
+Built from the pieces beside it: `launch` decides the command line, the
+supervisor keeps it alive, `state` remembers it, `probe` asks it.  Every
+function returns plain data for `render`; nothing here prints.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import getpass
+import json
+import os
+import signal
+import socket as socketlib
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from labshare import probe
+from labshare.errors import LabshareError
+from labshare.files import ensure_private_dir, remove, write_atomic
+from labshare.listeners import describe, free_port, listener, port_is_free
+from labshare.paths import Paths
+from labshare.proc import tail
+from labshare.server import launch
+from labshare.server import state as st
+
+STOP_GRACE_SECONDS = 10.0
+
+
+@dataclass
+class ServerStatus:
+    running: bool = False
+    pid: int | None = None
+    supervisor_pid: int | None = None
+    mode: str | None = None
+    socket: str | None = None
+    port: int | None = None
+    root_dir: str | None = None
+    started_at: str | None = None
+    restarts: int = 0
+    kernels: int | None = None
+    connections: int | None = None
+    last_activity: str | None = None
+    socket_fallback: bool = False
+    log_file: str = ""
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class ServerInfo(ServerStatus):
+    token: str | None = None
+    user: str = ""
+    host: str = ""
+
+
+@dataclass
+class StartResult:
+    status: ServerStatus
+    already_running: bool
+    user: str
+    host: str
+
+
+@dataclass
+class StopResult:
+    stopped: bool
+    pid: int | None
+    kernels: int | None
+    forced: bool = False
+    notes: list[str] = field(default_factory=list)
+
+
+def whoami() -> tuple[str, str]:
+    return getpass.getuser(), socketlib.gethostname()
+
+
+def address(record: st.ServerState) -> probe.Address:
+    return probe.Address(socket=record.socket, port=record.port)
+
+
+def prepare(paths: Paths) -> None:
+    ensure_private_dir(paths.state_root)
+    ensure_private_dir(paths.state_dir)
+    ensure_private_dir(paths.runtime_dir)
+
+
+def _socket_in_use(path: Path) -> bool:
+    with socketlib.socket(socketlib.AF_UNIX, socketlib.SOCK_STREAM) as sock:
+        try:
+            sock.connect(str(path))
+        except OSError:
+            return False
+    return True
+
+
+def _forget(paths: Paths, record: st.ServerState) -> None:
+    """Remove what a dead server left: its record, socket, token and Jupyter runtime files."""
+    if record.socket and not _socket_in_use(Path(record.socket)):
+        remove(Path(record.socket))
+    if record.pid:
+        for leftover in paths.runtime_dir.glob(f"jpserver-{record.pid}*"):
+            remove(leftover)
+    remove(paths.token_file)
+    st.clear(paths)
+
+
+def observe(paths: Paths) -> tuple[st.ServerState | None, list[str]]:
+    """The live record, after clearing one whose processes are all gone (and saying so)."""
+    record = st.load(paths)
+    if record is None:
+        return None, []
+    supervisor = st.alive(record.supervisor_pid, record.supervisor_started)
+    jupyter = st.alive(record.pid, record.pid_started)
+    if supervisor or jupyter:
+        notes = []
+        if not supervisor:
+            notes.append(
+                f"The supervisor (pid {record.supervisor_pid}) is gone, so a crash would not be "
+                "restarted; run `labshare restart` to supervise the server again."
+            )
+        return record, notes
+    if record.failed:
+        note = (
+            f"The last server gave up: {record.failed}; see `labshare logs`, "
+            "fix the cause and run `labshare start`."
+        )
+    else:
+        note = (
+            f"The server started at {record.started_at} (supervisor pid {record.supervisor_pid}) "
+            "is no longer running (killed, or the machine rebooted); its leftovers were cleaned up."
+        )
+    with contextlib.suppress(OSError):
+        _forget(paths, record)
+    return None, [note]
+
+
+def _status_of(paths: Paths, record: st.ServerState | None, notes: list[str]) -> ServerStatus:
+    result = ServerStatus(log_file=str(paths.log_file), notes=list(notes))
+    if record is None:
+        return result
+    result.pid = record.pid if st.alive(record.pid, record.pid_started) else None
+    if st.alive(record.supervisor_pid, record.supervisor_started):
+        result.supervisor_pid = record.supervisor_pid
+    for name in ("mode", "socket", "port", "root_dir", "started_at", "restarts", "socket_fallback"):
+        setattr(result, name, getattr(record, name))
+    answer = None
+    if result.pid is not None:
+        with contextlib.suppress(LabshareError):
+            answer = probe.status(address(record), launch.read_token(paths), timeout=3.0)
+    if answer is not None:
+        result.running = True
+        result.kernels = answer.get("kernels")
+        result.connections = answer.get("connections")
+        result.last_activity = answer.get("last_activity")
+    elif result.pid is not None:
+        result.notes.append("Jupyter is running but does not answer yet; it may still be starting.")
+    elif result.supervisor_pid is not None:
+        result.notes.append("Jupyter is being restarted by the supervisor.")
+    if record.socket_fallback:
+        result.notes.append(
+            f"The socket is in {Path(record.socket or '').parent} because the path under "
+            f"{paths.state_dir} is longer than Unix sockets allow."
+        )
+    return result
+
+
+def status(paths: Paths) -> ServerStatus:
+    record, notes = observe(paths)
+    return _status_of(paths, record, notes)
+
+
+def info(paths: Paths) -> ServerInfo:
+    base = status(paths)
+    user, host = whoami()
+    token = None
+    if base.running:
+        token = launch.read_token(paths)
+    return ServerInfo(**dataclasses.asdict(base), token=token, user=user, host=host)
+
+
+def resolve_root(paths: Paths, root_dir: Path | None) -> Path:
+    """The directory Jupyter serves: `~/projects` by default, never the home or anything above it."""
+    default = root_dir is None
+    root = (paths.home / "projects") if default else Path(os.path.expanduser(str(root_dir)))
+    root = root.absolute()
+    if root.exists() and not root.is_dir():
+        raise LabshareError(f"{root} is a file, not a directory; pass a directory with --dir.")
+    if not root.exists():
+        if not default:
+            raise LabshareError(f"The directory {root} does not exist; create it or pass another with --dir.")
+        root.mkdir(parents=True)
+    root = root.resolve()
+    home = paths.home.resolve()
+    if root == home or root in home.parents:
+        raise LabshareError(
+            f"Serving {root} would put your home directory (with ~/.ssh and labshare's token) in the "
+            "file browser; pass a project folder such as --dir ~/projects."
+        )
+    return root
+
+
+def _check_port(port: int) -> None:
+    if not 1 <= port <= 65535:
+        raise LabshareError(f"Port {port} is not a valid TCP port; pick one between 1024 and 65535.")
+    if not port_is_free(port):
+        raise LabshareError(
+            f"Port {port} on 127.0.0.1 is already in use by {describe(listener(port))}; "
+            "pick another with --port or ask them to stop it."
+        )
+
+
+def _spawn_supervisor(paths: Paths) -> subprocess.Popen[bytes]:
+    log = os.open(paths.log_file, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    try:
+        return subprocess.Popen(
+            [sys.executable, "-m", "labshare.server.supervise"],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
+            start_new_session=True,
+            umask=0o077,
+            close_fds=True,
+        )
+    finally:
+        os.close(log)
+
+
+def _launch(
+    paths: Paths, root: Path, mode: str, port: int | None, token: str | None
+) -> st.ServerState:
+    jupyter = launch.find_jupyter_lab()
+    sock: Path | None = None
+    if mode == "socket":
+        sock = paths.socket
+        ensure_private_dir(sock.parent)
+        if sock.exists():
+            if _socket_in_use(sock):
+                raise LabshareError(
+                    f"Something already listens on {sock} but labshare has no record of it; "
+                    "stop that Jupyter (see `ps -u $USER -f`) and try again."
+                )
+            remove(sock)
+    else:
+        port = port if port is not None else free_port()
+        _check_port(port)
+    argv = launch.jupyter_argv(jupyter, root_dir=root, socket=sock, port=port)
+    spec = launch.LaunchSpec(
+        argv=argv,
+        cwd=str(root),
+        token_file=str(paths.token_file),
+        log_file=str(paths.log_file),
+        runtime_dir=str(paths.runtime_dir),
+        socket=str(sock) if sock else None,
+    )
+    launch.write_token(paths, token or launch.new_token())
+    write_atomic(paths.launch_file, json.dumps(dataclasses.asdict(spec), indent=2) + "\n")
+    proc = _spawn_supervisor(paths)
+    record = st.ServerState(
+        supervisor_pid=proc.pid,
+        supervisor_started=st.process_started(proc.pid) or 0.0,
+        mode=mode,
+        root_dir=str(root),
+        socket=str(sock) if sock else None,
+        port=None if sock else port,
+        started_at=st.now_iso(),
+        socket_fallback=bool(sock) and paths.socket_is_fallback,
+    )
+    st.save(paths, record)
+    return record
+
+
+def _log_since(paths: Paths, offset: int, lines: int = 15) -> str:
+    try:
+        with open(paths.log_file, "rb") as handle:
+            handle.seek(offset)
+            return tail(handle.read().decode(errors="replace"), lines)
+    except OSError:
+        return ""
+
+
+def _wait_ready(paths: Paths, record: st.ServerState, timeout: float, log_offset: int) -> None:
+    token = launch.read_token(paths)
+    addr = address(record)
+    deadline = time.monotonic() + timeout
+    while True:
+        if probe.status(addr, token, timeout=2.0) is not None:
+            return
+        current = st.load(paths)
+        failed = not st.alive(record.supervisor_pid, record.supervisor_started) or (
+            current is not None and current.restarts > 0
+        )
+        if failed:
+            _terminate(paths, record)
+            raise LabshareError(
+                "JupyterLab did not start; the last lines of its log are below "
+                f"(all of it: {paths.log_file}).",
+                detail=_log_since(paths, log_offset),
+            )
+        if time.monotonic() > deadline:
+            raise LabshareError(
+                f"JupyterLab did not answer within {timeout:.0f} s; it may still be starting: "
+                "check `labshare status` and `labshare logs`."
+            )
+        time.sleep(0.02)
+
+
+def _assert_token_required(paths: Paths, record: st.ServerState) -> None:
+    """A user's own Jupyter config could set an empty token; never leave such a server up."""
+    try:
+        answer = probe.request(address(record), "/api/status", timeout=3.0)
+    except OSError:
+        return
+    if answer.status != 403:
+        _terminate(paths, record)
+        raise LabshareError(
+            "Jupyter answered without a token, so your Jupyter config disables authentication "
+            "(look for `token = ''` in ~/.jupyter/jupyter_server_config.*); remove it and start again."
+        )
+
+
+def start(
+    paths: Paths,
+    *,
+    root_dir: Path | None = None,
+    tcp: bool = False,
+    port: int | None = None,
+    timeout: float = 120.0,
+    token: str | None = None,
+) -> StartResult:
+    prepare(paths)
+    user, host = whoami()
+    with st.locked(paths):
+        record, notes = observe(paths)
+        already = record is not None
+        if record is None:
+            root = resolve_root(paths, root_dir)
+            mode = "tcp" if tcp or port is not None else "socket"
+            offset = paths.log_file.stat().st_size if paths.log_file.exists() else 0
+            record = _launch(paths, root, mode, port, token)
+    if already:
+        _wait_ready(paths, record, timeout, log_offset=0)
+    else:
+        _wait_ready(paths, record, timeout, log_offset=offset)
+        _assert_token_required(paths, record)
+    result = _status_of(paths, st.load(paths) or record, notes)
+    return StartResult(status=result, already_running=already, user=user, host=host)
+
+
+def _tree(record: st.ServerState) -> list[object]:
+    """The supervisor, Jupyter and every kernel below them, collected before anything is stopped."""
+    import psutil
+
+    procs: dict[int, psutil.Process] = {}
+    for pid, started in ((record.supervisor_pid, record.supervisor_started), (record.pid, record.pid_started)):
+        if not st.alive(pid, started):
+            continue
+        with contextlib.suppress(psutil.Error):
+            proc = psutil.Process(pid)
+            procs[pid] = proc
+            for child in proc.children(recursive=True):
+                procs[child.pid] = child
+    return list(procs.values())
+
+
+def _terminate(paths: Paths, record: st.ServerState, grace: float = STOP_GRACE_SECONDS) -> bool:
+    """SIGTERM, then SIGKILL after `grace`: for the whole tree. Returns whether force was needed."""
+    import psutil
+
+    procs = _tree(record)
+    for proc in procs:
+        with contextlib.suppress(psutil.Error):
+            proc.send_signal(signal.SIGTERM)
+    _, alive = psutil.wait_procs(procs, timeout=grace)  # type: ignore[arg-type]
+    for proc in alive:
+        with contextlib.suppress(psutil.Error):
+            proc.kill()
+    psutil.wait_procs(alive, timeout=5)
+    with st.locked(paths):
+        current = st.load(paths)
+        if current is None or current.supervisor_pid == record.supervisor_pid:
+            _forget(paths, record)
+    return bool(alive)
+
+
+def stop(paths: Paths, *, grace: float = STOP_GRACE_SECONDS) -> StopResult:
+    """Ask Jupyter to shut down (kernels included), then make sure, then clean up."""
+    import psutil
+
+    record, notes = observe(paths)
+    if record is None:
+        return StopResult(stopped=False, pid=None, kernels=None, notes=notes)
+    procs = _tree(record)
+    kernels = None
+    addr = address(record)
+    with contextlib.suppress(OSError, LabshareError):
+        token = launch.read_token(paths)
+        answer = probe.status(addr, token, timeout=3.0)
+        kernels = answer.get("kernels") if answer else None
+        probe.request(addr, "/api/shutdown", token=token, method="POST", timeout=5.0)
+    _, alive = psutil.wait_procs(procs, timeout=grace)  # type: ignore[arg-type]
+    forced = _terminate(paths, record, grace=5.0) if alive else False
+    if not alive:
+        with st.locked(paths):
+            current = st.load(paths)
+            if current is None or current.supervisor_pid == record.supervisor_pid:
+                _forget(paths, record)
+    return StopResult(stopped=True, pid=record.pid, kernels=kernels, forced=forced, notes=notes)
+
+
+def restart(paths: Paths, *, timeout: float = 120.0) -> StartResult:
+    """Stop and start again with the same folder, mode, port and token, so open tabs keep working."""
+    record, _ = observe(paths)
+    if record is None:
+        return start(paths, timeout=timeout)
+    token = launch.read_token(paths)
+    stop(paths)
+    return start(
+        paths,
+        root_dir=Path(record.root_dir),
+        tcp=record.mode == "tcp",
+        port=record.port,
+        timeout=timeout,
+        token=token,
+    )

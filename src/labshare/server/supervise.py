@@ -1,0 +1,168 @@
+"""The detached supervisor: keeps one member's Jupyter alive, and nothing else.
+
+Started by `labshare start` in a new session (setsid) with stdin from
+/dev/null, so logging out or a dropped SSH connection cannot reach it.  It
+restarts a crashed Jupyter with backoff (the first restart at once), counts
+restarts in the state file, and ends cleanly when Jupyter exits with 0
+(idle shutdown or `/api/shutdown`).  It imports only the standard library
+and the state module, to stay small in memory.
+
+Jupyter writes straight into the log file (O_APPEND), so logging survives
+even the supervisor's own death; rotation is copy-then-truncate.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from labshare.files import remove
+from labshare.paths import Paths
+from labshare.server import state as st
+
+LOG_MAX_BYTES = 10 * 1024 * 1024
+LOG_BACKUPS = 2
+QUICK_FAILURE_SECONDS = 30.0
+MAX_QUICK_FAILURES = 5
+STOP_GRACE_SECONDS = 10.0
+
+
+def backoff(streak: int) -> float:
+    """Seconds to wait before restart number `streak` of a run of quick failures."""
+    return 0.1 if streak <= 1 else min(0.5 * 2 ** (streak - 2), 30.0)
+
+
+def rotate(log: Path) -> None:
+    try:
+        if log.stat().st_size < LOG_MAX_BYTES:
+            return
+    except FileNotFoundError:
+        return
+    for n in range(LOG_BACKUPS, 1, -1):
+        older = log.with_name(f"{log.name}.{n - 1}")
+        if older.exists():
+            os.replace(older, log.with_name(f"{log.name}.{n}"))
+    shutil.copyfile(log, log.with_name(f"{log.name}.1"))
+    os.truncate(log, 0)
+
+
+class Supervisor:
+    def __init__(self, paths: Paths, spec: dict[str, object]):
+        self.paths = paths
+        self.argv = [str(a) for a in spec["argv"]]  # type: ignore[union-attr]
+        self.cwd = str(spec["cwd"])
+        self.runtime_dir = Path(str(spec["runtime_dir"]))
+        self.socket = Path(str(spec["socket"])) if spec.get("socket") else None
+        self.log_path = Path(str(spec["log_file"]))
+        self.stopping = False
+
+    def say(self, message: str) -> None:
+        stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+        with open(self.log_path, "a") as log:
+            log.write(f"[labshare {stamp}] {message}\n")
+
+    def on_signal(self, signum: int, _frame: object) -> None:
+        self.stopping = True
+
+    def update(self, **changes: object) -> None:
+        with st.locked(self.paths):
+            record = st.load(self.paths)
+            if record is None or record.supervisor_pid != os.getpid():
+                return
+            for key, value in changes.items():
+                setattr(record, key, value)
+            st.save(self.paths, record)
+
+    def spawn(self) -> subprocess.Popen[bytes]:
+        env = dict(os.environ)
+        env["JUPYTER_TOKEN"] = self.paths.token_file.read_text().strip()
+        env["JUPYTER_RUNTIME_DIR"] = str(self.runtime_dir)
+        env.pop("JUPYTER_TOKEN_FILE", None)
+        log = os.open(self.log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        try:
+            return subprocess.Popen(
+                self.argv, cwd=self.cwd, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log
+            )
+        finally:
+            os.close(log)
+
+    def wait(self, child: subprocess.Popen[bytes]) -> int:
+        """Wait for Jupyter to exit, rotating the log and passing a stop request on."""
+        term_sent = 0.0
+        while True:
+            try:
+                return child.wait(timeout=0.5)
+            except subprocess.TimeoutExpired:
+                pass
+            if self.stopping and not term_sent:
+                child.terminate()
+                term_sent = time.monotonic()
+            elif term_sent and time.monotonic() - term_sent > STOP_GRACE_SECONDS:
+                child.kill()
+            rotate(self.log_path)
+
+    def forget(self, pid: int) -> None:
+        """Drop the leftovers of a Jupyter process that did not exit cleanly."""
+        for leftover in self.runtime_dir.glob(f"jpserver-{pid}*"):
+            remove(leftover)
+
+    def run(self) -> int:
+        signal.signal(signal.SIGTERM, self.on_signal)
+        signal.signal(signal.SIGINT, self.on_signal)
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+        streak = 0
+        restarts = 0
+        code = 0
+        while True:
+            child = self.spawn()
+            began = time.monotonic()
+            self.update(pid=child.pid, pid_started=st.process_started(child.pid), restarts=restarts)
+            code = self.wait(child)
+            if code != 0:
+                self.forget(child.pid)
+            if self.stopping:
+                self.say(f"stopped on request (Jupyter exit code {code})")
+                code = 0
+                break
+            if code == 0:
+                self.say("Jupyter exited cleanly (idle shutdown or /api/shutdown); supervisor ends")
+                break
+            streak = 1 if time.monotonic() - began > QUICK_FAILURE_SECONDS else streak + 1
+            if streak > MAX_QUICK_FAILURES:
+                reason = f"Jupyter failed {streak} times in a row, last with exit code {code}"
+                self.say(f"giving up: {reason}; see the lines above")
+                self.update(failed=reason, pid=None, pid_started=None)
+                return 1
+            restarts += 1
+            self.say(f"Jupyter (pid {child.pid}) died with exit code {code}; restart {restarts}")
+            deadline = time.monotonic() + backoff(streak)
+            while time.monotonic() < deadline and not self.stopping:
+                time.sleep(0.05)
+            if self.stopping:
+                break
+        self.cleanup()
+        return code
+
+    def cleanup(self) -> None:
+        with st.locked(self.paths):
+            record = st.load(self.paths)
+            if record is not None and record.supervisor_pid == os.getpid():
+                st.clear(self.paths)
+                if self.socket is not None:
+                    remove(self.socket)
+
+
+def main(argv: list[str]) -> int:
+    paths = Paths.from_env()
+    spec = json.loads(paths.launch_file.read_text())
+    return Supervisor(paths, spec).run()
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
