@@ -121,3 +121,26 @@ def test_logs_show_jupyter_output(member: Member) -> None:
     assert done.returncode == 0
     assert "Jupyter Server" in done.stdout
     assert os.path.exists(member.state_dir / "server.log")
+
+
+def test_status_does_not_import_jupyter(member: Member) -> None:
+    import sys
+
+    member.run("start", check=True)
+    done = member.run_cmd([sys.executable, "-X", "importtime", "-m", "labshare", "status", "--json"])
+    assert done.returncode == 0
+    imported = {line.split("|")[-1].strip() for line in done.stderr.splitlines() if "|" in line}
+    assert "jupyter_server" not in imported and "jupyter_client" not in imported
+    assert "labshare.server.lifecycle" in imported
+
+
+def test_log_rotation_keeps_backups(tmp_path: Path) -> None:
+    from labshare.server import supervise
+
+    log = tmp_path / "server.log"
+    with open(log, "ab") as out:
+        out.write(b"x" * (supervise.LOG_MAX_BYTES + 10))
+        supervise.rotate(log)
+        out.write(b"after rotation\n")
+    assert (tmp_path / "server.log.1").stat().st_size == supervise.LOG_MAX_BYTES + 10
+    assert log.read_bytes() == b"after rotation\n"
