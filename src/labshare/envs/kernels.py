@@ -1,0 +1,485 @@
+"""Kernelspecs: naming, writing, listing and pruning, without spawning Jupyter.
+
+`ipykernel install` costs about a second per call and silently overwrites a
+spec of the same name, so labshare writes `kernel.json` itself: the name is
+derived from the project's real path (two projects never collide, and
+re-registering updates in place), and the file appears atomically so a
+running server that rescans never sees half a spec.  Listing mirrors
+`jupyter_client.KernelSpecManager.find_kernel_specs` with only
+`jupyter_core.paths`, which keeps `labshare env list` and `labshare start`
+cheap.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import importlib.util
+import json
+import os
+import re
+import shutil
+import sys
+import tempfile
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from labshare.errors import LabshareError
+
+SCHEMA = 1
+PREFIX = "labshare-"
+NATIVE_KERNEL_NAME = "python3"
+# jupyter_client swaps these argv[0] names for its own interpreter, so they are never stale.
+SELF_PYTHONS = {"python", f"python{sys.version_info[0]}", "python%d.%d" % sys.version_info[:2]}
+_VALID_SPEC_NAME = re.compile(r"^[a-z0-9._\-]+$", re.IGNORECASE)
+
+OK, STALE, SHADOWED, DUPLICATE = "ok", "stale", "shadowed", "duplicate label"
+
+
+@dataclass(frozen=True)
+class KernelPlaces:
+    """Where kernelspecs are written (`user`) and, in Jupyter's order, read (`search`)."""
+
+    user: Path
+    search: tuple[Path, ...]
+
+    @classmethod
+    def current(cls) -> KernelPlaces:
+        """Jupyter's own answer for this process's environment (honours JUPYTER_DATA_DIR, JUPYTER_PATH)."""
+        from jupyter_core.paths import jupyter_data_dir, jupyter_path
+
+        user = Path(jupyter_data_dir()) / "kernels"
+        search = tuple(Path(p) for p in jupyter_path("kernels"))
+        if user not in search:
+            search = (user, *search)
+        return cls(user=user, search=search)
+
+
+@dataclass(frozen=True)
+class Target:
+    """An environment to register: everything kernel.json is rendered from."""
+
+    project: Path
+    env: Path
+    python: Path
+    python_version: str
+    manager: str
+    label: str
+    extra_env: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def short_version(self) -> str:
+        return ".".join(self.python_version.split(".")[:2])
+
+
+@dataclass
+class KernelEntry:
+    """One kernelspec as Jupyter would list it, with labshare's verdict on it."""
+
+    name: str
+    display_name: str
+    owner: str
+    status: str
+    project: str | None
+    python: str | None
+    manager: str | None
+    env: str | None
+    resource_dir: str
+    problems: list[str] = field(default_factory=list)
+
+
+def slug(text: str) -> str:
+    """Lowercase ASCII words joined by '-', so `My_Project` and `my project` read alike but stay valid."""
+    words = re.findall(r"[a-z0-9]+", text.lower())
+    out = "-".join(words)[:40].strip("-")
+    return out or "project"
+
+
+def project_key(project: Path) -> str:
+    return hashlib.sha256(os.fsencode(os.path.realpath(project))).hexdigest()[:8]
+
+
+def spec_name(project: Path, label: str | None = None) -> str:
+    """`labshare-<slug>-<8 hex of sha256(realpath)>`: deterministic and collision-free per folder."""
+    return f"{PREFIX}{slug(label or Path(os.path.realpath(project)).name)}-{project_key(project)}"
+
+
+def render(target: Target, display_name: str) -> dict[str, Any]:
+    """The kernel.json for `target`: its own python, its env first on PATH, labshare's metadata."""
+    env_vars: dict[str, str] = {}
+    if target.manager in ("conda", "pixi"):
+        env_vars["CONDA_PREFIX"] = str(target.env)
+    else:
+        env_vars["VIRTUAL_ENV"] = str(target.env)
+    env_vars["PATH"] = f"{target.env / 'bin'}{os.pathsep}${{PATH}}"
+    env_vars.update(target.extra_env)
+    return {
+        "argv": [str(target.python), "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        "display_name": display_name,
+        "language": "python",
+        "interrupt_mode": "signal",
+        "env": env_vars,
+        "metadata": {
+            "debugger": True,
+            "labshare": {
+                "schema": SCHEMA,
+                "project": str(target.project),
+                "label": target.label,
+                "env": str(target.env),
+                "manager": target.manager,
+                "python": str(target.python),
+                "python_version": target.python_version,
+                "extra_env": dict(target.extra_env),
+            },
+        },
+    }
+
+
+def base_label(label: str, python_version: str) -> str:
+    short = ".".join(str(python_version).split(".")[:2])
+    return f"{label} (Python {short})" if short else label
+
+
+def _tail(path: str, k: int) -> str:
+    parts = Path(path).parts
+    if k >= len(parts):
+        return path
+    return "/".join(parts[-k:])
+
+
+def distinct_labels(items: Sequence[tuple[str, str, str]], taken: Sequence[str] = ()) -> list[str]:
+    """Display names for (label, python_version, project) triples: `<label> (Python X.Y)`, and where
+    two would be equal (with each other or with a name in `taken`), the shortest path that tells
+    them apart instead of the bare label."""
+    bases = [base_label(label, ver) for label, ver, _ in items]
+    counts: dict[str, int] = {}
+    for b in [*bases, *taken]:
+        counts[b] = counts.get(b, 0) + 1
+    out: list[str] = []
+    for i, (label, ver, project) in enumerate(items):
+        if counts[bases[i]] == 1:
+            out.append(bases[i])
+            continue
+        rivals = [p for j, (_, _, p) in enumerate(items) if j != i and bases[j] == bases[i]]
+        depth = len(Path(project).parts)
+        k = 2
+        while k < depth and any(_tail(project, k) == _tail(r, k) for r in rivals):
+            k += 1
+        where = _tail(project, k)
+        shown = where if Path(project).name == label else f"{label} · {where}"
+        out.append(base_label(shown, ver))
+    return out
+
+
+def read_spec(resource_dir: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads((resource_dir / "kernel.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def labshare_meta(spec: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    meta = (spec or {}).get("metadata")
+    ours = meta.get("labshare") if isinstance(meta, dict) else None
+    return ours if isinstance(ours, dict) and ours.get("project") else None
+
+
+@contextlib.contextmanager
+def locked(kernels_dir: Path) -> Iterator[None]:
+    """Serialise registrations in one kernels dir (flock on the directory: no lock file to leave)."""
+    kernels_dir.mkdir(parents=True, exist_ok=True)
+    fd = os.open(kernels_dir, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def _logos() -> list[Path]:
+    found = importlib.util.find_spec("ipykernel")
+    if not found or not found.submodule_search_locations:
+        return []
+    resources = Path(list(found.submodule_search_locations)[0]) / "resources"
+    return [p for p in (resources / n for n in ("logo-32x32.png", "logo-64x64.png", "logo-svg.svg")) if p.is_file()]
+
+
+def write_spec(kernels_dir: Path, name: str, spec: Mapping[str, Any]) -> Path:
+    """Put `spec` at `kernels_dir/name/kernel.json` so that readers see the old spec or the new, never neither."""
+    dest = kernels_dir / name
+    kernels_dir.mkdir(parents=True, exist_ok=True)
+    payload = json.dumps(spec, indent=1) + "\n"
+    if dest.is_dir():
+        fd, tmp = tempfile.mkstemp(dir=dest, prefix=".kernel.json.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                handle.write(payload)
+            os.chmod(tmp, 0o644)
+            os.replace(tmp, dest / "kernel.json")
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+            raise
+        return dest
+    tmp_dir = Path(tempfile.mkdtemp(dir=kernels_dir, prefix=f".{name}.", suffix=".tmp"))
+    try:
+        os.chmod(tmp_dir, 0o755)
+        for logo in _logos():
+            shutil.copyfile(logo, tmp_dir / logo.name)
+        (tmp_dir / "kernel.json").write_text(payload, encoding="utf-8")
+        os.rename(tmp_dir, dest)
+    except BaseException:
+        shutil.rmtree(tmp_dir, ignore_errors=True)
+        raise
+    return dest
+
+
+def remove_spec(resource_dir: Path) -> None:
+    """Take a spec away atomically (rename out of sight, then delete)."""
+    gone = resource_dir.with_name(f".{resource_dir.name}.removed-{os.getpid()}")
+    try:
+        os.rename(resource_dir, gone)
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise LabshareError(
+            f"Cannot remove the kernelspec {resource_dir} ({exc.strerror}); "
+            "ask whoever owns that folder (perhaps an admin) to remove it."
+        ) from exc
+    shutil.rmtree(gone, ignore_errors=True)
+
+
+def _relabel(places: KernelPlaces) -> None:
+    """Give every labshare spec in the user dir its display name, distinct from all others visible."""
+    ours: list[tuple[Path, dict[str, Any], dict[str, Any]]] = []
+    taken: list[str] = []
+    seen: set[str] = set()
+    for directory in places.search:
+        for resource_dir in _spec_dirs(directory):
+            key = resource_dir.name.lower()
+            if key in seen:
+                continue
+            seen.add(key)
+            spec = read_spec(resource_dir)
+            meta = labshare_meta(spec)
+            if spec is not None and meta is not None and directory == places.user:
+                ours.append((resource_dir, spec, meta))
+            elif spec is not None:
+                taken.append(str(spec.get("display_name", resource_dir.name)))
+    labels = distinct_labels(
+        [(str(m.get("label") or Path(m["project"]).name), str(m.get("python_version", "")), str(m["project"]))
+         for _, _, m in ours],
+        taken,
+    )
+    for (resource_dir, spec, _), label in zip(ours, labels):
+        if spec.get("display_name") != label:
+            write_spec(places.user, resource_dir.name, {**spec, "display_name": label})
+
+
+def register(places: KernelPlaces, target: Target) -> tuple[str, str, Path]:
+    """Write (or update in place) the spec for `target`; return its name, display name and folder."""
+    name = spec_name(target.project, target.label)
+    with locked(places.user):
+        stale_same_project = [
+            d for d in _spec_dirs(places.user)
+            if d.name != name and (m := labshare_meta(read_spec(d)))
+            and os.path.realpath(m["project"]) == os.path.realpath(target.project)
+        ]
+        for old in stale_same_project:
+            remove_spec(old)
+        dest = write_spec(places.user, name, render(target, base_label(target.label, target.python_version)))
+        _relabel(places)
+        spec = read_spec(dest) or {}
+    return name, str(spec.get("display_name", name)), dest
+
+
+def unregister(places: KernelPlaces, resource_dir: Path) -> None:
+    with locked(places.user):
+        remove_spec(resource_dir)
+        _relabel(places)
+
+
+def _spec_dirs(directory: Path) -> list[Path]:
+    try:
+        names = sorted(os.listdir(directory))
+    except OSError:
+        return []
+    return [directory / n for n in names if not n.startswith(".") and (directory / n / "kernel.json").is_file()]
+
+
+def _interpreter_problem(argv0: str, env: Mapping[str, Any]) -> str | None:
+    if not argv0:
+        return "its command line is empty"
+    if argv0 in SELF_PYTHONS:
+        return None
+    if os.sep in argv0:
+        if not os.path.exists(argv0):
+            return f"interpreter {argv0} is missing"
+        return None
+    path = str(env.get("PATH", os.environ.get("PATH", ""))).replace("${PATH}", os.environ.get("PATH", ""))
+    return None if shutil.which(argv0, path=path) else f"command {argv0} is not on PATH"
+
+
+def problems_of(spec: Mapping[str, Any] | None) -> list[str]:
+    """Why a spec cannot start (file checks only): missing interpreter, or its labshare project gone."""
+    if spec is None:
+        return ["kernel.json cannot be read"]
+    argv = spec.get("argv") or [""]
+    env = spec.get("env") if isinstance(spec.get("env"), dict) else {}
+    found = [p for p in [_interpreter_problem(str(argv[0]), env)] if p]
+    meta = labshare_meta(spec)
+    if meta is not None and not os.path.isdir(meta["project"]):
+        found.append(f"project {meta['project']} is gone")
+    return found
+
+
+def _entry(resource_dir: Path, spec: dict[str, Any] | None) -> KernelEntry:
+    meta = labshare_meta(spec)
+    argv = (spec or {}).get("argv") or [None]
+    return KernelEntry(
+        name=resource_dir.name.lower(),
+        display_name=str((spec or {}).get("display_name", resource_dir.name)),
+        owner="labshare" if meta is not None else "foreign",
+        status=OK,
+        project=meta["project"] if meta else None,
+        python=(meta or {}).get("python") or (str(argv[0]) if argv[0] else None),
+        manager=(meta or {}).get("manager"),
+        env=(meta or {}).get("env"),
+        resource_dir=str(resource_dir),
+        problems=problems_of(spec),
+    )
+
+
+def _native_entry() -> KernelEntry | None:
+    found = importlib.util.find_spec("ipykernel")
+    if not found or not found.submodule_search_locations:
+        return None
+    resources = Path(list(found.submodule_search_locations)[0]) / "resources"
+    return KernelEntry(
+        name=NATIVE_KERNEL_NAME, display_name="Python 3 (ipykernel)", owner="foreign", status=OK,
+        project=None, python=sys.executable, manager=None, env=None, resource_dir=str(resources),
+    )
+
+
+def list_kernels(places: KernelPlaces) -> list[KernelEntry]:
+    """Every kernelspec Jupyter would offer this user, plus the ones it hides, each with a status.
+
+    Status, most serious first: `stale` (cannot start), `shadowed` (a spec of the same name
+    earlier on Jupyter's path wins), `duplicate label` (two tiles read the same), `ok`.
+    """
+    entries: list[KernelEntry] = []
+    winners: dict[str, KernelEntry] = {}
+    for directory in places.search:
+        for resource_dir in _spec_dirs(directory):
+            entry = _entry(resource_dir, read_spec(resource_dir))
+            if not _VALID_SPEC_NAME.match(entry.name):
+                entry.problems.append("its folder name is not a valid kernel name")
+            stale = bool(entry.problems)
+            if entry.name in winners:
+                entry.problems.append(f"hidden by {winners[entry.name].resource_dir}")
+                entry.status = SHADOWED
+            else:
+                winners[entry.name] = entry
+            if stale:
+                entry.status = STALE
+            entries.append(entry)
+    if NATIVE_KERNEL_NAME not in winners:
+        native = _native_entry()
+        if native is not None:
+            winners[native.name] = native
+            entries.append(native)
+    labels: dict[str, int] = {}
+    for e in winners.values():
+        labels[e.display_name] = labels.get(e.display_name, 0) + 1
+    for e in winners.values():
+        if e.status == OK and labels.get(e.display_name, 0) > 1:
+            e.status = DUPLICATE
+            e.problems.append(f"another kernel is also called {e.display_name!r}")
+    return entries
+
+
+def is_writable(resource_dir: Path) -> bool:
+    return os.access(resource_dir.parent, os.W_OK | os.X_OK)
+
+
+def prune_candidates(places: KernelPlaces, *, foreign: bool = False) -> list[KernelEntry]:
+    """Stale specs that `kernels prune` would remove: labshare's own, and foreign ones only if asked."""
+    return [
+        e for e in list_kernels(places)
+        if e.status == STALE and (e.owner == "labshare" or foreign) and e.name != NATIVE_KERNEL_NAME
+        and Path(e.resource_dir).parent in places.search
+    ]
+
+
+def prune(places: KernelPlaces, entries: Sequence[KernelEntry]) -> list[KernelEntry]:
+    """Remove the given specs (re-checked under the lock, so a spec fixed meanwhile stays)."""
+    removed: list[KernelEntry] = []
+    with locked(places.user):
+        for e in entries:
+            resource_dir = Path(e.resource_dir)
+            if not resource_dir.is_dir() or not problems_of(read_spec(resource_dir)):
+                continue
+            remove_spec(resource_dir)
+            removed.append(e)
+        _relabel(places)
+    return removed
+
+
+def prune_stale(kernels_dir: Path | None = None) -> list[str]:
+    """Remove labshare's own kernelspecs whose interpreter or project is gone; return their names.
+
+    Meant for `labshare start`: it reads only `kernel.json` files in the user's kernels dir
+    and checks that two paths exist, so it costs milliseconds and never touches a spec
+    labshare did not write.  Errors are swallowed: pruning must never stop a server start.
+    """
+    if kernels_dir is None:
+        from jupyter_core.paths import jupyter_data_dir
+
+        kernels_dir = Path(jupyter_data_dir()) / "kernels"
+    removed: list[str] = []
+    for resource_dir in _spec_dirs(kernels_dir):
+        if not resource_dir.name.startswith(PREFIX):
+            continue
+        spec = read_spec(resource_dir)
+        if labshare_meta(spec) is None or not problems_of(spec):
+            continue
+        try:
+            remove_spec(resource_dir)
+            removed.append(resource_dir.name)
+        except LabshareError:
+            continue
+    return removed
+
+
+def find_old_specs(places: KernelPlaces, roots: Sequence[Path]) -> list[KernelEntry]:
+    """Foreign, writable specs whose interpreter lives under one of `roots` (the guide's hand-made ones)."""
+    real_roots = [os.path.realpath(r) for r in roots]
+    found = []
+    for e in list_kernels(places):
+        if e.owner != "foreign" or not e.python or os.sep not in e.python or e.name == NATIVE_KERNEL_NAME:
+            continue
+        py = os.path.abspath(e.python)
+        if any(py == r or py.startswith(r + os.sep) for r in {*real_roots, *map(os.path.abspath, roots)}):
+            if is_writable(Path(e.resource_dir)):
+                found.append(e)
+    return found
+
+
+def entry_for(places: KernelPlaces, name: str) -> KernelEntry | None:
+    for e in list_kernels(places):
+        if e.name == name.lower() and e.status != SHADOWED:
+            return e
+    return None
+
+
+@dataclass
+class PruneResult:
+    """What `kernels prune` found and removed; stale foreign specs it left alone are named too."""
+
+    candidates: list[KernelEntry] = field(default_factory=list)
+    removed: list[KernelEntry] = field(default_factory=list)
+    stale_foreign_kept: list[str] = field(default_factory=list)
