@@ -131,7 +131,7 @@ def test_status_does_not_import_jupyter(member: Member) -> None:
     assert done.returncode == 0
     imported = {line.split("|")[-1].strip() for line in done.stderr.splitlines() if "|" in line}
     assert "jupyter_server" not in imported and "jupyter_client" not in imported
-    assert "labshare.server.lifecycle" in imported
+    assert "labshare.server.status" in imported and "labshare.server.lifecycle" not in imported
 
 
 def test_log_rotation_keeps_backups(tmp_path: Path) -> None:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import stat
-import tempfile
 from pathlib import Path
 
 from labshare.errors import LabshareError
@@ -47,7 +46,8 @@ def ensure_private_dir(path: Path) -> Path:
 def write_atomic(path: Path, data: str | bytes, mode: int = 0o600) -> None:
     """Write `data` to `path` via a temp file and rename, so readers see the old or the new file."""
     raw = data.encode() if isinstance(data, str) else data
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
     try:
         os.fchmod(fd, mode)
         with os.fdopen(fd, "wb") as handle:

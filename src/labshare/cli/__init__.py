@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import importlib
 import sys
-import traceback
 from dataclasses import dataclass
 
 import click
@@ -94,6 +93,8 @@ def main(argv: list[str] | None = None) -> None:
         code = result if isinstance(result, int) else 0
     except LabshareError as exc:
         if debug:
+            import traceback
+
             traceback.print_exc()
         from labshare.render import error
 
@@ -109,6 +110,8 @@ def main(argv: list[str] | None = None) -> None:
         code = 130
     except Exception as exc:  # a bug: say so in one line unless asked for details
         if debug:
+            import traceback
+
             traceback.print_exc()
         print(
             f"labshare: internal error: {type(exc).__name__}: {exc} "

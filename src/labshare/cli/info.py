@@ -13,8 +13,8 @@ from labshare.render import server as view
 @click.pass_obj
 def info(app: App, as_json: bool) -> int:
     """Everything `status` shows plus the token, user and host (for `labshare connect`)."""
-    from labshare.server import lifecycle
+    from labshare.server import status as server
 
-    result = lifecycle.info(app.paths)
+    result = server.info(app.paths)
     emit(result, as_json=as_json, text=view.info)
     return 0 if result.running else 3

@@ -18,8 +18,8 @@ def status(app: App, as_json: bool) -> int:
 
     Exits 0 when it runs and 3 when it does not.
     """
-    from labshare.server import lifecycle
+    from labshare.server import status as server
 
-    result = lifecycle.status(app.paths)
+    result = server.status(app.paths)
     emit(result, as_json=as_json, text=view.status)
     return 0 if result.running else NOT_RUNNING

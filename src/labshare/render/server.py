@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import TYPE_CHECKING
 
 from labshare.render import ago
-from labshare.server.lifecycle import ServerInfo, ServerStatus, StartResult, StopResult
+
+if TYPE_CHECKING:
+    from labshare.server.lifecycle import StartResult, StopResult
+    from labshare.server.status import ServerInfo, ServerStatus
 
 
 def _when(value: str | None) -> str:

@@ -9,15 +9,12 @@ the supervisor from the 0600 token file), never in argv.
 from __future__ import annotations
 
 import os
-import secrets
 import shutil
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 from labshare.errors import LabshareError
-from labshare.files import write_atomic
-from labshare.paths import Paths
 
 
 @dataclass(frozen=True)
@@ -62,22 +59,3 @@ def jupyter_argv(
     if hasattr(os, "getuid") and os.getuid() == 0:
         argv.append("--ServerApp.allow_root=True")
     return argv + list(extra or [])
-
-
-def new_token() -> str:
-    """256 bits from the OS, URL-safe so it can go into `?token=` as is."""
-    return secrets.token_urlsafe(32)
-
-
-def write_token(paths: Paths, token: str) -> None:
-    """No trailing newline: Jupyter reads token files without stripping."""
-    write_atomic(paths.token_file, token, mode=0o600)
-
-
-def read_token(paths: Paths) -> str:
-    try:
-        return paths.token_file.read_text().strip()
-    except FileNotFoundError:
-        raise LabshareError(
-            f"The token file {paths.token_file} is missing; run `labshare restart` to make a new one."
-        ) from None

@@ -1,19 +1,18 @@
-"""start / stop / restart / status / info for the member's server.
+"""start / stop / restart for the member's server.
 
 Built from the pieces beside it: `launch` decides the command line, the
-supervisor keeps it alive, `state` remembers it, `probe` asks it.  Every
-function returns plain data for `render`; nothing here prints.
+supervisor keeps it alive, `state` remembers it, `probe` asks it, `status`
+reports it.  Every function returns plain data for `render`; nothing here
+prints.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
-import getpass
 import json
 import os
 import signal
-import socket as socketlib
 import subprocess
 import sys
 import time
@@ -28,34 +27,18 @@ from labshare.paths import Paths
 from labshare.proc import tail
 from labshare.server import launch
 from labshare.server import state as st
+from labshare.server.status import (
+    ServerStatus,
+    address,
+    forget,
+    observe,
+    socket_in_use,
+    status_of,
+    whoami,
+)
+from labshare.server.token import new_token, read_token, write_token
 
 STOP_GRACE_SECONDS = 10.0
-
-
-@dataclass
-class ServerStatus:
-    running: bool = False
-    pid: int | None = None
-    supervisor_pid: int | None = None
-    mode: str | None = None
-    socket: str | None = None
-    port: int | None = None
-    root_dir: str | None = None
-    started_at: str | None = None
-    restarts: int = 0
-    kernels: int | None = None
-    connections: int | None = None
-    last_activity: str | None = None
-    socket_fallback: bool = False
-    log_file: str = ""
-    notes: list[str] = field(default_factory=list)
-
-
-@dataclass
-class ServerInfo(ServerStatus):
-    token: str | None = None
-    user: str = ""
-    host: str = ""
 
 
 @dataclass
@@ -75,112 +58,10 @@ class StopResult:
     notes: list[str] = field(default_factory=list)
 
 
-def whoami() -> tuple[str, str]:
-    return getpass.getuser(), socketlib.gethostname()
-
-
-def address(record: st.ServerState) -> probe.Address:
-    return probe.Address(socket=record.socket, port=record.port)
-
-
 def prepare(paths: Paths) -> None:
     ensure_private_dir(paths.state_root)
     ensure_private_dir(paths.state_dir)
     ensure_private_dir(paths.runtime_dir)
-
-
-def _socket_in_use(path: Path) -> bool:
-    with socketlib.socket(socketlib.AF_UNIX, socketlib.SOCK_STREAM) as sock:
-        try:
-            sock.connect(str(path))
-        except OSError:
-            return False
-    return True
-
-
-def _forget(paths: Paths, record: st.ServerState) -> None:
-    """Remove what a dead server left: its record, socket, token and Jupyter runtime files."""
-    if record.socket and not _socket_in_use(Path(record.socket)):
-        remove(Path(record.socket))
-    if record.pid:
-        for leftover in paths.runtime_dir.glob(f"jpserver-{record.pid}*"):
-            remove(leftover)
-    remove(paths.token_file)
-    st.clear(paths)
-
-
-def observe(paths: Paths) -> tuple[st.ServerState | None, list[str]]:
-    """The live record, after clearing one whose processes are all gone (and saying so)."""
-    record = st.load(paths)
-    if record is None:
-        return None, []
-    supervisor = st.alive(record.supervisor_pid, record.supervisor_started)
-    jupyter = st.alive(record.pid, record.pid_started)
-    if supervisor or jupyter:
-        notes = []
-        if not supervisor:
-            notes.append(
-                f"The supervisor (pid {record.supervisor_pid}) is gone, so a crash would not be "
-                "restarted; run `labshare restart` to supervise the server again."
-            )
-        return record, notes
-    if record.failed:
-        note = (
-            f"The last server gave up: {record.failed}; see `labshare logs`, "
-            "fix the cause and run `labshare start`."
-        )
-    else:
-        note = (
-            f"The server started at {record.started_at} (supervisor pid {record.supervisor_pid}) "
-            "is no longer running (killed, or the machine rebooted); its leftovers were cleaned up."
-        )
-    with contextlib.suppress(OSError):
-        _forget(paths, record)
-    return None, [note]
-
-
-def _status_of(paths: Paths, record: st.ServerState | None, notes: list[str]) -> ServerStatus:
-    result = ServerStatus(log_file=str(paths.log_file), notes=list(notes))
-    if record is None:
-        return result
-    result.pid = record.pid if st.alive(record.pid, record.pid_started) else None
-    if st.alive(record.supervisor_pid, record.supervisor_started):
-        result.supervisor_pid = record.supervisor_pid
-    for name in ("mode", "socket", "port", "root_dir", "started_at", "restarts", "socket_fallback"):
-        setattr(result, name, getattr(record, name))
-    answer = None
-    if result.pid is not None:
-        with contextlib.suppress(LabshareError):
-            answer = probe.status(address(record), launch.read_token(paths), timeout=3.0)
-    if answer is not None:
-        result.running = True
-        result.kernels = answer.get("kernels")
-        result.connections = answer.get("connections")
-        result.last_activity = answer.get("last_activity")
-    elif result.pid is not None:
-        result.notes.append("Jupyter is running but does not answer yet; it may still be starting.")
-    elif result.supervisor_pid is not None:
-        result.notes.append("Jupyter is being restarted by the supervisor.")
-    if record.socket_fallback:
-        result.notes.append(
-            f"The socket is in {Path(record.socket or '').parent} because the path under "
-            f"{paths.state_dir} is longer than Unix sockets allow."
-        )
-    return result
-
-
-def status(paths: Paths) -> ServerStatus:
-    record, notes = observe(paths)
-    return _status_of(paths, record, notes)
-
-
-def info(paths: Paths) -> ServerInfo:
-    base = status(paths)
-    user, host = whoami()
-    token = None
-    if base.running:
-        token = launch.read_token(paths)
-    return ServerInfo(**dataclasses.asdict(base), token=token, user=user, host=host)
 
 
 def resolve_root(paths: Paths, root_dir: Path | None) -> Path:
@@ -239,7 +120,7 @@ def _launch(
         sock = paths.socket
         ensure_private_dir(sock.parent)
         if sock.exists():
-            if _socket_in_use(sock):
+            if socket_in_use(sock):
                 raise LabshareError(
                     f"Something already listens on {sock} but labshare has no record of it; "
                     "stop that Jupyter (see `ps -u $USER -f`) and try again."
@@ -257,7 +138,7 @@ def _launch(
         runtime_dir=str(paths.runtime_dir),
         socket=str(sock) if sock else None,
     )
-    launch.write_token(paths, token or launch.new_token())
+    write_token(paths, token or new_token())
     write_atomic(paths.launch_file, json.dumps(dataclasses.asdict(spec), indent=2) + "\n")
     proc = _spawn_supervisor(paths)
     record = st.ServerState(
@@ -284,7 +165,7 @@ def _log_since(paths: Paths, offset: int, lines: int = 15) -> str:
 
 
 def _wait_ready(paths: Paths, record: st.ServerState, timeout: float, log_offset: int) -> None:
-    token = launch.read_token(paths)
+    token = read_token(paths)
     addr = address(record)
     deadline = time.monotonic() + timeout
     while True:
@@ -347,7 +228,7 @@ def start(
     else:
         _wait_ready(paths, record, timeout, log_offset=offset)
         _assert_token_required(paths, record)
-    result = _status_of(paths, st.load(paths) or record, notes)
+    result = status_of(paths, st.load(paths) or record, notes)
     return StartResult(status=result, already_running=already, user=user, host=host)
 
 
@@ -383,7 +264,7 @@ def _terminate(paths: Paths, record: st.ServerState, grace: float = STOP_GRACE_S
     with st.locked(paths):
         current = st.load(paths)
         if current is None or current.supervisor_pid == record.supervisor_pid:
-            _forget(paths, record)
+            forget(paths, record)
     return bool(alive)
 
 
@@ -398,7 +279,7 @@ def stop(paths: Paths, *, grace: float = STOP_GRACE_SECONDS) -> StopResult:
     kernels = None
     addr = address(record)
     with contextlib.suppress(OSError, LabshareError):
-        token = launch.read_token(paths)
+        token = read_token(paths)
         answer = probe.status(addr, token, timeout=3.0)
         kernels = answer.get("kernels") if answer else None
         probe.request(addr, "/api/shutdown", token=token, method="POST", timeout=5.0)
@@ -408,7 +289,7 @@ def stop(paths: Paths, *, grace: float = STOP_GRACE_SECONDS) -> StopResult:
         with st.locked(paths):
             current = st.load(paths)
             if current is None or current.supervisor_pid == record.supervisor_pid:
-                _forget(paths, record)
+                forget(paths, record)
     return StopResult(stopped=True, pid=record.pid, kernels=kernels, forced=forced, notes=notes)
 
 
@@ -417,7 +298,7 @@ def restart(paths: Paths, *, timeout: float = 120.0) -> StartResult:
     record, _ = observe(paths)
     if record is None:
         return start(paths, timeout=timeout)
-    token = launch.read_token(paths)
+    token = read_token(paths)
     stop(paths)
     return start(
         paths,

@@ -1,0 +1,150 @@
+"""What `labshare status` and `labshare info` report, cheaply.
+
+Reads the state file, checks pids in /proc and makes one HTTP request; it
+imports nothing of Jupyter and nothing that only `start` needs, so status
+stays well under the 0.15 s a prompt or a script can afford.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import getpass
+import socket as socketlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from labshare import probe
+from labshare.errors import LabshareError
+from labshare.files import remove
+from labshare.paths import Paths
+from labshare.server import state as st
+from labshare.server.token import read_token
+
+
+@dataclass
+class ServerStatus:
+    running: bool = False
+    pid: int | None = None
+    supervisor_pid: int | None = None
+    mode: str | None = None
+    socket: str | None = None
+    port: int | None = None
+    root_dir: str | None = None
+    started_at: str | None = None
+    restarts: int = 0
+    kernels: int | None = None
+    connections: int | None = None
+    last_activity: str | None = None
+    socket_fallback: bool = False
+    log_file: str = ""
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class ServerInfo(ServerStatus):
+    token: str | None = None
+    user: str = ""
+    host: str = ""
+
+
+def whoami() -> tuple[str, str]:
+    return getpass.getuser(), socketlib.gethostname()
+
+
+def address(record: st.ServerState) -> probe.Address:
+    return probe.Address(socket=record.socket, port=record.port)
+
+
+def socket_in_use(path: Path) -> bool:
+    with socketlib.socket(socketlib.AF_UNIX, socketlib.SOCK_STREAM) as sock:
+        try:
+            sock.connect(str(path))
+        except OSError:
+            return False
+    return True
+
+
+def forget(paths: Paths, record: st.ServerState) -> None:
+    """Remove what a dead server left: its record, socket, token and Jupyter runtime files."""
+    if record.socket and not socket_in_use(Path(record.socket)):
+        remove(Path(record.socket))
+    if record.pid:
+        for leftover in paths.runtime_dir.glob(f"jpserver-{record.pid}*"):
+            remove(leftover)
+    remove(paths.token_file)
+    st.clear(paths)
+
+
+def observe(paths: Paths) -> tuple[st.ServerState | None, list[str]]:
+    """The live record, after clearing one whose processes are all gone (and saying so)."""
+    record = st.load(paths)
+    if record is None:
+        return None, []
+    supervisor = st.alive(record.supervisor_pid, record.supervisor_started)
+    jupyter = st.alive(record.pid, record.pid_started)
+    if supervisor or jupyter:
+        notes = []
+        if not supervisor:
+            notes.append(
+                f"The supervisor (pid {record.supervisor_pid}) is gone, so a crash would not be "
+                "restarted; run `labshare restart` to supervise the server again."
+            )
+        return record, notes
+    if record.failed:
+        note = (
+            f"The last server gave up: {record.failed}; see `labshare logs`, "
+            "fix the cause and run `labshare start`."
+        )
+    else:
+        note = (
+            f"The server started at {record.started_at} (supervisor pid {record.supervisor_pid}) "
+            "is no longer running (killed, or the machine rebooted); its leftovers were cleaned up."
+        )
+    with contextlib.suppress(OSError):
+        forget(paths, record)
+    return None, [note]
+
+
+def status_of(paths: Paths, record: st.ServerState | None, notes: list[str]) -> ServerStatus:
+    result = ServerStatus(log_file=str(paths.log_file), notes=list(notes))
+    if record is None:
+        return result
+    result.pid = record.pid if st.alive(record.pid, record.pid_started) else None
+    if st.alive(record.supervisor_pid, record.supervisor_started):
+        result.supervisor_pid = record.supervisor_pid
+    for name in ("mode", "socket", "port", "root_dir", "started_at", "restarts", "socket_fallback"):
+        setattr(result, name, getattr(record, name))
+    answer = None
+    if result.pid is not None:
+        with contextlib.suppress(LabshareError):
+            answer = probe.status(address(record), read_token(paths), timeout=3.0)
+    if answer is not None:
+        result.running = True
+        result.kernels = answer.get("kernels")
+        result.connections = answer.get("connections")
+        result.last_activity = answer.get("last_activity")
+    elif result.pid is not None:
+        result.notes.append("Jupyter is running but does not answer yet; it may still be starting.")
+    elif result.supervisor_pid is not None:
+        result.notes.append("Jupyter is being restarted by the supervisor.")
+    if record.socket_fallback:
+        result.notes.append(
+            f"The socket is in {Path(record.socket or '').parent} because the path under "
+            f"{paths.state_dir} is longer than Unix sockets allow."
+        )
+    return result
+
+
+def status(paths: Paths) -> ServerStatus:
+    record, notes = observe(paths)
+    return status_of(paths, record, notes)
+
+
+def info(paths: Paths) -> ServerInfo:
+    base = status(paths)
+    user, host = whoami()
+    token = None
+    if base.running:
+        token = read_token(paths)
+    return ServerInfo(**dataclasses.asdict(base), token=token, user=user, host=host)
