@@ -335,8 +335,10 @@ def set_labshare_env(text: str, where: Path, updates: Mapping[str, str | None]) 
     """Set (or, for None, drop) keys of `[tool.labshare] env` and nothing else."""
     data = load_toml(text, where)
     tool = data.get("tool", {})
-    current = dict(tool.get("labshare", {}).get("env", {})) if isinstance(tool.get("labshare"), dict) else {}
-    merged = {k: v for k, v in current.items()}
+    current = tool.get("labshare", {}).get("env", {}) if isinstance(tool.get("labshare"), dict) else {}
+    if not isinstance(current, dict):
+        raise LabshareError(f"{where}: tool.labshare.env is not a table; make it one, like env = {{A = \"1\"}}.")
+    merged = dict(current)
     for key, value in updates.items():
         if value is None:
             merged.pop(key, None)

@@ -1,0 +1,162 @@
+"""The pure parts of envs: pyproject edits, project detection on real folder layouts, labels, pruning."""
+
+from __future__ import annotations
+
+import json
+import os
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from labshare.envs import kernels, projects
+from labshare.errors import LabshareError
+
+
+def fake_env(prefix: Path, *, venv: bool = True, conda: bool = False) -> Path:
+    (prefix / "bin").mkdir(parents=True)
+    (prefix / "bin" / "python").symlink_to("/usr/bin/python3")
+    if venv:
+        (prefix / "pyvenv.cfg").write_text("home = /usr/bin\nversion_info = 3.11.2\n")
+    if conda:
+        (prefix / "conda-meta").mkdir()
+    return prefix
+
+
+def pyproject(folder: Path, text: str) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "pyproject.toml").write_text(text)
+    return folder
+
+
+BASIC = '[project]\nname = "demo"\nversion = "0.1.0"\n'
+
+
+def test_rye_migration_moves_only_the_dev_dependencies(tmp_path: Path) -> None:
+    text = (
+        '[project]\nname = "x"  # keep this comment\n\n[tool.rye]\nmanaged = true\n'
+        'dev-dependencies = [\n    "pytest>=8",  # tests\n    "ruff[extra]",\n]\nvirtual = true\n'
+    )
+    new = projects.migrate_rye(text, tmp_path / "pyproject.toml")
+    assert new is not None and 'name = "x"  # keep this comment' in new
+    data = tomllib.loads(new)
+    assert data["tool"]["rye"] == {"managed": True, "virtual": True}
+    assert data["dependency-groups"] == {"dev": ["pytest>=8", "ruff[extra]"]}
+    assert projects.migrate_rye(new, tmp_path / "pyproject.toml") is None
+
+
+def test_rye_migration_merges_into_an_existing_dev_group(tmp_path: Path) -> None:
+    text = '[tool.rye]\ndev-dependencies = ["pytest", "ipykernel"]\n\n[dependency-groups]\ndev = ["ipykernel"]\n'
+    data = tomllib.loads(projects.migrate_rye(text, tmp_path / "p") or "")
+    assert data["dependency-groups"]["dev"] == ["ipykernel", "pytest"] and data["tool"]["rye"] == {}
+
+
+def test_labshare_env_edits_keep_the_rest_of_the_file(tmp_path: Path) -> None:
+    where = tmp_path / "pyproject.toml"
+    one = projects.set_labshare_env(BASIC, where, {"CUDA_VISIBLE_DEVICES": "0"})
+    assert one.startswith(BASIC) and tomllib.loads(one)["tool"]["labshare"]["env"] == {"CUDA_VISIBLE_DEVICES": "0"}
+    two = projects.set_labshare_env(one, where, {"A": "x y", "CUDA_VISIBLE_DEVICES": None})
+    assert tomllib.loads(two)["tool"]["labshare"]["env"] == {"A": "x y"}
+    table = BASIC + '\n[tool.labshare.env]\nA = "1"\n\n[tool.z]\nb = 2\n'
+    three = tomllib.loads(projects.set_labshare_env(table, where, {"B": "2"}))
+    assert three["tool"]["labshare"]["env"] == {"A": "1", "B": "2"} and three["tool"]["z"] == {"b": 2}
+    with pytest.raises(LabshareError):
+        projects.set_labshare_env("tool.labshare.env = 3\n", where, {"A": "1"})
+
+
+def test_bad_env_options_are_refused() -> None:
+    for bad in ("NOPE", "1X=2", "PATH=/x", "A B=1"):
+        with pytest.raises(LabshareError):
+            projects.parse_env_pairs([bad])
+    assert projects.parse_env_pairs(["A=1", "B="]) == {"A": "1", "B": None}
+
+
+def test_detects_each_manager_and_its_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("UV_PROJECT_ENVIRONMENT", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    uvp = pyproject(tmp_path / "uvp", BASIC + "[tool.uv]\npackage = false\n")
+    assert (projects.detect(uvp).manager, projects.detect(uvp).env) == ("uv", uvp / ".venv")
+
+    monkeypatch.setenv("UV_PROJECT_ENVIRONMENT", "envs/here")
+    assert projects.detect(uvp).env == uvp / "envs/here"
+    monkeypatch.setenv("UV_PROJECT_ENVIRONMENT", str(tmp_path / "elsewhere"))
+    assert projects.detect(uvp).env == tmp_path / "elsewhere"
+    monkeypatch.delenv("UV_PROJECT_ENVIRONMENT")
+
+    root = pyproject(tmp_path / "ws", BASIC + '[tool.uv.workspace]\nmembers = ["packages/*"]\n')
+    member = pyproject(root / "packages" / "one", BASIC.replace("demo", "one") + "[tool.uv]\n")
+    assert projects.detect(member).env == root / ".venv"
+
+    poetry = pyproject(tmp_path / "po", '[tool.poetry]\nname = "po"\n')
+    fake_env(poetry / ".venv")
+    found = projects.detect(poetry)
+    assert (found.manager, found.env, found.label) == ("poetry", poetry / ".venv", "po")
+
+    pdm = pyproject(tmp_path / "pdmp", BASIC)
+    env = fake_env(tmp_path / "pdm-envs" / "x")
+    (pdm / ".pdm-python").write_text(str(env / "bin" / "python"))
+    assert (projects.detect(pdm).manager, projects.detect(pdm).env) == ("pdm", env)
+
+    conda = fake_env(tmp_path / "miniconda" / "envs" / "ml", venv=False, conda=True)
+    assert (projects.detect(conda).manager, projects.detect(conda).env) == ("conda", conda)
+
+    plain = tmp_path / "plain"
+    fake_env(plain / "venv")
+    assert (projects.detect(plain).manager, projects.detect(plain).env) == ("venv", plain / "venv")
+
+    rye = pyproject(tmp_path / "r", BASIC + "[tool.rye]\nvirtual = true\n")
+    assert projects.detect(rye).manager == "rye"
+
+    with pytest.raises(LabshareError, match="No Python project"):
+        projects.detect(pyproject(tmp_path / "toolonly", "[tool.black]\nline-length = 80\n"))
+
+
+def test_labels_add_the_shortest_distinguishing_path() -> None:
+    items = [("analysis", "3.11.2", "/h/a/x/analysis"), ("analysis", "3.11.2", "/h/b/x/analysis"),
+             ("analysis", "3.11.2", "/h/b/y/analysis"), ("other", "3.12.0", "/h/other")]
+    labels = kernels.distinct_labels(items)
+    assert labels == ["a/x/analysis (Python 3.11)", "b/x/analysis (Python 3.11)",
+                      "y/analysis (Python 3.11)", "other (Python 3.12)"]
+    assert kernels.distinct_labels([("a", "3.11", "/p/a")], taken=["a (Python 3.11)"]) == ["p/a (Python 3.11)"]
+
+
+def test_spec_names_are_stable_lowercase_and_distinct(tmp_path: Path) -> None:
+    (tmp_path / "My_Project").mkdir()
+    (tmp_path / "my_project").mkdir()
+    one, two = kernels.spec_name(tmp_path / "My_Project"), kernels.spec_name(tmp_path / "my_project")
+    assert one != two and one == kernels.spec_name(tmp_path / "My_Project")
+    assert one.startswith("labshare-my-project-") and one != "python3"
+
+
+def _target(project: Path, python: Path) -> kernels.Target:
+    return kernels.Target(project=project, env=project / ".venv", python=python, python_version="3.11.2",
+                          manager="uv", label=project.name)
+
+
+def test_prune_stale_removes_only_labshare_specs_that_cannot_start(tmp_path: Path) -> None:
+    places = kernels.KernelPlaces(user=tmp_path / "kernels", search=(tmp_path / "kernels",))
+    live, dead = tmp_path / "live", tmp_path / "dead"
+    live.mkdir()
+    dead.mkdir()
+    python = fake_env(live / ".venv") / "bin" / "python"
+    kernels.register(places, _target(live, python))
+    name, _, dead_dir = kernels.register(places, _target(dead, dead / ".venv" / "bin" / "python"))
+    foreign = places.user / "foreign"
+    foreign.mkdir()
+    (foreign / "kernel.json").write_text(json.dumps({"argv": ["/gone/python"], "display_name": "F"}))
+
+    assert kernels.prune_stale(places.user) == [name]
+    assert not dead_dir.exists() and foreign.is_dir()
+    assert sorted(os.listdir(places.user)) == sorted(["foreign", kernels.spec_name(live)])
+
+
+def test_register_is_atomic_and_updates_in_place(tmp_path: Path) -> None:
+    places = kernels.KernelPlaces(user=tmp_path / "kernels", search=(tmp_path / "kernels",))
+    project = tmp_path / "proj"
+    project.mkdir()
+    python = fake_env(project / ".venv") / "bin" / "python"
+    first = kernels.register(places, _target(project, python))
+    second = kernels.register(places, _target(project, python))
+    assert first == second
+    assert [p.name for p in places.user.iterdir()] == [first[0]]
+    assert sorted(p.name for p in first[2].iterdir() if p.name.startswith(".")) == []
