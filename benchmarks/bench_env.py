@@ -33,11 +33,12 @@ def timed(argv_list: list[list[str]], env: dict[str, str], cwd: Path) -> float:
 
 def one_round(kind: str, python: str, caches: Path) -> float:
     home = Path(tempfile.mkdtemp(prefix=f"bench-env-{kind}-"))
-    env = {
-        "HOME": str(home), "PATH": f"{Path(sys.executable).parent}:/usr/local/bin:/usr/bin:/bin",
-        "LANG": "C.UTF-8", "UV_CACHE_DIR": str(caches / "uv"), "PIP_CACHE_DIR": str(caches / "pip"),
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("JUPYTER_", "XDG_", "VIRTUAL_ENV"))}
+    env.update({
+        "HOME": str(home), "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '/usr/bin:/bin')}",
+        "UV_CACHE_DIR": str(caches / "uv"), "PIP_CACHE_DIR": str(caches / "pip"),
         "UV_PYTHON_DOWNLOADS": "never", "PIP_DISABLE_PIP_VERSION_CHECK": "1",
-    }
+    })
     try:
         if kind == "labshare":
             return timed([[labshare_bin(), "env", "create", "x", "--python", python]], env, home)

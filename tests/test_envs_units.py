@@ -160,3 +160,19 @@ def test_register_is_atomic_and_updates_in_place(tmp_path: Path) -> None:
     assert first == second
     assert [p.name for p in places.user.iterdir()] == [first[0]]
     assert sorted(p.name for p in first[2].iterdir() if p.name.startswith(".")) == []
+
+
+def test_a_moved_project_gets_a_new_kernel_and_the_old_one_is_pruned(tmp_path: Path) -> None:
+    places = kernels.KernelPlaces(user=tmp_path / "jupyter" / "kernels", search=(tmp_path / "jupyter" / "kernels",))
+    before = tmp_path / "a" / "proj"
+    before.mkdir(parents=True)
+    fake_env(before / ".venv")
+    old_name, _, _ = kernels.register(places, _target(before, before / ".venv" / "bin" / "python"))
+    after = tmp_path / "b" / "proj"
+    after.parent.mkdir()
+    before.rename(after)
+    new_name, display, _ = kernels.register(places, _target(after, after / ".venv" / "bin" / "python"))
+    assert new_name != old_name and display == "proj (Python 3.11)"
+    assert [e.name for e in kernels.prune_candidates(places)] == [old_name]
+    assert kernels.prune_stale(places.user) == [old_name]
+    assert os.listdir(places.user) == [new_name] and os.listdir(places.user.parent) == ["kernels"]

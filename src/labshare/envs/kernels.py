@@ -225,7 +225,8 @@ def write_spec(kernels_dir: Path, name: str, spec: Mapping[str, Any]) -> Path:
                 os.unlink(tmp)
             raise
         return dest
-    tmp_dir = Path(tempfile.mkdtemp(dir=kernels_dir, prefix=f".{name}.", suffix=".tmp"))
+    # Built beside, not inside, the kernels dir: a rescanning server must not list the half-made spec.
+    tmp_dir = Path(tempfile.mkdtemp(dir=kernels_dir.parent, prefix=f".labshare-{name}.", suffix=".tmp"))
     try:
         os.chmod(tmp_dir, 0o755)
         for logo in _logos():
@@ -240,7 +241,7 @@ def write_spec(kernels_dir: Path, name: str, spec: Mapping[str, Any]) -> Path:
 
 def remove_spec(resource_dir: Path) -> None:
     """Take a spec away atomically (rename out of sight, then delete)."""
-    gone = resource_dir.with_name(f".{resource_dir.name}.removed-{os.getpid()}")
+    gone = resource_dir.parent.parent / f".labshare-{resource_dir.name}.removed-{os.getpid()}"
     try:
         os.rename(resource_dir, gone)
     except FileNotFoundError:
@@ -266,9 +267,11 @@ def _relabel(places: KernelPlaces) -> None:
             seen.add(key)
             spec = read_spec(resource_dir)
             meta = labshare_meta(spec)
-            if spec is not None and meta is not None and directory == places.user:
+            if spec is None or problems_of(spec):
+                continue  # a dead spec neither needs a distinct label nor forces one on others
+            if meta is not None and directory == places.user:
                 ours.append((resource_dir, spec, meta))
-            elif spec is not None:
+            else:
                 taken.append(str(spec.get("display_name", resource_dir.name)))
     labels = distinct_labels(
         [(str(m.get("label") or Path(m["project"]).name), str(m.get("python_version", "")), str(m["project"]))
@@ -394,7 +397,8 @@ def list_kernels(places: KernelPlaces) -> list[KernelEntry]:
             entries.append(native)
     labels: dict[str, int] = {}
     for e in winners.values():
-        labels[e.display_name] = labels.get(e.display_name, 0) + 1
+        if e.status != STALE:
+            labels[e.display_name] = labels.get(e.display_name, 0) + 1
     for e in winners.values():
         if e.status == OK and labels.get(e.display_name, 0) > 1:
             e.status = DUPLICATE
