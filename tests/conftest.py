@@ -184,3 +184,13 @@ def make_user() -> Iterator:
             m.reap()
             subprocess.run(["userdel", m.user], capture_output=True)
             shutil.rmtree(m.home, ignore_errors=True)
+
+
+@pytest.fixture
+def shared_tmp() -> Iterator[Path]:
+    """A temp dir other test users can traverse (pytest's own tmp_path is root-only)."""
+    path = _make_home()
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)

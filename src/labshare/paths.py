@@ -25,6 +25,7 @@ class Paths:
     data_home: Path
     hostname: str
     uid: int
+    site_config: Path = Path("/etc/labshare/config.toml")
     tmp_root: Path = Path("/tmp")
 
     @classmethod
@@ -43,6 +44,7 @@ class Paths:
             data_home=xdg("XDG_DATA_HOME", ".local/share"),
             hostname=socket.gethostname(),
             uid=os.getuid() if hasattr(os, "getuid") else 0,
+            site_config=Path(env.get("LABSHARE_SITE_CONFIG") or "/etc/labshare/config.toml"),
         )
 
     @property

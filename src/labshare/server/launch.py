@@ -11,9 +11,11 @@ from __future__ import annotations
 import os
 import shutil
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from labshare.config import Limits, Policy
 from labshare.errors import LabshareError
 
 
@@ -59,3 +61,44 @@ def jupyter_argv(
     if hasattr(os, "getuid") and os.getuid() == 0:
         argv.append("--ServerApp.allow_root=True")
     return argv + list(extra or [])
+
+
+def policy_args(policy: Policy) -> list[str]:
+    """Idle culling from the site policy, in Jupyter's own option names; off unless the admin sets it."""
+    args = []
+    if policy.cull_idle_kernels_after:
+        timeout = max(1, int(policy.cull_idle_kernels_after))
+        args += [
+            f"--MappingKernelManager.cull_idle_timeout={timeout}",
+            f"--MappingKernelManager.cull_interval={max(1, min(300, timeout // 2))}",
+            f"--MappingKernelManager.cull_busy={policy.cull_busy_kernels}",
+        ]
+    if policy.shutdown_idle_server_after:
+        args.append(f"--ServerApp.shutdown_no_activity_timeout={max(1, int(policy.shutdown_idle_server_after))}")
+    return args
+
+
+def policy_env(policy: Policy) -> dict[str, str]:
+    """GPUs the admin gave this member; kernels inherit the server's environment."""
+    if policy.limits.gpus is None:
+        return {}
+    return {"CUDA_VISIBLE_DEVICES": ",".join(str(g) for g in policy.limits.gpus)}
+
+
+def systemd_user_manager(environ: Mapping[str, str]) -> bool:
+    runtime = environ.get("XDG_RUNTIME_DIR")
+    return bool(runtime) and (Path(runtime) / "systemd" / "private").exists() and bool(shutil.which("systemd-run"))
+
+
+def limit_prefix(limits: Limits, environ: Mapping[str, str]) -> list[str] | None:
+    """`systemd-run --user --scope` with the member's memory and CPU caps, or None where it cannot be done."""
+    if limits.memory_max is None and limits.cpus is None:
+        return []
+    if not systemd_user_manager(environ):
+        return None
+    argv = ["systemd-run", "--user", "--scope", "--quiet", "--collect"]
+    if limits.memory_max is not None:
+        argv += ["-p", f"MemoryMax={limits.memory_max}"]
+    if limits.cpus is not None:
+        argv += ["-p", f"CPUQuota={int(limits.cpus * 100)}%"]
+    return argv + ["--"]

@@ -19,13 +19,14 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from labshare import probe
+from labshare import config, probe
+from labshare.config import Policy, Site
 from labshare.errors import LabshareError
 from labshare.files import ensure_private_dir, remove, write_atomic
 from labshare.listeners import describe, free_port, listener, port_is_free
 from labshare.paths import Paths
 from labshare.proc import tail
-from labshare.server import launch
+from labshare.server import launch, ports
 from labshare.server import state as st
 from labshare.server.status import (
     ServerStatus,
@@ -64,15 +65,18 @@ def prepare(paths: Paths) -> None:
     ensure_private_dir(paths.runtime_dir)
 
 
-def resolve_root(paths: Paths, root_dir: Path | None) -> Path:
-    """The directory Jupyter serves: `~/projects` by default, never the home or anything above it."""
-    default = root_dir is None
-    root = (paths.home / "projects") if default else Path(os.path.expanduser(str(root_dir)))
+def resolve_root(paths: Paths, root_dir: Path | None, default: str = "~/projects") -> Path:
+    """The directory Jupyter serves: the policy's (`~/projects`, made if missing), never the home or above."""
+    chosen = root_dir is None
+    if root_dir is None:
+        root = paths.home / default[2:] if default.startswith("~/") else Path(default)
+    else:
+        root = Path(os.path.expanduser(str(root_dir)))
     root = root.absolute()
     if root.exists() and not root.is_dir():
         raise LabshareError(f"{root} is a file, not a directory; pass a directory with --dir.")
     if not root.exists():
-        if not default:
+        if not chosen:
             raise LabshareError(f"The directory {root} does not exist; create it or pass another with --dir.")
         root.mkdir(parents=True)
     root = root.resolve()
@@ -95,11 +99,12 @@ def _check_port(port: int) -> None:
         )
 
 
-def _spawn_supervisor(paths: Paths) -> subprocess.Popen[bytes]:
+def _spawn_supervisor(paths: Paths, prefix: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
     log = os.open(paths.log_file, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
     try:
         return subprocess.Popen(
-            [sys.executable, "-m", "labshare.server.supervise"],
+            [*prefix, sys.executable, "-m", "labshare.server.supervise"],
+            env={**os.environ, **env},
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=log,
@@ -111,8 +116,23 @@ def _spawn_supervisor(paths: Paths) -> subprocess.Popen[bytes]:
         os.close(log)
 
 
+def _tcp_port(paths: Paths, site: Site, user: str, port: int | None) -> int:
+    """The port asked for, else the member's assigned or claimed one, else any free one."""
+    if port is None:
+        port = ports.port_for(site, user, paths.uid) or free_port()
+    else:
+        owner = ports.owner_of(site, port)
+        if owner is not None and owner != user:
+            raise LabshareError(
+                f"Port {port} belongs to {owner} in the site policy ({site.path}); "
+                "run `labshare start --tcp` without --port to get your own."
+            )
+    _check_port(port)
+    return port
+
+
 def _launch(
-    paths: Paths, root: Path, mode: str, port: int | None, token: str | None
+    paths: Paths, root: Path, mode: str, port: int | None, token: str | None, policy: Policy
 ) -> st.ServerState:
     jupyter = launch.find_jupyter_lab()
     sock: Path | None = None
@@ -126,10 +146,8 @@ def _launch(
                     "stop that Jupyter (see `ps -u $USER -f`) and try again."
                 )
             remove(sock)
-    else:
-        port = port if port is not None else free_port()
-        _check_port(port)
-    argv = launch.jupyter_argv(jupyter, root_dir=root, socket=sock, port=port)
+    argv = launch.jupyter_argv(jupyter, root_dir=root, socket=sock, port=port, extra=launch.policy_args(policy))
+    prefix = launch.limit_prefix(policy.limits, os.environ)
     spec = launch.LaunchSpec(
         argv=argv,
         cwd=str(root),
@@ -140,7 +158,8 @@ def _launch(
     )
     write_token(paths, token or new_token())
     write_atomic(paths.launch_file, json.dumps(dataclasses.asdict(spec), indent=2) + "\n")
-    proc = _spawn_supervisor(paths)
+    proc = _spawn_supervisor(paths, prefix or [], launch.policy_env(policy))
+    limits = {k: v for k, v in dataclasses.asdict(policy.limits).items() if v is not None}
     record = st.ServerState(
         supervisor_pid=proc.pid,
         supervisor_started=st.process_started(proc.pid) or 0.0,
@@ -150,6 +169,8 @@ def _launch(
         port=None if sock else port,
         started_at=st.now_iso(),
         socket_fallback=bool(sock) and paths.socket_is_fallback,
+        limits=limits,
+        limits_enforced=prefix is not None,
     )
     st.save(paths, record)
     return record
@@ -215,14 +236,17 @@ def start(
 ) -> StartResult:
     prepare(paths)
     user, host = whoami()
+    site, policy = config.effective(paths.site_config, paths.user_config_file, user)
     with st.locked(paths):
         record, notes = observe(paths)
         already = record is not None
         if record is None:
-            root = resolve_root(paths, root_dir)
-            mode = "tcp" if tcp or port is not None else "socket"
+            root = resolve_root(paths, root_dir, policy.root_dir)
+            mode = "tcp" if tcp or port is not None else policy.mode
+            if mode == "tcp":
+                port = _tcp_port(paths, site, user, port)
             offset = paths.log_file.stat().st_size if paths.log_file.exists() else 0
-            record = _launch(paths, root, mode, port, token)
+            record = _launch(paths, root, mode, port, token, policy)
     if already:
         _wait_ready(paths, record, timeout, log_offset=0)
     else:

@@ -39,6 +39,8 @@ class ServerState:
     restarts: int = 0
     socket_fallback: bool = False
     failed: str | None = None
+    limits: dict[str, object] = field(default_factory=dict)
+    limits_enforced: bool = True
     schema: int = SCHEMA
     extra: dict[str, object] = field(default_factory=dict)
 

@@ -37,6 +37,8 @@ class ServerStatus:
     connections: int | None = None
     last_activity: str | None = None
     socket_fallback: bool = False
+    limits: dict[str, object] = field(default_factory=dict)
+    limits_enforced: bool = True
     log_file: str = ""
     notes: list[str] = field(default_factory=list)
 
@@ -113,7 +115,8 @@ def status_of(paths: Paths, record: st.ServerState | None, notes: list[str]) -> 
     result.pid = record.pid if st.alive(record.pid, record.pid_started) else None
     if st.alive(record.supervisor_pid, record.supervisor_started):
         result.supervisor_pid = record.supervisor_pid
-    for name in ("mode", "socket", "port", "root_dir", "started_at", "restarts", "socket_fallback"):
+    for name in ("mode", "socket", "port", "root_dir", "started_at", "restarts", "socket_fallback",
+                 "limits", "limits_enforced"):
         setattr(result, name, getattr(record, name))
     answer = None
     if result.pid is not None:
@@ -128,6 +131,13 @@ def status_of(paths: Paths, record: st.ServerState | None, notes: list[str]) -> 
         result.notes.append("Jupyter is running but does not answer yet; it may still be starting.")
     elif result.supervisor_pid is not None:
         result.notes.append("Jupyter is being restarted by the supervisor.")
+    caps = {k: v for k, v in record.limits.items() if k != "gpus"}
+    if caps and not record.limits_enforced:
+        shown = ", ".join(f"{k} = {v}" for k, v in caps.items())
+        result.notes.append(
+            f"The site limits {shown} are not enforced here: this host has no systemd user manager "
+            "for `systemd-run --user` (ask an admin to enable lingering, `loginctl enable-linger`)."
+        )
     if record.socket_fallback:
         result.notes.append(
             f"The socket is in {Path(record.socket or '').parent} because the path under "
