@@ -315,3 +315,17 @@ def test_adopt_plain_venv_offers_ipykernel_and_registers_it(lab: Member) -> None
     assert result["manager"] == "venv" and result["installed"] == ["ipykernel"]
     assert not (project / "pyproject.toml").exists()
     assert run_in_kernels(lab, [result["name"]])[result["name"]].split()[0] == str(project / "venv")
+
+
+def test_failed_adopt_restores_the_project_exactly(lab: Member) -> None:
+    project = lab.home / "projects" / "ryebad"
+    project.mkdir(parents=True)
+    (project / "pyproject.toml").write_text(
+        RYE_PYPROJECT.replace('"pytest"', '"no-such-package-labshare-test-zz"').replace("ryeproj", "ryebad"))
+    (project / "notebook.ipynb").write_text("{}")
+    before = snapshot(project)
+    done = lab.run("env", "adopt", str(project), "--yes", timeout=600)
+    assert done.returncode != 0 and done.stderr.count("labshare: error:") == 1
+    assert "uv sync" in done.stderr or "uv add" in done.stderr
+    assert snapshot(project) == before and sorted(os.listdir(project)) == ["notebook.ipynb", "pyproject.toml"]
+    assert not kernels_dir(lab).exists() or list(kernels_dir(lab).iterdir()) == []
