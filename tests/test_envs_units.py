@@ -176,3 +176,24 @@ def test_a_moved_project_gets_a_new_kernel_and_the_old_one_is_pruned(tmp_path: P
     assert [e.name for e in kernels.prune_candidates(places)] == [old_name]
     assert kernels.prune_stale(places.user) == [old_name]
     assert os.listdir(places.user) == [new_name] and os.listdir(places.user.parent) == ["kernels"]
+
+
+def test_listing_marks_shadowed_duplicate_and_stale(tmp_path: Path) -> None:
+    user, system = tmp_path / "user" / "kernels", tmp_path / "system" / "kernels"
+    places = kernels.KernelPlaces(user=user, search=(user, system))
+
+    def spec(where: Path, name: str, python: str, display: str) -> None:
+        (where / name).mkdir(parents=True)
+        (where / name / "kernel.json").write_text(json.dumps({"argv": [python], "display_name": display}))
+
+    spec(user, "same", "/usr/bin/python3", "Same")
+    spec(system, "same", "/usr/bin/python3", "Same (system)")
+    spec(user, "one", "/usr/bin/python3", "Python (Rye)")
+    spec(system, "two", "/usr/bin/python3", "Python (Rye)")
+    spec(user, "dead", "/nowhere/python", "Dead")
+    seen = {(e.name, Path(e.resource_dir).parent): e for e in kernels.list_kernels(places)}
+    assert seen["same", user].status == "ok" and seen["same", system].status == "shadowed"
+    assert seen["one", user].status == seen["two", system].status == "duplicate label"
+    assert seen["dead", user].status == "stale" and seen["dead", user].owner == "foreign"
+    assert [e.name for e in kernels.prune_candidates(places)] == []
+    assert [e.name for e in kernels.prune_candidates(places, foreign=True)] == ["dead"]
