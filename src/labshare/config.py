@@ -45,6 +45,31 @@ class Limits:
 
 
 @dataclass(frozen=True)
+class SlurmSettings:
+    """`[hub.slurm]`: what each member's job asks Slurm for (batchspawner's req_* values)."""
+
+    partition: str | None = None
+    runtime: str | None = None
+    memory: str | None = None
+    cpus: int | None = None
+    gres: str | None = None
+    account: str | None = None
+    qos: str | None = None
+
+
+@dataclass(frozen=True)
+class HubSettings:
+    """`[hub]`: where JupyterHub listens and how it treats idle servers, for `labshare hub-config`."""
+
+    ip: str = "127.0.0.1"
+    port: int = 8000
+    authenticator: str = "pam"
+    idle_timeout: float | None = None  # None: derived from [server]; 0: no culling
+    prefix: str = "/opt/jupyterhub"
+    slurm: SlurmSettings = SlurmSettings()
+
+
+@dataclass(frozen=True)
 class Site:
     """The admin's policy, as parsed; empty when there is no site config."""
 
@@ -57,7 +82,7 @@ class Site:
     groups: Mapping[str, Limits] = field(default_factory=dict)
     admins: tuple[str, ...] = ()
     member_may_override: frozenset[str] = frozenset(OVERRIDABLE)
-    hub: Mapping[str, Any] = field(default_factory=dict)
+    hub: HubSettings = HubSettings()
 
 
 @dataclass(frozen=True)
@@ -173,6 +198,47 @@ def _port_range(path: Path, value: object) -> tuple[int, int]:
     return low, high
 
 
+HUB_KEYS = {"ip", "port", "authenticator", "idle_timeout", "prefix", "slurm"}
+_SLURM_TEXT = {"partition", "runtime", "memory", "gres", "account", "qos"}
+_IP = re.compile(r"^(\d{1,3}(\.\d{1,3}){3}|[0-9a-fA-F:]+)$")
+
+
+def _hub(path: Path, table: Mapping[str, Any]) -> HubSettings:
+    _unknown(path, "hub", table, HUB_KEYS)
+    out: dict[str, Any] = {}
+    for key in ("ip", "authenticator", "prefix"):
+        if key in table:
+            value = table[key]
+            if not isinstance(value, str) or not value.strip():
+                raise _fail(path, f"hub.{key}", f"must be a non-empty string, got {value!r}")
+            out[key] = value
+    if "ip" in out and not _IP.match(out["ip"]):
+        raise _fail(path, "hub.ip", f"must be an IP address such as \"127.0.0.1\", got {out['ip']!r}")
+    if "prefix" in out and not out["prefix"].startswith("/"):
+        raise _fail(path, "hub.prefix", "must be an absolute path such as \"/opt/jupyterhub\"")
+    if "port" in table:
+        port = table["port"]
+        if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
+            raise _fail(path, "hub.port", f"must be a port number between 1 and 65535, got {port!r}")
+        out["port"] = port
+    if "idle_timeout" in table:
+        out["idle_timeout"] = duration(path, "hub.idle_timeout", table["idle_timeout"]) or 0.0
+    slurm = _table(path, table, "slurm")
+    _unknown(path, "hub.slurm", slurm, _SLURM_TEXT | {"cpus"})
+    req: dict[str, Any] = {}
+    for key, value in slurm.items():
+        if key == "cpus":
+            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+                raise _fail(path, "hub.slurm.cpus", f"must be a positive whole number of CPUs, got {value!r}")
+        elif key == "memory":
+            if not isinstance(value, str) or not _MEMORY.match(value):
+                raise _fail(path, "hub.slurm.memory", f"must be a size such as \"64G\", got {value!r}")
+        elif not isinstance(value, str) or not value.strip():
+            raise _fail(path, f"hub.slurm.{key}", f"must be a non-empty string, got {value!r}")
+        req[key] = value
+    return HubSettings(**out, slurm=SlurmSettings(**req))
+
+
 def load_site(path: Path) -> Site:
     data = _read(path)
     if not data:
@@ -210,7 +276,7 @@ def load_site(path: Path) -> Site:
     if not isinstance(may, list) or not set(may) <= OVERRIDABLE:
         raise _fail(path, "member.may_override", f"must be a list drawn from {', '.join(sorted(OVERRIDABLE))}")
 
-    hub = _table(path, data, "hub")
+    hub = _hub(path, _table(path, data, "hub"))
     return Site(
         path=path,
         server=server,
