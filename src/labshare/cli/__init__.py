@@ -27,6 +27,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "env": ("server", "labshare.cli.env:env"),
     "kernels": ("server", "labshare.cli.kernels:kernels"),
     "connect": ("laptop", "labshare.cli.connect:connect"),
+    "hub-config": ("admin", "labshare.cli.hub_config:hub_config"),
 }
 
 SECTIONS = {
