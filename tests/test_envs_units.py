@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 import os
-import tomllib
 from pathlib import Path
 
 import pytest
+import tomllib
 
 from labshare.envs import kernels, projects
 from labshare.errors import LabshareError

@@ -33,7 +33,7 @@ SCHEMA = 1
 PREFIX = "labshare-"
 NATIVE_KERNEL_NAME = "python3"
 # jupyter_client swaps these argv[0] names for its own interpreter, so they are never stale.
-SELF_PYTHONS = {"python", f"python{sys.version_info[0]}", "python%d.%d" % sys.version_info[:2]}
+SELF_PYTHONS = {"python", f"python{sys.version_info[0]}", "python{}.{}".format(*sys.version_info[:2])}
 _VALID_SPEC_NAME = re.compile(r"^[a-z0-9._\-]+$", re.IGNORECASE)
 
 OK, STALE, SHADOWED, DUPLICATE = "ok", "stale", "shadowed", "duplicate label"
@@ -204,7 +204,7 @@ def _logos() -> list[Path]:
     found = importlib.util.find_spec("ipykernel")
     if not found or not found.submodule_search_locations:
         return []
-    resources = Path(list(found.submodule_search_locations)[0]) / "resources"
+    resources = Path(next(iter(found.submodule_search_locations))) / "resources"
     return [p for p in (resources / n for n in ("logo-32x32.png", "logo-64x64.png", "logo-svg.svg")) if p.is_file()]
 
 
@@ -361,7 +361,7 @@ def _native_entry() -> KernelEntry | None:
     found = importlib.util.find_spec("ipykernel")
     if not found or not found.submodule_search_locations:
         return None
-    resources = Path(list(found.submodule_search_locations)[0]) / "resources"
+    resources = Path(next(iter(found.submodule_search_locations))) / "resources"
     return KernelEntry(
         name=NATIVE_KERNEL_NAME, display_name="Python 3 (ipykernel)", owner="foreign", status=OK,
         project=None, python=sys.executable, manager=None, env=None, resource_dir=str(resources),
@@ -467,9 +467,9 @@ def find_old_specs(places: KernelPlaces, roots: Sequence[Path]) -> list[KernelEn
         if e.owner != "foreign" or not e.python or os.sep not in e.python or e.name == NATIVE_KERNEL_NAME:
             continue
         py = os.path.abspath(e.python)
-        if any(py == r or py.startswith(r + os.sep) for r in {*real_roots, *map(os.path.abspath, roots)}):
-            if is_writable(Path(e.resource_dir)):
-                found.append(e)
+        inside = any(py == r or py.startswith(r + os.sep) for r in {*real_roots, *map(os.path.abspath, roots)})
+        if inside and is_writable(Path(e.resource_dir)):
+            found.append(e)
     return found
 
 

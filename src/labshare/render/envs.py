@@ -34,8 +34,8 @@ def registered(r: EnvResult) -> str:
 
 def plan(p: AdoptPlan) -> str:
     pr = p.project
-    lines = [f"Found a {pr.manager} project {pr.label!r} in {_short(str(pr.path))}, "
-             f"environment {_short(str(pr.env))}{'' if p.env_exists else ' (not created yet)'}."]
+    where = f"environment {_short(str(pr.env))}{'' if p.env_exists else ' (not created yet)'}"
+    lines = [f"Found a {pr.manager} project {pr.label!r} in {_short(str(pr.path))}, {where}."]
     if p.rye_diff:
         lines.append("uv ignores [tool.rye] dev-dependencies; labshare would change pyproject.toml like this:")
         lines.append(p.rye_diff.rstrip("\n"))
