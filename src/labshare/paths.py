@@ -81,6 +81,18 @@ class Paths:
         return self.state_dir / "runtime"
 
     @property
+    def kernel_records_dir(self) -> Path:
+        return self.state_dir / "kernels"
+
+    @property
+    def keep_kernels_marker(self) -> Path:
+        return self.state_dir / "keep-kernels"
+
+    @property
+    def sessions_db(self) -> Path:
+        return self.state_dir / "sessions.db"
+
+    @property
     def preferred_socket(self) -> Path:
         return self.state_dir / "run" / "jupyter.sock"
 

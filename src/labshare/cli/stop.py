@@ -9,10 +9,11 @@ from labshare.render import server as view
 
 
 @click.command()
+@click.option("--keep-kernels", is_flag=True, help="Leave running kernels for the next `labshare start`.")
 @json_option
 @click.pass_obj
-def stop(app: App, as_json: bool) -> None:
+def stop(app: App, keep_kernels: bool, as_json: bool) -> None:
     """Stop your JupyterLab cleanly: kernels are shut down and files cleaned up."""
     from labshare.server import lifecycle
 
-    emit(lifecycle.stop(app.paths), as_json=as_json, text=view.stopped)
+    emit(lifecycle.stop(app.paths, keep_kernels=keep_kernels), as_json=as_json, text=view.stopped)

@@ -27,6 +27,16 @@ def _where(s: ServerStatus) -> str:
     return s.socket or "" if s.mode == "socket" else f"127.0.0.1:{s.port}"
 
 
+def _kernels(s: ServerStatus) -> str:
+    if s.kernels is None:
+        return "-"
+    adopted = [k for k in s.surviving_kernels if k["server_restarts_survived"]]
+    if not adopted:
+        return str(s.kernels)
+    most = max(int(k["server_restarts_survived"]) for k in adopted)  # type: ignore[call-overload]
+    return f"{s.kernels} ({len(adopted)} carried over from an earlier server, up to {most} restart(s))"
+
+
 def _details(s: ServerStatus) -> list[str]:
     rows = [
         ("pid", f"{s.pid or '-'} (supervisor {s.supervisor_pid or 'gone'})"),
@@ -34,7 +44,7 @@ def _details(s: ServerStatus) -> list[str]:
         ("serves", s.root_dir or "-"),
         ("started", _when(s.started_at)),
         ("restarts", str(s.restarts)),
-        ("kernels", "-" if s.kernels is None else str(s.kernels)),
+        ("kernels", _kernels(s)),
         ("last activity", _when(s.last_activity)),
         ("log", s.log_file),
     ]
@@ -85,4 +95,6 @@ def stopped(r: StopResult) -> str:
         return "\n".join(_notes(r.notes) + ["JupyterLab was not running."])
     kernels = "" if r.kernels is None else f", {r.kernels} kernel{'s' if r.kernels != 1 else ''} shut down"
     forced = " (it had to be killed)" if r.forced else ""
+    if r.kept_kernels:
+        forced += f"; {r.kept_kernels} kernel(s) left running for the next start"
     return "\n".join(_notes(r.notes) + [f"JupyterLab (pid {r.pid}) stopped{kernels}{forced}."])

@@ -21,12 +21,13 @@ from pathlib import Path
 
 from labshare import config, probe
 from labshare.config import Policy, Site
+from labshare.envs.kernels import prune_stale
 from labshare.errors import LabshareError
 from labshare.files import ensure_private_dir, remove, write_atomic
 from labshare.listeners import describe, free_port, listener, port_is_free
 from labshare.paths import Paths
 from labshare.proc import tail
-from labshare.server import launch, ports
+from labshare.server import launch, ports, records
 from labshare.server import state as st
 from labshare.server.status import (
     ServerStatus,
@@ -57,12 +58,14 @@ class StopResult:
     kernels: int | None
     forced: bool = False
     notes: list[str] = field(default_factory=list)
+    kept_kernels: int = 0
 
 
 def prepare(paths: Paths) -> None:
     ensure_private_dir(paths.state_root)
     ensure_private_dir(paths.state_dir)
     ensure_private_dir(paths.runtime_dir)
+    ensure_private_dir(paths.kernel_records_dir)
 
 
 def resolve_root(paths: Paths, root_dir: Path | None, default: str = "~/projects") -> Path:
@@ -146,7 +149,10 @@ def _launch(
                     "stop that Jupyter (see `ps -u $USER -f`) and try again."
                 )
             remove(sock)
-    argv = launch.jupyter_argv(jupyter, root_dir=root, socket=sock, port=port, extra=launch.policy_args(policy))
+    argv = launch.jupyter_argv(
+        jupyter, root_dir=root, socket=sock, port=port,
+        extra=launch.policy_args(policy) + records.jupyter_args(paths.kernel_records_dir, paths.sessions_db),
+    )
     prefix = launch.limit_prefix(policy.limits, os.environ)
     spec = launch.LaunchSpec(
         argv=argv,
@@ -246,6 +252,9 @@ def start(
             if mode == "tcp":
                 port = _tcp_port(paths, site, user, port)
             offset = paths.log_file.stat().st_size if paths.log_file.exists() else 0
+            pruned = prune_stale()
+            if pruned:
+                notes.append(f"Removed labshare kernels whose environment is gone: {', '.join(pruned)}.")
             record = _launch(paths, root, mode, port, token, policy)
     if already:
         _wait_ready(paths, record, timeout, log_offset=0)
@@ -256,8 +265,8 @@ def start(
     return StartResult(status=result, already_running=already, user=user, host=host)
 
 
-def _tree(record: st.ServerState) -> list[object]:
-    """The supervisor, Jupyter and every kernel below them, collected before anything is stopped."""
+def _tree(record: st.ServerState, spare: frozenset[int] = frozenset()) -> list[object]:
+    """The supervisor, Jupyter and every kernel below them, less the `spare` pids and their children."""
     import psutil
 
     procs: dict[int, psutil.Process] = {}
@@ -269,14 +278,39 @@ def _tree(record: st.ServerState) -> list[object]:
             procs[pid] = proc
             for child in proc.children(recursive=True):
                 procs[child.pid] = child
+    for pid in spare:
+        procs.pop(pid, None)
+        with contextlib.suppress(psutil.Error):
+            for child in psutil.Process(pid).children(recursive=True):
+                procs.pop(child.pid, None)
     return list(procs.values())
 
 
-def _terminate(paths: Paths, record: st.ServerState, grace: float = STOP_GRACE_SECONDS) -> bool:
+def _surviving_kernel_pids(paths: Paths) -> frozenset[int]:
+    return frozenset({r["pid"] for r in records.read_records(paths.kernel_records_dir) if st.alive(r.get("pid"), r.get("started"))})
+
+
+def _end_orphan_kernels(paths: Paths) -> int:
+    """Kernels kept from an earlier server that no server shut down: end them, drop their records."""
+    ended = 0
+    for record in records.read_records(paths.kernel_records_dir):
+        if st.alive(record.get("pid"), record.get("started")):
+            with contextlib.suppress(OSError):
+                os.killpg(record["pgid"], signal.SIGKILL)
+            ended += 1
+        remove(records.record_path(paths.kernel_records_dir, record["kernel_id"]))
+        if record.get("connection_file"):
+            remove(Path(record["connection_file"]))
+    return ended
+
+
+def _terminate(
+    paths: Paths, record: st.ServerState, grace: float = STOP_GRACE_SECONDS, spare: frozenset[int] = frozenset()
+) -> bool:
     """SIGTERM, then SIGKILL after `grace`: for the whole tree. Returns whether force was needed."""
     import psutil
 
-    procs = _tree(record)
+    procs = _tree(record, spare)
     for proc in procs:
         with contextlib.suppress(psutil.Error):
             proc.send_signal(signal.SIGTERM)
@@ -292,14 +326,19 @@ def _terminate(paths: Paths, record: st.ServerState, grace: float = STOP_GRACE_S
     return bool(alive)
 
 
-def stop(paths: Paths, *, grace: float = STOP_GRACE_SECONDS) -> StopResult:
-    """Ask Jupyter to shut down (kernels included), then make sure, then clean up."""
+def stop(paths: Paths, *, grace: float = STOP_GRACE_SECONDS, keep_kernels: bool = False) -> StopResult:
+    """Ask Jupyter to shut down (kernels too, unless kept for the next server), make sure, clean up."""
     import psutil
 
     record, notes = observe(paths)
     if record is None:
+        if not keep_kernels and _end_orphan_kernels(paths):
+            notes.append("Kernels kept from an earlier server were shut down.")
         return StopResult(stopped=False, pid=None, kernels=None, notes=notes)
-    procs = _tree(record)
+    if keep_kernels:
+        write_atomic(paths.keep_kernels_marker, "")
+    spare = _surviving_kernel_pids(paths) if keep_kernels else frozenset()
+    procs = _tree(record, spare)
     kernels = None
     addr = address(record)
     with contextlib.suppress(OSError, LabshareError):
@@ -308,22 +347,26 @@ def stop(paths: Paths, *, grace: float = STOP_GRACE_SECONDS) -> StopResult:
         kernels = answer.get("kernels") if answer else None
         probe.request(addr, "/api/shutdown", token=token, method="POST", timeout=5.0)
     _, alive = psutil.wait_procs(procs, timeout=grace)  # type: ignore[arg-type]
-    forced = _terminate(paths, record, grace=5.0) if alive else False
+    forced = _terminate(paths, record, grace=5.0, spare=spare) if alive else False
     if not alive:
         with st.locked(paths):
             current = st.load(paths)
             if current is None or current.supervisor_pid == record.supervisor_pid:
                 forget(paths, record)
-    return StopResult(stopped=True, pid=record.pid, kernels=kernels, forced=forced, notes=notes)
+    if not keep_kernels:
+        _end_orphan_kernels(paths)
+    return StopResult(
+        stopped=True, pid=record.pid, kernels=kernels, forced=forced, notes=notes, kept_kernels=len(spare)
+    )
 
 
-def restart(paths: Paths, *, timeout: float = 120.0) -> StartResult:
-    """Stop and start again with the same folder, mode, port and token, so open tabs keep working."""
+def restart(paths: Paths, *, timeout: float = 120.0, keep_kernels: bool = True) -> StartResult:
+    """Stop and start again with the same folder, mode, port and token; running kernels carry over."""
     record, _ = observe(paths)
     if record is None:
         return start(paths, timeout=timeout)
     token = read_token(paths)
-    stop(paths)
+    stop(paths, keep_kernels=keep_kernels)
     return start(
         paths,
         root_dir=Path(record.root_dir),

@@ -19,6 +19,7 @@ from labshare.errors import LabshareError
 from labshare.files import remove
 from labshare.paths import Paths
 from labshare.server import state as st
+from labshare.server.records import read_records
 from labshare.server.token import read_token
 
 
@@ -39,6 +40,7 @@ class ServerStatus:
     socket_fallback: bool = False
     limits: dict[str, object] = field(default_factory=dict)
     limits_enforced: bool = True
+    surviving_kernels: list[dict[str, object]] = field(default_factory=list)
     log_file: str = ""
     notes: list[str] = field(default_factory=list)
 
@@ -131,6 +133,11 @@ def status_of(paths: Paths, record: st.ServerState | None, notes: list[str]) -> 
         result.notes.append("Jupyter is running but does not answer yet; it may still be starting.")
     elif result.supervisor_pid is not None:
         result.notes.append("Jupyter is being restarted by the supervisor.")
+    result.surviving_kernels = [
+        {"id": r["kernel_id"], "name": r["kernel_name"], "pid": r["pid"], "server_restarts_survived": r["survived"]}
+        for r in read_records(paths.kernel_records_dir)
+        if st.alive(r.get("pid"), r.get("started"))
+    ]
     caps = {k: v for k, v in record.limits.items() if k != "gpus"}
     if caps and not record.limits_enforced:
         shown = ", ".join(f"{k} = {v}" for k, v in caps.items())

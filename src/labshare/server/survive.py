@@ -1,0 +1,256 @@
+"""Kernels that outlive their Jupyter server and are re-adopted under the same id.
+
+This is the one module that touches jupyter_server / jupyter_client
+internals (tested against jupyter_server 2.21 and jupyter_client 8.10; the
+tests fail loudly if an upgrade breaks it).  It runs inside the Jupyter
+process, configured by `launch.jupyter_argv`:
+
+- `LabshareProvisioner` starts kernels *independent* of the server (own
+  session, no `JPY_PARENT_PID`), so a crash or SIGKILL of the server leaves
+  them running, and writes one record per kernel (connection info with its
+  HMAC key, pid and start time, cwd) as a 0600 file in the member's 0700
+  state directory.  It can signal, poll and wait for a kernel it did not
+  spawn, which the stock provisioner cannot.
+- `LabshareKernelManager` re-registers those kernels when the next server
+  starts, before it serves any request, so the sessions database (kept in
+  a file) still maps each notebook to its kernel.  Records of kernels that
+  died meanwhile are dropped with their connection files, and their
+  sessions go with them.  On shutdown it shuts kernels down as usual unless
+  `labshare restart` / `stop --keep-kernels` left a keep marker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import json
+import os
+import signal
+from pathlib import Path
+from typing import Any
+
+from jupyter_client.launcher import launch_kernel
+from jupyter_client.provisioning import LocalProvisioner
+from jupyter_server.services.kernels.kernelmanager import AsyncMappingKernelManager
+from traitlets import Unicode
+
+from labshare.files import ensure_private_dir, remove, write_atomic
+from labshare.server.records import KEEP_MARKER, read_records, record_path
+from labshare.server.state import alive as _alive
+from labshare.server.state import process_started
+
+
+class LabshareProvisioner(LocalProvisioner):  # type: ignore[misc]
+    """A local provisioner whose kernels survive the server and can be managed by the next one."""
+
+    records_dir = Unicode("", config=True, help="Where kernel records live (the member's private state dir).")
+
+    adopted_pid: int | None = None
+    adopted_started: float | None = None
+
+    @property
+    def has_process(self) -> bool:
+        return self.process is not None or self.adopted_pid is not None
+
+    async def launch_kernel(self, cmd: list[str], **kwargs: Any) -> Any:
+        kwargs = LocalProvisioner._scrub_kwargs(kwargs)
+        kwargs["independent"] = True
+        self.process = launch_kernel(cmd, **kwargs)
+        self.pid = self.process.pid
+        self.pgid = os.getpgid(self.pid)
+        self.cwd = kwargs.get("cwd") or os.getcwd()
+        self.adopted_pid = self.adopted_started = None
+        self.save(survived=0)
+        return self.connection_info
+
+    def save(self, survived: int) -> None:
+        if not self.records_dir:
+            return
+        km = self.parent
+        info = dict(self.connection_info)
+        if isinstance(info.get("key"), bytes):
+            info["key"] = info["key"].decode()
+        record = {
+            "kernel_id": self.kernel_id,
+            "kernel_name": getattr(km, "kernel_name", ""),
+            "connection_file": getattr(km, "connection_file", ""),
+            "connection_info": info,
+            "pid": self.pid,
+            "pgid": self.pgid,
+            "started": process_started(self.pid) if self.pid else None,
+            "cwd": str(self.cwd),
+            "owner_pid": os.getpid(),
+            "owner_started": process_started(os.getpid()),
+            "survived": survived,
+        }
+        write_atomic(record_path(self.records_dir, self.kernel_id), json.dumps(record, indent=1), mode=0o600)
+
+    def adopt(self, record: dict[str, Any]) -> None:
+        self.pid = self.adopted_pid = record["pid"]
+        self.pgid = record["pgid"]
+        self.adopted_started = record["started"]
+        self.cwd = record["cwd"]
+        self.connection_info = record["connection_info"]
+
+    async def poll(self) -> int | None:
+        if self.process is not None:
+            return await super().poll()
+        if self.adopted_pid is not None and _alive(self.adopted_pid, self.adopted_started):
+            return None
+        return 0
+
+    async def wait(self) -> int | None:
+        if self.process is not None:
+            return await super().wait()
+        while await self.poll() is None:
+            await asyncio.sleep(0.1)
+        self.adopted_pid = None
+        return 0
+
+    async def send_signal(self, signum: int) -> None:
+        if self.process is not None:
+            return await super().send_signal(signum)
+        if self.adopted_pid is None or not _alive(self.adopted_pid, self.adopted_started):
+            return
+        try:
+            os.killpg(self.pgid, signum)
+        except OSError:
+            os.kill(self.adopted_pid, signum)
+
+    async def kill(self, restart: bool = False) -> None:
+        if self.process is not None:
+            return await super().kill(restart)
+        with contextlib.suppress(OSError):
+            await self.send_signal(signal.SIGKILL)
+
+    async def terminate(self, restart: bool = False) -> None:
+        if self.process is not None:
+            return await super().terminate(restart)
+        with contextlib.suppress(OSError):
+            await self.send_signal(signal.SIGTERM)
+
+    async def cleanup(self, restart: bool = False) -> None:
+        await super().cleanup(restart)
+        if not restart and self.records_dir:
+            remove(record_path(self.records_dir, self.kernel_id))
+
+
+class LabshareKernelManager(AsyncMappingKernelManager):  # type: ignore[misc]
+    """Adopts the member's surviving kernels at start-up; keeps them on a restart."""
+
+    records_dir = Unicode("", config=True, help="Where kernel records live (the member's private state dir).")
+
+    def __init__(self, **kwargs: Any):
+        super().__init__(**kwargs)
+        self._adopted: list[str] = []
+        self._probes: set[asyncio.Future[None]] = set()
+        if self.records_dir:
+            ensure_private_dir(Path(self.records_dir))
+            remove(Path(self.records_dir).parent / KEEP_MARKER)
+            self._adopt_all()
+
+    def _adopt_all(self) -> None:
+        """Register every surviving kernel synchronously, before the server answers any request."""
+        lock = os.open(Path(self.records_dir) / ".lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            for record in read_records(self.records_dir):
+                if _alive(record.get("owner_pid"), record.get("owner_started")) and record["owner_pid"] != os.getpid():
+                    continue  # another live server holds it
+                if not _alive(record.get("pid"), record.get("started")):
+                    self.log.info("Kernel %s died while no server was up; dropping it", record["kernel_id"])
+                    remove(record_path(self.records_dir, record["kernel_id"]))
+                    if record.get("connection_file"):
+                        remove(Path(record["connection_file"]))
+                    continue
+                try:
+                    self._adopt(record)
+                except Exception:
+                    self.log.exception("Could not adopt kernel %s", record.get("kernel_id"))
+        finally:
+            os.close(lock)
+        if self._adopted:
+            from tornado.ioloop import IOLoop
+
+            IOLoop.current().add_callback(self._watch_adopted)
+
+    def _adopt(self, record: dict[str, Any]) -> None:
+        from jupyter_client.provisioning import KernelProvisionerFactory as KPF
+        from jupyter_server._tz import utcnow
+
+        kernel_id = record["kernel_id"]
+        km = self.kernel_manager_factory(
+            connection_file=record["connection_file"] or os.path.join(self.connection_dir, f"kernel-{kernel_id}.json"),
+            parent=self,
+            log=self.log,
+            kernel_name=record["kernel_name"],
+            kernel_spec_manager=self.kernel_spec_manager,
+        )
+        info = dict(record["connection_info"])
+        km.load_connection_info(info)
+        km.kernel_id = kernel_id
+        km.provisioner = KPF.instance(parent=self.parent).create_provisioner_instance(
+            kernel_id, km.kernel_spec, parent=km
+        )
+        if not isinstance(km.provisioner, LabshareProvisioner):
+            raise RuntimeError(f"kernel {kernel_id} has a provisioner labshare cannot adopt")
+        km.provisioner.adopt(record)
+        km._launch_args = {"cwd": record["cwd"]}
+        km._attempted_start = True  # so a restart makes a fresh `ready` future
+        km._connection_file_written = True
+        km.ready.set_result(None)
+        km.execution_state = "busy"  # unknown until the kernel answers; never culled meanwhile
+        km.reason = ""
+        km.last_activity = utcnow()
+        km.labshare_survived = int(record.get("survived", 0)) + 1
+        km.provisioner.save(survived=km.labshare_survived)
+        self._kernels[kernel_id] = km
+        self._kernel_connections[kernel_id] = 0
+        self._kernel_ports[kernel_id] = km.ports
+        self._adopted.append(kernel_id)
+        self.log.info("Adopted kernel %s (pid %s), surviving server restart %d", kernel_id,
+                      record["pid"], km.labshare_survived)
+
+    async def _watch_adopted(self) -> None:
+        """Watch adopted kernels like fresh ones, and find out which of them are busy."""
+        for kernel_id in self._adopted:
+            if kernel_id not in self._kernels:
+                continue
+            km = self._kernels[kernel_id]
+            self.start_watching_activity(kernel_id)
+            km.start_restarter()
+            self.add_restart_callback(kernel_id, lambda k=kernel_id: self._handle_kernel_died(k), "dead")
+            self._probes.add(asyncio.ensure_future(self._probe(km)))
+        if not self._initialized_culler:
+            self.initialize_culler()
+
+    async def _probe(self, km: Any) -> None:
+        """A kernel answers `kernel_info` on its shell channel only between executions: until then it is busy."""
+        client = km.client()
+        client.start_channels(iopub=False, stdin=False, hb=False, control=False)
+        try:
+            msg_id = client.kernel_info()
+            while True:
+                reply = await client.get_shell_msg(timeout=None)
+                if reply.get("parent_header", {}).get("msg_id") == msg_id:
+                    break
+            km.execution_state = "idle"
+            self.log.info("Adopted kernel %s is idle", km.kernel_id)
+        except Exception:
+            self.log.exception("Could not probe adopted kernel %s", km.kernel_id)
+        finally:
+            client.stop_channels()
+
+    async def _async_shutdown_all(self, now: bool = False) -> None:
+        if self.records_dir and (Path(self.records_dir).parent / KEEP_MARKER).exists():
+            self.log.info("Leaving %d kernel(s) running for the next server", len(self._kernels))
+            for kernel_id, km in list(self._kernels.items()):
+                with contextlib.suppress(Exception):
+                    self.stop_watching_activity(kernel_id)
+                    km.stop_restarter()
+                    km._close_control_socket()
+            return
+        await super()._async_shutdown_all(now=now)
+
+    shutdown_all = _async_shutdown_all
