@@ -1,0 +1,111 @@
+"""What the site policy means on this host right now, for `labshare admin check` and `admin ports`.
+
+Read-only: it validates the site config (by loading it), resolves every
+member's effective policy, and sets port assignments and claims beside
+what actually listens, so an admin sees conflicts before members do.
+"""
+
+from __future__ import annotations
+
+import pwd
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from labshare import config
+from labshare.listeners import listener
+from labshare.server import ports
+
+
+@dataclass
+class MemberPolicy:
+    user: str
+    has_account: bool
+    admin: bool
+    mode: str
+    root_dir: str
+    port: int | None
+    gpus: list[int] | None
+    memory_max: str | None
+    cpus: float | None
+    cull_idle_kernels_after: float | None
+    shutdown_idle_server_after: float | None
+    limits_enforceable: bool | None
+
+
+@dataclass
+class SiteCheck:
+    site_config: str
+    exists: bool
+    members: list[MemberPolicy] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+
+@dataclass
+class PortRow:
+    port: int
+    owner: str
+    source: str
+    listening_user: str | None
+    listening_pid: int | None
+    conflict: bool
+
+
+def _lingering(user: str) -> bool:
+    return Path("/var/lib/systemd/linger", user).exists()
+
+
+def check(site_path: Path) -> SiteCheck:
+    site = config.load_site(site_path)
+    result = SiteCheck(site_config=str(site_path), exists=site.path is not None)
+    for user in config.members(site):
+        try:
+            pwd.getpwnam(user)
+            has_account = True
+        except KeyError:
+            has_account = False
+            result.problems.append(f"{user} is named in {site_path} but has no Unix account on this host.")
+        policy = config.policy_for(site, user, config.groups_of(user))
+        limited = policy.limits.memory_max is not None or policy.limits.cpus is not None
+        result.members.append(
+            MemberPolicy(
+                user=user,
+                has_account=has_account,
+                admin=user in site.admins,
+                mode=policy.mode,
+                root_dir=policy.root_dir,
+                port=policy.port,
+                gpus=list(policy.limits.gpus) if policy.limits.gpus is not None else None,
+                memory_max=policy.limits.memory_max,
+                cpus=policy.limits.cpus,
+                cull_idle_kernels_after=policy.cull_idle_kernels_after,
+                shutdown_idle_server_after=policy.shutdown_idle_server_after,
+                limits_enforceable=_lingering(user) if limited else None,
+            )
+        )
+        if limited and not _lingering(user):
+            result.problems.append(
+                f"The memory/CPU limits of {user} are not enforced here: they need a systemd user manager; "
+                f"run `loginctl enable-linger {user}`."
+            )
+    return result
+
+
+def port_table(site_path: Path) -> list[PortRow]:
+    site = config.load_site(site_path)
+    owners: dict[int, tuple[str, str]] = {p: (u, "assigned") for u, p in site.port_assignments.items()}
+    for claim in ports.claims(site):
+        owners.setdefault(claim.port, (claim.user, "claimed"))
+    rows = []
+    for port, (owner, source) in sorted(owners.items()):
+        found = listener(port)
+        rows.append(
+            PortRow(
+                port=port,
+                owner=owner,
+                source=source,
+                listening_user=found.user if found else None,
+                listening_pid=found.pid if found else None,
+                conflict=bool(found and found.user != owner),
+            )
+        )
+    return rows

@@ -1,0 +1,20 @@
+from __future__ import annotations
+
+import click
+
+from labshare.cli import App
+from labshare.cli.options import json_option
+from labshare.render import emit
+from labshare.render import site as view
+
+
+@click.command()
+@json_option
+@click.pass_obj
+def check(app: App, as_json: bool) -> int:
+    """Validate the site config and show the effective policy of every member."""
+    from labshare import audit
+
+    result = audit.check(app.paths.site_config)
+    emit(result, as_json=as_json, text=view.check)
+    return 1 if any(not m.has_account for m in result.members) else 0
