@@ -28,9 +28,10 @@ SERVER_KEYS = {
     "cull_idle_kernels_after",
     "cull_busy_kernels",
     "shutdown_idle_server_after",
+    "keep_outputs",
 }
 MEMBER_KEYS = {"gpus", "memory_max", "cpus"}
-OVERRIDABLE = {"mode", "root_dir", "cull_idle_kernels_after", "shutdown_idle_server_after"}
+OVERRIDABLE = {"mode", "root_dir", "cull_idle_kernels_after", "shutdown_idle_server_after", "keep_outputs"}
 DEFAULT_CLAIMS_DIR = "/var/lib/labshare/ports"
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|min|h|d)?\s*$")
 _MEMORY = re.compile(r"^\d+(\.\d+)?[KMGT]?$")
@@ -95,6 +96,7 @@ class Policy:
     cull_idle_kernels_after: float | None = None
     cull_busy_kernels: bool = False
     shutdown_idle_server_after: float | None = None
+    keep_outputs: bool = True
     port: int | None = None
     limits: Limits = Limits()
     sources: Mapping[str, str] = field(default_factory=dict)
@@ -161,7 +163,7 @@ def _server(path: Path, table: Mapping[str, Any], where: str) -> dict[str, Any]:
             if not isinstance(value, str) or not value:
                 raise _fail(path, name, "must be a folder path such as \"~/projects\"")
             out[key] = value
-        elif key == "cull_busy_kernels":
+        elif key in ("cull_busy_kernels", "keep_outputs"):
             if not isinstance(value, bool):
                 raise _fail(path, name, "must be true or false")
             out[key] = value

@@ -27,7 +27,7 @@ from labshare.files import ensure_private_dir, remove, write_atomic
 from labshare.listeners import describe, free_port, listener, port_is_free
 from labshare.paths import Paths
 from labshare.proc import tail
-from labshare.server import launch, ports, records
+from labshare.server import launch, outputs, ports, records
 from labshare.server import state as st
 from labshare.server.status import (
     ServerStatus,
@@ -135,7 +135,8 @@ def _tcp_port(paths: Paths, site: Site, user: str, port: int | None) -> int:
 
 
 def _launch(
-    paths: Paths, root: Path, mode: str, port: int | None, token: str | None, policy: Policy
+    paths: Paths, root: Path, mode: str, port: int | None, token: str | None, policy: Policy,
+    keep_outputs: bool = True,
 ) -> st.ServerState:
     jupyter = launch.find_jupyter_lab()
     sock: Path | None = None
@@ -151,7 +152,8 @@ def _launch(
             remove(sock)
     argv = launch.jupyter_argv(
         jupyter, root_dir=root, socket=sock, port=port,
-        extra=launch.policy_args(policy) + records.jupyter_args(paths.kernel_records_dir, paths.sessions_db),
+        extra=launch.policy_args(policy) + records.jupyter_args(paths.kernel_records_dir, paths.sessions_db)
+        + outputs.jupyter_args(keep_outputs, paths.state_dir),
     )
     prefix = launch.limit_prefix(policy.limits, os.environ)
     spec = launch.LaunchSpec(
@@ -177,6 +179,7 @@ def _launch(
         socket_fallback=bool(sock) and paths.socket_is_fallback,
         limits=limits,
         limits_enforced=prefix is not None,
+        keep_outputs=keep_outputs,
     )
     st.save(paths, record)
     return record
@@ -239,7 +242,9 @@ def start(
     port: int | None = None,
     timeout: float = 120.0,
     token: str | None = None,
+    keep_outputs: bool | None = None,
 ) -> StartResult:
+    """Start the member's server; `keep_outputs` None follows the site policy (on unless turned off)."""
     prepare(paths)
     user, host = whoami()
     site, policy = config.effective(paths.site_config, paths.user_config_file, user)
@@ -255,7 +260,8 @@ def start(
             pruned = prune_stale()
             if pruned:
                 notes.append(f"Removed labshare kernels whose environment is gone: {', '.join(pruned)}.")
-            record = _launch(paths, root, mode, port, token, policy)
+            keep = policy.keep_outputs if keep_outputs is None else keep_outputs
+            record = _launch(paths, root, mode, port, token, policy, keep)
     if already:
         _wait_ready(paths, record, timeout, log_offset=0)
     else:
@@ -374,4 +380,5 @@ def restart(paths: Paths, *, timeout: float = 120.0, keep_kernels: bool = True) 
         port=record.port,
         timeout=timeout,
         token=token,
+        keep_outputs=record.keep_outputs,
     )

@@ -40,6 +40,7 @@ class ServerStatus:
     socket_fallback: bool = False
     limits: dict[str, object] = field(default_factory=dict)
     limits_enforced: bool = True
+    keep_outputs: bool = False
     surviving_kernels: list[dict[str, object]] = field(default_factory=list)
     log_file: str = ""
     notes: list[str] = field(default_factory=list)
@@ -118,7 +119,7 @@ def status_of(paths: Paths, record: st.ServerState | None, notes: list[str]) -> 
     if st.alive(record.supervisor_pid, record.supervisor_started):
         result.supervisor_pid = record.supervisor_pid
     for name in ("mode", "socket", "port", "root_dir", "started_at", "restarts", "socket_fallback",
-                 "limits", "limits_enforced"):
+                 "limits", "limits_enforced", "keep_outputs"):
         setattr(result, name, getattr(record, name))
     answer = None
     if result.pid is not None:
