@@ -26,7 +26,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "logs": ("server", "labshare.cli.logs:logs"),
     "env": ("server", "labshare.cli.env:env"),
     "kernels": ("server", "labshare.cli.kernels:kernels"),
+    "doctor": ("server", "labshare.cli.doctor:doctor"),
     "connect": ("laptop", "labshare.cli.connect:connect"),
+    "completion": ("laptop", "labshare.cli.completion:completion"),
     "hub-config": ("admin", "labshare.cli.hub_config:hub_config"),
 }
 

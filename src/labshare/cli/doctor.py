@@ -1,0 +1,59 @@
+"""`labshare doctor [HOST]`: check this server, or from the laptop, the way to HOST."""
+
+from __future__ import annotations
+
+import os
+
+import click
+
+from labshare.cli import App
+from labshare.cli.options import confirm, json_option, yes_option
+from labshare.render import emit, note
+
+FAILED = 1
+
+
+@click.command()
+@click.argument("host", required=False)
+@click.option("--stop-old", is_flag=True,
+              help="Offer to stop your hand-started Jupyter servers that have no token (asks first).")
+@click.option("--ssh-option", "-o", "ssh_options", multiple=True, metavar="OPTION",
+              help="Extra `ssh -o` option for HOST, as with `labshare connect`.")
+@yes_option
+@json_option
+@click.pass_obj
+def doctor(app: App, host: str | None, stop_old: bool, ssh_options: tuple[str, ...], yes: bool,
+           as_json: bool) -> int:
+    """Check what labshare needs and say how to fix what is wrong.
+
+    On the server: versions, private directories, logout, sshd forwarding, uv,
+    kernels, GPUs, site policy and old token-less Jupyter servers.
+    On the laptop, `labshare doctor HOST`: ssh, labshare on HOST, a test
+    tunnel and the browser.  Exits 1 when a check fails.
+    """
+    from labshare.doctor import HostFiles, Report
+    from labshare.render import doctor as view
+
+    if host:
+        from labshare.doctor import remote
+
+        report = Report(host=host, side="laptop", checks=remote.run_all(app.paths, host, ssh_options))
+    else:
+        import socket
+
+        from labshare.doctor import checks
+
+        report = Report(host=socket.gethostname(), side="server",
+                        checks=checks.run_all(app.paths, HostFiles.from_env(), os.environ))
+        if stop_old:
+            found = checks.find_old_servers(app.paths.uid)
+            if found:
+                pids = ", ".join(str(s.pid) for s in found)
+                if confirm(f"Stop your token-less Jupyter server(s) with pid {pids}?", yes):
+                    report.stopped = checks.stop_old(found, app.paths.uid)
+                    report.checks = [c for c in report.checks if c.name != "old-servers"]
+                    report.checks.append(checks.old_servers(checks.find_old_servers(app.paths.uid)))
+            elif not as_json:
+                note("No old token-less Jupyter server to stop.")
+    emit(report, as_json=as_json, text=view.report)
+    return FAILED if report.failed else 0
