@@ -133,17 +133,27 @@ def chromium(shots: Path, tag: str) -> Iterator[Any]:
 
 
 def open_notebook(browser: Any, server: Server, name: str) -> Any:
-    """A page with `name` open in Lab and its kernel ready."""
+    """A page with `name` open in Lab and connected to its kernel (idle, or busy with a cell run earlier)."""
     page = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
     page.goto(server.url(f"/lab/tree/{name}"))
     page.locator(CELLS).first.wait_for(timeout=60_000)
-    page.locator('.jp-Notebook-ExecutionIndicator[data-status="idle"]').first.wait_for(timeout=60_000)
+    page.locator(
+        '.jp-Notebook-ExecutionIndicator[data-status="idle"], .jp-Notebook-ExecutionIndicator[data-status="busy"]'
+    ).first.wait_for(timeout=60_000)
     return page
 
 
 def run_cell(page: Any, index: int) -> None:
-    page.locator(CELLS).nth(index).locator(".cm-content").click()
-    page.keyboard.press("Shift+Enter")
+    """Run cell `index`; Lab can show an idle kernel a moment before it accepts a run, so try again once."""
+    for _ in range(3):
+        page.locator(CELLS).nth(index).locator(".cm-content").click()
+        page.keyboard.press("Shift+Enter")
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            if prompt(page, index).strip() != "[ ]:":
+                return
+            time.sleep(0.2)
+    raise AssertionError(f"cell {index} did not start running")
 
 
 def shown(page: Any, index: int) -> str:

@@ -127,7 +127,7 @@ class OutputKeeper(LoggingConfigurable):
         self._used.pop(rid, None)
 
     async def _busy_paths(self) -> set[str]:
-        """Paths whose session kernel is anything but idle (busy, starting, unknown)."""
+        """Paths whose session kernel is anything but idle or dead (busy, starting, restarting, unknown)."""
         busy = set()
         km = self.serverapp.kernel_manager
         for session in await self.serverapp.session_manager.list_sessions():
@@ -136,7 +136,7 @@ class OutputKeeper(LoggingConfigurable):
                 state = km.get_kernel(kernel.get("id")).execution_state
             except KeyError:
                 continue
-            if state != "idle":
+            if state not in ("idle", "dead"):
                 busy.add(session.get("path"))
         return busy
 

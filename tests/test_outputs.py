@@ -1,0 +1,142 @@
+"""Output printed while no browser is open is kept in the notebook (issue 8), seen in real headless Chromium.
+
+Each scenario is a lab member with their own labshare server (TCP mode, so
+Chromium can reach it) and their own browser.  The scenarios mostly wait,
+so they run side by side in threads, started together by the first test
+that asks for one; each test then checks its own scenario's result.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+import traceback
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+
+import lab_outputs as lo
+import pytest
+from conftest import Member, _make_home
+
+pytestmark = pytest.mark.timeout(600)
+
+PRINTER = "import time\nfor i in range(1, {n}):\n    print(f'line {{i}}', flush=True)\n    time.sleep(1)"
+SILENT = "import time\nprint('start', flush=True)\ntime.sleep(80)\nprint('done', flush=True)"
+
+
+def printing_away(server: lo.Server, shots: Path) -> None:
+    """The issue's test: 90 lines, one a second; the browser closes after 3 s and comes back after 75 s."""
+    nb = lo.write_notebook(server.root, "away.ipynb", [PRINTER.format(n=91)])
+    with lo.chromium(shots, "away-first") as browser:
+        page = lo.open_notebook(browser, server, "away.ipynb")
+        lo.run_cell(page, 0)
+        began = time.monotonic()
+        lo.wait_for(lambda: lo.numbered(lo.shown(page, 0)), 30, "the first line on screen")
+        time.sleep(max(0.0, 3 - (time.monotonic() - began)))
+    time.sleep(75)
+    with lo.chromium(shots, "away-back") as browser:
+        page = lo.open_notebook(browser, server, "away.ipynb")
+        seen = lo.wait_for(lambda: lo.numbered(lo.shown(page, 0)), 30, "the kept lines on screen")
+        assert seen == list(range(1, len(seen) + 1)), f"lines missing on return: {seen}"
+        assert len(seen) > 60, f"only {len(seen)} lines shown on return, after more than 78 s of printing"
+        if len(seen) < 90:
+            lo.wait_for(lambda: len(lo.numbered(lo.shown(page, 0))) > len(seen), 20, "new lines to keep arriving")
+        lo.wait_for(lambda: lo.prompt(page, 0).strip() == "[1]:", 60, "the cell to finish")
+        assert lo.numbered(lo.shown(page, 0)) == list(range(1, 91))
+    on_disk = lo.wait_for(
+        lambda: (lo.numbered(lo.disk_cell(nb, 0)[0]) == list(range(1, 91)) and lo.disk_cell(nb, 0)[1] == 1)
+        or None,
+        15, "all 90 lines and the execution count in the .ipynb",
+    )
+    assert on_disk
+
+
+def silent_away(server: lo.Server, shots: Path) -> None:
+    """A cell quiet for 80 s (longer than the stock 60 s clean-up) while no browser is open."""
+    nb = lo.write_notebook(server.root, "silent.ipynb", [SILENT, "print('after', flush=True)"])
+    with lo.chromium(shots, "silent-first") as browser:
+        page = lo.open_notebook(browser, server, "silent.ipynb")
+        lo.run_cell(page, 0)
+        lo.wait_for(lambda: "start" in lo.shown(page, 0), 30, "'start' on screen")
+        time.sleep(3)
+    lo.wait_for(lambda: lo.disk_cell(nb, 0)[1] == 1, 150, "the silent cell to finish, on disk")
+    text, count = lo.disk_cell(nb, 0)
+    assert text.split() == ["start", "done"] and count == 1, (text, count)
+    with lo.chromium(shots, "silent-back") as browser:
+        page = lo.open_notebook(browser, server, "silent.ipynb")
+        lo.wait_for(lambda: lo.shown(page, 0).split() == ["start", "done"], 30, "both lines on screen")
+        assert lo.prompt(page, 0).strip() == "[1]:"
+        lo.run_cell(page, 1)
+        lo.wait_for(lambda: "after" in lo.shown(page, 1), 60, "a new cell to run")
+        assert lo.prompt(page, 1).strip() == "[2]:"
+
+
+def stock_away(server: lo.Server, shots: Path) -> None:
+    """With --no-keep-outputs, Lab behaves like stock JupyterLab: what is printed while away is lost."""
+    nb = lo.write_notebook(server.root, "stock.ipynb", [PRINTER.format(n=21)])
+    with lo.chromium(shots, "stock-first") as browser:
+        page = lo.open_notebook(browser, server, "stock.ipynb")
+        lo.run_cell(page, 0)
+        lo.wait_for(lambda: lo.numbered(lo.shown(page, 0)), 30, "the first line on screen")
+        time.sleep(3)
+    time.sleep(10)
+    with lo.chromium(shots, "stock-back") as browser:
+        page = lo.open_notebook(browser, server, "stock.ipynb")
+        time.sleep(3)
+        seen = lo.numbered(lo.shown(page, 0))
+        assert not [n for n in seen if n > 8], f"stock Lab showed lines printed while away: {seen}"
+    time.sleep(10)
+    text, count = lo.disk_cell(nb, 0)
+    assert not [n for n in lo.numbered(text) if n > 8] and count is None, (text, count)
+
+
+SCENARIOS: dict[str, tuple[Callable[[lo.Server, Path], None], tuple[str, ...]]] = {
+    "away": (printing_away, ()),
+    "silent": (silent_away, ()),
+    "stock": (stock_away, ("--no-keep-outputs",)),
+}
+
+
+def _run(name: str, shots: Path) -> None:
+    scenario, args = SCENARIOS[name]
+    member = Member(home=_make_home())
+    try:
+        server = lo.start_server(member, *args)
+        status = member.json("status")
+        assert status["keep_outputs"] is (not args), status
+        active = server.api.ok("GET", "/api/labshare/outputs")
+        assert active["keep_outputs"] is (not args), active
+        scenario(server, shots)
+    finally:
+        try:
+            member.run("stop", timeout=60)
+        finally:
+            member.reap()
+            shutil.rmtree(member.home, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def scenarios(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Future[None]]]:
+    shots = tmp_path_factory.mktemp("outputs-screenshots")
+    with ThreadPoolExecutor(max_workers=len(SCENARIOS)) as pool:
+        yield {name: pool.submit(_run, name, shots / name) for name in SCENARIOS}
+
+
+def _outcome(future: Future[None]) -> None:
+    """The scenario's own failure, with the traceback from its thread."""
+    error = future.exception(timeout=540)
+    if error is not None:
+        pytest.fail("".join(traceback.format_exception(error)), pytrace=False)
+
+
+def test_output_printed_while_away_is_kept_on_screen_and_disk(scenarios: dict[str, Future[None]]) -> None:
+    _outcome(scenarios["away"])
+
+
+def test_silent_cell_while_away_keeps_both_lines_and_a_new_cell_runs(scenarios: dict[str, Future[None]]) -> None:
+    _outcome(scenarios["silent"])
+
+
+def test_no_keep_outputs_shows_the_stock_loss(scenarios: dict[str, Future[None]]) -> None:
+    _outcome(scenarios["stock"])
