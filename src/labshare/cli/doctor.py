@@ -19,11 +19,13 @@ FAILED = 1
               help="Offer to stop your hand-started Jupyter servers that have no token (asks first).")
 @click.option("--ssh-option", "-o", "ssh_options", multiple=True, metavar="OPTION",
               help="Extra `ssh -o` option for HOST, as with `labshare connect`.")
+@click.option("--serve-test-socket", is_flag=True, hidden=True,
+              help="Hold a throwaway socket for the laptop's tunnel test (run by `labshare doctor HOST`).")
 @yes_option
 @json_option
 @click.pass_obj
-def doctor(app: App, host: str | None, stop_old: bool, ssh_options: tuple[str, ...], yes: bool,
-           as_json: bool) -> int:
+def doctor(app: App, host: str | None, stop_old: bool, ssh_options: tuple[str, ...], serve_test_socket: bool,
+           yes: bool, as_json: bool) -> int:
     """Check what labshare needs and say how to fix what is wrong.
 
     On the server: versions, private directories, logout, sshd forwarding, uv,
@@ -34,6 +36,11 @@ def doctor(app: App, host: str | None, stop_old: bool, ssh_options: tuple[str, .
     from labshare.doctor import HostFiles, Report
     from labshare.render import doctor as view
 
+    if serve_test_socket:
+        from labshare.doctor import remote
+
+        remote.serve_test_socket(app.paths)
+        return 0
     if host:
         from labshare.doctor import remote
 

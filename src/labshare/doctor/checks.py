@@ -143,30 +143,41 @@ def socket_path(paths: Paths) -> Check:
                  f"neither {paths.preferred_socket} nor {paths.fallback_socket} fits in 107 bytes", fix)
 
 
-def _conf_values(files: list[Path], key: str, first_wins: bool) -> tuple[str | None, Path | None, list[Path]]:
-    """The value of `key` across config files (sshd: first wins; systemd: last wins), and unreadable files."""
+Entry = tuple[Path, str]
+
+
+def _read_lines(path: Path, unreadable: list[Path]) -> list[str]:
+    try:
+        return path.read_text(errors="replace").splitlines()
+    except FileNotFoundError:
+        return []
+    except OSError:
+        unreadable.append(path)
+        return []
+
+
+def _lookup(entries: list[Entry], key: str, first_wins: bool) -> tuple[str | None, Path | None]:
+    """The value of `key` among config lines (sshd: first wins; systemd: last wins); Match blocks end the search."""
     value: tuple[str | None, Path | None] = (None, None)
-    unreadable: list[Path] = []
-    for path in files:
-        try:
-            lines = path.read_text(errors="replace").splitlines()
-        except FileNotFoundError:
+    for path, line in entries:
+        text = line.strip()
+        if not text or text.startswith(("#", ";", "[")):
             continue
-        except OSError:
-            unreadable.append(path)
-            continue
-        for line in lines:
-            text = line.strip()
-            if not text or text.startswith(("#", ";", "[")):
+        if text.lower().startswith("match "):
+            break
+        m = re.match(r"^(\S+?)\s*(?:=|\s)\s*(.*)$", text)
+        if m and m.group(1).lower() == key.lower():
+            if first_wins and value[0] is not None:
                 continue
-            if text.lower().startswith("match "):
-                break
-            m = re.match(r"^(\S+?)\s*(?:=|\s)\s*(.*)$", text)
-            if m and m.group(1).lower() == key.lower():
-                if first_wins and value[0] is not None:
-                    continue
-                value = (m.group(2).strip(), path)
-    return value[0], value[1], unreadable
+            value = (m.group(2).strip(), path)
+    return value
+
+
+def _conf_values(files: list[Path], key: str, first_wins: bool) -> tuple[str | None, Path | None, list[Path]]:
+    unreadable: list[Path] = []
+    entries = [(path, line) for path in files for line in _read_lines(path, unreadable)]
+    value, where = _lookup(entries, key, first_wins)
+    return value, where, unreadable
 
 
 def _logind_files(main: Path) -> list[Path]:
@@ -198,29 +209,24 @@ def survives_logout(files: HostFiles, user: str) -> Check:
     return Check("survives-logout", OK, f"{said}: your server outlives your ssh session")
 
 
-def _sshd_files(main: Path) -> list[Path]:
-    """sshd_config and what it Includes (relative names are under /etc/ssh), in the order sshd reads them."""
-    out: list[Path] = []
+def _sshd_entries(main: Path, unreadable: list[Path]) -> list[Entry]:
+    """sshd_config's lines with its Includes expanded in place (relative names are under /etc/ssh)."""
 
-    def walk(path: Path, depth: int) -> None:
-        out.append(path)
-        if depth > 8:
-            return
-        try:
-            lines = path.read_text(errors="replace").splitlines()
-        except OSError:
-            return
-        for line in lines:
+    def walk(path: Path, depth: int) -> list[Entry]:
+        out: list[Entry] = []
+        for line in _read_lines(path, unreadable):
             words = line.split()
-            if len(words) >= 2 and words[0].lower() == "include":
+            if depth < 8 and len(words) >= 2 and words[0].lower() == "include":
                 for pattern in words[1:]:
                     if not os.path.isabs(pattern):
                         pattern = str(main.parent / pattern)
                     for found in sorted(glob.glob(pattern)):
-                        walk(Path(found), depth + 1)
+                        out += walk(Path(found), depth + 1)
+            else:
+                out.append((path, line))
+        return out
 
-    walk(main, 0)
-    return out
+    return walk(main, 0)
 
 
 def _sshd_t(config: Path, user: str) -> dict[str, str] | None:
@@ -249,25 +255,25 @@ def sshd_forwarding(files: HostFiles, user: str, mode: str = "socket") -> Check:
         return Check("sshd-forwarding", WARN, f"no {config} on this host, so its sshd settings are unknown",
                      "run `labshare doctor HOST` from your laptop to test forwarding end to end")
     settings = _sshd_t(config, user)
-    source = "sshd -T"
+    source, via = "sshd -T", " (sshd -T)"
     if settings is None:
-        sshd_files = _sshd_files(config)
-        settings, unreadable = {}, []
+        unreadable: list[Path] = []
+        entries = _sshd_entries(config, unreadable)
+        settings = {}
         for key in ("allowstreamlocalforwarding", "disableforwarding", "allowtcpforwarding"):
-            value, where, bad = _conf_values(sshd_files, key, first_wins=True)
-            unreadable += bad
+            value, where = _lookup(entries, key, first_wins=True)
             if value is not None:
                 settings[key] = f"{value.lower()} ({where})"
         if unreadable:
             return Check("sshd-forwarding", WARN, f"cannot read {', '.join(map(str, sorted(set(unreadable))))}",
                          "run `labshare doctor HOST` from your laptop to test forwarding end to end")
-        source = str(config)
+        source, via = str(config), ""
     disable = settings.get("disableforwarding", "no").split()[0]
     stream = settings.get("allowstreamlocalforwarding", "yes").split()[0]
     tcp = settings.get("allowtcpforwarding", "yes").split()[0]
     if disable == "yes":
         return Check("sshd-forwarding", FAIL,
-                     f"DisableForwarding {settings['disableforwarding']} ({source}): sshd forwards nothing, "
+                     f"DisableForwarding {settings['disableforwarding']}{via}: sshd forwards nothing, "
                      "so `labshare connect` cannot reach your server",
                      "ask the admin to remove DisableForwarding for members (labshare needs -L forwarding only)")
     if stream in ("no", "remote"):
@@ -275,10 +281,10 @@ def sshd_forwarding(files: HostFiles, user: str, mode: str = "socket") -> Check:
                "or use `labshare start --tcp` on this host")
         status = FAIL if mode == "socket" else WARN
         return Check("sshd-forwarding", status,
-                     f"AllowStreamLocalForwarding {settings['allowstreamlocalforwarding']} ({source}): "
+                     f"AllowStreamLocalForwarding {settings['allowstreamlocalforwarding']}{via}: "
                      "forwarding to the server's Unix socket is refused", fix)
     if mode == "tcp" and tcp in ("no", "remote"):
-        return Check("sshd-forwarding", FAIL, f"AllowTcpForwarding {settings['allowtcpforwarding']} ({source}) "
+        return Check("sshd-forwarding", FAIL, f"AllowTcpForwarding {settings['allowtcpforwarding']}{via} "
                      "but your server listens on TCP", "run `labshare restart` without --tcp, or ask the admin")
     return Check("sshd-forwarding", OK, f"sshd allows forwarding to Unix sockets ({source})")
 
@@ -527,14 +533,34 @@ def stop_old(servers: list[OldServer], uid: int, grace: float = 10.0) -> list[in
                 procs.append(proc)
         except psutil.Error:
             continue
-    _, alive = psutil.wait_procs(procs, timeout=grace)
+    alive = _wait_gone(procs, grace)
     for proc in alive:
         try:
             proc.kill()
         except psutil.Error:
             pass
-    psutil.wait_procs(alive, timeout=grace)
+    _wait_gone(alive, grace)
     return [p.pid for p in procs]
+
+
+def _wait_gone(procs: list[object], timeout: float) -> list[object]:
+    """Wait until each process has exited; an unreaped zombie (its parent is not us) counts as gone."""
+    import time
+
+    import psutil
+
+    deadline = time.monotonic() + timeout
+    while True:
+        alive = []
+        for proc in procs:
+            try:
+                if proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE:  # type: ignore[attr-defined]
+                    alive.append(proc)
+            except psutil.Error:
+                continue
+        if not alive or time.monotonic() > deadline:
+            return alive
+        time.sleep(0.1)
 
 
 def current_user(uid: int) -> str:

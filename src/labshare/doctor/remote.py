@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import contextlib
 import re
+import select
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 import webbrowser
@@ -90,70 +92,162 @@ def _server_info(target: sshcmd.Target, labshare: str | None) -> dict[str, Any] 
     return session.parse_json_output(done.stdout)
 
 
-def _trigger(port: int) -> None:
-    """Open one connection through the forward so sshd decides, and says, whether it allows it."""
-    with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
-        sock.settimeout(3)
+GREETING = b"labshare-doctor\n"
+
+
+def serve_test_socket(paths: Paths, timeout: float = 60.0) -> None:
+    """The server end of the tunnel test: a private socket that greets one visitor, then goes away.
+
+    Run on the server as `labshare doctor --serve-test-socket`; prints the socket path first.
+    """
+    import os
+
+    from labshare.files import ensure_private_dir
+    from labshare.paths import socket_path_fits
+
+    path = paths.state_dir / "run" / f"doctor-{os.getpid()}.sock"
+    if not socket_path_fits(path):
+        path = paths.fallback_socket.parent / f"doctor-{os.getpid()}.sock"
+    ensure_private_dir(path.parent)
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        old = os.umask(0o177)
+        try:
+            server.bind(str(path))
+        finally:
+            os.umask(old)
+        server.listen(4)
+        print(path, flush=True)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([server, sys.stdin], [], [], max(0.0, deadline - time.monotonic()))
+            if sys.stdin in ready:
+                break  # the laptop closed its end: the test is over
+            if server in ready:
+                conn, _ = server.accept()
+                with conn, contextlib.suppress(OSError):
+                    conn.sendall(GREETING)
+    finally:
+        server.close()
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+
+
+def _read(stream: Any) -> str:
+    stream.flush()
+    stream.seek(0)
+    return str(stream.read())
+
+
+def _first_line(proc: subprocess.Popen[str], timeout: float) -> str | None:
+    import threading
+
+    box: list[str] = []
+    reader = threading.Thread(target=lambda: box.append(proc.stdout.readline() if proc.stdout else ""), daemon=True)
+    reader.start()
+    reader.join(timeout)
+    return box[0].strip() if box and box[0].strip() else None
+
+
+def _end(proc: subprocess.Popen[Any]) -> None:
+    if proc.stdin:
         with contextlib.suppress(OSError):
-            sock.sendall(b"GET /api/status HTTP/1.0\r\n\r\n")
-            sock.recv(64)
+            proc.stdin.close()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(5)
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
 
 
-def forwarding(target: sshcmd.Target, info: dict[str, Any] | None) -> Check:
-    """Open a test tunnel the way `connect` does, use it once, and close it."""
+def _greeted(port: int) -> bool:
+    with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        sock.settimeout(5)
+        data = b""
+        while len(data) < len(GREETING):
+            chunk = sock.recv(64)
+            if not chunk:
+                break
+            data += chunk
+        return data == GREETING
+    return False
+
+
+def _wait_listening(proc: subprocess.Popen[Any], port: int) -> bool:
+    deadline = time.monotonic() + TUNNEL_TIMEOUT
+    while time.monotonic() < deadline and proc.poll() is None:
+        with contextlib.suppress(OSError):
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def forwarding(target: sshcmd.Target, labshare: str | None, info: dict[str, Any] | None) -> Check:
+    """Open a test tunnel the way `connect` does, use it once, and close it.
+
+    To the member's JupyterLab when it runs (an authenticated /api/status through the tunnel);
+    otherwise to a throwaway socket that `labshare doctor --serve-test-socket` holds on the server.
+    """
     host = session.host_of(target.destination)
     running = bool(info and info.get("running") and info.get("token"))
-    mode = str((info or {}).get("mode") or "socket")
-    if running and mode == "tcp":
-        remote = sshcmd.Forward(0, remote_port=int(info["port"]))  # type: ignore[index]
-    else:
-        remote = sshcmd.Forward(0, remote_socket=str((info or {}).get("socket") or "/nonexistent/labshare-doctor.sock"))
+    mode = str((info or {}).get("mode") or "socket") if running else "socket"
+    helper: subprocess.Popen[str] | None = None
     local = session.free_local_port(None)
-    forward = sshcmd.Forward(local, remote.remote_socket, remote.remote_port)
-    argv = sshcmd.Plan(target).tunnel(forward)
-    with tempfile.TemporaryFile(mode="w+") as err:
-        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err)
+    if running and mode == "tcp":
+        forward = sshcmd.Forward(local, remote_port=int(info["port"]))  # type: ignore[index]
+    elif running:
+        forward = sshcmd.Forward(local, remote_socket=str(info["socket"]))  # type: ignore[index]
+    else:
+        argv = sshcmd.Plan(target).remote(sshcmd.remote_command(["doctor", "--serve-test-socket"], labshare))
+        helper = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                  stderr=subprocess.DEVNULL, text=True)
+        path = _first_line(helper, REMOTE_TIMEOUT)
+        if not path or not path.startswith("/"):
+            _end(helper)
+            return Check("forwarding", WARN,
+                         f"your JupyterLab on {host} is not running and labshare there cannot hold a test socket",
+                         f"labshare connect --start {target.destination} tests it for real")
+        forward = sshcmd.Forward(local, remote_socket=path)
+    with tempfile.TemporaryFile(mode="w+", errors="replace") as err:
+        tunnel = subprocess.Popen(sshcmd.Plan(target).tunnel(forward), stdin=subprocess.DEVNULL,
+                                  stdout=subprocess.DEVNULL, stderr=err)
+        answered = False
         try:
-            answered = False
-            deadline = time.monotonic() + TUNNEL_TIMEOUT
-            while time.monotonic() < deadline and proc.poll() is None:
-                with contextlib.suppress(OSError):
-                    socket.create_connection(("127.0.0.1", local), timeout=1).close()
-                    break
-                time.sleep(0.1)
-            if proc.poll() is None:
-                if running:
+            if running:
+                if _wait_listening(tunnel, local):
                     address = probe.Address(host="127.0.0.1", port=local)
                     answered = probe.status(address, str(info["token"]), timeout=5) is not None  # type: ignore[index]
-                else:
-                    _trigger(local)
-                time.sleep(0.3)
+            else:
+                deadline = time.monotonic() + TUNNEL_TIMEOUT
+                while tunnel.poll() is None and time.monotonic() < deadline and "open failed" not in _read(err):
+                    answered = _greeted(local)
+                    if answered:
+                        break
+                    time.sleep(0.2)
+            died = tunnel.poll() is not None
         finally:
-            if proc.poll() is None:
-                proc.terminate()
-                try:
-                    proc.wait(10)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait(10)
-        err.seek(0)
-        text = err.read()
-    if any(s in text for s in session.PROHIBITED_SIGNS):
-        refused = session.forwarding_refused(host, mode)
-        fix = "on the server: labshare stop && labshare start --tcp; or ask the admin to allow forwarding"
-        return Check("forwarding", FAIL, refused.message.split(";")[0], fix)
-    if proc.returncode not in (0, None, -15, 143) and not answered:
+            _end(tunnel)
+            if helper is not None:
+                _end(helper)
+        text = _read(err)
+    if answered:
+        what = "your JupyterLab" if running else "a test socket on the server"
+        return Check("forwarding", OK, f"a test tunnel to {forward.remote} reached {what}, then closed")
+    if died:
         return Check("forwarding", FAIL, session.classify_ssh_failure(text, target.destination).message,
                      f"ssh -N -L {forward.spec()} {target.destination}")
-    if answered:
-        return Check("forwarding", OK, f"a test tunnel to {forward.remote} reached your JupyterLab, then closed")
-    if running:
-        return Check("forwarding", FAIL, f"a test tunnel to {forward.remote} opened but JupyterLab did not answer",
-                     f"on {host}: labshare status; labshare logs")
-    return Check("forwarding", OK,
-                 f"sshd on {host} allows forwarding to a Unix socket (your JupyterLab is not running, "
-                 "so it was not reached end to end)",
-                 f"labshare connect --start {target.destination}")
+    if "open failed" in text or any(s in text for s in session.PROHIBITED_SIGNS):
+        refused = session.forwarding_refused(host, mode)
+        fix = ("on the server: labshare stop && labshare start --tcp; or ask the admin to allow forwarding"
+               if mode == "socket" else "ask the admin to allow TCP forwarding for your account")
+        return Check("forwarding", FAIL, refused.message.split(";")[0], fix)
+    return Check("forwarding", FAIL, f"a test tunnel to {forward.remote} opened but nothing answered through it",
+                 f"on {host}: labshare status; labshare logs")
 
 
 def browser() -> Check:
@@ -183,6 +277,6 @@ def run_all(paths: Paths, destination: str, ssh_options: Sequence[str] = ()) -> 
             info = _server_info(target, settings.labshare)
         except subprocess.TimeoutExpired:
             info = None
-        checks.append(forwarding(target, info))
+        checks.append(forwarding(target, settings.labshare, info))
     checks.append(browser())
     return checks
