@@ -217,3 +217,41 @@ def test_other_user_can_neither_read_records_nor_drive_the_kernel(member: Member
     done = intruder.run_cmd([sys.executable, "-c", attack, json.dumps(public)])
     assert done.stdout.strip() == "silence", done.stdout + done.stderr
     assert not Path("/tmp/pwned").exists()
+
+
+import pytest  # noqa: E402
+
+
+@pytest.mark.parametrize("outputs", ["--keep-outputs", "--no-keep-outputs"])
+def test_open_lab_tab_keeps_its_kernel_across_a_server_crash(member: Member, tmp_path: Path, outputs: str) -> None:
+    from browser import chromium, run_cell
+
+    status = member.json("start", "--tcp", outputs)["status"]
+    lab = lab_of(member)
+    empty = {"cells": [], "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3"}},
+             "nbformat": 4, "nbformat_minor": 5}
+    lab.ok("PUT", "/api/contents/crash.ipynb", {"type": "notebook", "content": empty})
+    with chromium(tmp_path / "shots") as browser:
+        page = browser.new_page()
+        page.goto(f"http://127.0.0.1:{status['port']}/lab/tree/crash.ipynb?token={lab.token}")
+        page.locator(".jp-Notebook").wait_for(timeout=120_000)
+        wait_for(lambda: lab.ok("GET", "/api/sessions"), what="the tab's kernel session")
+        page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=120_000)
+        assert run_cell(page, "x = 41; print('set')").strip() == "set"
+        kernel = [k["id"] for k in lab.ok("GET", "/api/kernels")]
+        before = member.json("status")
+        os.kill(before["pid"], signal.SIGKILL)
+        new_server(member, before["pid"])
+        assert [k["id"] for k in lab.ok("GET", "/api/kernels")] == kernel
+        # The tab reconnects by itself; a cell typed before its document has re-synced may be
+        # replaced by the server's copy, so type again until the tab is back (as a person would).
+        deadline = time.monotonic() + 180
+        while True:
+            try:
+                assert run_cell(page, "print(x + 1)", timeout_ms=15_000).strip() == "42"
+                break
+            except Exception:
+                if time.monotonic() > deadline:
+                    raise
+                page.keyboard.press("Escape")
+        assert [k["id"] for k in lab.ok("GET", "/api/kernels")] == kernel
