@@ -132,14 +132,15 @@ def chromium(shots: Path, tag: str) -> Iterator[Any]:
         psutil.wait_procs(started, timeout=10)
 
 
-def open_notebook(browser: Any, server: Server, name: str) -> Any:
-    """A page with `name` open in Lab and connected to its kernel (idle, or busy with a cell run earlier)."""
+def open_notebook(browser: Any, server: Server, name: str, connected: bool = True) -> Any:
+    """A page with `name` open in Lab and (if `connected`) its kernel idle, or busy with a cell run earlier."""
     page = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
     page.goto(server.url(f"/lab/tree/{name}"))
     page.locator(CELLS).first.wait_for(timeout=60_000)
-    page.locator(
-        '.jp-Notebook-ExecutionIndicator[data-status="idle"], .jp-Notebook-ExecutionIndicator[data-status="busy"]'
-    ).first.wait_for(timeout=60_000)
+    if connected:
+        page.locator(
+            '.jp-Notebook-ExecutionIndicator[data-status="idle"], .jp-Notebook-ExecutionIndicator[data-status="busy"]'
+        ).first.wait_for(timeout=60_000)
     return page
 
 

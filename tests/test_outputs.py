@@ -91,10 +91,31 @@ def stock_away(server: lo.Server, shots: Path) -> None:
     assert not [n for n in lo.numbered(text) if n > 8] and count is None, (text, count)
 
 
+def input_away(server: lo.Server, shots: Path) -> None:
+    """What docs/outputs.md says of `input()` while away: the question is not shown again; interrupt, go on."""
+    lo.write_notebook(server.root, "ask.ipynb", ["x = input('name? ')\nprint('got', x)", "print('next', flush=True)"])
+    with lo.chromium(shots, "input-first") as browser:
+        page = lo.open_notebook(browser, server, "ask.ipynb")
+        lo.run_cell(page, 0)
+        lo.wait_for(lambda: page.locator(".jp-Stdin-input").count() == 1, 30, "the input box while connected")
+        time.sleep(3)
+    time.sleep(5)
+    with lo.chromium(shots, "input-back") as browser:
+        page = lo.open_notebook(browser, server, "ask.ipynb", connected=False)
+        time.sleep(5)
+        assert lo.prompt(page, 0).strip() == "[*]:"
+        assert page.locator(".jp-Stdin-input").count() == 0, "the input box is back: update docs/outputs.md"
+        page.locator('[data-command="notebook:interrupt-kernel"]').first.click()
+        lo.wait_for(lambda: "KeyboardInterrupt" in lo.shown(page, 0), 30, "the interrupted input()")
+        lo.run_cell(page, 1)
+        lo.wait_for(lambda: "next" in lo.shown(page, 1), 60, "the next cell to run")
+
+
 SCENARIOS: dict[str, tuple[Callable[[lo.Server, Path], None], tuple[str, ...]]] = {
     "away": (printing_away, ()),
     "silent": (silent_away, ()),
     "stock": (stock_away, ("--no-keep-outputs",)),
+    "input": (input_away, ()),
 }
 
 
@@ -140,3 +161,7 @@ def test_silent_cell_while_away_keeps_both_lines_and_a_new_cell_runs(scenarios: 
 
 def test_no_keep_outputs_shows_the_stock_loss(scenarios: dict[str, Future[None]]) -> None:
     _outcome(scenarios["stock"])
+
+
+def test_input_while_away_can_be_interrupted(scenarios: dict[str, Future[None]]) -> None:
+    _outcome(scenarios["input"])

@@ -19,6 +19,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
+import ctypes.util
+import gc
 import time
 from typing import Any
 
@@ -85,6 +88,7 @@ class OutputKeeper(LoggingConfigurable):
             if rooms.get(rid) is not self._rooms[rid][0]:
                 self._forget(rid)
         busy = None
+        freed = self.freed
         for rid, room in rooms.items():
             if rid not in self._rooms:
                 self._watch(rid, room, now)
@@ -106,6 +110,8 @@ class OutputKeeper(LoggingConfigurable):
                 continue
             if now - self._used.get(rid, now) >= self.free_after:
                 await self._free(app, rid, room)
+        if self.freed != freed:
+            _return_memory()
 
     def _watch(self, rid: str, room: Any, now: float) -> None:
         def changed(_event: Any) -> None:
@@ -153,6 +159,15 @@ class OutputKeeper(LoggingConfigurable):
             await app.file_loaders.remove(file_id)
         if not app._room_locks[rid].locked():
             app._room_locks.pop(rid, None)
+
+
+def _return_memory() -> None:
+    """Hand freed documents' memory back to the system; glibc keeps freed heap pages otherwise."""
+    gc.collect()
+    libc = ctypes.util.find_library("c")
+    if libc:
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(libc).malloc_trim(0)
 
 
 def _is_document(room: Any) -> bool:
