@@ -44,7 +44,7 @@ def sections(text: str) -> dict[str, str]:
 
 
 def bash_blocks(text: str) -> list[str]:
-    return re.findall(r"^```bash\n(.*?)^```", text, flags=re.S | re.M)
+    return re.findall(r"^```bash\n(.*?)^```", text, flags=re.DOTALL | re.MULTILINE)
 
 
 def commands(block: str) -> list[str]:
@@ -162,7 +162,7 @@ def test_japanese_readme_names_every_command_of_the_english_tables() -> None:
 def test_japanese_site_config_example_loads_and_uses_every_key(tmp_path: Path) -> None:
     from labshare import config
 
-    block = re.search(r"^```toml\n(.*?)^```", (JA / "README.md").read_text(), flags=re.S | re.M)
+    block = re.search(r"^```toml\n(.*?)^```", (JA / "README.md").read_text(), flags=re.DOTALL | re.MULTILINE)
     assert block, "no site config example in docs/ja/README.md"
     path = tmp_path / "config.toml"
     path.write_text(block.group(1))

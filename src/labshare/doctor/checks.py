@@ -17,7 +17,7 @@ import signal
 import stat
 import subprocess
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -339,21 +339,19 @@ def kernel_path() -> Check:
     return Check("kernels", WARN, head + "; " + "; ".join(parts), "; ".join(dict.fromkeys(fixes)))
 
 
-def gpu(nvml: Callable[[], tuple[str, list[str]]] | None = None) -> Check:
-    """The NVIDIA driver answers through NVML (what `labshare ps`, limits and hub-config rely on)."""
+def gpu() -> Check:
+    """The NVIDIA driver answers through NVML (what GPU limits and hub-config rely on)."""
     driver_present = Path("/proc/driver/nvidia/version").exists() or bool(shutil.which("nvidia-smi"))
-    if nvml is None:
-        try:
-            import pynvml  # noqa: F401  (from nvidia-ml-py, the `gpu` extra)
-        except ImportError:
-            if driver_present:
-                return Check("gpu", WARN, "an NVIDIA driver is installed but nvidia-ml-py is not",
-                             "pip install 'labshare[gpu]'")
-            return Check("gpu", OK, "no NVIDIA GPU on this host")
-        nvml = _read_nvml
     try:
-        driver, names = nvml()
-    except Exception as exc:  # NVMLError has many subclasses; any of them means the same to a member
+        import pynvml  # from nvidia-ml-py, the `gpu` extra
+    except ImportError:
+        if driver_present:
+            return Check("gpu", WARN, "an NVIDIA driver is installed but nvidia-ml-py is not",
+                         "pip install 'labshare[gpu]'")
+        return Check("gpu", OK, "no NVIDIA GPU on this host")
+    try:
+        driver, names = _read_nvml()
+    except (pynvml.NVMLError, OSError) as exc:
         if not driver_present:
             return Check("gpu", OK, "no NVIDIA GPU on this host")
         return Check("gpu", FAIL, f"the NVIDIA driver does not answer through NVML ({exc})",
