@@ -14,6 +14,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -27,6 +28,17 @@ LABSHARE = str(BIN / "labshare")
 # Like /home: other accounts may traverse it, so only labshare's own modes protect a member.
 BASE = Path(os.environ.get("LABSHARE_TEST_BASE", "/tmp/labshare-tests"))
 IS_ROOT = os.geteuid() == 0
+
+
+def wait_for(predicate, timeout: float = 120, what: str = "condition", every: float = 0.2):
+    """Poll until `predicate()` is truthy and return it; generous by default, since CI is shared."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(every)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
 def need_root(why: str) -> None:
@@ -194,3 +206,13 @@ def shared_tmp() -> Iterator[Path]:
         yield path
     finally:
         shutil.rmtree(path, ignore_errors=True)
+
+
+def lab_of(member: Member):
+    """A REST/websocket client for the member's running server, from `labshare info`."""
+    from jupyter_api import Lab
+
+    from labshare import probe
+
+    info = member.json("info")
+    return Lab(probe.Address(socket=info["socket"], port=info["port"]), info["token"])

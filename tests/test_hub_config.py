@@ -5,20 +5,16 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import pwd
-import signal
 import socket
 import subprocess
 import sys
-import time
 import uuid
 from pathlib import Path
 from types import SimpleNamespace
 
-import psutil
 import pytest
 import yaml
-from conftest import BIN, LABSHARE, Member
+from conftest import BIN
 
 UV_CACHE = Path(os.environ.get("LABSHARE_TEST_UV_CACHE", "/tmp/labshare-tests-uv-cache"))
 SCOPES = {"list:users", "read:users:activity", "read:servers", "delete:servers"}
@@ -104,7 +100,7 @@ def test_systemd_config_loads_with_jupyterhubs_loader_and_gives_each_member_thei
     assert report["written_to"] == str(out) and set(report["members"]) == {lab.alice.name, lab.bob.name}
 
     cfg = load(out)
-    assert cfg.JupyterHub.bind_url == f"http://127.0.0.1:8000/"
+    assert cfg.JupyterHub.bind_url == "http://127.0.0.1:8000/"
     assert cfg.JupyterHub.spawner_class == "systemdspawner.SystemdSpawner"
     assert cfg.JupyterHub.cleanup_servers is False
 

@@ -7,15 +7,9 @@ import stat
 import subprocess
 from pathlib import Path
 
-from conftest import Member
-from jupyter_api import Lab
+from conftest import Member, lab_of
 
 from labshare import probe
-
-
-def lab_of(member: Member) -> Lab:
-    info = member.json("info")
-    return Lab(probe.Address(socket=info["socket"], port=info["port"]), info["token"])
 
 
 def test_start_serves_on_private_socket_with_token(member: Member) -> None:

@@ -9,25 +9,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import psutil
-from conftest import LABSHARE, Member
-from jupyter_api import Lab
-
-from labshare import probe
-
-
-def wait_for(predicate, timeout: float = 60, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-def lab_of(member: Member) -> Lab:
-    info = member.json("info")
-    return Lab(probe.Address(socket=info["socket"], port=info["port"]), info["token"])
+from conftest import LABSHARE, Member, lab_of, wait_for
 
 
 def test_survives_hangup_of_the_login_session(member: Member) -> None:

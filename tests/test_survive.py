@@ -11,20 +11,8 @@ import time
 from pathlib import Path
 
 import psutil
-from conftest import Member
+from conftest import Member, lab_of, wait_for
 from jupyter_api import Lab
-
-from labshare import probe
-
-
-def wait_for(predicate, timeout: float = 120, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def dead(pid: int) -> bool:
@@ -35,9 +23,6 @@ def dead(pid: int) -> bool:
         return True
 
 
-def lab_of(member: Member) -> Lab:
-    info = member.json("info")
-    return Lab(probe.Address(socket=info["socket"], port=info["port"]), info["token"])
 
 
 def new_server(member: Member, old_pid: int) -> dict:
