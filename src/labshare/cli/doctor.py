@@ -39,7 +39,7 @@ def doctor(app: App, host: str | None, stop_old: bool, ssh_options: tuple[str, .
     if serve_test_socket:
         from labshare.doctor import remote
 
-        remote.serve_test_socket(app.paths)
+        remote.serve_test_socket(app.paths, lambda path: click.echo(str(path)))
         return 0
     if host:
         from labshare.doctor import remote

@@ -17,7 +17,8 @@ import sys
 import tempfile
 import time
 import webbrowser
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from labshare import __version__, probe
@@ -95,10 +96,10 @@ def _server_info(target: sshcmd.Target, labshare: str | None) -> dict[str, Any] 
 GREETING = b"labshare-doctor\n"
 
 
-def serve_test_socket(paths: Paths, timeout: float = 60.0) -> None:
-    """The server end of the tunnel test: a private socket that greets one visitor, then goes away.
+def serve_test_socket(paths: Paths, announce: Callable[[Path], None], timeout: float = 60.0) -> None:
+    """The server end of the tunnel test: a private socket that greets visitors until the laptop hangs up.
 
-    Run on the server as `labshare doctor --serve-test-socket`; prints the socket path first.
+    Run on the server as `labshare doctor --serve-test-socket`; `announce` tells the laptop the path.
     """
     import os
 
@@ -117,7 +118,7 @@ def serve_test_socket(paths: Paths, timeout: float = 60.0) -> None:
         finally:
             os.umask(old)
         server.listen(4)
-        print(path, flush=True)
+        announce(path)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             ready, _, _ = select.select([server, sys.stdin], [], [], max(0.0, deadline - time.monotonic()))
