@@ -179,3 +179,29 @@ def test_assigned_port_squatted_by_another_user_names_them(make_user, shared_tmp
     assert json.loads(done.stdout)["status"]["port"] == port
     theft = squatter.run("start", "--port", str(port), env={"LABSHARE_SITE_CONFIG": str(path)})
     assert theft.returncode != 0 and f"belongs to {owner.user}" in theft.stderr
+
+
+def test_admin_check_and_ports_show_the_policy_and_who_listens(member: Member, shared_tmp: Path) -> None:
+    claims = claims_dir(shared_tmp)
+    path = site_file(shared_tmp, (
+        f"[server]\nmode = 'tcp'\n[ports]\nrange = '21000-21010'\nclaims_dir = '{claims}'\n"
+        f"[users.{member.name}]\ngpus = [0]\nmemory_max = '2G'\n[users.nosuchuser]\n"
+        f"[admin]\nusers = ['{member.name}']\n"
+    ))
+    member.extra_env["LABSHARE_SITE_CONFIG"] = str(path)
+    status = member.json("start")["status"]
+    assert 21000 <= status["port"] <= 21010
+
+    check = member.run("admin", "check", "--json")
+    assert check.returncode == 1  # nosuchuser has no account
+    result = json.loads(check.stdout)
+    mine = next(m for m in result["members"] if m["user"] == member.name)
+    assert mine["admin"] and mine["gpus"] == [0] and mine["memory_max"] == "2G" and mine["mode"] == "tcp"
+    assert any("nosuchuser" in p and "no Unix account" in p for p in result["problems"])
+
+    rows = json.loads(member.run("admin", "ports", "--json").stdout)
+    row = next(r for r in rows if r["port"] == status["port"])
+    assert row["owner"] == member.name and row["source"] == "claimed"
+    assert row["listening_user"] == member.name and row["conflict"] is False
+    text = member.run("admin", "ports").stdout
+    assert str(status["port"]) in text and member.name in text

@@ -29,6 +29,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "doctor": ("server", "labshare.cli.doctor:doctor"),
     "connect": ("laptop", "labshare.cli.connect:connect"),
     "completion": ("laptop", "labshare.cli.completion:completion"),
+    "admin": ("admin", "labshare.cli.admin:admin"),
     "hub-config": ("admin", "labshare.cli.hub_config:hub_config"),
 }
 
