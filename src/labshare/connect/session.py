@@ -48,8 +48,9 @@ UNREACHABLE_SIGNS = (
 AUTH_SIGNS = ("Permission denied", "Too many authentication failures", "Authentication failed")
 HOSTKEY_SIGNS = ("Host key verification failed", "REMOTE HOST IDENTIFICATION HAS CHANGED",
                  "No ED25519 host key is known", "host key is known for")
-PROHIBITED_SIGNS = ("administratively prohibited",)
-GONE_SIGNS = ("connect failed: No such file", "connect failed: Connection refused")
+# sshd answers "open failed" both when forwarding is disabled and when nothing listens behind
+# the forward, so the server is asked which of the two it is.
+REFUSED_SIGNS = ("open failed",)
 
 
 @dataclass(frozen=True)
@@ -69,6 +70,10 @@ class Stopped(Exception):
 
 class ServerGone(Exception):
     """The tunnel works but nothing listens behind it: the server stopped."""
+
+
+class ChannelRefused(Exception):
+    """sshd refused to open the forwarded connection: forwarding disabled, or the server gone."""
 
 
 def host_of(destination: str) -> str:
@@ -91,9 +96,10 @@ def classify_ssh_failure(stderr: str, destination: str) -> LabshareError:
     if any(s in stderr for s in UNREACHABLE_SIGNS):
         return LabshareError(
             f"Cannot reach {host} over ssh ({last}); check the host name, your network or VPN, "
-            f"and that `ssh {destination}` works.", detail=tail(stderr), exit_code=4)
+            f"and that `ssh {destination}` works.",
+            detail=tail(stderr) if tail(stderr).strip() != last else None, exit_code=4)
     return LabshareError(f"ssh to {destination} failed ({last}); run `ssh {destination}` to see why.",
-                         detail=tail(stderr), exit_code=4)
+                         detail=tail(stderr) if tail(stderr).strip() != last else None, exit_code=4)
 
 
 def forwarding_refused(host: str, mode: str) -> LabshareError:
@@ -125,6 +131,9 @@ def parse_json_output(stdout: str) -> dict[str, Any] | None:
 def free_local_port(requested: int | None) -> int:
     """`requested` if nothing on this laptop holds it, else a clear error; a free port when None."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        if os.name != "nt":
+            # Only a listener counts as "taken"; closed connections in TIME_WAIT do not stop ssh.
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind(("127.0.0.1", requested or 0))
         except OSError as exc:
@@ -215,10 +224,9 @@ class Session:
             self._open_forward()
             try:
                 self._wait_ready(READY_TIMEOUT)
-            except ServerGone:
-                raise LabshareError(
-                    f"JupyterLab on {self.host} stopped while connecting; start it with "
-                    f"`labshare connect --start {self.options.destination}`.", exit_code=3) from None
+            except ChannelRefused:
+                self._check_stop()
+                raise self._why_refused(self._ask_info()) from None
             opened = False
             if self.options.open_browser:
                 opened = bool(self.opener(self.url(with_token=True)))
@@ -407,15 +415,21 @@ class Session:
                 raise classify_ssh_failure(self._keeper.text(), self.options.destination)
             if self._answers(timeout=2.0):
                 return
-            if self._keeper is not None and self._keeper.seen(PROHIBITED_SIGNS):
-                raise forwarding_refused(self.host, str(self.info.get("mode")))
-            if self._keeper is not None and self._keeper.seen(GONE_SIGNS):
-                raise ServerGone()
+            if self._keeper is not None and self._keeper.seen(REFUSED_SIGNS):
+                raise ChannelRefused()
             if time.monotonic() > deadline:
                 raise LabshareError(
                     f"JupyterLab on {self.host} did not answer through the tunnel within {timeout:.0f} s; "
                     "run `labshare status` there and try again.", exit_code=4)
             self._stop.wait(0.05)
+
+    def _why_refused(self, data: dict[str, Any]) -> LabshareError:
+        """sshd refused the forwarded connection while labshare says the server runs: forwarding is off."""
+        if data.get("running"):
+            return forwarding_refused(self.host, str(data.get("mode")))
+        return LabshareError(
+            f"JupyterLab on {self.host} stopped while connecting; start it with "
+            f"`labshare connect --start {self.options.destination}`.", exit_code=3)
 
     # -- staying up -----------------------------------------------------------------------
 
@@ -460,7 +474,7 @@ class Session:
                 try:
                     self._open_forward()
                     self._wait_ready(HEAL_READY_TIMEOUT)
-                except (ServerGone, LabshareError):
+                except (ChannelRefused, LabshareError):
                     if not self._tunnel_alive():
                         raise
                     data = self._ask_info()
@@ -476,7 +490,13 @@ class Session:
                     if self.plan and self.plan.multiplexed:
                         self._start_master(wait_forever=False)
                     self._open_forward()
-                    self._wait_ready(HEAL_READY_TIMEOUT)
+                    try:
+                        self._wait_ready(HEAL_READY_TIMEOUT)
+                    except ChannelRefused:
+                        data = self._ask_info()
+                        if data.get("running"):
+                            raise self._why_refused(data) from None
+                        raise ServerGone() from None
             except ServerGone:
                 yield {"event": "retry", "host": self.host, "attempt": attempt,
                        "reason": f"JupyterLab is not running on {self.host}",

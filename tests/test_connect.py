@@ -1,0 +1,318 @@
+"""`labshare connect` from a laptop account to a server account through a real sshd on loopback."""
+
+from __future__ import annotations
+
+import json
+import queue
+import signal
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import psutil
+import pytest
+import sshd as sshd_helper
+from conftest import LABSHARE, Member
+from jupyter_api import Lab
+
+from labshare.connect import ssh as sshcmd
+
+
+class Connect:
+    """A running `labshare connect --json`, its events read line by line on a thread."""
+
+    def __init__(self, laptop: Member, *args: str):
+        self.proc = laptop.popen([LABSHARE, "connect", "--no-browser", "--json", *args],
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.events: queue.Queue[dict] = queue.Queue()
+        self.seen: list[dict] = []
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout
+        for line in self.proc.stdout:
+            if line.strip():
+                self.events.put(json.loads(line))
+
+    def wait_for(self, kind: str, timeout: float = 120) -> dict:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                event = self.events.get(timeout=0.5)
+            except queue.Empty:
+                if self.proc.poll() is not None and self.events.empty():
+                    raise AssertionError(f"connect exited {self.proc.returncode} before {kind!r}: "
+                                         f"{self.seen} {self.proc.stderr.read() if self.proc.stderr else ''}")
+                continue
+            self.seen.append(event)
+            if event["event"] == kind:
+                return event
+        raise AssertionError(f"no {kind!r} event within {timeout} s; saw {self.seen}")
+
+    def ssh_children(self) -> list[psutil.Process]:
+        try:
+            return [p for p in psutil.Process(self.proc.pid).children(recursive=True) if p.name() == "ssh"]
+        except psutil.NoSuchProcess:
+            return []
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+
+
+@pytest.fixture
+def lab(make_user) -> Iterator[sshd_helper.Lab]:
+    yield from sshd_helper.build(make_user)
+
+
+@pytest.fixture
+def running(lab: sshd_helper.Lab) -> sshd_helper.Lab:
+    lab.server.run("start", check=True)
+    return lab
+
+
+@pytest.fixture
+def connects() -> Iterator[list[Connect]]:
+    made: list[Connect] = []
+    yield made
+    for c in made:
+        c.kill()
+
+
+def start_connect(connects: list[Connect], laptop: Member, *args: str) -> Connect:
+    c = Connect(laptop, *args)
+    connects.append(c)
+    return c
+
+
+def test_ready_url_serves_jupyter_and_runs_code(running: sshd_helper.Lab, connects: list[Connect]) -> None:
+    c = start_connect(connects, running.laptop, "gpu1")
+    ready = c.wait_for("ready")
+    assert ready["host"] == "gpu1" and ready["url"].startswith(f"http://127.0.0.1:{ready['local_port']}/lab?token=")
+    assert ready["mode"] == "socket"
+    lab = Lab.from_url(ready["url"])
+    assert lab.call("GET", "/api/status").status == 200
+    assert lab.call("GET", "/api/status", token=False).status == 403
+    kernel = lab.start_kernel()
+    assert lab.execute(kernel, "print(6 * 7)").strip() == "42"
+
+    token = lab.token
+    assert token
+    args = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
+    assert token not in args
+    assert all(token not in " ".join(p.cmdline()) for p in c.ssh_children())
+
+
+def test_one_shared_connection_in_a_private_control_dir(running: sshd_helper.Lab,
+                                                        connects: list[Connect]) -> None:
+    c = start_connect(connects, running.laptop, "gpu1")
+    c.wait_for("ready")
+    kids = c.ssh_children()
+    assert len(kids) == 1, [k.cmdline() for k in kids]
+    argv = kids[0].cmdline()
+    assert "-M" in argv and "ControlPersist=no" in argv and "ExitOnForwardFailure=yes" in argv
+    assert not any("StrictHostKeyChecking" in a for a in argv)
+    control = Path(next(a for a in argv if a.startswith("ControlPath=")).split("=", 1)[1].strip('"'))
+    assert control.is_socket()
+    assert control.parent.stat().st_mode & 0o777 == 0o700
+    assert control.parent.stat().st_uid == running.laptop.uid
+    log = (running.sshd.log).read_text()
+    assert log.count("Accepted publickey") == 1, log
+
+
+def test_killing_ssh_heals_on_the_same_port_and_keeps_kernel_state(
+        running: sshd_helper.Lab, connects: list[Connect]) -> None:
+    c = start_connect(connects, running.laptop, "gpu1")
+    ready = c.wait_for("ready")
+    lab = Lab.from_url(ready["url"])
+    kernel = lab.start_kernel()
+    lab.execute(kernel, "x = 41")
+    (old,) = c.ssh_children()
+    old.kill()
+    assert c.wait_for("reconnecting")["reason"].startswith("ssh exited")
+    again = c.wait_for("reconnected")
+    assert again["local_port"] == ready["local_port"] and again["url"] == ready["url"]
+    assert lab.execute(kernel, "print(x + 1)").strip() == "42"
+    assert [p.pid for p in c.ssh_children()] != [old.pid]
+
+
+def test_sigterm_ends_every_ssh_process_and_leaves_the_server(running: sshd_helper.Lab,
+                                                            connects: list[Connect]) -> None:
+    c = start_connect(connects, running.laptop, "gpu1")
+    ready = c.wait_for("ready")
+    kids = c.ssh_children()
+    assert kids
+    c.proc.send_signal(signal.SIGTERM)
+    closed = c.wait_for("closed", timeout=30)
+    assert closed["reason"] == "terminated"
+    assert c.proc.wait(30) == 0
+    gone, alive = psutil.wait_procs(kids, timeout=10)
+    assert not alive
+    assert not [p for p in running.laptop.processes() if p.name() == "ssh"]
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.1", ready["local_port"]), timeout=5).close()
+    assert running.server.json("status")["running"] is True
+
+
+def test_start_flag_starts_the_server_and_plain_connect_says_how(lab: sshd_helper.Lab,
+                                                                 connects: list[Connect]) -> None:
+    done = lab.laptop.run("connect", "--no-browser", "gpu1", timeout=120)
+    assert done.returncode == 3
+    assert "not running on gpu1" in done.stderr and "--start" in done.stderr
+    assert "Traceback" not in done.stderr
+
+    c = start_connect(connects, lab.laptop, "--start", "gpu1")
+    c.wait_for("starting")
+    ready = c.wait_for("ready", timeout=240)
+    assert Lab.from_url(ready["url"]).call("GET", "/api/status").status == 200
+    assert lab.server.json("status")["running"] is True
+
+
+def test_server_gone_is_reported_and_restarted_with_start(running: sshd_helper.Lab,
+                                                          connects: list[Connect]) -> None:
+    c = start_connect(connects, running.laptop, "--start", "gpu1")
+    ready = c.wait_for("ready")
+    running.server.run("stop", check=True)
+    c.wait_for("reconnecting", timeout=60)
+    c.wait_for("server_gone", timeout=60)
+    again = c.wait_for("reconnected", timeout=240)
+    assert again["local_port"] == ready["local_port"]
+    assert Lab.from_url(again["url"]).call("GET", "/api/status").status == 200
+
+
+def test_tcp_mode_server(lab: sshd_helper.Lab, connects: list[Connect]) -> None:
+    lab.server.run("start", "--tcp", check=True)
+    c = start_connect(connects, lab.laptop, "gpu1")
+    ready = c.wait_for("ready")
+    assert ready["mode"] == "tcp" and ready["remote"].startswith("127.0.0.1:")
+    assert Lab.from_url(ready["url"]).call("GET", "/api/status").status == 200
+
+
+def test_two_hosts_at_once_never_collide(running: sshd_helper.Lab, connects: list[Connect]) -> None:
+    sshd_helper.write_client_config(running.laptop, running.sshd, "gpu2", running.server.name)
+    one = start_connect(connects, running.laptop, "gpu1")
+    two = start_connect(connects, running.laptop, "gpu2")
+    a, b = one.wait_for("ready"), two.wait_for("ready")
+    assert a["local_port"] != b["local_port"]
+    for ready in (a, b):
+        assert Lab.from_url(ready["url"]).call("GET", "/api/status").status == 200
+
+
+def test_print_shows_plain_ssh_without_token(running: sshd_helper.Lab) -> None:
+    done = running.laptop.run("connect", "--print", "--local-port", "18888", "gpu1", timeout=120)
+    assert done.returncode == 0, done.stderr
+    token = running.server.json("info")["token"]
+    assert token not in done.stdout + done.stderr
+    sock = running.server.json("info")["socket"]
+    assert f"ssh -N -L 127.0.0.1:18888:{sock} gpu1" in done.stdout
+    assert "http://127.0.0.1:18888/lab" in done.stdout
+
+
+def test_local_port_taken(running: sshd_helper.Lab) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        port = sock.getsockname()[1]
+        done = running.laptop.run("connect", "--no-browser", "--local-port", str(port), "gpu1", timeout=120)
+    assert done.returncode == 2
+    assert f"Local port {port} is already in use" in done.stderr and "--local-port" in done.stderr
+
+
+def test_host_unreachable(lab: sshd_helper.Lab) -> None:
+    lab.sshd.stop()
+    done = lab.laptop.run("connect", "--no-browser", "gpu1", timeout=120)
+    assert done.returncode == 4
+    assert "Cannot reach gpu1 over ssh" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_authentication_failed(lab: sshd_helper.Lab, tmp_path: Path) -> None:
+    wrong = tmp_path / "wrong"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(wrong)], check=True)
+    sshd_helper.write_client_config(lab.laptop, lab.sshd, "badkey", lab.server.name, key=wrong)
+    done = lab.laptop.run("connect", "--no-browser", "badkey", timeout=120)
+    assert done.returncode == 5
+    assert "could not log in to badkey (authentication failed)" in done.stderr
+
+
+def test_host_key_checking_is_never_skipped(lab: sshd_helper.Lab) -> None:
+    known = lab.laptop.home / ".ssh/known_hosts"
+    other = subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(lab.sshd.root / "other")],
+                           check=True)
+    assert other.returncode == 0
+    fake = (lab.sshd.root / "other.pub").read_text().split()[:2]
+    known.write_text(f"[127.0.0.1]:{lab.sshd.port} {' '.join(fake)}\n")
+    done = lab.laptop.run("connect", "--no-browser", "gpu1", timeout=120)
+    assert done.returncode != 0 and "host key" in done.stderr
+
+
+def test_labshare_missing_on_the_server(make_user) -> None:
+    gen = sshd_helper.build(make_user, with_labshare=False)
+    lab = next(gen)
+    try:
+        done = lab.laptop.run("connect", "--no-browser", "gpu1", timeout=120)
+        assert done.returncode == 7
+        assert "labshare is not installed on gpu1" in done.stderr and "uv tool install labshare" in done.stderr
+    finally:
+        gen.close()
+
+
+def test_per_host_config_points_at_labshare(make_user) -> None:
+    gen = sshd_helper.build(make_user, with_labshare=False)
+    lab = next(gen)
+    try:
+        sshd_helper.install_labshare(lab.server, "opt/bin")
+        config = lab.laptop.home / ".config/labshare/config.toml"
+        config.parent.mkdir(parents=True)
+        config.write_text('[hosts.gpu1]\nlabshare = "~/opt/bin/labshare"\n')
+        done = lab.laptop.run("connect", "--no-browser", "gpu1", timeout=120)
+        assert done.returncode == 3 and "not running on gpu1" in done.stderr, done.stderr
+        config.write_text('[hosts.gpu1]\nlabshare = "/nowhere/labshare"\n')
+        done = lab.laptop.run("connect", "--no-browser", "gpu1", timeout=120)
+        assert done.returncode == 7 and "not found at /nowhere/labshare" in done.stderr
+    finally:
+        gen.close()
+
+
+@pytest.mark.parametrize("rule, tcp, says", [
+    ("AllowStreamLocalForwarding no", False, "labshare start --tcp"),
+    ("DisableForwarding yes", False, "labshare start --tcp"),
+    ("DisableForwarding yes", True, "does not allow port forwarding"),
+])
+def test_forwarding_disabled_is_explained(make_user, rule: str, tcp: bool, says: str) -> None:
+    gen = sshd_helper.build(make_user, extra=(rule,))
+    lab = next(gen)
+    try:
+        lab.server.run("start", *(["--tcp"] if tcp else []), check=True)
+        done = lab.laptop.run("connect", "--no-browser", "gpu1", timeout=120)
+        assert done.returncode == 6, done.stderr
+        assert says in done.stderr and "Traceback" not in done.stderr
+        assert not [p for p in lab.laptop.processes() if p.name() == "ssh"]
+    finally:
+        gen.close()
+
+
+def test_user_control_master_is_respected(running: sshd_helper.Lab, connects: list[Connect]) -> None:
+    control = running.laptop.home / ".ssh/cm-%C"
+    sshd_helper.write_client_config(running.laptop, running.sshd, "muxed", running.server.name,
+                                    extra=("ControlMaster auto", f"ControlPath {control}", "ControlPersist 60"))
+    c = start_connect(connects, running.laptop, "muxed")
+    ready = c.wait_for("ready")
+    assert Lab.from_url(ready["url"]).call("GET", "/api/status").status == 200
+    assert any(e["event"] == "note" and "ControlMaster" in e["message"] for e in c.seen)
+    assert not any(a.startswith("ControlPath=") for k in c.ssh_children() for a in k.cmdline())
+    c.proc.send_signal(signal.SIGTERM)
+    c.wait_for("closed", timeout=30)
+    subprocess.run(["ssh", "-O", "exit", "muxed"], capture_output=True, user=running.laptop.uid,
+                   env=running.laptop.env, timeout=30)
+
+
+def test_remote_command_lookup_order() -> None:
+    cmd = sshcmd.remote_command(["info", "--json"])
+    assert cmd.startswith("sh -c ")
+    script = cmd[len("sh -c "):]
+    assert script.index("command -v labshare") < script.index(".local/bin/labshare") < script.index("-lc")
+    assert "\"$HOME\"/opt/labshare" in sshcmd.remote_command(["info"], "~/opt/labshare")
