@@ -8,6 +8,7 @@ pid and killed when the browser is closed.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
@@ -101,6 +102,7 @@ def chromium(shots: Path, tag: str) -> Iterator[Any]:
         if os.environ.get("CI"):
             pytest.fail(f"{CHROMIUM} is missing; scripts/test installs Debian's chromium")
         pytest.skip(f"{CHROMIUM} is missing")
+    from playwright.sync_api import Error as PlaywrightError
     from playwright.sync_api import sync_playwright
 
     me = psutil.Process()
@@ -116,10 +118,8 @@ def chromium(shots: Path, tag: str) -> Iterator[Any]:
                 shots.mkdir(parents=True, exist_ok=True)
                 for n, context in enumerate(browser.contexts):
                     for m, page in enumerate(context.pages):
-                        try:
+                        with contextlib.suppress(PlaywrightError):
                             page.screenshot(path=str(shots / f"{tag}-failure-{n}-{m}.png"))
-                        except Exception:
-                            pass
                 raise
             finally:
                 browser.close()

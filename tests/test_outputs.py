@@ -34,7 +34,10 @@ def printing_away(server: lo.Server, shots: Path) -> None:
         began = time.monotonic()
         lo.wait_for(lambda: lo.numbered(lo.shown(page, 0)), 30, "the first line on screen")
         time.sleep(max(0.0, 3 - (time.monotonic() - began)))
-    time.sleep(75)
+    time.sleep(40)
+    behind = (time.monotonic() - began) - len(lo.numbered(lo.disk_cell(nb, 0)[0]))
+    assert behind < 10, f"the .ipynb on disk is {behind:.0f} s behind a cell printing every second"
+    time.sleep(35)
     with lo.chromium(shots, "away-back") as browser:
         page = lo.open_notebook(browser, server, "away.ipynb")
         seen = lo.wait_for(lambda: lo.numbered(lo.shown(page, 0)), 30, "the kept lines on screen")

@@ -42,7 +42,7 @@ def test_collaboration_and_execution_endpoints_require_the_token(member: Member)
         ws.close()
         raise AssertionError("the collaboration websocket accepted a client without the token")
     assert server.api.ok("GET", "/api/labshare/outputs")["keep_outputs"] is True
-    jupyter_cmdline = " ".join(open(f"/proc/{server.pid}/cmdline").read().split("\0"))
+    jupyter_cmdline = " ".join(Path(f"/proc/{server.pid}/cmdline").read_text().split("\0"))
     assert server.token not in jupyter_cmdline and "document_cleanup_delay=None" in jupyter_cmdline
 
 

@@ -45,6 +45,8 @@ def _details(s: ServerStatus) -> list[str]:
         ("started", _when(s.started_at)),
         ("restarts", str(s.restarts)),
         ("kernels", _kernels(s)),
+        ("outputs", "kept while no browser is open (not while the server itself is down)" if s.keep_outputs
+         else "lost while no browser is open (output keeping is off)"),
         ("last activity", _when(s.last_activity)),
         ("log", s.log_file),
     ]

@@ -20,7 +20,6 @@ from __future__ import annotations
 from pathlib import Path
 
 KEEPER = "labshare.server.outputs_keeper"
-ENGINES = ("jupyter_server_ydoc", "jupyter_server_nbmodel")
 YSTORE_SQUASH_SECONDS = 3600
 
 

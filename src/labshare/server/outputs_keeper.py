@@ -13,6 +13,11 @@ With output keeping off it hides the collaboration and server-side
 execution front-ends, whose server parts are then disabled, so Lab behaves
 like stock JupyterLab.  `GET /api/labshare/outputs` (token required) says
 which mode is active and how many documents are held.
+
+It reaches into jupyter-collaboration's rooms (`_save_to_disc`,
+`_room_locks`, `file_loaders`), tested against jupyter-collaboration 5.0.4
+(jupyter_server_ydoc 3.0.4); tests/test_outputs*.py fail if an upgrade
+breaks it.
 """
 
 from __future__ import annotations
@@ -191,7 +196,7 @@ def _running_cell(room: Any) -> bool:
 def _path(room: Any) -> str | None:
     try:
         return room._file.path
-    except Exception:
+    except (RuntimeError, KeyError, OSError):
         return None
 
 
