@@ -26,6 +26,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "logs": ("server", "labshare.cli.logs:logs"),
     "env": ("server", "labshare.cli.env:env"),
     "kernels": ("server", "labshare.cli.kernels:kernels"),
+    "ps": ("server", "labshare.cli.ps:ps"),
+    "top": ("server", "labshare.cli.top:top"),
     "doctor": ("server", "labshare.cli.doctor:doctor"),
     "connect": ("laptop", "labshare.cli.connect:connect"),
     "completion": ("laptop", "labshare.cli.completion:completion"),
