@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import os
 import pwd
+import shutil
 import signal
 import socket
 import subprocess
-import shutil
 import time
 import uuid
 from collections.abc import Iterator

@@ -41,7 +41,7 @@ def event_line(event: dict[str, Any]) -> str | None:
 
 def manual(m: Manual) -> str:
     return "\n".join([
-        f"Without labshare on this computer, run:",
+        "Without labshare on this computer, run:",
         f"  {m.command}",
         f"then open {m.url} and {m.token_hint}.",
     ])
