@@ -1,0 +1,325 @@
+"""`labshare ps`, `top` and `admin stop` against real members, servers and kernels.
+
+Two Unix users made here each run a real labshare server with kernels
+started through Jupyter's REST API; one of them also runs a Jupyter by hand,
+the old way, with no token.  GPU figures come from a fake device list (a
+plain function naming real kernel pids), since CI has no GPU.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import psutil
+import pytest
+from conftest import BIN, LABSHARE, Member, _make_home, lab_of, need_root, wait_for
+from jupyter_api import Lab
+
+from labshare import probe
+from labshare.listeners import free_port
+from labshare.monitor.gpu import GpuDevice, GpuReading, NoGpu, read, read_nvml
+from labshare.monitor.processes import Scanner
+
+
+@dataclass
+class Site:
+    alice: Member
+    bob: Member
+    alice_lab: Lab
+    alice_kernel: str  # in session alice.ipynb
+    gpu_kernel: str  # in session train.ipynb, with a child process
+    gpu_child: int
+    bob_kernel: str  # in session bob.ipynb
+    hand_pid: int  # bob's hand-started Jupyter, no token
+    hand_port: int
+    hand_kernel: str
+
+
+def _new_user() -> Member:
+    name = f"lst{uuid.uuid4().hex[:8]}"
+    subprocess.run(["useradd", "--no-create-home", "--shell", "/bin/bash", name], check=True)
+    return Member(home=_make_home(name), user=name)
+
+
+def _session(lab: Lab, path: str) -> str:
+    return lab.ok("POST", "/api/sessions", {"path": path, "type": "notebook", "kernel": {"name": "python3"}})[
+        "kernel"
+    ]["id"]
+
+
+def hand_started_jupyter(m: Member, port: int) -> subprocess.Popen:
+    """`jupyter lab --IdentityProvider.token=''` as the lab's guide used to say, on 127.0.0.1."""
+    return m.popen(
+        [str(BIN / "jupyter-lab"), "--no-browser", "--IdentityProvider.token=", "--ServerApp.password=",
+         "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}", "--ServerApp.port_retries=0",
+         f"--ServerApp.root_dir={m.home}", "--ServerApp.disable_check_xsrf=True"],
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+
+
+@pytest.fixture(scope="module")
+def site() -> Iterator[Site]:
+    need_root("creates Unix users")
+    made: list[Member] = []
+    hand: subprocess.Popen | None = None
+    try:
+        alice, bob = _new_user(), _new_user()
+        made += [alice, bob]
+        for m in made:
+            done = m.run("start", timeout=240)
+            assert done.returncode == 0, done.stderr
+        alice_lab, bob_lab = lab_of(alice), lab_of(bob)
+        alice_kernel = _session(alice_lab, "alice.ipynb")
+        gpu_kernel = _session(alice_lab, "train.ipynb")
+        child = int(alice_lab.execute(
+            gpu_kernel, "import subprocess; p = subprocess.Popen(['sleep', '900']); print(p.pid)"
+        ).strip())
+        bob_kernel = _session(bob_lab, "bob.ipynb")
+        port = free_port()
+        hand = hand_started_jupyter(bob, port)
+        hand_lab = Lab(probe.Address(port=port), None)
+        wait_for(lambda: _answers(hand_lab), timeout=180, what="the hand-started Jupyter")
+        hand_kernel = hand_lab.start_kernel()
+        yield Site(alice, bob, alice_lab, alice_kernel, gpu_kernel, child, bob_kernel, hand.pid, port, hand_kernel)
+    finally:
+        if hand is not None:
+            hand.kill()
+            hand.wait(timeout=30)
+        for m in made:
+            m.reap()
+            subprocess.run(["userdel", m.user or ""], capture_output=True)
+
+
+def _answers(lab: Lab) -> bool:
+    try:
+        return lab.call("GET", "/api/status", token=False).status == 200
+    except OSError:
+        return False
+
+
+def _kernel(servers: list[dict], kernel_id: str) -> tuple[dict, dict]:
+    for server in servers:
+        for kernel in server["kernels"]:
+            if kernel.get("kernel_id") == kernel_id:
+                return server, kernel
+    raise AssertionError(f"kernel {kernel_id} not in ps: {json.dumps(servers)[:2000]}")
+
+
+def _ps_with(m: Member | None, *kernel_ids: str, args: tuple[str, ...] = ("--all-users",)) -> list[dict]:
+    """`ps --json` (as `m`, or as root), once every named kernel is listed (kernels take a moment)."""
+
+    def listed() -> list[dict] | None:
+        if m is None:
+            done = subprocess.run([LABSHARE, "ps", "--json", *args], capture_output=True, text=True, timeout=60,
+                                  stdin=subprocess.DEVNULL)
+        else:
+            done = m.run("ps", "--json", *args, timeout=60)
+        assert done.returncode == 0, done.stderr
+        servers = json.loads(done.stdout)
+        ids = {k.get("kernel_id") for s in servers for k in s["kernels"]}
+        return servers if set(kernel_ids) <= ids else None
+
+    return wait_for(listed, timeout=120, what=f"kernels {kernel_ids} in ps", every=1.0)
+
+
+def test_ps_lists_everyones_servers_with_users_memory_and_own_notebooks(site: Site) -> None:
+    servers = _ps_with(site.alice, site.alice_kernel, site.bob_kernel, site.hand_kernel)
+    for s in servers:
+        for key in ("user", "pid", "managed", "mode", "port", "socket", "started_at", "cpu_percent",
+                    "memory_bytes", "gpu_memory_bytes", "kernels", "token_required"):
+            assert key in s
+        for k in s["kernels"]:
+            for key in ("pid", "name", "notebook", "cpu_percent", "memory_bytes", "gpu_memory_bytes"):
+                assert key in k
+
+    a_server, a_kernel = _kernel(servers, site.alice_kernel)
+    b_server, b_kernel = _kernel(servers, site.bob_kernel)
+    assert (a_server["user"], b_server["user"]) == (site.alice.user, site.bob.user)
+    assert a_server["managed"] and b_server["managed"] and a_server["mode"] == b_server["mode"] == "socket"
+    assert a_server["pid"] == site.alice.state()["pid"] and b_server["pid"] == site.bob.state()["pid"]
+    assert a_server["supervisor_pid"] == site.alice.state()["supervisor_pid"]
+    assert a_server["token_required"] is True
+
+    # Alice sees her own notebooks and kernel names, never Bob's.
+    assert a_kernel["notebook"] == "alice.ipynb" and a_kernel["name"] == "python3"
+    assert _kernel(servers, site.gpu_kernel)[1]["notebook"] == "train.ipynb"
+    assert b_kernel["notebook"] is None
+    assert all(k["notebook"] is None for s in servers if s["user"] != site.alice.user for k in s["kernels"])
+    assert site.bob.state_dir.name not in json.dumps(b_server.get("notes"))
+
+    # Memory is the processes' own: each kernel's RSS, and the server's total is its parts added up.
+    rss = psutil.Process(a_kernel["pid"]).memory_info().rss
+    assert 0.6 * rss <= a_kernel["memory_bytes"] <= 1.6 * rss
+    assert a_server["memory_bytes"] == a_server["server_memory_bytes"] + sum(
+        k["memory_bytes"] for k in a_server["kernels"])
+    jupyter_rss = psutil.Process(a_server["pid"]).memory_info().rss
+    assert a_server["server_memory_bytes"] >= 0.6 * jupyter_rss
+    assert len(a_server["kernels"]) == 2 and len(b_server["kernels"]) == 1
+
+
+def test_ps_shows_only_your_own_servers_by_default(site: Site) -> None:
+    servers = _ps_with(site.alice, site.alice_kernel, args=())
+    assert servers and {s["user"] for s in servers} == {site.alice.user}
+
+
+def test_root_sees_every_notebook(site: Site) -> None:
+    servers = _ps_with(None, site.alice_kernel, site.bob_kernel)
+    assert _kernel(servers, site.alice_kernel)[1]["notebook"] == "alice.ipynb"
+    assert _kernel(servers, site.bob_kernel)[1]["notebook"] == "bob.ipynb"
+
+
+def test_hand_started_jupyter_is_unmanaged_with_no_token(site: Site) -> None:
+    servers = _ps_with(site.alice, site.hand_kernel)
+    hand, kernel = _kernel(servers, site.hand_kernel)
+    assert hand["pid"] == site.hand_pid and hand["user"] == site.bob.user
+    assert hand["managed"] is False and hand["token_required"] is False
+    assert hand["mode"] == "tcp" and hand["port"] == site.hand_port
+    assert kernel["notebook"] is None  # Alice may not read Bob's notebooks, token or not
+
+    text = site.alice.run("ps", "--all-users", timeout=60)
+    assert text.returncode == 0, text.stderr
+    row = next(line for line in text.stdout.splitlines() if str(site.hand_pid) in line)
+    assert "unmanaged" in row and "NO TOKEN" in row and f"127.0.0.1:{site.hand_port}" in row
+    assert "has no token" in text.stdout
+
+
+def test_ps_never_prints_a_token(site: Site) -> None:
+    token = (site.alice.state_dir / "token").read_text().strip()
+    for args in (("--all-users",), ("--all-users", "--json")):
+        done = site.alice.run("ps", *args, timeout=60)
+        assert done.returncode == 0 and token not in done.stdout + done.stderr
+
+
+def test_fake_gpu_memory_lands_on_the_right_kernel_and_notebook(site: Site) -> None:
+    _ps_with(None, site.gpu_kernel)
+    kernel_pid = next(
+        k["pid"] for s in _ps_with(None, site.gpu_kernel) for k in s["kernels"] if k["kernel_id"] == site.gpu_kernel)
+
+    def devices() -> list[GpuDevice]:
+        return [
+            GpuDevice(0, "Fake A100", 97, 30 << 30, 80 << 30, {kernel_pid: 6 << 30, site.gpu_child: 2 << 30}),
+            GpuDevice(1, "Fake A100", 0, 1 << 30, 80 << 30, {site.gpu_child: None}),
+        ]
+
+    snap = Scanner(all_users=True, gpu=devices).scan()
+    server = next(s for s in snap.servers if s.user == site.alice.user and s.managed)
+    kernel = next(k for k in server.kernels if k.kernel_id == site.gpu_kernel)
+    assert kernel.notebook == "train.ipynb"
+    assert kernel.gpu_memory_bytes == 8 << 30  # the kernel and the process it started
+    assert kernel.gpus == [0, 1]
+    other = next(k for k in server.kernels if k.kernel_id == site.alice_kernel)
+    assert other.gpu_memory_bytes == 0
+    assert server.gpu_memory_bytes == 8 << 30 and server.gpus == [0, 1]
+    bob = next(s for s in snap.servers if s.user == site.bob.user and s.managed)
+    assert bob.gpu_memory_bytes == 0
+
+    from labshare.render import monitor as view
+
+    text = view.ps(snap)
+    assert "Fake A100" in text and "97 %" in text and "8.0 GiB" in text
+    gpu0 = next(line for line in text.splitlines() if line.startswith("0 ") and "Fake A100" in line)
+    assert site.alice.user in gpu0 and site.bob.user not in gpu0
+
+
+def test_no_gpu_driver_ps_still_works_and_says_so(site: Site) -> None:
+    reading = read(read_nvml)
+    if reading.unavailable is None:
+        pytest.skip("this machine has a working NVIDIA driver")
+    assert reading.devices == []
+    servers = _ps_with(site.alice, site.alice_kernel)
+    assert all(s["gpu_memory_bytes"] is None for s in servers)
+    assert all(k["gpu_memory_bytes"] is None for s in servers for k in s["kernels"])
+    text = site.alice.run("ps", timeout=60)
+    assert text.returncode == 0, text.stderr
+    assert "GPUs: " in text.stdout and ("no GPU" in text.stdout or "n/a" in text.stdout)
+
+
+def test_a_reader_that_fails_is_reported_not_raised() -> None:
+    def broken() -> list[GpuDevice]:
+        raise NoGpu("no GPU: the NVIDIA driver does not answer (Driver Not Loaded)")
+
+    assert read(broken) == GpuReading(devices=[], unavailable="no GPU: the NVIDIA driver does not answer "
+                                                              "(Driver Not Loaded)")
+
+
+def test_top_once_and_without_a_terminal_prints_the_table(site: Site) -> None:
+    _ps_with(site.alice, site.alice_kernel, args=())
+    for args in (("top", "--once"), ("top",), ("top", "--iterations", "2", "--interval", "0.5")):
+        done = site.alice.run(*args, timeout=60)
+        assert done.returncode == 0, done.stderr
+        assert "USER" in done.stdout and site.alice.user in done.stdout and "alice.ipynb" in done.stdout
+    assert done.stdout.count("NOTEBOOK") == 2
+
+
+def test_admin_stop_refuses_a_member(site: Site) -> None:
+    done = site.alice.run("admin", "stop", site.bob.user or "", "--yes", timeout=60)
+    assert done.returncode != 0
+    assert "needs root" in done.stderr and "sudo labshare admin stop" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr
+    assert psutil.pid_exists(site.bob.state()["pid"])
+
+
+def test_admin_stop_as_root_stops_a_members_server_and_hand_started_jupyter() -> None:
+    need_root("creates a Unix user and stops their server")
+    carol = _new_user()
+    hand = None
+    try:
+        assert carol.run("start", "--tcp", timeout=240).returncode == 0
+        lab = lab_of(carol)
+        kernel_id = _session(lab, "forgotten.ipynb")
+        port = free_port()
+        hand = hand_started_jupyter(carol, port)
+        wait_for(lambda: _answers(Lab(probe.Address(port=port), None)), timeout=180, what="hand-started Jupyter")
+        servers = _ps_with(None, kernel_id)
+        mine = [s for s in servers if s["user"] == carol.user]
+        assert len(mine) == 2
+        pids = {p for s in mine for p in (s["pid"], s["supervisor_pid"], *(k["pid"] for k in s["kernels"])) if p}
+
+        asked = subprocess.run([LABSHARE, "admin", "stop", carol.user or ""], capture_output=True, text=True,
+                               stdin=subprocess.DEVNULL, timeout=120)
+        assert asked.returncode != 0 and "--yes" in asked.stderr
+        assert all(psutil.pid_exists(p) for p in pids)
+
+        done = subprocess.run([LABSHARE, "admin", "stop", carol.user or "", "--yes", "--json"],
+                              capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=180)
+        assert done.returncode == 0, done.stderr
+        result = json.loads(done.stdout)
+        assert result["stopped"] is True and result["left"] == []
+        assert {k["notebook"] for s in result["found"] for k in s["kernels"]} >= {"forgotten.ipynb"}
+        assert any(not s["managed"] for s in result["found"])
+        wait_for(lambda: not any(_alive_as(p, carol) for p in pids), timeout=30, what="carol's processes to end")
+        assert not (carol.state_dir / "server.json").exists()
+        assert not (carol.state_dir / "token").exists()
+        assert not list((carol.state_dir / "kernels").glob("*.json"))
+        assert hand.wait(timeout=30) is not None
+
+        again = subprocess.run([LABSHARE, "admin", "stop", carol.user or "", "--yes"], capture_output=True,
+                               text=True, stdin=subprocess.DEVNULL, timeout=120)
+        assert again.returncode == 0 and "has no Jupyter server" in again.stdout
+    finally:
+        if hand is not None and hand.poll() is None:
+            hand.kill()
+            hand.wait(timeout=30)
+        carol.reap()
+        subprocess.run(["userdel", carol.user or ""], capture_output=True)
+
+
+def test_admin_stop_unknown_user_is_one_clear_line() -> None:
+    need_root("admin stop runs as root")
+    done = subprocess.run([LABSHARE, "admin", "stop", "no-such-user-xyz", "--yes"], capture_output=True,
+                          text=True, stdin=subprocess.DEVNULL, timeout=60)
+    assert done.returncode != 0 and "no user named 'no-such-user-xyz'" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+
+
+def _alive_as(pid: int, m: Member) -> bool:
+    try:
+        proc = psutil.Process(pid)
+        return proc.uids().real == m.uid and proc.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
