@@ -50,7 +50,7 @@ _NOT_SERVING = {"list", "stop", "build", "clean", "path", "paths", "workspaces",
 _TOKEN_OPTIONS = ("identityprovider.token", "serverapp.token", "notebookapp.token", "token")
 _EMPTY = {"", "''", '""'}
 _CONFIG_EMPTY_TOKEN = re.compile(
-    r"""^\s*c\.(?:IdentityProvider|ServerApp|NotebookApp)\.token\s*=\s*(?:''|"")\s*(?:#.*)?$""", re.M
+    r"""^\s*c\.(?:IdentityProvider|ServerApp|NotebookApp)\.token\s*=\s*(?:''|"")\s*(?:#.*)?$""", re.MULTILINE
 )
 
 
@@ -509,11 +509,7 @@ class Scanner:
         mode = None
         if found.socket or found.port or found.proc:
             mode = "socket" if found.socket else "tcp"
-        def add(a: int | None, b: int | None) -> int | None:
-            return None if a is None or b is None else a + b
-        all_gpu = s_gpu
-        for k in kernels:
-            all_gpu = add(all_gpu, k.gpu_memory_bytes)
+        all_gpu = None if s_gpu is None else s_gpu + sum(k.gpu_memory_bytes or 0 for k in kernels)
         return Server(
             user=_user_name(found.uid, self._names), uid=found.uid, pid=found.proc.pid if found.proc else None,
             managed=found.managed, kind=found.kind, mode=mode, port=found.port, socket=found.socket,
