@@ -95,9 +95,24 @@ def wait_for(check: Callable[[], Any], timeout: float, what: str, every: float =
     raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what} (last: {last!r})")
 
 
+def _tagged_tree(tag: str) -> list[psutil.Process]:
+    """The Chromium launched with `tag` among its switches, and everything below it."""
+    for proc in psutil.process_iter(["cmdline"]):
+        if tag in (proc.info["cmdline"] or []):
+            try:
+                return [proc, *proc.children(recursive=True)]
+            except psutil.Error:
+                return [proc]
+    return []
+
+
 @contextmanager
 def chromium(shots: Path, tag: str) -> Iterator[Any]:
-    """A fresh headless Chromium; a screenshot of each page lands in `shots` on failure."""
+    """A fresh headless Chromium; a screenshot of each page lands in `shots` on failure.
+
+    Tests run several browsers at once in threads, so this browser's processes
+    are found by a switch of its own, never by being new children of the test.
+    """
     if not Path(CHROMIUM).exists():
         if os.environ.get("CI"):
             pytest.fail(f"{CHROMIUM} is missing; scripts/test installs Debian's chromium")
@@ -105,13 +120,12 @@ def chromium(shots: Path, tag: str) -> Iterator[Any]:
     from playwright.sync_api import Error as PlaywrightError
     from playwright.sync_api import sync_playwright
 
-    me = psutil.Process()
-    before = {p.pid for p in me.children(recursive=True)}
+    marker = f"--labshare-test-browser={uuid.uuid4().hex}"
     started: list[psutil.Process] = []
     try:
         with sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-            started = [p for p in me.children(recursive=True) if p.pid not in before]
+            browser = pw.chromium.launch(executable_path=CHROMIUM, args=[*ARGS, marker], headless=True)
+            started = _tagged_tree(marker)
             try:
                 yield browser
             except BaseException:
@@ -122,13 +136,12 @@ def chromium(shots: Path, tag: str) -> Iterator[Any]:
                             page.screenshot(path=str(shots / f"{tag}-failure-{n}-{m}.png"))
                 raise
             finally:
+                started = list({p.pid: p for p in started + _tagged_tree(marker)}.values())
                 browser.close()
     finally:
         for proc in started:
-            try:
+            with contextlib.suppress(psutil.Error):
                 proc.kill()
-            except psutil.Error:
-                pass
         psutil.wait_procs(started, timeout=10)
 
 

@@ -8,6 +8,7 @@ that asks for one; each test then checks its own scenario's result.
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import time
 import traceback
@@ -16,6 +17,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import lab_outputs as lo
+import psutil
 import pytest
 from conftest import Member, _make_home
 
@@ -143,8 +145,17 @@ def _run(name: str, shots: Path) -> None:
 @pytest.fixture(scope="module")
 def scenarios(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Future[None]]]:
     shots = tmp_path_factory.mktemp("outputs-screenshots")
-    with ThreadPoolExecutor(max_workers=len(SCENARIOS)) as pool:
-        yield {name: pool.submit(_run, name, shots / name) for name in SCENARIOS}
+    me = psutil.Process()
+    before = {p.pid for p in me.children(recursive=True)}
+    try:
+        with ThreadPoolExecutor(max_workers=len(SCENARIOS)) as pool:
+            yield {name: pool.submit(_run, name, shots / name) for name in SCENARIOS}
+    finally:
+        left = [p for p in me.children(recursive=True) if p.pid not in before]
+        for proc in left:
+            with contextlib.suppress(psutil.Error):
+                proc.kill()
+        psutil.wait_procs(left, timeout=10)
 
 
 def _outcome(future: Future[None]) -> None:
