@@ -22,7 +22,7 @@ from conftest import BIN, LABSHARE, Member
 SERVER_CHECKS = {
     "labshare", "jupyter", "vulnerable-packages", "private-dirs", "socket-path", "survives-logout",
     "sshd-forwarding", "uv", "kernels", "gpu", "site-policy", "policy-enforcement", "kernel-survival",
-    "old-servers",
+    "output-keeping", "old-servers",
 }
 
 
@@ -252,6 +252,7 @@ def test_labshare_own_server_is_not_an_old_server(own: Member) -> None:
         code, report = doctor(own)
         assert check(report, "old-servers")["status"] == "ok"
         assert "active" in check(report, "kernel-survival")["detail"]
+        assert check(report, "output-keeping")["detail"].startswith("active"), report
         assert code == 0, report
     finally:
         own.run("stop", timeout=120)

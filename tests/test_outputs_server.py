@@ -50,6 +50,9 @@ def test_site_policy_turns_output_keeping_off_and_restart_keeps_it(member: Membe
     member.extra_env["LABSHARE_SITE_CONFIG"] = str(_site(member.home, "[server]\nkeep_outputs = false\n"))
     server = lo.start_server(member)
     assert member.json("status")["keep_outputs"] is False
+    report = json.loads(member.run("doctor", "--json", timeout=120).stdout)
+    keeping = [c for c in report["checks"] if c["name"] == "output-keeping"]
+    assert len(keeping) == 1 and keeping[0]["detail"].startswith("off"), keeping
     assert server.api.ok("GET", "/api/labshare/outputs")["keep_outputs"] is False
     member.run("restart", check=True)
     assert member.json("status")["keep_outputs"] is False

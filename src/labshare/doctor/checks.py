@@ -436,6 +436,30 @@ def kernel_survival(paths: Paths) -> Check:
                  "labshare restart")
 
 
+def output_keeping(paths: Paths) -> Check:
+    """Output printed while no browser is open is kept only where cells run on the server side."""
+    import json
+    from importlib.util import find_spec
+
+    missing = [m for m in ("jupyter_server_ydoc", "jupyter_server_nbmodel") if find_spec(m) is None]
+    if missing:
+        return Check("output-keeping", FAIL,
+                     f"{' and '.join(missing)} are not installed, so output printed while no browser is open is lost",
+                     "pip install --force-reinstall labshare")
+    try:
+        argv = json.loads(paths.launch_file.read_text()).get("argv", [])
+    except (OSError, ValueError):
+        return Check("output-keeping", OK, "installed; active from the next `labshare start` unless turned off")
+    if "--OutputKeeper.keep=True" in argv:
+        return Check("output-keeping", OK, "active: output printed while no browser is open is kept in the notebook")
+    if "--OutputKeeper.keep=False" in argv:
+        return Check("output-keeping", OK,
+                     "off for this server (--no-keep-outputs or the site policy): output printed while "
+                     "no browser is open is lost")
+    return Check("output-keeping", WARN, "your server was started by an older labshare, without output keeping",
+                 "labshare restart")
+
+
 @dataclass(frozen=True)
 class OldServer:
     """A Jupyter started by hand with an empty token: anyone on this host can run code as its owner."""
@@ -585,5 +609,6 @@ def run_all(paths: Paths, files: HostFiles, environ: Mapping[str, str]) -> list[
                sshd_forwarding(files, user, server_mode(paths)), uv_available(), kernel_path(), gpu()]
     checks += site_policy(paths, user, environ)
     checks.append(kernel_survival(paths))
+    checks.append(output_keeping(paths))
     checks.append(old_servers(find_old_servers(paths.uid)))
     return checks

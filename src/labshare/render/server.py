@@ -37,6 +37,14 @@ def _kernels(s: ServerStatus) -> str:
     return f"{s.kernels} ({len(adopted)} carried over from an earlier server, up to {most} restart(s))"
 
 
+def _outputs(keep: bool | None) -> str:
+    if keep is None:
+        return "not kept while no browser is open (server started by an older labshare; `labshare restart`)"
+    if keep:
+        return "kept while no browser is open (not while the server itself is down)"
+    return "lost while no browser is open (output keeping is off)"
+
+
 def _details(s: ServerStatus) -> list[str]:
     rows = [
         ("pid", f"{s.pid or '-'} (supervisor {s.supervisor_pid or 'gone'})"),
@@ -45,8 +53,7 @@ def _details(s: ServerStatus) -> list[str]:
         ("started", _when(s.started_at)),
         ("restarts", str(s.restarts)),
         ("kernels", _kernels(s)),
-        ("outputs", "kept while no browser is open (not while the server itself is down)" if s.keep_outputs
-         else "lost while no browser is open (output keeping is off)"),
+        ("outputs", _outputs(s.keep_outputs)),
         ("last activity", _when(s.last_activity)),
         ("log", s.log_file),
     ]

@@ -41,7 +41,7 @@ class ServerState:
     failed: str | None = None
     limits: dict[str, object] = field(default_factory=dict)
     limits_enforced: bool = True
-    keep_outputs: bool = False
+    keep_outputs: bool | None = None
     schema: int = SCHEMA
     extra: dict[str, object] = field(default_factory=dict)
 

@@ -40,7 +40,7 @@ class ServerStatus:
     socket_fallback: bool = False
     limits: dict[str, object] = field(default_factory=dict)
     limits_enforced: bool = True
-    keep_outputs: bool = False
+    keep_outputs: bool | None = None
     surviving_kernels: list[dict[str, object]] = field(default_factory=list)
     log_file: str = ""
     notes: list[str] = field(default_factory=list)
