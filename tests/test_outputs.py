@@ -97,7 +97,7 @@ def stock_away(server: lo.Server, shots: Path) -> None:
 
 
 def input_away(server: lo.Server, shots: Path) -> None:
-    """What docs/outputs.md says of `input()` while away: the question is not shown again; interrupt, go on."""
+    """What the README says of `input()` while away: the question is not shown again; interrupt, go on."""
     lo.write_notebook(server.root, "ask.ipynb", ["x = input('name? ')\nprint('got', x)", "print('next', flush=True)"])
     with lo.chromium(shots, "input-first") as browser:
         page = lo.open_notebook(browser, server, "ask.ipynb")
@@ -109,7 +109,7 @@ def input_away(server: lo.Server, shots: Path) -> None:
         page = lo.open_notebook(browser, server, "ask.ipynb", connected=False)
         time.sleep(5)
         assert lo.prompt(page, 0).strip() == "[*]:"
-        assert page.locator(".jp-Stdin-input").count() == 0, "the input box is back: update docs/outputs.md"
+        assert page.locator(".jp-Stdin-input").count() == 0, "the input box is back: update the README"
         page.locator('[data-command="notebook:interrupt-kernel"]').first.click()
         lo.wait_for(lambda: "KeyboardInterrupt" in lo.shown(page, 0), 30, "the interrupted input()")
         lo.run_cell(page, 1)
