@@ -3,7 +3,7 @@
 CI has no GPU, so these pin down how labshare reads what NVML returns: names
 as bytes or str, `usedGpuMemory` of None (vGPU, MIG), a pid listed as both
 compute and graphics, a board without utilisation counters, and a missing
-driver.  The real library is exercised on a GPU host (see docs/monitor.md).
+driver.  The real library is exercised on a GPU host (see the README, "Who uses what").
 """
 
 from __future__ import annotations
