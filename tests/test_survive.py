@@ -240,3 +240,14 @@ def test_open_lab_tab_keeps_its_kernel_across_a_server_crash(member: Member, tmp
                     raise
                 page.keyboard.press("Escape")
         assert [k["id"] for k in lab.ok("GET", "/api/kernels")] == kernel
+
+
+def test_ps_shows_how_many_restarts_a_kernel_survived(member: Member) -> None:
+    member.run("start", check=True)
+    lab = lab_of(member)
+    _, kernel = open_notebook(lab)
+    member.run("restart", check=True)
+    kernels = [k for s in member.json("ps") if s["user"] == member.name for k in s["kernels"]]
+    mine = [k for k in kernels if k["kernel_id"] == kernel]
+    assert mine and mine[0]["server_restarts_survived"] == 1
+    assert "survived 1 restart" in member.run("ps").stdout

@@ -36,6 +36,7 @@ import psutil
 
 from labshare import probe
 from labshare.monitor.gpu import GpuDevice, GpuReader, GpuReading, read, read_nvml
+from labshare.server.records import read_records
 
 CPU_INTERVAL = 0.2
 HTTP_TIMEOUT = 1.0
@@ -69,6 +70,7 @@ class Kernel:
     execution_state: str | None = None
     started_at: str | None = None
     python: str | None = None
+    server_restarts_survived: int | None = None
 
 
 @dataclass
@@ -139,6 +141,7 @@ class _Found:
     notes: list[str] = field(default_factory=list)
     sessions: dict[str, str] = field(default_factory=dict)
     kernel_info: dict[str, dict[str, Any]] = field(default_factory=dict)
+    survived: dict[str, int] = field(default_factory=dict)
     port: int | None = None
     socket: str | None = None
 
@@ -438,6 +441,9 @@ class Scanner:
         if server.managed and secrets and server.state_dir is not None:
             with contextlib.suppress(OSError):
                 token = (server.state_dir / "token").read_text().strip() or None
+            server.survived = {
+                r["kernel_id"]: int(r.get("survived", 0)) for r in read_records(server.state_dir / "kernels")
+            }
         elif not server.managed and secrets:
             runtime = _runtime_info(server.proc)
             if runtime:
@@ -499,6 +505,7 @@ class Scanner:
                 cpu_percent=k_cpu, memory_bytes=k_mem, gpu_memory_bytes=k_gpu, gpus=k_devices,
                 execution_state=info.get("execution_state"), started_at=_iso(proc.created),
                 python=proc.argv[0] if proc.argv else None,
+                server_restarts_survived=found.survived.get(kid or ""),
             ))
         s_cpu, s_mem, s_gpu, s_devices = (0.0, 0, None if gpu.unavailable else 0, [])
         role = found.proc.pid if found.proc else (found.supervisor.pid if found.supervisor else None)

@@ -100,6 +100,8 @@ def rows(snap: Snapshot, sort: str | None = None, may_see: Any = None) -> list[l
             name = k.name or "kernel"
             if k.execution_state == "busy":
                 name += " (busy)"
+            if k.server_restarts_survived:
+                name += f" (survived {k.server_restarts_survived} restart(s))"
             out.append([
                 "", f"  {k.pid}", f"  {name}", "", "", f"{k.cpu_percent:.1f}", size(k.memory_bytes),
                 _gpu(k.gpu_memory_bytes, no_gpu), _kernel_label(k, secrets),
