@@ -6,11 +6,15 @@ pointed at the system Chromium, with the flags that keep it off the network.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
+import psutil
 import pytest
 
 CHROMIUM = os.environ.get("LABSHARE_TEST_CHROMIUM", "/usr/bin/chromium")
@@ -27,30 +31,54 @@ ARGS = [
 ]
 
 
+def _tagged_tree(tag: str) -> list[psutil.Process]:
+    """The Chromium launched with `tag` among its switches, and everything below it."""
+    for proc in psutil.process_iter(["cmdline"]):
+        if tag in (proc.info["cmdline"] or []):
+            try:
+                return [proc, *proc.children(recursive=True)]
+            except psutil.Error:
+                return [proc]
+    return []
+
+
 @contextmanager
-def chromium(shots: Path) -> Iterator[object]:
-    """A fresh browser; on failure a screenshot of every open page lands in `shots`."""
+def chromium(shots: Path, tag: str = "browser") -> Iterator[Any]:
+    """A fresh headless Chromium; a screenshot of each page lands in `shots` on failure.
+
+    Tests run several browsers at once in threads, so this browser's processes
+    are found by a switch of its own, never by being new children of the test.
+    """
     if not Path(CHROMIUM).exists():
         if os.environ.get("CI"):
             pytest.fail(f"{CHROMIUM} is missing; scripts/test installs Debian's chromium")
         pytest.skip(f"{CHROMIUM} is missing")
+    from playwright.sync_api import Error as PlaywrightError
     from playwright.sync_api import sync_playwright
 
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-        try:
-            yield browser
-        except BaseException:
-            shots.mkdir(parents=True, exist_ok=True)
-            for n, context in enumerate(browser.contexts):
-                for m, page in enumerate(context.pages):
-                    try:
-                        page.screenshot(path=str(shots / f"failure-{n}-{m}.png"))
-                    except Exception:
-                        pass
-            raise
-        finally:
-            browser.close()
+    marker = f"--labshare-test-browser={uuid.uuid4().hex}"
+    started: list[psutil.Process] = []
+    try:
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=CHROMIUM, args=[*ARGS, marker], headless=True)
+            started = _tagged_tree(marker)
+            try:
+                yield browser
+            except BaseException:
+                shots.mkdir(parents=True, exist_ok=True)
+                for n, context in enumerate(browser.contexts):
+                    for m, page in enumerate(context.pages):
+                        with contextlib.suppress(PlaywrightError):
+                            page.screenshot(path=str(shots / f"{tag}-failure-{n}-{m}.png"))
+                raise
+            finally:
+                started = list({p.pid: p for p in started + _tagged_tree(marker)}.values())
+                browser.close()
+    finally:
+        for proc in started:
+            with contextlib.suppress(psutil.Error):
+                proc.kill()
+        psutil.wait_procs(started, timeout=10)
 
 
 def run_cell(page, code: str, timeout_ms: int = 120_000) -> str:

@@ -8,30 +8,19 @@ pid and killed when the browser is closed.
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import psutil
-import pytest
-from conftest import Member
+from browser import chromium  # noqa: F401  (re-exported for the output tests)
+from conftest import Member, wait_for  # noqa: F401  (used by the output tests)
 from jupyter_api import Lab
 
 from labshare import probe
 
-CHROMIUM = os.environ.get("LABSHARE_TEST_CHROMIUM", "/usr/bin/chromium")
-ARGS = [
-    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    "--no-first-run", "--disable-quic",
-]
 CELLS = ".jp-Notebook .jp-Cell"
 
 
@@ -84,65 +73,6 @@ def disk_cell(path: Path, index: int) -> tuple[str, int | None]:
     return text, cell.get("execution_count")
 
 
-def wait_for(check: Callable[[], Any], timeout: float, what: str, every: float = 0.5) -> Any:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(every)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what} (last: {last!r})")
-
-
-def _tagged_tree(tag: str) -> list[psutil.Process]:
-    """The Chromium launched with `tag` among its switches, and everything below it."""
-    for proc in psutil.process_iter(["cmdline"]):
-        if tag in (proc.info["cmdline"] or []):
-            try:
-                return [proc, *proc.children(recursive=True)]
-            except psutil.Error:
-                return [proc]
-    return []
-
-
-@contextmanager
-def chromium(shots: Path, tag: str) -> Iterator[Any]:
-    """A fresh headless Chromium; a screenshot of each page lands in `shots` on failure.
-
-    Tests run several browsers at once in threads, so this browser's processes
-    are found by a switch of its own, never by being new children of the test.
-    """
-    if not Path(CHROMIUM).exists():
-        if os.environ.get("CI"):
-            pytest.fail(f"{CHROMIUM} is missing; scripts/test installs Debian's chromium")
-        pytest.skip(f"{CHROMIUM} is missing")
-    from playwright.sync_api import Error as PlaywrightError
-    from playwright.sync_api import sync_playwright
-
-    marker = f"--labshare-test-browser={uuid.uuid4().hex}"
-    started: list[psutil.Process] = []
-    try:
-        with sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path=CHROMIUM, args=[*ARGS, marker], headless=True)
-            started = _tagged_tree(marker)
-            try:
-                yield browser
-            except BaseException:
-                shots.mkdir(parents=True, exist_ok=True)
-                for n, context in enumerate(browser.contexts):
-                    for m, page in enumerate(context.pages):
-                        with contextlib.suppress(PlaywrightError):
-                            page.screenshot(path=str(shots / f"{tag}-failure-{n}-{m}.png"))
-                raise
-            finally:
-                started = list({p.pid: p for p in started + _tagged_tree(marker)}.values())
-                browser.close()
-    finally:
-        for proc in started:
-            with contextlib.suppress(psutil.Error):
-                proc.kill()
-        psutil.wait_procs(started, timeout=10)
 
 
 def open_notebook(browser: Any, server: Server, name: str, connected: bool = True) -> Any:

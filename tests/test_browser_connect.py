@@ -6,17 +6,13 @@ download is impossible here); a screenshot lands in the test's temp dir on failu
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import sshd as sshd_helper
+from browser import chromium
 from test_connect import Connect
-
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run"]
 
 
 @pytest.fixture
@@ -25,42 +21,32 @@ def lab(make_user) -> Iterator[sshd_helper.Lab]:
 
 
 def test_chromium_opens_lab_and_runs_a_notebook(lab: sshd_helper.Lab, tmp_path: Path) -> None:
-    if not shutil.which(CHROMIUM):
-        pytest.fail(f"{CHROMIUM} is missing; scripts/test installs it (apt-get install chromium)")
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
-    from playwright.sync_api import sync_playwright
 
     lab.server.run("start", check=True)
     connect = Connect(lab.laptop, "gpu1")
     try:
         ready = connect.wait_for("ready")
-        with sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        with chromium(tmp_path) as browser:
             page = browser.new_page(viewport={"width": 1400, "height": 900})
-            try:
-                page.goto(ready["url"], timeout=120_000)
-                page.wait_for_selector(".jp-Launcher", timeout=120_000)
-                page.locator('.jp-LauncherCard[data-category="Notebook"]').first.click()
-                cell = page.locator(".jp-Notebook .jp-Cell .cm-content").first
-                cell.wait_for(timeout=120_000)
-                page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=120_000)
+            page.goto(ready["url"], timeout=120_000)
+            page.wait_for_selector(".jp-Launcher", timeout=120_000)
+            page.locator('.jp-LauncherCard[data-category="Notebook"]').first.click()
+            cell = page.locator(".jp-Notebook .jp-Cell .cm-content").first
+            cell.wait_for(timeout=120_000)
+            page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=120_000)
+            cell.click()
+            page.keyboard.type("1+1")
+            output = page.locator(".jp-OutputArea-output").first
+            # A run sent before the kernel's websocket is up is dropped by JupyterLab: run again.
+            for _ in range(8):
                 cell.click()
-                page.keyboard.type("1+1")
-                output = page.locator(".jp-OutputArea-output").first
-                # A run sent before the kernel's websocket is up is dropped by JupyterLab: run again.
-                for _ in range(8):
-                    cell.click()
-                    page.keyboard.press("Control+Enter")
-                    try:
-                        output.wait_for(timeout=15_000)
-                        break
-                    except PlaywrightTimeout:
-                        continue
-                assert output.inner_text(timeout=15_000).strip() == "2"
-            except BaseException:
-                page.screenshot(path=str(tmp_path / "failure.png"), full_page=True)
-                raise
-            finally:
-                browser.close()
+                page.keyboard.press("Control+Enter")
+                try:
+                    output.wait_for(timeout=15_000)
+                    break
+                except PlaywrightTimeout:
+                    continue
+            assert output.inner_text(timeout=15_000).strip() == "2"
     finally:
         connect.kill()
