@@ -23,6 +23,7 @@ from labshare import probe
 class Lab:
     address: probe.Address
     token: str | None
+    prefix: str = ""  # e.g. "/user/alice" for a server behind JupyterHub's proxy
 
     @classmethod
     def from_url(cls, url: str) -> Lab:
@@ -33,7 +34,8 @@ class Lab:
     def call(self, method: str, path: str, body: Any = None, token: bool = True) -> probe.Response:
         data = json.dumps(body).encode() if body is not None else None
         return probe.request(
-            self.address, path, token=self.token if token else None, method=method, body=data, timeout=30
+            self.address, self.prefix + path, token=self.token if token else None, method=method, body=data,
+            timeout=30,
         )
 
     def ok(self, method: str, path: str, body: Any = None) -> Any:
@@ -56,7 +58,7 @@ class Lab:
         """Run `code` in the kernel; return its stdout and result text, raise on an error reply."""
         host = "localhost" if self.address.socket else f"{self.address.host}:{self.address.port}"
         ws = websocket.create_connection(
-            f"ws://{host}/api/kernels/{kernel_id}/channels",
+            f"ws://{host}{self.prefix}/api/kernels/{kernel_id}/channels",
             socket=self._socket(),
             header=[f"Authorization: token {self.token}"],
             timeout=timeout,

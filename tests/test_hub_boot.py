@@ -14,8 +14,8 @@ from pathlib import Path
 
 import psutil
 import pytest
-import websocket
 from conftest import BIN, Member
+from jupyter_api import Lab
 
 from labshare import probe
 
@@ -46,34 +46,6 @@ def wait_for(what: str, check, timeout: float = 300) -> object:
     raise AssertionError(f"{what} did not happen within {timeout} s")
 
 
-def execute(port: int, path: str, code: str, timeout: float = 120) -> str:
-    """Run `code` in a kernel through the proxy's websocket; return what it printed."""
-    ws = websocket.create_connection(f"ws://127.0.0.1:{port}{path}", header=[f"Authorization: token {TOKEN}"],
-                                     timeout=timeout)
-    try:
-        msg_id = uuid.uuid4().hex
-        ws.send(json.dumps({
-            "header": {"msg_id": msg_id, "msg_type": "execute_request", "username": "test",
-                       "session": uuid.uuid4().hex, "version": "5.3"},
-            "parent_header": {}, "metadata": {}, "channel": "shell", "buffers": [],
-            "content": {"code": code, "silent": False, "store_history": True, "user_expressions": {},
-                        "allow_stdin": False, "stop_on_error": True},
-        }))
-        out: list[str] = []
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            msg = json.loads(ws.recv())
-            if msg.get("parent_header", {}).get("msg_id") != msg_id:
-                continue
-            if msg["msg_type"] == "stream":
-                out.append(msg["content"]["text"])
-            elif msg["msg_type"] == "error":
-                raise AssertionError(f"kernel error: {msg['content']['ename']}: {msg['content']['evalue']}")
-            elif msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
-                return "".join(out)
-        raise TimeoutError(code)
-    finally:
-        ws.close()
 
 
 def override(generated: Path, where: Path, api_port: int, proxy_port: int) -> Path:
@@ -177,10 +149,11 @@ port = {port}
         assert spec in specs and specs[spec]["spec"]["metadata"]["labshare"]["project"].endswith("/projects/thesis")
         kernel = call(port, "POST", f"{base}/api/kernels", {"name": spec})
         assert kernel.status == 201, kernel.body
-        out = execute(port, f"{base}/api/kernels/{kernel.json()['id']}/channels",
-                      "import os, sys; print(sys.prefix); "
-                      "print(os.environ.get('CUDA_VISIBLE_DEVICES')); print(os.environ.get('MEM_LIMIT')); "
-                      "print(os.environ.get('CPU_LIMIT'))")
+        lab = Lab(probe.Address(port=port), TOKEN, prefix=base)
+        out = lab.execute(kernel.json()["id"],
+                          "import os, sys; print(sys.prefix); "
+                          "print(os.environ.get('CUDA_VISIBLE_DEVICES')); print(os.environ.get('MEM_LIMIT')); "
+                          "print(os.environ.get('CPU_LIMIT'))", timeout=120)
         prefix, gpus, mem, cpu = out.split()
         assert os.path.realpath(prefix) == os.path.realpath(alice.home / "projects/thesis/.venv")
         root = call(port, "GET", f"{base}/api/contents").json()  # the server's root is ~/projects
