@@ -310,6 +310,14 @@ def _end_orphan_kernels(paths: Paths) -> int:
     return ended
 
 
+def _forget_if_current(paths: Paths, record: st.ServerState) -> None:
+    """Clean up after `record`'s server unless a newer server has taken its place meanwhile."""
+    with st.locked(paths):
+        current = st.load(paths)
+        if current is None or current.supervisor_pid == record.supervisor_pid:
+            forget(paths, record)
+
+
 def _terminate(
     paths: Paths, record: st.ServerState, grace: float = STOP_GRACE_SECONDS, spare: frozenset[int] = frozenset()
 ) -> bool:
@@ -325,10 +333,7 @@ def _terminate(
         with contextlib.suppress(psutil.Error):
             proc.kill()
     psutil.wait_procs(alive, timeout=5)
-    with st.locked(paths):
-        current = st.load(paths)
-        if current is None or current.supervisor_pid == record.supervisor_pid:
-            forget(paths, record)
+    _forget_if_current(paths, record)
     return bool(alive)
 
 
@@ -355,10 +360,7 @@ def stop(paths: Paths, *, grace: float = STOP_GRACE_SECONDS, keep_kernels: bool 
     _, alive = psutil.wait_procs(procs, timeout=grace)  # type: ignore[arg-type]
     forced = _terminate(paths, record, grace=5.0, spare=spare) if alive else False
     if not alive:
-        with st.locked(paths):
-            current = st.load(paths)
-            if current is None or current.supervisor_pid == record.supervisor_pid:
-                forget(paths, record)
+        _forget_if_current(paths, record)
     if not keep_kernels:
         _end_orphan_kernels(paths)
     return StopResult(
