@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from jupyter_api import Lab
 from labshare import probe
 
 CELLS = ".jp-Notebook .jp-Cell"
+RUNS: weakref.WeakKeyDictionary[Any, int] = weakref.WeakKeyDictionary()
 
 
 @dataclass
@@ -73,11 +75,10 @@ def disk_cell(path: Path, index: int) -> tuple[str, int | None]:
     return text, cell.get("execution_count")
 
 
-
-
 def open_notebook(browser: Any, server: Server, name: str, connected: bool = True) -> Any:
     """A page with `name` open in Lab and (if `connected`) its kernel idle, or busy with a cell run earlier."""
     page = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
+    _count_runs(page)
     page.goto(server.url(f"/lab/tree/{name}"))
     page.locator(CELLS).first.wait_for(timeout=60_000)
     if connected:
@@ -87,16 +88,44 @@ def open_notebook(browser: Any, server: Server, name: str, connected: bool = Tru
     return page
 
 
+def _count_runs(page: Any) -> None:
+    """Count the runs the page sends: an HTTP POST to .../execute (server-side execution) or a kernel frame."""
+    RUNS[page] = 0
+
+    def http(request: Any) -> None:
+        if request.method == "POST" and request.url.split("?")[0].endswith("/execute"):
+            RUNS[page] += 1
+
+    def frame(payload: str | bytes) -> None:
+        if (b"execute_request" if isinstance(payload, bytes) else "execute_request") in payload:
+            RUNS[page] += 1
+
+    page.on("request", http)
+    page.on("websocket", lambda ws: ws.on("framesent", frame))
+
+
 def run_cell(page: Any, index: int) -> None:
-    """Run cell `index`; Lab can show an idle kernel a moment before it accepts a run, so try again once."""
+    """Run cell `index` exactly once.
+
+    Lab can show an idle kernel a moment before it accepts a run, so the key
+    is pressed again, but only while no run has left the page: on a loaded
+    machine a second press after a slow first one queued a second run, which
+    replaced the first one's `input()` box.
+    """
+    before = RUNS[page]
     for _ in range(3):
         page.locator(CELLS).nth(index).locator(".cm-content").click()
         page.keyboard.press("Shift+Enter")
-        deadline = time.monotonic() + 5
-        while time.monotonic() < deadline:
-            if prompt(page, index).strip() != "[ ]:":
-                return
-            time.sleep(0.2)
+        pressed = time.monotonic()
+        while prompt(page, index).strip() == "[ ]:":
+            waited = time.monotonic() - pressed
+            if RUNS[page] > before and waited > 60:
+                raise AssertionError(f"cell {index} was sent to run but Lab never marked it running")
+            if RUNS[page] == before and waited > 5:
+                break
+            page.wait_for_timeout(200)
+        else:
+            return
     raise AssertionError(f"cell {index} did not start running")
 
 

@@ -102,7 +102,7 @@ def input_away(server: lo.Server, shots: Path) -> None:
     with lo.chromium(shots, "input-first") as browser:
         page = lo.open_notebook(browser, server, "ask.ipynb")
         lo.run_cell(page, 0)
-        lo.wait_for(lambda: page.locator(".jp-Stdin-input").count() == 1, 30, "the input box while connected")
+        lo.wait_for(lambda: page.locator(".jp-Stdin-input").count() == 1, 60, "the input box while connected")
         time.sleep(3)
     time.sleep(5)
     with lo.chromium(shots, "input-back") as browser:
