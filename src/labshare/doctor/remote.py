@@ -242,7 +242,7 @@ def forwarding(target: sshcmd.Target, labshare: str | None, info: dict[str, Any]
     if died:
         return Check("forwarding", FAIL, session.classify_ssh_failure(text, target.destination).message,
                      f"ssh -N -L {forward.spec()} {target.destination}")
-    if "open failed" in text or any(s in text for s in session.PROHIBITED_SIGNS):
+    if any(s in text for s in session.REFUSED_SIGNS):
         refused = session.forwarding_refused(host, mode)
         fix = ("on the server: labshare stop && labshare start --tcp; or ask the admin to allow forwarding"
                if mode == "socket" else "ask the admin to allow TCP forwarding for your account")
