@@ -18,13 +18,12 @@ import socket
 import subprocess
 import threading
 import time
-import webbrowser
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from labshare import probe
-from labshare.connect import hosts
+from labshare.connect import hosts, known
 from labshare.connect import ssh as sshcmd
 from labshare.errors import LabshareError
 from labshare.paths import Paths
@@ -53,6 +52,12 @@ HOSTKEY_SIGNS = ("Host key verification failed", "REMOTE HOST IDENTIFICATION HAS
 REFUSED_SIGNS = ("open failed",)
 
 
+def _open_browser(url: str) -> bool:
+    import webbrowser  # only when a browser is opened: it is slow to import
+
+    return webbrowser.open(url)
+
+
 @dataclass(frozen=True)
 class Options:
     """What the user asked for on the command line."""
@@ -74,6 +79,10 @@ class ServerGone(Exception):
 
 class ChannelRefused(Exception):
     """sshd refused to open the forwarded connection: forwarding disabled, or the server gone."""
+
+
+class Stale(Exception):
+    """Something answered through the tunnel, but not with 200 for our token: another server now."""
 
 
 def host_of(destination: str) -> str:
@@ -137,10 +146,14 @@ def free_local_port(requested: int | None) -> int:
         try:
             sock.bind(("127.0.0.1", requested or 0))
         except OSError as exc:
-            raise LabshareError(
-                f"Local port {requested} is already in use on this computer; pick another with "
-                "--local-port, or leave it out to get a free one.", exit_code=2) from exc
+            raise local_port_taken(requested) from exc
         return int(sock.getsockname()[1])
+
+
+def local_port_taken(port: int | None) -> LabshareError:
+    return LabshareError(
+        f"Local port {port} is already in use on this computer; pick another with "
+        "--local-port, or leave it out to get a free one.", exit_code=2)
 
 
 class _Keeper:
@@ -149,6 +162,7 @@ class _Keeper:
     def __init__(self, argv: list[str]):
         self.argv = argv
         self.lines: collections.deque[str] = collections.deque(maxlen=200)
+        self.count = 0
         self.proc = subprocess.Popen(
             argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
             text=True, errors="replace",
@@ -160,6 +174,7 @@ class _Keeper:
         assert self.proc.stderr is not None
         for line in self.proc.stderr:
             self.lines.append(line.rstrip("\n"))
+            self.count += 1
 
     @property
     def alive(self) -> bool:
@@ -170,8 +185,10 @@ class _Keeper:
             self._reader.join(timeout=0.5)
         return "\n".join(self.lines)
 
-    def seen(self, signs: tuple[str, ...]) -> bool:
-        return any(s in line for line in list(self.lines) for s in signs)
+    def seen(self, signs: tuple[str, ...], since: int = 0) -> bool:
+        """Whether ssh printed one of `signs` in a line after the first `since` lines."""
+        new = min(self.count - since, len(self.lines))
+        return new > 0 and any(s in line for line in list(self.lines)[-new:] for s in signs)
 
     def end(self) -> None:
         if self.proc.poll() is None:
@@ -186,10 +203,10 @@ class _Keeper:
 class Session:
     """A tunnel from 127.0.0.1:<local> on this computer to the member's JupyterLab on the server."""
 
-    def __init__(self, paths: Paths, options: Options, opener: Callable[[str], bool] = webbrowser.open):
+    def __init__(self, paths: Paths, options: Options, opener: Callable[[str], bool] | None = None):
         self.paths = paths
         self.options = options
-        self.opener = opener
+        self.opener = opener or _open_browser
         self.host = host_of(options.destination)
         self.settings = hosts.load(paths.user_config_file, options.destination)
         self.target = sshcmd.Target(options.destination, tuple(options.ssh_options))
@@ -217,16 +234,20 @@ class Session:
             for note in self.plan.notes:
                 yield {"event": "note", "host": self.host, "message": note}
             local_port = free_local_port(self.options.local_port or self.settings.local_port)
-            if self.plan.multiplexed:
-                self._start_master(wait_forever=True)
-            self.info = yield from self._server_info(start=self.options.start)
-            self.forward = self._forward_for(local_port)
-            self._open_forward()
-            try:
-                self._wait_ready(READY_TIMEOUT)
-            except ChannelRefused:
-                self._check_stop()
-                raise self._why_refused(self._ask_info()) from None
+            if not self._remembered_works(local_port):
+                if self.plan.multiplexed and not self._tunnel_alive():
+                    self._start_master(wait_forever=True)
+                self.info = yield from self._server_info(start=self.options.start)
+                self.forward = self._forward_for(local_port)
+                self._open_forward(wait_forever=True)
+                try:
+                    self._wait_ready(READY_TIMEOUT)
+                except ChannelRefused:
+                    self._check_stop()
+                    raise self._why_refused(self._ask_info()) from None
+                except Stale:
+                    raise self._not_ours() from None
+            known.save(self.paths, self.target, self.info)
             opened = False
             if self.options.open_browser:
                 opened = bool(self.opener(self.url(with_token=True)))
@@ -260,26 +281,60 @@ class Session:
                 "remote": self.forward.remote, "mode": self.info.get("mode"),
                 "user": self.info.get("user"), "server_host": self.info.get("host"), "browser": opened}
 
+    def _remembered_works(self, local_port: int) -> bool:
+        """Try the server this laptop remembers for the host; True once it answers through the tunnel.
+
+        A stale memory (server moved, restarted with a new token, gone) costs
+        one refused probe, then the forward is taken down and forgotten.
+        """
+        info = known.load(self.paths, self.target)
+        if info is None:
+            return False
+        self.info = info
+        self.forward = self._forward_for(local_port)
+        self._open_forward(wait_forever=True)
+        try:
+            self._wait_ready(READY_TIMEOUT)
+            return True
+        except (ChannelRefused, Stale):
+            self._check_stop()
+            known.forget(self.paths, self.target)
+            self._close_forward()
+            self.info, self.forward = {}, None
+            return False
+
     def _check_stop(self) -> None:
         if self._stop.is_set():
             raise Stopped()
 
-    def _start_master(self, wait_forever: bool, timeout: float = 30.0) -> None:
-        """Start our `ssh -M -N` and wait until its control socket exists (after any 2FA prompt)."""
+    def _start_master(self, wait_forever: bool, timeout: float = 30.0,
+                      forward: sshcmd.Forward | None = None) -> None:
+        """Start our `ssh -M -N` (holding `forward` from the start, if given) and wait for its control socket.
+
+        `wait_forever` is for the first connection, where the member may be
+        answering a password or 2FA prompt; a reconnect gives up after `timeout`.
+        """
         assert self.plan and self.plan.control_path
         with contextlib.suppress(FileNotFoundError):
             self.plan.control_path.unlink()
-        self._keeper = keeper = _Keeper(self.plan.master())
+        self._keeper = keeper = _Keeper(self.plan.master(forward))
         deadline = time.monotonic() + timeout
         while not self.plan.control_path.exists():
             self._check_stop()
             if not keeper.alive:
-                raise classify_ssh_failure(keeper.text(), self.options.destination)
+                raise self._tunnel_failure(keeper.text())
             if not wait_forever and time.monotonic() > deadline:
                 keeper.end()
                 raise LabshareError(f"ssh to {self.options.destination} did not connect within {timeout:.0f} s.",
                                     exit_code=4)
-            self._stop.wait(0.02)
+            self._stop.wait(0.01)
+
+    def _tunnel_failure(self, stderr: str) -> LabshareError:
+        """Why the ssh process holding the forward exited: the local port first, else what ssh said."""
+        if self.forward and ("Address already in use" in stderr or "cannot listen to port" in stderr
+                             or "forwarding failed" in stderr.lower()):
+            return local_port_taken(self.forward.local_port)
+        return classify_ssh_failure(stderr, self.options.destination)
 
     def _call(self, argv: list[str], timeout: float) -> subprocess.CompletedProcess[str]:
         """Run a short ssh command, giving up early if the session is stopped."""
@@ -367,17 +422,19 @@ class Session:
             return sshcmd.Forward(local_port, remote_port=int(self.info["port"]))
         return sshcmd.Forward(local_port, remote_socket=str(self.info["socket"]))
 
-    def _open_forward(self) -> None:
-        """Ask our master for the forward, or start the plain `ssh -N -L` process."""
+    def _open_forward(self, wait_forever: bool = False) -> None:
+        """Add the forward to our master (starting it with the forward when there is none yet), or start
+        the plain `ssh -N -L` process."""
         assert self.plan and self.forward
         if self.plan.multiplexed:
+            if not self._tunnel_alive():
+                self._start_master(wait_forever, forward=self.forward)
+                return
             done = self._call(self.plan.add_forward(self.forward), timeout=30)
             if done.returncode != 0:
-                if "forwarding failed" in done.stderr.lower() or "in use" in done.stderr:
-                    raise LabshareError(
-                        f"Local port {self.forward.local_port} is already in use on this computer; pick another "
-                        "with --local-port, or leave it out to get a free one.", exit_code=2)
-                raise classify_ssh_failure(done.stderr, self.options.destination)
+                if "in use" in done.stderr:
+                    raise local_port_taken(self.forward.local_port)
+                raise self._tunnel_failure(done.stderr)
             return
         self._keeper = keeper = _Keeper(self.plan.tunnel(self.forward))
         self._borrowed = None
@@ -388,17 +445,19 @@ class Session:
             if keeper.proc.returncode == 0:
                 self._borrowed = self.forward  # the user's own ControlMaster now holds the forward
                 return
-            text = keeper.text()
-            if "Address already in use" in text or "cannot listen to port" in text:
-                raise LabshareError(
-                    f"Local port {self.forward.local_port} is already in use on this computer; pick another "
-                    "with --local-port, or leave it out to get a free one.", exit_code=2)
-            raise classify_ssh_failure(text, self.options.destination)
+            raise self._tunnel_failure(keeper.text())
 
-    def _answers(self, timeout: float = PROBE_TIMEOUT) -> bool:
+    def _answer(self, timeout: float = PROBE_TIMEOUT) -> int | None:
+        """The HTTP status `/api/status` gives our token through the tunnel; None when nothing answers."""
         assert self.forward
         address = probe.Address(host="127.0.0.1", port=self.forward.local_port)
-        return probe.status(address, str(self.info["token"]), timeout=timeout) is not None
+        try:
+            return probe.request(address, "/api/status", token=str(self.info["token"]), timeout=timeout).status
+        except (OSError, ValueError):
+            return None
+
+    def _answers(self, timeout: float = PROBE_TIMEOUT) -> bool:
+        return self._answer(timeout) == 200
 
     def _tunnel_alive(self) -> bool:
         if self._keeper is not None and self._keeper.alive:
@@ -408,20 +467,29 @@ class Session:
     def _wait_ready(self, timeout: float) -> None:
         """Until `/api/status` answers 200 through the tunnel with the token."""
         deadline = time.monotonic() + timeout
+        mark = self._keeper.count if self._keeper is not None else 0
         while True:
             self._check_stop()
             if not self._tunnel_alive():
                 assert self._keeper is not None
                 raise classify_ssh_failure(self._keeper.text(), self.options.destination)
-            if self._answers(timeout=2.0):
+            answer = self._answer(timeout=2.0)
+            if answer == 200:
                 return
-            if self._keeper is not None and self._keeper.seen(REFUSED_SIGNS):
+            if answer is not None:
+                raise Stale()
+            if self._keeper is not None and self._keeper.seen(REFUSED_SIGNS, since=mark):
                 raise ChannelRefused()
             if time.monotonic() > deadline:
                 raise LabshareError(
                     f"JupyterLab on {self.host} did not answer through the tunnel within {timeout:.0f} s; "
                     "run `labshare status` there and try again.", exit_code=4)
-            self._stop.wait(0.05)
+            self._stop.wait(0.01)
+
+    def _not_ours(self) -> LabshareError:
+        return LabshareError(
+            f"Something other than your JupyterLab answered through the tunnel to {self.host} "
+            f"(it refused the token); run `labshare restart` there and connect again.", exit_code=4)
 
     def _why_refused(self, data: dict[str, Any]) -> LabshareError:
         """sshd refused the forwarded connection while labshare says the server runs: forwarding is off."""
@@ -469,12 +537,10 @@ class Session:
             self._check_stop()
             try:
                 self._drop_tunnel()
-                if self.plan and self.plan.multiplexed:
-                    self._start_master(wait_forever=False)
                 try:
                     self._open_forward()
                     self._wait_ready(HEAL_READY_TIMEOUT)
-                except (ChannelRefused, LabshareError):
+                except (ChannelRefused, Stale, LabshareError):
                     if not self._tunnel_alive():
                         raise
                     data = self._ask_info()
@@ -485,10 +551,8 @@ class Session:
                         if not self.options.start:
                             raise ServerGone() from None
                     self.info = yield from self._server_info(start=self.options.start)
+                    self._close_forward()
                     self.forward = self._forward_for(self.forward.local_port)
-                    self._drop_tunnel()
-                    if self.plan and self.plan.multiplexed:
-                        self._start_master(wait_forever=False)
                     self._open_forward()
                     try:
                         self._wait_ready(HEAL_READY_TIMEOUT)
@@ -497,6 +561,9 @@ class Session:
                         if data.get("running"):
                             raise self._why_refused(data) from None
                         raise ServerGone() from None
+                    except Stale:
+                        raise self._not_ours() from None
+                    known.save(self.paths, self.target, self.info)
             except ServerGone:
                 yield {"event": "retry", "host": self.host, "attempt": attempt,
                        "reason": f"JupyterLab is not running on {self.host}",
@@ -514,6 +581,14 @@ class Session:
             return
 
     # -- ending ---------------------------------------------------------------------------
+
+    def _close_forward(self) -> None:
+        """Take down the forward but keep our master, so a 2FA prompt is not asked again."""
+        assert self.plan and self.forward
+        if self.plan.multiplexed and self._keeper is not None and self._keeper.alive:
+            self._call(self.plan.cancel_forward(self.forward), timeout=30)
+        else:
+            self._drop_tunnel()
 
     def _drop_tunnel(self) -> None:
         if self._borrowed is not None and self.plan is not None:

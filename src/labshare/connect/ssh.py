@@ -94,11 +94,11 @@ class Plan:
         assert self.control_path is not None
         return ["-o", "ControlMaster=no", "-o", f"ControlPath=\"{self.control_path}\""]
 
-    def master(self) -> list[str]:
+    def master(self, forward: Forward | None = None) -> list[str]:
         """The long-lived process in own-master mode: authenticates once, holds the forward."""
         assert self.control_path is not None
         return [
-            *self._base(), "-M", "-N",
+            *self._base(), "-M", "-N", *(["-L", forward.spec()] if forward else []),
             "-o", f"ControlPath=\"{self.control_path}\"", "-o", "ControlPersist=no",
             "-o", "ExitOnForwardFailure=yes", *KEEPALIVE,
             "--", self.target.destination,
