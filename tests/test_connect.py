@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import queue
 import signal
@@ -138,6 +139,36 @@ def test_killing_ssh_heals_on_the_same_port_and_keeps_kernel_state(
     assert again["local_port"] == ready["local_port"] and again["url"] == ready["url"]
     assert lab.execute(kernel, "print(x + 1)").strip() == "42"
     assert [p.pid for p in c.ssh_children()] != [old.pid]
+
+
+def test_a_frozen_connection_is_noticed_and_replaced(running: sshd_helper.Lab, connects: list[Connect]) -> None:
+    """A wifi drop or laptop sleep, as the laptop sees it: ssh stays alive but nothing comes back.
+
+    The sshd processes serving this one connection are stopped (SIGSTOP); the
+    listening sshd is not, so a new connection can be made.  ssh's own
+    keep-alive is slowed to 60 s so that only labshare's probe can notice.
+    """
+    c = start_connect(connects, running.laptop, "-o", "ServerAliveInterval=60", "gpu1")
+    ready = c.wait_for("ready")
+    lab = Lab.from_url(ready["url"])
+    kernel = lab.start_kernel()
+    lab.execute(kernel, "x = 41")
+    assert running.sshd.proc is not None
+    frozen = psutil.Process(running.sshd.proc.pid).children(recursive=True)
+    assert frozen
+    (old,) = c.ssh_children()
+    for proc in frozen:
+        proc.send_signal(signal.SIGSTOP)
+    try:
+        assert c.wait_for("reconnecting", timeout=50)["reason"] == "the tunnel stopped answering"
+        again = c.wait_for("reconnected", timeout=60)
+        assert again["local_port"] == ready["local_port"]
+        assert lab.execute(kernel, "print(x + 1)").strip() == "42"
+        assert old.pid not in [p.pid for p in c.ssh_children()]
+    finally:
+        for proc in frozen:
+            with contextlib.suppress(psutil.Error):
+                proc.send_signal(signal.SIGCONT)
 
 
 def test_sigterm_ends_every_ssh_process_and_leaves_the_server(running: sshd_helper.Lab,
