@@ -116,11 +116,39 @@ def input_away(server: lo.Server, shots: Path) -> None:
         lo.wait_for(lambda: "next" in lo.shown(page, 1), 60, "the next cell to run")
 
 
+WIDGET = ("import ipywidgets as w, time\n"
+          "bar = w.IntProgress(max=20, description='work')\n"
+          "display(bar)\n"
+          "for i in range(20):\n"
+          "    bar.value = i + 1\n"
+          "    time.sleep(1)\n"
+          "print('finished', bar.value, flush=True)")
+
+
+def widget_away(server: lo.Server, shots: Path) -> None:
+    """What the README says of widgets while away: the work and the printed lines are kept, the picture is not."""
+    nb = lo.write_notebook(server.root, "widget.ipynb", [WIDGET, "print('value', bar.value)"])
+    with lo.chromium(shots, "widget-first") as browser:
+        page = lo.open_notebook(browser, server, "widget.ipynb")
+        lo.run_cell(page, 0)
+        lo.wait_for(lambda: lo.prompt(page, 0).strip() == "[*]:", 30, "the widget cell to run")
+        time.sleep(3)
+    lo.wait_for(lambda: lo.disk_cell(nb, 0)[1] == 1, 90, "the widget cell to finish, on disk")
+    assert lo.disk_cell(nb, 0)[0].strip() == "finished 20"
+    with lo.chromium(shots, "widget-back") as browser:
+        page = lo.open_notebook(browser, server, "widget.ipynb")
+        lo.wait_for(lambda: "finished 20" in lo.shown(page, 0), 30, "the line printed after the widget")
+        assert lo.prompt(page, 0).strip() == "[1]:"
+        lo.run_cell(page, 1)
+        lo.wait_for(lambda: "value 20" in lo.shown(page, 1), 60, "the widget's value from the kernel")
+
+
 SCENARIOS: dict[str, tuple[Callable[[lo.Server, Path], None], tuple[str, ...]]] = {
     "away": (printing_away, ()),
     "silent": (silent_away, ()),
     "stock": (stock_away, ("--no-keep-outputs",)),
     "input": (input_away, ()),
+    "widget": (widget_away, ()),
 }
 
 
@@ -179,3 +207,7 @@ def test_no_keep_outputs_shows_the_stock_loss(scenarios: dict[str, Future[None]]
 
 def test_input_while_away_can_be_interrupted(scenarios: dict[str, Future[None]]) -> None:
     _outcome(scenarios["input"])
+
+
+def test_widget_work_and_printed_lines_while_away_are_kept(scenarios: dict[str, Future[None]]) -> None:
+    _outcome(scenarios["widget"])
