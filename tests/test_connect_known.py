@@ -80,3 +80,13 @@ def test_a_stopped_server_is_reported_and_tcp_servers_are_not_remembered(lab: ss
     assert ready["mode"] == "tcp"
     assert remembered(lab.laptop) == []
     assert subprocess.run(["pgrep", "-u", str(lab.laptop.uid), "-x", "ssh"], capture_output=True).stdout == b""
+
+
+def test_a_memory_others_could_have_written_is_ignored(lab: sshd_helper.Lab) -> None:
+    lab.server.run("start", check=True)
+    connect_once(lab.laptop)
+    (known,) = remembered(lab.laptop)
+    known.chmod(0o666)
+    (lab.server.home / ".local/bin/labshare").unlink()
+    done = lab.laptop.run_cmd([LABSHARE, "connect", "--no-browser", "gpu1"], timeout=120)
+    assert done.returncode == 7 and "labshare is not installed on gpu1" in done.stderr, done.stderr

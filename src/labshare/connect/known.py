@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import re
 import zlib
 from pathlib import Path
@@ -43,10 +44,21 @@ def rememberable(info: dict[str, Any]) -> bool:
 
 
 def load(paths: Paths, target: Target) -> dict[str, Any] | None:
-    """The remembered server info, or None when there is none worth trying."""
+    """The remembered server info, or None when there is none worth trying.
+
+    A memory another account could have written (a directory or file not
+    ours, or writable by others) is ignored: it could point the token at a
+    socket of theirs.
+    """
+    path = _file(paths, target)
     try:
-        data = json.loads(_file(paths, target).read_text())
-    except (OSError, ValueError):
+        ensure_private_dir(path.parent)
+        with open(path, "rb") as handle:
+            st = os.fstat(handle.fileno())
+            if hasattr(os, "getuid") and (st.st_uid != os.getuid() or st.st_mode & 0o022):
+                return None
+            data = json.loads(handle.read())
+    except (OSError, ValueError, LabshareError):
         return None
     if not isinstance(data, dict) or not rememberable(data):
         return None
