@@ -16,6 +16,7 @@ from typing import Any
 
 import psutil
 import pytest
+from conftest import kill_all
 
 CHROMIUM = os.environ.get("LABSHARE_TEST_CHROMIUM", "/usr/bin/chromium")
 ARGS = [
@@ -75,10 +76,7 @@ def chromium(shots: Path, tag: str = "browser") -> Iterator[Any]:
                 started = list({p.pid: p for p in started + _tagged_tree(marker)}.values())
                 browser.close()
     finally:
-        for proc in started:
-            with contextlib.suppress(psutil.Error):
-                proc.kill()
-        psutil.wait_procs(started, timeout=10)
+        kill_all(started)
 
 
 def run_cell(page, code: str, timeout_ms: int = 120_000) -> str:

@@ -7,11 +7,11 @@ at teardown (by HOME for the current user, by uid for users made here).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import pwd
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -39,6 +39,14 @@ def wait_for(predicate, timeout: float = 120, what: str = "condition", every: fl
             return value
         time.sleep(every)
     raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+def kill_all(procs: list[psutil.Process], timeout: float = 10) -> None:
+    """SIGKILL each process a test started (already gone is fine) and wait until they are reaped."""
+    for proc in procs:
+        with contextlib.suppress(psutil.Error):
+            proc.kill()
+    psutil.wait_procs(procs, timeout=timeout)
 
 
 def need_root(why: str) -> None:
@@ -141,13 +149,7 @@ class Member:
         return found
 
     def reap(self) -> None:
-        procs = self.processes()
-        for proc in procs:
-            try:
-                proc.send_signal(signal.SIGKILL)
-            except psutil.Error:
-                pass
-        psutil.wait_procs(procs, timeout=10)
+        kill_all(self.processes())
 
 
 def _make_home(owner: str | None = None) -> Path:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import psutil
 import pytest
-from conftest import BIN, Member
+from conftest import BIN, Member, kill_all
 from jupyter_api import Lab
 
 from labshare import probe
@@ -85,12 +85,7 @@ def stop_all(hub: subprocess.Popen) -> None:
     except subprocess.TimeoutExpired:
         hub.kill()
         hub.wait(timeout=30)
-    for proc in family:
-        try:
-            proc.kill()
-        except psutil.Error:
-            pass
-    psutil.wait_procs(family, timeout=30)
+    kill_all(family, timeout=30)
 
 
 @pytest.mark.timeout(1800)

@@ -8,7 +8,6 @@ that asks for one; each test then checks its own scenario's result.
 
 from __future__ import annotations
 
-import contextlib
 import shutil
 import time
 import traceback
@@ -19,7 +18,7 @@ from pathlib import Path
 import lab_outputs as lo
 import psutil
 import pytest
-from conftest import Member, _make_home
+from conftest import Member, _make_home, kill_all
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -179,11 +178,7 @@ def scenarios(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Fu
         with ThreadPoolExecutor(max_workers=len(SCENARIOS)) as pool:
             yield {name: pool.submit(_run, name, shots / name) for name in SCENARIOS}
     finally:
-        left = [p for p in me.children(recursive=True) if p.pid not in before]
-        for proc in left:
-            with contextlib.suppress(psutil.Error):
-                proc.kill()
-        psutil.wait_procs(left, timeout=10)
+        kill_all([p for p in me.children(recursive=True) if p.pid not in before])
 
 
 def _outcome(future: Future[None]) -> None:
