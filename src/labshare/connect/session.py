@@ -241,12 +241,11 @@ class Session:
                 self.forward = self._forward_for(local_port)
                 self._open_forward(wait_forever=True)
                 try:
-                    self._wait_ready(READY_TIMEOUT)
-                except ChannelRefused:
-                    self._check_stop()
-                    raise self._why_refused(self._ask_info()) from None
-                except Stale:
-                    raise self._not_ours() from None
+                    self._ready_as_told(READY_TIMEOUT)
+                except ServerGone:
+                    raise LabshareError(
+                        f"JupyterLab on {self.host} stopped while connecting; start it with "
+                        f"`labshare connect --start {self.options.destination}`.", exit_code=3) from None
             known.save(self.paths, self.target, self.info)
             opened = False
             if self.options.open_browser:
@@ -486,18 +485,25 @@ class Session:
                     "run `labshare status` there and try again.", exit_code=4)
             self._stop.wait(0.01)
 
-    def _not_ours(self) -> LabshareError:
-        return LabshareError(
-            f"Something other than your JupyterLab answered through the tunnel to {self.host} "
-            f"(it refused the token); run `labshare restart` there and connect again.", exit_code=4)
+    def _ready_as_told(self, timeout: float) -> None:
+        """`_wait_ready` for a forward the server just described, so a refusal has only two causes.
 
-    def _why_refused(self, data: dict[str, Any]) -> LabshareError:
-        """sshd refused the forwarded connection while labshare says the server runs: forwarding is off."""
-        if data.get("running"):
-            return forwarding_refused(self.host, str(data.get("mode")))
-        return LabshareError(
-            f"JupyterLab on {self.host} stopped while connecting; start it with "
-            f"`labshare connect --start {self.options.destination}`.", exit_code=3)
+        sshd refusing the channel while labshare says the server runs means
+        forwarding is off (an error); otherwise the server is gone (ServerGone).
+        Any other answer than 200 for the token just given is not our server.
+        """
+        try:
+            self._wait_ready(timeout)
+        except ChannelRefused:
+            self._check_stop()
+            data = self._ask_info()
+            if data.get("running"):
+                raise forwarding_refused(self.host, str(data.get("mode"))) from None
+            raise ServerGone() from None
+        except Stale:
+            raise LabshareError(
+                f"Something other than your JupyterLab answered through the tunnel to {self.host} "
+                f"(it refused the token); run `labshare restart` there and connect again.", exit_code=4) from None
 
     # -- staying up -----------------------------------------------------------------------
 
@@ -554,15 +560,7 @@ class Session:
                     self._close_forward()
                     self.forward = self._forward_for(self.forward.local_port)
                     self._open_forward()
-                    try:
-                        self._wait_ready(HEAL_READY_TIMEOUT)
-                    except ChannelRefused:
-                        data = self._ask_info()
-                        if data.get("running"):
-                            raise self._why_refused(data) from None
-                        raise ServerGone() from None
-                    except Stale:
-                        raise self._not_ours() from None
+                    self._ready_as_told(HEAL_READY_TIMEOUT)
                     known.save(self.paths, self.target, self.info)
             except ServerGone:
                 yield {"event": "retry", "host": self.host, "attempt": attempt,
