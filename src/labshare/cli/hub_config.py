@@ -22,8 +22,8 @@ from labshare.render import hub as view
 def hub_config(app: App, spawner: str, output: Path | None, show_plan: bool, yes: bool, as_json: bool) -> int:
     """Move the lab to JupyterHub: write jupyterhub_config.py (or values.yaml) from the site config."""
     from labshare import hub
-    from labshare.hub import render as hub_text
     from labshare.files import write_atomic
+    from labshare.hub import render as hub_text
 
     if show_plan:
         from labshare.hub import facts, plan
