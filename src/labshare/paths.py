@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from labshare import xdg
+
 # sun_path is 108 bytes on Linux, one of them the terminating NUL.
 MAX_SOCKET_PATH = 107
 
@@ -31,17 +33,11 @@ class Paths:
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Paths:
         env = os.environ if environ is None else environ
-        home = Path(env.get("HOME") or os.path.expanduser("~"))
-
-        def xdg(name: str, default: str) -> Path:
-            value = env.get(name, "")
-            return Path(value) if os.path.isabs(value) else home / default
-
         return cls(
-            home=home,
-            state_home=xdg("XDG_STATE_HOME", ".local/state"),
-            config_home=xdg("XDG_CONFIG_HOME", ".config"),
-            data_home=xdg("XDG_DATA_HOME", ".local/share"),
+            home=Path(xdg.home(env)),
+            state_home=Path(xdg.state_home(env)),
+            config_home=Path(xdg.base_dir(env, "XDG_CONFIG_HOME", ".config")),
+            data_home=Path(xdg.base_dir(env, "XDG_DATA_HOME", ".local/share")),
             hostname=socket.gethostname(),
             uid=os.getuid() if hasattr(os, "getuid") else 0,
             site_config=Path(env.get("LABSHARE_SITE_CONFIG") or "/etc/labshare/config.toml"),

@@ -1,4 +1,4 @@
-"""What this laptop remembers of a host's JupyterLab: where it listens and its token.
+"""What this laptop remembers of a host's JupyterLab: where it listens, its token, our local port.
 
 With it, the next `connect` opens the tunnel straight away instead of first
 asking the server over ssh, which is most of the time `connect` takes over a
@@ -11,6 +11,9 @@ remembered: no other account can listen there, so the token is never sent to
 someone else's process.  A TCP port, or the shared-/tmp fallback socket,
 could have been taken over since, so those are asked for every time.  The
 file is 0600 in a 0700 directory, like an ssh key.
+
+Plain paths and standard modules only: dial.py reads the memory before the
+rest of labshare is imported.
 """
 
 from __future__ import annotations
@@ -19,63 +22,69 @@ import contextlib
 import json
 import os
 import re
+import stat
 import zlib
-from pathlib import Path
-from typing import Any
 
-from labshare.connect.ssh import Target
-from labshare.errors import LabshareError
-from labshare.files import ensure_private_dir, remove, write_atomic
-from labshare.paths import Paths
-
-KEPT = ("mode", "socket", "socket_fallback", "token", "user", "host", "root_dir")
+SERVER_KEYS = ("mode", "socket", "socket_fallback", "token", "user", "host", "root_dir")
 
 
-def _file(paths: Paths, target: Target) -> Path:
-    """One file per destination and `-o` options, since those can lead to a different server."""
-    name = re.sub(r"[^A-Za-z0-9._@-]", "_", target.destination)[:64]
-    digest = zlib.crc32("\0".join((target.destination, *target.options)).encode())
-    return paths.state_root / "connect" / f"known-{name}-{digest:08x}.json"
-
-
-def rememberable(info: dict[str, Any]) -> bool:
+def rememberable(info: dict[str, object]) -> bool:
     return (info.get("mode") == "socket" and not info.get("socket_fallback")
             and bool(info.get("socket")) and bool(info.get("token")))
 
 
-def load(paths: Paths, target: Target) -> dict[str, Any] | None:
-    """The remembered server info, or None when there is none worth trying.
+def _ours(st: os.stat_result) -> bool:
+    """Owned by us and writable by nobody else: a memory others could write could aim the token at them."""
+    return not hasattr(os, "getuid") or (st.st_uid == os.getuid() and not st.st_mode & 0o022)
 
-    A memory another account could have written (a directory or file not
-    ours, or writable by others) is ignored: it could point the token at a
-    socket of theirs.
-    """
-    path = _file(paths, target)
-    try:
-        ensure_private_dir(path.parent)
-        with open(path, "rb") as handle:
-            st = os.fstat(handle.fileno())
-            if hasattr(os, "getuid") and (st.st_uid != os.getuid() or st.st_mode & 0o022):
+
+class Memory:
+    """The memory for one destination with one set of `-o` options (they can lead to another server)."""
+
+    def __init__(self, state_root: str, destination: str, options: tuple[str, ...] = ()):
+        name = re.sub(r"[^A-Za-z0-9._@-]", "_", destination)[:64]
+        digest = zlib.crc32("\0".join((destination, *options)).encode())
+        self.file = os.path.join(state_root, "connect", f"known-{name}-{digest:08x}.json")
+
+    def load(self) -> dict[str, object] | None:
+        """The remembered server info and laptop facts, or None when there is none worth trying."""
+        try:
+            parent = os.lstat(os.path.dirname(self.file))
+            if not stat.S_ISDIR(parent.st_mode) or not _ours(parent):
                 return None
-            data = json.loads(handle.read())
-    except (OSError, ValueError, LabshareError):
-        return None
-    if not isinstance(data, dict) or not rememberable(data):
-        return None
-    return {**data, "running": True}
+            with open(self.file, "rb") as handle:
+                if not _ours(os.fstat(handle.fileno())):
+                    return None
+                data = json.loads(handle.read())
+        except (OSError, ValueError):
+            return None
+        if not isinstance(data, dict) or not rememberable(data):
+            return None
+        port = data.get("local_port")
+        if not isinstance(port, int) or not 0 < port < 65536:
+            data["local_port"] = None
+        return {**data, "running": True}
 
+    def save(self, info: dict[str, object], local_port: int, own_master: bool) -> None:
+        """Remember `info` if it is safe to, else forget the host; a disk problem only costs speed next time.
 
-def save(paths: Paths, target: Target, info: dict[str, Any]) -> None:
-    """Remember `info` if it is safe to, else forget the host; a disk problem only costs speed next time."""
-    if not rememberable(info):
-        forget(paths, target)
-        return
-    path = _file(paths, target)
-    with contextlib.suppress(OSError, LabshareError):
-        ensure_private_dir(path.parent)
-        write_atomic(path, json.dumps({key: info.get(key) for key in KEPT}))
+        Beside the server's facts: the local port (the next connect takes it
+        again when free, so an old tab keeps working) and whether our own ssh
+        master held the tunnel (only then may dial.py start one early).
+        """
+        if not rememberable(info):
+            self.forget()
+            return
+        from pathlib import Path
 
+        from labshare.errors import LabshareError
+        from labshare.files import ensure_private_dir, write_atomic
 
-def forget(paths: Paths, target: Target) -> None:
-    with contextlib.suppress(OSError):
-        remove(_file(paths, target))
+        kept = {key: info.get(key) for key in SERVER_KEYS}
+        with contextlib.suppress(OSError, LabshareError):
+            ensure_private_dir(Path(self.file).parent)
+            write_atomic(Path(self.file), json.dumps({**kept, "local_port": local_port, "own_master": own_master}))
+
+    def forget(self) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.file)

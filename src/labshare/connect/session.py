@@ -14,7 +14,6 @@ import collections
 import contextlib
 import json
 import os
-import socket
 import subprocess
 import threading
 import time
@@ -23,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from labshare import probe
-from labshare.connect import hosts, known
+from labshare.connect import dial, hosts, known
 from labshare.connect import ssh as sshcmd
 from labshare.errors import LabshareError
 from labshare.paths import Paths
@@ -139,15 +138,10 @@ def parse_json_output(stdout: str) -> dict[str, Any] | None:
 
 def free_local_port(requested: int | None) -> int:
     """`requested` if nothing on this laptop holds it, else a clear error; a free port when None."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        if os.name != "nt":
-            # Only a listener counts as "taken"; closed connections in TIME_WAIT do not stop ssh.
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind(("127.0.0.1", requested or 0))
-        except OSError as exc:
-            raise local_port_taken(requested) from exc
-        return int(sock.getsockname()[1])
+    port = dial.bind_local(requested)
+    if port is None:
+        raise local_port_taken(requested)
+    return port
 
 
 def local_port_taken(port: int | None) -> LabshareError:
@@ -159,14 +153,10 @@ def local_port_taken(port: int | None) -> LabshareError:
 class _Keeper:
     """The long-lived ssh process, with its stderr kept (last lines) for diagnosis."""
 
-    def __init__(self, argv: list[str]):
-        self.argv = argv
+    def __init__(self, proc: subprocess.Popen[str]):
         self.lines: collections.deque[str] = collections.deque(maxlen=200)
         self.count = 0
-        self.proc = subprocess.Popen(
-            argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-            text=True, errors="replace",
-        )
+        self.proc = proc
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
 
@@ -210,6 +200,7 @@ class Session:
         self.host = host_of(options.destination)
         self.settings = hosts.load(paths.user_config_file, options.destination)
         self.target = sshcmd.Target(options.destination, tuple(options.ssh_options))
+        self.memory = known.Memory(str(paths.state_root), options.destination, self.target.options)
         self._stop = threading.Event()
         self._stop_reason = "interrupted"
         self._keeper: _Keeper | None = None
@@ -233,8 +224,9 @@ class Session:
             self.plan = sshcmd.plan(self.paths, self.target)
             for note in self.plan.notes:
                 yield {"event": "note", "host": self.host, "message": note}
-            local_port = free_local_port(self.options.local_port or self.settings.local_port)
-            if not self._remembered_works(local_port):
+            requested = self.options.local_port or self.settings.local_port
+            if not self._remembered_works(requested):
+                local_port = free_local_port(requested)
                 if self.plan.multiplexed and not self._tunnel_alive():
                     self._start_master(wait_forever=True)
                 self.info = yield from self._server_info(start=self.options.start)
@@ -246,7 +238,7 @@ class Session:
                     raise LabshareError(
                         f"JupyterLab on {self.host} stopped while connecting; start it with "
                         f"`labshare connect --start {self.options.destination}`.", exit_code=3) from None
-            known.save(self.paths, self.target, self.info)
+            self._remember()
             opened = False
             if self.options.open_browser:
                 opened = bool(self.opener(self.url(with_token=True)))
@@ -280,27 +272,54 @@ class Session:
                 "remote": self.forward.remote, "mode": self.info.get("mode"),
                 "user": self.info.get("user"), "server_host": self.info.get("host"), "browser": opened}
 
-    def _remembered_works(self, local_port: int) -> bool:
+    def _remembered_works(self, requested: int | None) -> bool:
         """Try the server this laptop remembers for the host; True once it answers through the tunnel.
 
-        A stale memory (server moved, restarted with a new token, gone) costs
-        one refused probe, then the forward is taken down and forgotten.
+        The ssh dial.py started early is used when it is the master this
+        session would start now.  A stale memory (server moved, restarted with
+        a new token, gone) costs one refused probe, then the forward is taken
+        down and forgotten.
         """
-        info = known.load(self.paths, self.target)
+        dialed = dial.take()
+        info = self.memory.load()
         if info is None:
+            if dialed is not None:
+                dialed.end()
             return False
         self.info = info
-        self.forward = self._forward_for(local_port)
-        self._open_forward(wait_forever=True)
+        if dialed is not None and self._adopt(dialed, requested):
+            self._await_master(_Keeper(dialed.proc), wait_forever=True)
+        else:
+            if dialed is not None:
+                dialed.end()
+            # The port asked for, else last time's when it is free, else any.
+            port = free_local_port(requested) if requested else dial.bind_local(info.get("local_port"))
+            self.forward = self._forward_for(port or free_local_port(None))
+            self._open_forward(wait_forever=True)
         try:
             self._wait_ready(READY_TIMEOUT)
             return True
         except (ChannelRefused, Stale):
             self._check_stop()
-            known.forget(self.paths, self.target)
+            self.memory.forget()
             self._close_forward()
             self.info, self.forward = {}, None
             return False
+
+    def _adopt(self, dialed: dial.Dialed, requested: int | None) -> bool:
+        """Whether the early ssh is exactly the master this session would start; if so it becomes ours."""
+        assert self.plan is not None
+        if not self.plan.multiplexed or requested not in (None, dialed.local_port):
+            return False
+        forward = self._forward_for(dialed.local_port)
+        if self.plan.master(forward) != dialed.argv:
+            return False
+        self.forward = forward
+        return True
+
+    def _remember(self) -> None:
+        assert self.plan is not None and self.forward is not None
+        self.memory.save(self.info, self.forward.local_port, own_master=self.plan.multiplexed)
 
     def _check_stop(self) -> None:
         if self._stop.is_set():
@@ -314,9 +333,13 @@ class Session:
         answering a password or 2FA prompt; a reconnect gives up after `timeout`.
         """
         assert self.plan and self.plan.control_path
-        with contextlib.suppress(FileNotFoundError):
-            self.plan.control_path.unlink()
-        self._keeper = keeper = _Keeper(self.plan.master(forward))
+        path = str(self.plan.control_path)
+        self._await_master(_Keeper(dial.spawn(self.plan.master(forward), path)), wait_forever, timeout)
+
+    def _await_master(self, keeper: _Keeper, wait_forever: bool, timeout: float = 30.0) -> None:
+        """Until the master's control socket appears: it is then logged in (and holds its forward)."""
+        assert self.plan and self.plan.control_path
+        self._keeper = keeper
         deadline = time.monotonic() + timeout
         while not self.plan.control_path.exists():
             self._check_stop()
@@ -326,7 +349,7 @@ class Session:
                 keeper.end()
                 raise LabshareError(f"ssh to {self.options.destination} did not connect within {timeout:.0f} s.",
                                     exit_code=4)
-            self._stop.wait(0.01)
+            self._stop.wait(0.002)  # a stat per wait; ready sooner
 
     def _tunnel_failure(self, stderr: str) -> LabshareError:
         """Why the ssh process holding the forward exited: the local port first, else what ssh said."""
@@ -435,7 +458,7 @@ class Session:
                     raise local_port_taken(self.forward.local_port)
                 raise self._tunnel_failure(done.stderr)
             return
-        self._keeper = keeper = _Keeper(self.plan.tunnel(self.forward))
+        self._keeper = keeper = _Keeper(dial.spawn(self.plan.tunnel(self.forward)))
         self._borrowed = None
         deadline = time.monotonic() + 1.0
         while keeper.alive and time.monotonic() < deadline and not self._answers(timeout=0.5):
@@ -561,7 +584,7 @@ class Session:
                     self.forward = self._forward_for(self.forward.local_port)
                     self._open_forward()
                     self._ready_as_told(HEAL_READY_TIMEOUT)
-                    known.save(self.paths, self.target, self.info)
+                    self._remember()
             except ServerGone:
                 yield {"event": "retry", "host": self.host, "attempt": attempt,
                        "reason": f"JupyterLab is not running on {self.host}",

@@ -24,22 +24,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from labshare.connect import dial
+from labshare.connect.dial import KEEPALIVE
 from labshare.errors import LabshareError
 from labshare.files import ensure_private_dir
 from labshare.paths import Paths
 
-SERVER_ALIVE_INTERVAL = 5
-SERVER_ALIVE_COUNT_MAX = 3
 # The exit code and stderr marker of the remote lookup when labshare is nowhere to be found.
 NOT_FOUND_CODE = 127
 NOT_FOUND_MARK = "labshare-connect: labshare not found"
-# macOS's sun_path is 104 bytes; ssh adds ".XXXXXXXXXXXXXXXX" while it binds the socket.
-CONTROL_PATH_BUDGET = 104 - 1 - 17
-
-KEEPALIVE = (
-    "-o", f"ServerAliveInterval={SERVER_ALIVE_INTERVAL}",
-    "-o", f"ServerAliveCountMax={SERVER_ALIVE_COUNT_MAX}",
-)
 
 
 @dataclass(frozen=True)
@@ -48,7 +41,7 @@ class Target:
 
     destination: str
     options: tuple[str, ...] = ()
-    ssh: str = "ssh"
+    ssh: str = dial.SSH
 
     def option_args(self) -> list[str]:
         out: list[str] = []
@@ -66,9 +59,7 @@ class Forward:
     remote_port: int | None = None
 
     def spec(self) -> str:
-        if self.remote_socket:
-            return f"127.0.0.1:{self.local_port}:{self.remote_socket}"
-        return f"127.0.0.1:{self.local_port}:127.0.0.1:{self.remote_port}"
+        return dial.forward_spec(self.local_port, self.remote_socket, self.remote_port)
 
     @property
     def remote(self) -> str:
@@ -97,12 +88,8 @@ class Plan:
     def master(self, forward: Forward | None = None) -> list[str]:
         """The long-lived process in own-master mode: authenticates once, holds the forward."""
         assert self.control_path is not None
-        return [
-            *self._base(), "-M", "-N", *(["-L", forward.spec()] if forward else []),
-            "-o", f"ControlPath=\"{self.control_path}\"", "-o", "ControlPersist=no",
-            "-o", "ExitOnForwardFailure=yes", *KEEPALIVE,
-            "--", self.target.destination,
-        ]
+        return dial.master_argv(self.target.ssh, self.target.option_args(), self.target.destination,
+                                str(self.control_path), forward.spec() if forward else None)
 
     def tunnel(self, forward: Forward) -> list[str]:
         """The long-lived process in plain mode: `ssh -N -L ...`."""
@@ -164,11 +151,10 @@ def user_sets_control_master(config: dict[str, str]) -> bool:
 
 def control_dir(paths: Paths) -> Path:
     """A private 0700 directory for our control sockets, short enough for sun_path."""
-    preferred = paths.state_root / "ssh"
-    if len(os.fsencode(preferred)) + 16 <= CONTROL_PATH_BUDGET:
-        return ensure_private_dir(preferred)
-    ensure_private_dir(paths.tmp_root / f"labshare-{paths.uid}")
-    return ensure_private_dir(paths.tmp_root / f"labshare-{paths.uid}" / "ssh")
+    chosen = Path(dial.control_dir(str(paths.state_root), str(paths.tmp_root), paths.uid))
+    if chosen.parent != paths.state_root:
+        ensure_private_dir(chosen.parent)  # our own 0700 dir in the shared /tmp first
+    return ensure_private_dir(chosen)
 
 
 def plan(paths: Paths, target: Target) -> Plan:

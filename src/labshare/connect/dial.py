@@ -1,0 +1,166 @@
+"""`connect`'s ssh login, started before the rest of labshare is imported.
+
+Importing the CLI (click, dataclasses, pathlib, the connect modules) takes
+Python about 0.1 s, and for a host this laptop remembers (known.py) that was
+nearly all the time `connect` took beyond a plain `ssh -N -L`.  So `labshare
+connect HOST` starts its ssh master, with the remembered forward in it, in
+its first milliseconds, and the imports run while ssh logs in.
+
+Nothing is decided here that the session does not decide again: the CLI
+still parses the command line, the session still asks `ssh -G` and builds its
+own master command, and it adopts this ssh only when that command is the same
+one (`take`); otherwise it ends it.  Only the plain form `connect [--json]
+[--no-browser] [--start] HOST` is dialed early, and only when the last
+connect to HOST held the tunnel in our own master, so a member whose ssh
+config multiplexes already is never asked for a password twice.  An ssh not
+taken is ended at exit, or on SIGTERM before the CLI installs its handler.
+
+Standard modules only, and the light ones: the command lines the session
+runs are built here too, so that both build the same.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import signal
+import socket
+import stat
+import subprocess
+import sys
+
+from labshare import xdg
+from labshare.connect import known
+
+SSH = "ssh"
+SERVER_ALIVE_INTERVAL = 5
+SERVER_ALIVE_COUNT_MAX = 3
+KEEPALIVE = (
+    "-o", f"ServerAliveInterval={SERVER_ALIVE_INTERVAL}",
+    "-o", f"ServerAliveCountMax={SERVER_ALIVE_COUNT_MAX}",
+)
+# macOS's sun_path is 104 bytes; ssh adds ".XXXXXXXXXXXXXXXX" while it binds the socket.
+CONTROL_PATH_BUDGET = 104 - 1 - 17
+EARLY_FLAGS = frozenset({"--json", "--no-browser", "--start"})
+
+
+def forward_spec(local_port: int, remote_socket: str | None = None, remote_port: int | None = None) -> str:
+    """`-L` spec: 127.0.0.1:<local_port> here to the server's socket or its loopback port."""
+    if remote_socket:
+        return f"127.0.0.1:{local_port}:{remote_socket}"
+    return f"127.0.0.1:{local_port}:127.0.0.1:{remote_port}"
+
+
+def master_argv(ssh: str, option_args: list[str], destination: str, control_path: str,
+                forward: str | None = None) -> list[str]:
+    """Our `ssh -M -N`: authenticates once, holds the forward; `ControlPersist=no` ends it with us."""
+    return [
+        ssh, *option_args, "-M", "-N", *(["-L", forward] if forward else []),
+        "-o", f"ControlPath=\"{control_path}\"", "-o", "ControlPersist=no",
+        "-o", "ExitOnForwardFailure=yes", *KEEPALIVE,
+        "--", destination,
+    ]
+
+
+def control_dir(state_root: str, tmp_root: str, uid: int) -> str:
+    """Where our control sockets go: the state dir, or a private /tmp dir when that is too long for sun_path."""
+    preferred = os.path.join(state_root, "ssh")
+    if len(os.fsencode(preferred)) + 16 <= CONTROL_PATH_BUDGET:
+        return preferred
+    return os.path.join(tmp_root, f"labshare-{uid}", "ssh")
+
+
+def spawn(argv: list[str], control_path: str | None = None) -> subprocess.Popen[str]:
+    """Start a long-lived ssh with its stderr kept for diagnosis (a stale control socket removed first)."""
+    if control_path:
+        try:
+            os.unlink(control_path)
+        except FileNotFoundError:
+            pass
+    return subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True, errors="replace")
+
+
+def bind_local(port: int | None) -> int | None:
+    """`port` (or any port, when None) if 127.0.0.1 lets us listen on it now, else None."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        if os.name != "nt":
+            # Only a listener counts as "taken"; closed connections in TIME_WAIT do not stop ssh.
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port or 0))
+        except OSError:
+            return None
+        return int(sock.getsockname()[1])
+
+
+class Dialed:
+    """An ssh master started by `start`, waiting for the session to take it."""
+
+    def __init__(self, argv: list[str], control_path: str, local_port: int):
+        self.argv, self.control_path, self.local_port = argv, control_path, local_port
+        self.proc = spawn(argv, control_path)
+
+    def end(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(3)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        try:
+            os.unlink(self.control_path)
+        except OSError:
+            pass
+
+
+_dialed: Dialed | None = None
+
+
+def start(args: list[str]) -> None:
+    """Start the master for `connect <args>` now, when the last connect says it is the right one."""
+    global _dialed
+    destinations = [a for a in args if not a.startswith("-")]
+    if os.name == "nt" or len(destinations) != 1 or not set(args) - set(destinations) <= EARLY_FLAGS:
+        return
+    state_root = os.path.join(xdg.state_home(os.environ), "labshare")
+    info = known.Memory(state_root, destinations[0]).load()
+    if info is None or info.get("own_master") is not True:
+        return
+    directory = control_dir(state_root, "/tmp", os.getuid())
+    try:
+        st = os.lstat(directory)
+    except OSError:
+        return
+    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid() or stat.S_IMODE(st.st_mode) != 0o700:
+        return
+    port = bind_local(info.get("local_port")) or bind_local(None)
+    if port is None:
+        return
+    control_path = os.path.join(directory, f"c-{os.getpid()}")
+    argv = master_argv(SSH, [], destinations[0], control_path, forward_spec(port, str(info["socket"])))
+    try:
+        _dialed = Dialed(argv, control_path, port)
+    except OSError:
+        return
+    atexit.register(_end_untaken)
+    signal.signal(signal.SIGTERM, _terminated)
+
+
+def take() -> Dialed | None:
+    """The early ssh, handed over once; whoever takes it adopts or ends it."""
+    global _dialed
+    dialed, _dialed = _dialed, None
+    return dialed
+
+
+def _end_untaken() -> None:
+    dialed = take()
+    if dialed is not None:
+        dialed.end()
+
+
+def _terminated(signum: int, _frame: object) -> None:
+    _end_untaken()
+    sys.exit(128 + signum)

@@ -1,0 +1,124 @@
+"""A later `connect` starts its ssh login before the CLI is imported, and never leaves that ssh behind.
+
+Every ssh the laptop runs goes through a logging wrapper in front of the real
+client, so the tests see which ssh command came first and how many masters
+were started.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sshd as sshd_helper
+from conftest import LABSHARE, wait_for
+from jupyter_api import Lab
+from test_connect import Connect
+from test_connect_known import connect_once
+
+WRAPPER = """#!/bin/sh
+echo "$*" >> "$HOME/ssh-calls.log"
+exec /usr/bin/ssh "$@"
+"""
+
+
+@pytest.fixture
+def lab(make_user) -> Iterator[sshd_helper.Lab]:
+    """A running server that the laptop has connected to once, with every later ssh call logged."""
+    gen = sshd_helper.build(make_user)
+    lab = next(gen)
+    try:
+        lab.server.run("start", check=True)
+        first = connect_once(lab.laptop)
+        assert first["local_port"] == remembered_port(lab)
+        wrapper = lab.laptop.home / "bin" / "ssh"
+        wrapper.parent.mkdir()
+        wrapper.write_text(WRAPPER)
+        wrapper.chmod(0o755)
+        lab.laptop.extra_env["PATH"] = f"{wrapper.parent}:{lab.laptop.env['PATH']}"
+        yield lab
+    finally:
+        gen.close()
+
+
+def remembered_port(lab: sshd_helper.Lab) -> int:
+    (known,) = lab.laptop.home.rglob("known-gpu1-*.json")
+    return json.loads(known.read_text())["local_port"]
+
+
+def ssh_calls(lab: sshd_helper.Lab) -> list[str]:
+    log = lab.laptop.home / "ssh-calls.log"
+    return log.read_text().splitlines() if log.exists() else []
+
+
+def laptop_ssh(lab: sshd_helper.Lab) -> bytes:
+    return subprocess.run(["pgrep", "-u", str(lab.laptop.uid), "-x", "ssh"], capture_output=True).stdout
+
+
+def write_config(lab: sshd_helper.Lab, text: str) -> None:
+    config = lab.laptop.home / ".config/labshare/config.toml"
+    config.parent.mkdir(parents=True, exist_ok=True)
+    config.write_text(text)
+
+
+def test_a_later_connect_logs_in_first_once_and_on_the_same_port(lab: sshd_helper.Lab) -> None:
+    c = Connect(lab.laptop, "gpu1")
+    try:
+        ready = c.wait_for("ready")
+        calls = ssh_calls(lab)
+        assert calls[0].startswith("-M -N -L "), calls  # before `ssh -G`, i.e. before the CLI was imported
+        assert [call for call in calls if call.startswith("-M")] == calls[:1], calls
+        assert ready["local_port"] == remembered_port(lab)
+        assert len(c.ssh_children()) == 1
+        client = Lab.from_url(ready["url"])
+        assert client.execute(client.start_kernel(), "print(6 * 7)").strip() == "42"
+    finally:
+        c.proc.terminate()
+        c.proc.wait(30)
+        c.kill()
+    assert laptop_ssh(lab) == b""
+
+
+def test_an_early_ssh_the_session_would_not_start_is_ended(lab: sshd_helper.Lab) -> None:
+    port = sshd_helper.free_port()
+    write_config(lab, f"[hosts.gpu1]\nlocal_port = {port}\n")
+    c = Connect(lab.laptop, "gpu1")
+    try:
+        ready = c.wait_for("ready")
+        assert ready["local_port"] == port
+        masters = [call for call in ssh_calls(lab) if call.startswith("-M")]
+        assert len(masters) == 2 and f"127.0.0.1:{port}:" not in masters[0], masters
+        (ssh,) = c.ssh_children()
+        assert f"127.0.0.1:{port}:" in " ".join(ssh.cmdline())
+    finally:
+        c.proc.terminate()
+        c.proc.wait(30)
+        c.kill()
+    assert laptop_ssh(lab) == b""
+
+
+def test_an_early_ssh_ends_with_a_connect_that_fails_or_is_terminated(lab: sshd_helper.Lab) -> None:
+    write_config(lab, "[hosts.gpu1\n")
+    done = lab.laptop.run_cmd([LABSHARE, "connect", "--no-browser", "gpu1"], timeout=120)
+    assert done.returncode == 1 and "is not valid TOML" in done.stderr, done.stderr
+    assert ssh_calls(lab)[0].startswith("-M"), ssh_calls(lab)
+    assert laptop_ssh(lab) == b""
+
+    write_config(lab, "")
+    for pause in (0.0, 0.05, 0.2):
+        log: Path = lab.laptop.home / "ssh-calls.log"
+        log.unlink()
+        c = Connect(lab.laptop, "gpu1")
+        try:
+            wait_for(log.exists, timeout=30, what="connect's first ssh", every=0.01)
+            time.sleep(pause)
+            c.proc.send_signal(signal.SIGTERM)
+            assert c.proc.wait(30) in (0, 128 + signal.SIGTERM)
+        finally:
+            c.kill()
+        wait_for(lambda: laptop_ssh(lab) == b"", timeout=10, what="no ssh left")
