@@ -341,6 +341,28 @@ def test_user_control_master_is_respected(running: sshd_helper.Lab, connects: li
                    env=running.laptop.env, timeout=30)
 
 
+def test_plain_ssh_as_on_windows_connects_heals_and_cleans_up(running: sshd_helper.Lab,
+                                                              connects: list[Connect]) -> None:
+    """Without multiplexing (Windows' OpenSSH has none) the tunnel is a plain `ssh -N -L` and the
+    info call a separate ssh; a config that names a ControlPath but never makes a master gets that path here."""
+    sshd_helper.write_client_config(running.laptop, running.sshd, "plain", running.server.name,
+                                    extra=("ControlMaster no", f"ControlPath {running.laptop.home}/.ssh/none-%C"))
+    c = start_connect(connects, running.laptop, "plain")
+    ready = c.wait_for("ready")
+    lab = Lab.from_url(ready["url"])
+    kernel = lab.start_kernel()
+    lab.execute(kernel, "x = 41")
+    (tunnel,) = c.ssh_children()
+    assert "-M" not in tunnel.cmdline() and "-N" in tunnel.cmdline()
+    tunnel.kill()
+    assert c.wait_for("reconnected")["local_port"] == ready["local_port"]
+    assert lab.execute(kernel, "print(x + 1)").strip() == "42"
+    c.proc.send_signal(signal.SIGTERM)
+    c.wait_for("closed", timeout=30)
+    assert c.proc.wait(30) == 0
+    assert subprocess.run(["pgrep", "-u", str(running.laptop.uid), "-x", "ssh"], capture_output=True).stdout == b""
+
+
 def test_remote_command_lookup_order() -> None:
     cmd = sshcmd.remote_command(["info", "--json"])
     assert cmd.startswith("sh -c ")
