@@ -102,7 +102,7 @@ def test_an_early_ssh_the_session_would_not_start_is_ended(lab: sshd_helper.Lab)
     assert laptop_ssh(lab) == b""
 
 
-def test_an_early_ssh_ends_with_a_connect_that_fails_or_is_terminated(lab: sshd_helper.Lab) -> None:
+def test_an_early_ssh_ends_with_a_connect_that_fails_or_is_stopped(lab: sshd_helper.Lab) -> None:
     write_config(lab, "[hosts.gpu1\n")
     done = lab.laptop.run_cmd([LABSHARE, "connect", "--no-browser", "gpu1"], timeout=120)
     assert done.returncode == 1 and "is not valid TOML" in done.stderr, done.stderr
@@ -110,15 +110,17 @@ def test_an_early_ssh_ends_with_a_connect_that_fails_or_is_terminated(lab: sshd_
     assert laptop_ssh(lab) == b""
 
     write_config(lab, "")
-    for pause in (0.0, 0.05, 0.2):
-        log: Path = lab.laptop.home / "ssh-calls.log"
-        log.unlink()
-        c = Connect(lab.laptop, "gpu1")
-        try:
-            wait_for(log.exists, timeout=30, what="connect's first ssh", every=0.01)
-            time.sleep(pause)
-            c.proc.send_signal(signal.SIGTERM)
-            assert c.proc.wait(30) in (0, 128 + signal.SIGTERM)
-        finally:
-            c.kill()
-        wait_for(lambda: laptop_ssh(lab) == b"", timeout=10, what="no ssh left")
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        for pause in (0.0, 0.05, 0.2):
+            log: Path = lab.laptop.home / "ssh-calls.log"
+            log.unlink()
+            c = Connect(lab.laptop, "gpu1")
+            try:
+                wait_for(log.exists, timeout=30, what="connect's first ssh", every=0.01)
+                time.sleep(pause)
+                c.proc.send_signal(sig)
+                assert c.proc.wait(30) in (0, 130, 128 + signal.SIGTERM)
+                assert c.proc.stderr is not None and "Traceback" not in c.proc.stderr.read()
+            finally:
+                c.kill()
+            wait_for(lambda: laptop_ssh(lab) == b"", timeout=10, what="no ssh left")

@@ -10,12 +10,14 @@ import sys
 
 
 def main() -> None:
-    if sys.argv[1:2] == ["connect"]:
-        from labshare.connect import dial
+    try:
+        if sys.argv[1:2] == ["connect"]:
+            from labshare.connect import dial
 
-        dial.start(sys.argv[2:])
-    from labshare.cli import main as cli_main
-
+            dial.start(sys.argv[2:])
+        from labshare.cli import main as cli_main
+    except KeyboardInterrupt:  # Ctrl-C before the CLI could catch it: no traceback
+        sys.exit(130)
     cli_main()
 
 
