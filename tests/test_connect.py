@@ -64,6 +64,14 @@ class Connect:
             self.proc.kill()
             self.proc.wait(10)
 
+    def close(self) -> None:
+        """SIGTERM, as a member closing the terminal; a kill only if that did not end it."""
+        self.proc.terminate()
+        try:
+            self.proc.wait(30)
+        finally:
+            self.kill()
+
 
 @pytest.fixture
 def lab(make_user) -> Iterator[sshd_helper.Lab]:
@@ -128,17 +136,27 @@ def test_one_shared_connection_in_a_private_control_dir(running: sshd_helper.Lab
 def test_killing_ssh_heals_on_the_same_port_and_keeps_kernel_state(
         running: sshd_helper.Lab, connects: list[Connect]) -> None:
     c = start_connect(connects, running.laptop, "gpu1")
+    assert "-M" in killed_ssh_heals(c)
+
+
+def killed_ssh_heals(c: Connect) -> list[str]:
+    """Kill the tunnel's ssh while a kernel holds x: the same URL comes back and x is intact.
+
+    Returns the killed ssh's command line.
+    """
     ready = c.wait_for("ready")
     lab = Lab.from_url(ready["url"])
     kernel = lab.start_kernel()
     lab.execute(kernel, "x = 41")
     (old,) = c.ssh_children()
+    argv = old.cmdline()
     old.kill()
     assert c.wait_for("reconnecting")["reason"].startswith("ssh exited")
     again = c.wait_for("reconnected")
     assert again["local_port"] == ready["local_port"] and again["url"] == ready["url"]
     assert lab.execute(kernel, "print(x + 1)").strip() == "42"
     assert [p.pid for p in c.ssh_children()] != [old.pid]
+    return argv
 
 
 def test_a_frozen_connection_is_noticed_and_replaced(running: sshd_helper.Lab, connects: list[Connect]) -> None:
@@ -348,15 +366,8 @@ def test_plain_ssh_as_on_windows_connects_heals_and_cleans_up(running: sshd_help
     sshd_helper.write_client_config(running.laptop, running.sshd, "plain", running.server.name,
                                     extra=("ControlMaster no", f"ControlPath {running.laptop.home}/.ssh/none-%C"))
     c = start_connect(connects, running.laptop, "plain")
-    ready = c.wait_for("ready")
-    lab = Lab.from_url(ready["url"])
-    kernel = lab.start_kernel()
-    lab.execute(kernel, "x = 41")
-    (tunnel,) = c.ssh_children()
-    assert "-M" not in tunnel.cmdline() and "-N" in tunnel.cmdline()
-    tunnel.kill()
-    assert c.wait_for("reconnected")["local_port"] == ready["local_port"]
-    assert lab.execute(kernel, "print(x + 1)").strip() == "42"
+    tunnel = killed_ssh_heals(c)
+    assert "-M" not in tunnel and "-N" in tunnel
     c.proc.send_signal(signal.SIGTERM)
     c.wait_for("closed", timeout=30)
     assert c.proc.wait(30) == 0

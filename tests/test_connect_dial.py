@@ -78,9 +78,7 @@ def test_a_later_connect_logs_in_first_once_and_on_the_same_port(lab: sshd_helpe
         client = Lab.from_url(ready["url"])
         assert client.execute(client.start_kernel(), "print(6 * 7)").strip() == "42"
     finally:
-        c.proc.terminate()
-        c.proc.wait(30)
-        c.kill()
+        c.close()
     assert laptop_ssh(lab) == b""
 
 
@@ -96,9 +94,7 @@ def test_an_early_ssh_the_session_would_not_start_is_ended(lab: sshd_helper.Lab)
         (ssh,) = c.ssh_children()
         assert f"127.0.0.1:{port}:" in " ".join(ssh.cmdline())
     finally:
-        c.proc.terminate()
-        c.proc.wait(30)
-        c.kill()
+        c.close()
     assert laptop_ssh(lab) == b""
 
 

@@ -25,9 +25,7 @@ def connect_once(laptop: Member, *args: str) -> dict:
     try:
         return c.wait_for("ready")
     finally:
-        c.proc.terminate()
-        c.proc.wait(30)
-        c.kill()
+        c.close()
 
 
 def remembered(laptop: Member) -> list[Path]:

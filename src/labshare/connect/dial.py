@@ -81,6 +81,17 @@ def spawn(argv: list[str], control_path: str | None = None) -> subprocess.Popen[
                             stderr=subprocess.PIPE, text=True, errors="replace")
 
 
+def stop(proc: subprocess.Popen[str]) -> None:
+    """End an ssh we started: SIGTERM (ssh then closes its forwards), SIGKILL if it lingers."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(3)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+
+
 def bind_local(port: int | None) -> int | None:
     """`port` (or any port, when None) if 127.0.0.1 lets us listen on it now, else None."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
@@ -102,13 +113,7 @@ class Dialed:
         self.proc = spawn(argv, control_path)
 
     def end(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(3)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        stop(self.proc)
         try:
             os.unlink(self.control_path)
         except OSError:

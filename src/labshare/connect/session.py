@@ -181,13 +181,7 @@ class _Keeper:
         return new > 0 and any(s in line for line in list(self.lines)[-new:] for s in signs)
 
     def end(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(3)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        dial.stop(self.proc)
 
 
 class Session:

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from labshare import __version__, probe
-from labshare.connect import hosts, session
+from labshare.connect import dial, hosts, session
 from labshare.connect import ssh as sshcmd
 from labshare.doctor import FAIL, OK, WARN, Check
 from labshare.errors import LabshareError
@@ -156,13 +156,7 @@ def _end(proc: subprocess.Popen[Any]) -> None:
             proc.stdin.close()
         with contextlib.suppress(subprocess.TimeoutExpired):
             proc.wait(5)
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
+    dial.stop(proc)
 
 
 def _greeted(port: int) -> bool:
