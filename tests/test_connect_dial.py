@@ -120,3 +120,15 @@ def test_an_early_ssh_ends_with_a_connect_that_fails_or_is_stopped(lab: sshd_hel
             finally:
                 c.kill()
             wait_for(lambda: laptop_ssh(lab) == b"", timeout=10, what="no ssh left")
+
+
+def test_no_early_ssh_when_its_control_dir_is_not_private(lab: sshd_helper.Lab) -> None:
+    (control,) = lab.laptop.home.rglob("labshare/ssh")
+    control.chmod(0o755)
+    c = Connect(lab.laptop, "gpu1")
+    try:
+        c.wait_for("ready")
+        assert ssh_calls(lab)[0].startswith("-G"), ssh_calls(lab)
+        assert control.stat().st_mode & 0o777 == 0o700  # the session made it private again
+    finally:
+        c.close()

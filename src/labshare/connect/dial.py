@@ -124,7 +124,10 @@ _dialed: Dialed | None = None
 
 
 def start(args: list[str]) -> None:
-    """Start the master for `connect <args>` now, when the last connect says it is the right one."""
+    """Start the master for `connect <args>` now, when the last connect says it is the right one.
+
+    Any doubt means no early ssh: the session then starts its own as usual.
+    """
     global _dialed
     destinations = [a for a in args if not a.startswith("-")]
     if os.name == "nt" or len(destinations) != 1 or not set(args) - set(destinations) <= EARLY_FLAGS:
@@ -134,23 +137,31 @@ def start(args: list[str]) -> None:
     if info is None or info.get("own_master") is not True:
         return
     directory = control_dir(state_root, "/tmp", os.getuid())
+    checked = [directory]
+    if not directory.startswith(state_root + os.sep):
+        checked.append(os.path.dirname(directory))  # in the shared /tmp, our dir above it too
+    if not all(_private(path) for path in checked):
+        return
     try:
-        st = os.lstat(directory)
-    except OSError:
-        return
-    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid() or stat.S_IMODE(st.st_mode) != 0o700:
-        return
-    port = bind_local(info.get("local_port")) or bind_local(None)
-    if port is None:
-        return
-    control_path = os.path.join(directory, f"c-{os.getpid()}")
-    argv = master_argv(SSH, [], destinations[0], control_path, forward_spec(port, str(info["socket"])))
-    try:
+        port = bind_local(info.get("local_port")) or bind_local(None)
+        if port is None:
+            return
+        control_path = os.path.join(directory, f"c-{os.getpid()}")
+        argv = master_argv(SSH, [], destinations[0], control_path, forward_spec(port, str(info["socket"])))
         _dialed = Dialed(argv, control_path, port)
     except OSError:
         return
     atexit.register(_end_untaken)
     signal.signal(signal.SIGTERM, _terminated)
+
+
+def _private(path: str) -> bool:
+    """Our own 0700 directory, not a link: the only kind of place our control socket may go."""
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return False
+    return stat.S_ISDIR(st.st_mode) and st.st_uid == os.getuid() and stat.S_IMODE(st.st_mode) == 0o700
 
 
 def take() -> Dialed | None:
