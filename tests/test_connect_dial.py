@@ -69,6 +69,7 @@ def write_config(lab: sshd_helper.Lab, text: str) -> None:
 def test_a_later_connect_logs_in_first_once_and_on_the_same_port(lab: sshd_helper.Lab) -> None:
     c = Connect(lab.laptop, "gpu1")
     try:
+        assert c.wait_for("connecting")["login_started"] is True
         ready = c.wait_for("ready")
         calls = ssh_calls(lab)
         assert calls[0].startswith("-M -N -L "), calls  # before `ssh -G`, i.e. before the CLI was imported
@@ -127,8 +128,23 @@ def test_no_early_ssh_when_its_control_dir_is_not_private(lab: sshd_helper.Lab) 
     control.chmod(0o755)
     c = Connect(lab.laptop, "gpu1")
     try:
+        assert c.wait_for("connecting")["login_started"] is False
         c.wait_for("ready")
         assert ssh_calls(lab)[0].startswith("-G"), ssh_calls(lab)
         assert control.stat().st_mode & 0o777 == 0o700  # the session made it private again
     finally:
         c.close()
+
+
+def test_text_mode_prints_nothing_into_a_login_that_started_early(lab: sshd_helper.Lab) -> None:
+    """ssh may be showing a password prompt by the time Python has loaded; a "Connecting" line would land in it."""
+    proc = lab.laptop.popen([LABSHARE, "connect", "--no-browser", "gpu1"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        assert "is ready" in proc.stdout.readline()
+    finally:
+        proc.terminate()
+        _, err = proc.communicate(timeout=30)
+    assert ssh_calls(lab)[0].startswith("-M"), ssh_calls(lab)
+    assert "Connecting to" not in err and "Traceback" not in err, err

@@ -164,6 +164,11 @@ def _private(path: str) -> bool:
     return stat.S_ISDIR(st.st_mode) and st.st_uid == os.getuid() and stat.S_IMODE(st.st_mode) == 0o700
 
 
+def pending() -> bool:
+    """Whether an early ssh is logging in (and may be prompting on the terminal) right now."""
+    return _dialed is not None
+
+
 def take() -> Dialed | None:
     """The early ssh, handed over once; whoever takes it adopts or ends it."""
     global _dialed

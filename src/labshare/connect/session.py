@@ -214,7 +214,8 @@ class Session:
     def events(self) -> Iterator[Event]:
         """Connect, report `ready`, keep the tunnel up until stopped, then report `closed`."""
         try:
-            yield {"event": "connecting", "host": self.host, "destination": self.options.destination}
+            yield {"event": "connecting", "host": self.host, "destination": self.options.destination,
+                   "login_started": dial.pending()}
             self.plan = sshcmd.plan(self.paths, self.target)
             for note in self.plan.notes:
                 yield {"event": "note", "host": self.host, "message": note}

@@ -12,7 +12,8 @@ def event_line(event: dict[str, Any]) -> str | None:
     kind = event["event"]
     host = event.get("host", "")
     if kind == "connecting":
-        return f"Connecting to {event['destination']} ..."
+        # ssh is already logging in and may be showing a password prompt: a line now would land in it
+        return None if event.get("login_started") else f"Connecting to {event['destination']} ..."
     if kind == "note":
         return f"note: {event['message']}"
     if kind == "starting":
