@@ -105,6 +105,11 @@ def bind_local(port: int | None) -> int | None:
         return int(sock.getsockname()[1])
 
 
+def pick_local_port(preferred: int | None) -> int | None:
+    """`preferred` (last time's port) when it is free now, else any free one; None only if none is."""
+    return (bind_local(preferred) if preferred else None) or bind_local(None)
+
+
 class Dialed:
     """An ssh master started by `start`, waiting for the session to take it."""
 
@@ -143,7 +148,7 @@ def start(args: list[str]) -> None:
     if not all(_private(path) for path in checked):
         return
     try:
-        port = bind_local(info.get("local_port")) or bind_local(None)
+        port = pick_local_port(info.get("local_port"))
         if port is None:
             return
         control_path = os.path.join(directory, f"c-{os.getpid()}")

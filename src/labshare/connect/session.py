@@ -277,18 +277,16 @@ class Session:
         """
         dialed = dial.take()
         info = self.memory.load()
+        self.info = info or {}
+        adopted = info is not None and dialed is not None and self._adopt(dialed, requested)
+        if dialed is not None and not adopted:
+            dialed.end()
         if info is None:
-            if dialed is not None:
-                dialed.end()
             return False
-        self.info = info
-        if dialed is not None and self._adopt(dialed, requested):
+        if adopted and dialed is not None:
             self._await_master(_Keeper(dialed.proc), wait_forever=True)
         else:
-            if dialed is not None:
-                dialed.end()
-            # The port asked for, else last time's when it is free, else any.
-            port = free_local_port(requested) if requested else dial.bind_local(info.get("local_port"))
+            port = free_local_port(requested) if requested else dial.pick_local_port(info.get("local_port"))
             self.forward = self._forward_for(port or free_local_port(None))
             self._open_forward(wait_forever=True)
         try:
@@ -449,8 +447,6 @@ class Session:
                 return
             done = self._call(self.plan.add_forward(self.forward), timeout=30)
             if done.returncode != 0:
-                if "in use" in done.stderr:
-                    raise local_port_taken(self.forward.local_port)
                 raise self._tunnel_failure(done.stderr)
             return
         self._keeper = keeper = _Keeper(dial.spawn(self.plan.tunnel(self.forward)))
@@ -489,7 +485,7 @@ class Session:
             self._check_stop()
             if not self._tunnel_alive():
                 assert self._keeper is not None
-                raise classify_ssh_failure(self._keeper.text(), self.options.destination)
+                raise self._tunnel_failure(self._keeper.text())
             answer = self._answer(timeout=2.0)
             if answer == 200:
                 return

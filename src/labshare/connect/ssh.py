@@ -25,7 +25,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from labshare.connect import dial
-from labshare.connect.dial import KEEPALIVE
 from labshare.errors import LabshareError
 from labshare.files import ensure_private_dir
 from labshare.paths import Paths
@@ -95,7 +94,7 @@ class Plan:
         """The long-lived process in plain mode: `ssh -N -L ...`."""
         return [
             *self._base(), "-N", "-L", forward.spec(),
-            "-o", "ExitOnForwardFailure=yes", *KEEPALIVE,
+            "-o", "ExitOnForwardFailure=yes", *dial.KEEPALIVE,
             "--", self.target.destination,
         ]
 

@@ -159,6 +159,10 @@ def _end(proc: subprocess.Popen[Any]) -> None:
     dial.stop(proc)
 
 
+def _refused(ssh_stderr: str) -> bool:
+    return any(s in ssh_stderr for s in session.REFUSED_SIGNS)
+
+
 def _greeted(port: int) -> bool:
     with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
         sock.settimeout(5)
@@ -219,7 +223,7 @@ def forwarding(target: sshcmd.Target, labshare: str | None, info: dict[str, Any]
                     answered = probe.status(address, str(info["token"]), timeout=5) is not None  # type: ignore[index]
             else:
                 deadline = time.monotonic() + TUNNEL_TIMEOUT
-                while tunnel.poll() is None and time.monotonic() < deadline and "open failed" not in _read(err):
+                while tunnel.poll() is None and time.monotonic() < deadline and not _refused(_read(err)):
                     answered = _greeted(local)
                     if answered:
                         break
@@ -236,7 +240,7 @@ def forwarding(target: sshcmd.Target, labshare: str | None, info: dict[str, Any]
     if died:
         return Check("forwarding", FAIL, session.classify_ssh_failure(text, target.destination).message,
                      f"ssh -N -L {forward.spec()} {target.destination}")
-    if any(s in text for s in session.REFUSED_SIGNS):
+    if _refused(text):
         refused = session.forwarding_refused(host, mode)
         fix = ("on the server: labshare stop && labshare start --tcp; or ask the admin to allow forwarding"
                if mode == "socket" else "ask the admin to allow TCP forwarding for your account")
