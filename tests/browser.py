@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -18,6 +19,10 @@ import psutil
 import pytest
 from conftest import kill_all
 
+# The status bar's "Python 3 (ipykernel) | Idle": unlike the toolbar's execution indicator, which says idle
+# before any kernel exists (a run then opens Lab's "Select Kernel" dialog), it names a state only once a
+# kernel is connected.
+KERNEL_STATUS = '.jp-StatusBar-Widget [title^="Change kernel for"]'
 CHROMIUM = os.environ.get("LABSHARE_TEST_CHROMIUM", "/usr/bin/chromium")
 ARGS = [
     "--headless=new",
@@ -94,3 +99,14 @@ def run_cell(page, code: str, timeout_ms: int = 120_000) -> str:
     output = cell.locator(".jp-OutputArea-output")
     output.first.wait_for(timeout=timeout_ms)
     return output.first.inner_text()
+
+
+def wait_for_kernel(page: Any, timeout_ms: int = 120_000) -> None:
+    """Until the open notebook's kernel is connected, idle or busy."""
+    page.locator(KERNEL_STATUS).filter(has_text=re.compile(r"\| (Idle|Busy)$")).first.wait_for(timeout=timeout_ms)
+
+
+def dialog_text(page: Any) -> str:
+    """The text of a dialog Lab shows over the page ('' when none), so a test says why its clicks are blocked."""
+    dialog = page.locator(".jp-Dialog")
+    return dialog.first.inner_text() if dialog.count() else ""

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from browser import chromium  # noqa: F401  (re-exported for the output tests)
+from browser import chromium, dialog_text, wait_for_kernel  # noqa: F401  (chromium: for the output tests)
 from conftest import Member, wait_for  # noqa: F401  (used by the output tests)
 from jupyter_api import Lab
 
@@ -66,8 +66,19 @@ def write_notebook(root: Path, name: str, sources: list[str]) -> Path:
 
 
 def disk_cell(path: Path, index: int) -> tuple[str, int | None]:
-    """The stream text and execution count of cell `index` as saved on disk."""
-    cell = json.loads(path.read_text())["cells"][index]
+    """The stream text and execution count of cell `index` as saved on disk.
+
+    Jupyter saves in place (its atomic writing keeps a backup copy rather than
+    renaming a new file in), so a read can land mid-save: read until the JSON is whole.
+    """
+    for _ in range(50):
+        try:
+            cell = json.loads(path.read_text())["cells"][index]
+            break
+        except json.JSONDecodeError:
+            time.sleep(0.1)
+    else:
+        raise AssertionError(f"{path} did not hold whole JSON once in 5 s")
     text = "".join(
         "".join(out["text"]) if isinstance(out.get("text"), list) else out.get("text", "")
         for out in cell["outputs"] if out.get("output_type") == "stream"
@@ -82,9 +93,7 @@ def open_notebook(browser: Any, server: Server, name: str, connected: bool = Tru
     page.goto(server.url(f"/lab/tree/{name}"))
     page.locator(CELLS).first.wait_for(timeout=60_000)
     if connected:
-        page.locator(
-            '.jp-Notebook-ExecutionIndicator[data-status="idle"], .jp-Notebook-ExecutionIndicator[data-status="busy"]'
-        ).first.wait_for(timeout=60_000)
+        wait_for_kernel(page)
     return page
 
 
@@ -114,10 +123,12 @@ def run_cell(page: Any, index: int) -> None:
     """
     before = RUNS[page]
     for _ in range(3):
+        _not_blocked(page, index)
         page.locator(CELLS).nth(index).locator(".cm-content").click()
         page.keyboard.press("Shift+Enter")
         pressed = time.monotonic()
         while prompt(page, index).strip() == "[ ]:":
+            _not_blocked(page, index)
             waited = time.monotonic() - pressed
             if RUNS[page] > before and waited > 60:
                 raise AssertionError(f"cell {index} was sent to run but Lab never marked it running")
@@ -127,6 +138,11 @@ def run_cell(page: Any, index: int) -> None:
         else:
             return
     raise AssertionError(f"cell {index} did not start running")
+
+
+def _not_blocked(page: Any, index: int) -> None:
+    if text := dialog_text(page):
+        raise AssertionError(f"Lab shows a dialog instead of running cell {index}: {text!r}")
 
 
 def shown(page: Any, index: int) -> str:

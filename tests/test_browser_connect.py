@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import sshd as sshd_helper
-from browser import chromium
+from browser import chromium, wait_for_kernel
 from test_connect import Connect
 
 
@@ -34,7 +34,7 @@ def test_chromium_opens_lab_and_runs_a_notebook(lab: sshd_helper.Lab, tmp_path: 
             page.locator('.jp-LauncherCard[data-category="Notebook"]').first.click()
             cell = page.locator(".jp-Notebook .jp-Cell .cm-content").first
             cell.wait_for(timeout=120_000)
-            page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=120_000)
+            wait_for_kernel(page)
             cell.click()
             page.keyboard.type("1+1")
             output = page.locator(".jp-OutputArea-output").first

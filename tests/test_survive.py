@@ -209,7 +209,7 @@ import pytest  # noqa: E402
 
 @pytest.mark.parametrize("outputs", ["--keep-outputs", "--no-keep-outputs"])
 def test_open_lab_tab_keeps_its_kernel_across_a_server_crash(member: Member, tmp_path: Path, outputs: str) -> None:
-    from browser import chromium, run_cell
+    from browser import chromium, run_cell, wait_for_kernel
 
     status = member.json("start", "--tcp", outputs)["status"]
     lab = lab_of(member)
@@ -221,7 +221,7 @@ def test_open_lab_tab_keeps_its_kernel_across_a_server_crash(member: Member, tmp
         page.goto(f"http://127.0.0.1:{status['port']}/lab/tree/crash.ipynb?token={lab.token}")
         page.locator(".jp-Notebook").wait_for(timeout=120_000)
         wait_for(lambda: lab.ok("GET", "/api/sessions"), what="the tab's kernel session")
-        page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=120_000)
+        wait_for_kernel(page)
         assert run_cell(page, "x = 41; print('set')").strip() == "set"
         kernel = [k["id"] for k in lab.ok("GET", "/api/kernels")]
         before = member.json("status")
