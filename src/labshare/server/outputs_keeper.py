@@ -16,8 +16,9 @@ which mode is active and how many documents are held.
 
 It reaches into jupyter-collaboration's rooms (`_save_to_disc`,
 `_room_locks`, `file_loaders`), tested against jupyter-collaboration 5.0.4
-(jupyter_server_ydoc 3.0.4); tests/test_outputs*.py fail if an upgrade
-breaks it.
+(jupyter_server_ydoc 3.0.4), and wraps one method of jupyter-server-nbmodel
+0.2.9 (`open_stdin_with_client`); tests/test_outputs*.py fail if an upgrade
+breaks either.
 """
 
 from __future__ import annotations
@@ -230,6 +231,37 @@ class OutputsHandler(APIHandler):  # type: ignore[misc]
         })
 
 
+def open_stdin_with_client() -> bool:
+    """Make server-side execution open a kernel client's stdin socket when it makes the client.
+
+    jupyter-server-nbmodel makes a kernel's client on the kernel's first run,
+    and jupyter_client opens that client's stdin socket only in the call that
+    sends the run.  ZeroMQ drops an `input_request` addressed to a peer whose
+    connection is not complete, so on a busy server `input()` in a kernel's
+    first run could wait forever with no box shown.  Opened with the client,
+    the socket connects during the client's own kernel_info handshake.
+    False when nbmodel no longer has the method this wraps.
+    """
+    try:
+        from jupyter_server_nbmodel.execution_stack import ExecutionStack
+    except ImportError:
+        return False
+    make = getattr(ExecutionStack, "_get_local_client", None)
+    if make is None:
+        return False
+    if getattr(make, "opens_stdin", False):
+        return True
+
+    def get_local_client(stack: Any, kernel_id: str) -> Any:
+        client = make(stack, kernel_id)
+        client.stdin_channel  # noqa: B018  (the property opens and connects the socket)
+        return client
+
+    get_local_client.opens_stdin = True  # type: ignore[attr-defined]
+    ExecutionStack._get_local_client = get_local_client
+    return True
+
+
 def _jupyter_server_extension_points() -> list[dict[str, str]]:
     return [{"module": "labshare.server.outputs_keeper"}]
 
@@ -244,6 +276,9 @@ def _load_jupyter_server_extension(serverapp: Any) -> None:
         serverapp.web_app.settings["page_config_hook"] = lambda h, c: _hide_frontends(h, c, chained)
     elif keeper.ydoc_app() is None:
         serverapp.log.warning("labshare: jupyter-collaboration is not loaded, so outputs are not kept")
+    elif not open_stdin_with_client():
+        serverapp.log.warning("labshare: jupyter-server-nbmodel changed, so input() in a kernel's first run "
+                              "may not show its box on a busy server; report it to labshare")
 
 
 async def _start_jupyter_server_extension(serverapp: Any) -> None:
