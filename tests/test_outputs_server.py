@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
-import time
-from collections.abc import Callable
+import subprocess
+import sys
 from pathlib import Path
 
 import lab_outputs as lo
@@ -16,7 +14,6 @@ import websocket
 from conftest import Member, kill_all
 
 from labshare import probe
-from labshare.server import outputs_keeper
 
 
 def _site(where: Path, text: str) -> Path:
@@ -82,50 +79,15 @@ def test_a_kernels_first_run_gets_its_input_box(tmp_path: Path) -> None:
     Without that, ZeroMQ dropped the kernel's input_request whenever the run
     got there before the socket's connection (2 in 10 first runs on a loaded
     2-core machine): `input()` then showed no box, and the cell never ended.
+    Run in a fresh interpreter: ZeroMQ state left by earlier in-process kernel
+    clients of the suite must not decide it.
     """
-    from jupyter_server.services.kernels.kernelmanager import AsyncMappingKernelManager
-    from jupyter_server_nbmodel.execution_stack import ExecutionStack
-
-    assert outputs_keeper.open_stdin_with_client(), "jupyter-server-nbmodel no longer has _get_local_client"
     me = psutil.Process()
     before = {p.pid for p in me.children(recursive=True)}
-
-    async def until(answer: Callable[[], dict | None], what: str) -> dict:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if result := answer():
-                return result
-            await asyncio.sleep(0.1)
-        raise AssertionError(f"timed out after 60 s waiting for {what}")
-
-    async def first_run() -> None:
-        kernels = AsyncMappingKernelManager(connection_dir=str(tmp_path), root_dir=str(tmp_path))
-        kernel_id = await kernels.start_kernel(kernel_name="python3")
-        stack = ExecutionStack(kernels, None)
-        try:
-            client = stack._get_local_client(kernel_id)
-            assert client._stdin_channel is not None, "the stdin socket is opened only with the first run"
-            uid = stack.put(kernel_id, "answer = input('name? ')\nprint('got', answer)")
-
-            def asking() -> dict | None:
-                answer = stack.get(kernel_id, uid)
-                return answer if "input_request" in answer else None
-
-            def finished() -> dict | None:
-                answer = stack.get(kernel_id, uid)
-                return None if answer.get("pending") else answer
-
-            asked = await until(asking, "the kernel's input request")
-            assert asked["input_request"]["prompt"] == "name? "
-            await stack.send_input(kernel_id, "ada")
-            done = await until(finished, "the run to end")
-            assert done["status"] == "ok" and "got ada" in json.dumps(done["outputs"]), done
-        finally:
-            with contextlib.suppress(asyncio.CancelledError):  # nbmodel's dispose re-raises its workers' cancel
-                await stack.dispose()
-            await kernels.shutdown_all(now=True)
-
     try:
-        asyncio.run(first_run())
+        done = subprocess.run([sys.executable, str(Path(__file__).with_name("nbmodel_first_run.py")), str(tmp_path)],
+                              capture_output=True, text=True, timeout=150)
     finally:
         kill_all([p for p in me.children(recursive=True) if p.pid not in before])
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.strip() == "got ada", done.stdout + done.stderr
