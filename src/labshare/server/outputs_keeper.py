@@ -16,9 +16,9 @@ which mode is active and how many documents are held.
 
 It reaches into jupyter-collaboration's rooms (`_save_to_disc`,
 `_room_locks`, `file_loaders`), tested against jupyter-collaboration 5.0.4
-(jupyter_server_ydoc 3.0.4), and wraps one method of jupyter-server-nbmodel
-0.2.9 (`open_stdin_with_client`); tests/test_outputs*.py fail if an upgrade
-breaks either.
+(jupyter_server_ydoc 3.0.4), and wraps jupyter-server-nbmodel 0.2.9's
+`ExecutionStack._get_local_client` (see `open_stdin_with_client`);
+tests/test_outputs*.py fail if an upgrade breaks either.
 """
 
 from __future__ import annotations
