@@ -14,6 +14,7 @@ from pathlib import Path
 from labshare import config
 from labshare.listeners import listener
 from labshare.server import ports
+from labshare.users import lingers
 
 
 @dataclass
@@ -24,7 +25,9 @@ class MemberPolicy:
     mode: str
     root_dir: str
     port: int | None
-    gpus: list[int] | None
+    gpus: list[int] | None  # the only cards this member may use; None: every card
+    max_gpus: int | None  # cards held at once, with leases; None: no cap
+    per_kernel: int | None  # cards a new kernel leases unless its project says otherwise; None: no leases
     memory_max: str | None
     cpus: float | None
     cull_idle_kernels_after: float | None
@@ -36,6 +39,7 @@ class MemberPolicy:
 class SiteCheck:
     site_config: str
     exists: bool
+    gpus: config.GpuSettings = field(default_factory=config.GpuSettings)
     members: list[MemberPolicy] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
 
@@ -50,13 +54,9 @@ class PortRow:
     conflict: bool
 
 
-def _lingering(user: str) -> bool:
-    return Path("/var/lib/systemd/linger", user).exists()
-
-
 def check(site_path: Path) -> SiteCheck:
     site = config.load_site(site_path)
-    result = SiteCheck(site_config=str(site_path), exists=site.path is not None)
+    result = SiteCheck(site_config=str(site_path), exists=site.path is not None, gpus=site.gpus)
     for user in config.members(site):
         try:
             pwd.getpwnam(user)
@@ -75,17 +75,24 @@ def check(site_path: Path) -> SiteCheck:
                 root_dir=policy.root_dir,
                 port=policy.port,
                 gpus=list(policy.limits.gpus) if policy.limits.gpus is not None else None,
+                max_gpus=policy.limits.max_gpus,
+                per_kernel=site.gpus.per_kernel if site.gpus.leased else None,
                 memory_max=policy.limits.memory_max,
                 cpus=policy.limits.cpus,
                 cull_idle_kernels_after=policy.cull_idle_kernels_after,
                 shutdown_idle_server_after=policy.shutdown_idle_server_after,
-                limits_enforceable=_lingering(user) if limited else None,
+                limits_enforceable=lingers(user) if limited else None,
             )
         )
-        if limited and not _lingering(user):
+        if limited and not lingers(user):
             result.problems.append(
                 f"The memory/CPU limits of {user} are not enforced here: they need a systemd user manager; "
                 f"run `loginctl enable-linger {user}`."
+            )
+        if policy.limits.max_gpus is not None and not site.gpus.leased:
+            result.problems.append(
+                f'max_gpus of {user} caps GPU leases, and there are none while [gpus] assign = "off": '
+                'set assign = "per-kernel" or list their cards with gpus = [...].'
             )
     return result
 

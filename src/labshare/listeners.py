@@ -9,10 +9,11 @@ user; the pid is visible only for our own processes (or to root).
 from __future__ import annotations
 
 import os
-import pwd
 import socket
 from dataclasses import dataclass
 from pathlib import Path
+
+from labshare.users import user_name
 
 _LISTEN = "0A"
 
@@ -41,13 +42,6 @@ def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
         return int(sock.getsockname()[1])
-
-
-def user_name(uid: int) -> str:
-    try:
-        return pwd.getpwuid(uid).pw_name
-    except KeyError:
-        return f"uid {uid}"
 
 
 def _socket_inodes(port: int) -> dict[str, int]:

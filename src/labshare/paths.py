@@ -17,6 +17,7 @@ from labshare import xdg
 
 # sun_path is 108 bytes on Linux, one of them the terminating NUL.
 MAX_SOCKET_PATH = 107
+LINGER_DIR = Path("/var/lib/systemd/linger")
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,10 @@ class Paths:
     uid: int
     site_config: Path = Path("/etc/labshare/config.toml")
     tmp_root: Path = Path("/tmp")
+    # The host's own files `doctor` reads; overridable so an admin (or a test) can point at a copy.
+    sshd_config: Path = Path("/etc/ssh/sshd_config")
+    logind_config: Path = Path("/etc/systemd/logind.conf")
+    linger_dir: Path = LINGER_DIR
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Paths:
@@ -41,6 +46,9 @@ class Paths:
             hostname=socket.gethostname(),
             uid=os.getuid() if hasattr(os, "getuid") else 0,
             site_config=Path(env.get("LABSHARE_SITE_CONFIG") or "/etc/labshare/config.toml"),
+            sshd_config=Path(env.get("LABSHARE_SSHD_CONFIG") or cls.sshd_config),
+            logind_config=Path(env.get("LABSHARE_LOGIND_CONFIG") or cls.logind_config),
+            linger_dir=Path(env.get("LABSHARE_LINGER_DIR") or cls.linger_dir),
         )
 
     @property

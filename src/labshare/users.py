@@ -1,0 +1,28 @@
+"""Unix accounts as labshare names them: one answer for `ps`, port claims, listeners and `doctor`.
+
+A uid without a passwd entry (a container started with `--user 1234`, an
+account deleted while its processes run) is named by its number, the form
+`loginctl` and `ps` accept too, so every command names it the same way.
+Lookups are cached because NSS may ask LDAP, and `ps` names every server.
+"""
+
+from __future__ import annotations
+
+import functools
+import pwd
+from pathlib import Path
+
+from labshare.paths import LINGER_DIR
+
+
+@functools.lru_cache(maxsize=1024)
+def user_name(uid: int) -> str:
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return str(uid)
+
+
+def lingers(user: str, linger_dir: Path = LINGER_DIR) -> bool:
+    """Whether systemd keeps `user`'s manager (and so their limits and processes) past logout."""
+    return (linger_dir / user).exists()
