@@ -13,7 +13,8 @@ one (`take`); otherwise it ends it.  Only the plain form `connect [--json]
 [--no-browser] [--start] HOST` is dialed early, and only when the last
 connect to HOST held the tunnel in our own master, so a member whose ssh
 config multiplexes already is never asked for a password twice.  An ssh not
-taken is ended at exit, or on SIGTERM before the CLI installs its handler.
+taken is ended at exit, or on SIGTERM before the CLI installs its handler,
+even one that arrives while ssh is being started.
 
 Standard modules only, and the light ones: the command lines the session
 runs are built here too, so that both build the same.
@@ -71,7 +72,12 @@ def control_dir(state_root: str, tmp_root: str, uid: int) -> str:
 
 
 def spawn(argv: list[str], control_path: str | None = None) -> subprocess.Popen[str]:
-    """Start a long-lived ssh with its stderr kept for diagnosis (a stale control socket removed first)."""
+    """Start a long-lived ssh with its stderr kept for diagnosis (a stale control socket removed first).
+
+    Popen itself rather than `labshare.proc.start`: this runs before the CLI
+    is imported, and proc's own imports (pathlib) would add 3-4 ms before ssh
+    even starts, about a tenth of all a later connect costs over plain ssh.
+    """
     if control_path:
         try:
             os.unlink(control_path)
@@ -82,7 +88,11 @@ def spawn(argv: list[str], control_path: str | None = None) -> subprocess.Popen[
 
 
 def stop(proc: subprocess.Popen[str]) -> None:
-    """End an ssh we started: SIGTERM (ssh then closes its forwards), SIGKILL if it lingers."""
+    """End an ssh we started: SIGTERM (ssh then closes its forwards), SIGKILL if it lingers.
+
+    Its own Popen, which also reaps it: `labshare.proc.end` is for processes
+    labshare cannot wait for, and its psutil import would cost a heal 20 ms.
+    """
     if proc.poll() is None:
         proc.terminate()
         try:
@@ -153,11 +163,20 @@ def start(args: list[str]) -> None:
             return
         control_path = os.path.join(directory, f"c-{os.getpid()}")
         argv = master_argv(SSH, [], destinations[0], control_path, forward_spec(port, str(info["socket"])))
-        _dialed = Dialed(argv, control_path, port)
+        # A signal while ssh starts is held until `_dialed` knows it, so that the signal can end it.
+        held: list[int] = []
+        signal.signal(signal.SIGTERM, lambda signum, _frame: held.append(signum))
+        sigint = signal.signal(signal.SIGINT, lambda signum, _frame: held.append(signum))
+        try:
+            _dialed = Dialed(argv, control_path, port)
+        finally:
+            atexit.register(_end_untaken)
+            signal.signal(signal.SIGTERM, _terminated)
+            signal.signal(signal.SIGINT, sigint)
+            for signum in held:
+                signal.raise_signal(signum)
     except OSError:
         return
-    atexit.register(_end_untaken)
-    signal.signal(signal.SIGTERM, _terminated)
 
 
 def _private(path: str) -> bool:

@@ -31,8 +31,13 @@ class HostSettings:
     local_port: int | None = None
 
 
-def host_key(destination: str) -> str:
-    """`alice@gpu1` and `gpu1` share the `[hosts.gpu1]` table."""
+def host_of(destination: str) -> str:
+    """The host in an ssh destination: what messages call it, and its `[hosts.NAME]` table.
+
+    Everything after the last `@`, so `alice@gpu1` and `gpu1` are both gpu1
+    and share one table; anything else ssh accepts (`ssh://`, a port, an
+    IPv6 address) is left as typed.
+    """
     return destination.rpartition("@")[2]
 
 
@@ -51,18 +56,18 @@ def load(config_file: Path, destination: str) -> HostSettings:
     hosts = data.get("hosts", {})
     if not isinstance(hosts, dict):
         raise LabshareError(f"In {config_file}, `hosts` must be a table such as [hosts.gpu1].")
-    table = hosts.get(destination, hosts.get(host_key(destination), {}))
+    table = hosts.get(destination, hosts.get(host_of(destination), {}))
     if not isinstance(table, dict):
-        raise LabshareError(f"In {config_file}, [hosts.{host_key(destination)}] must be a table.")
+        raise LabshareError(f"In {config_file}, [hosts.{host_of(destination)}] must be a table.")
     unknown = sorted(set(table) - KNOWN_KEYS)
     if unknown:
         raise LabshareError(
-            f"In {config_file}, [hosts.{host_key(destination)}] has unknown keys {', '.join(unknown)}; "
+            f"In {config_file}, [hosts.{host_of(destination)}] has unknown keys {', '.join(unknown)}; "
             f"known keys are {', '.join(sorted(KNOWN_KEYS))}.")
     labshare = table.get("labshare")
     if labshare is not None and (not isinstance(labshare, str) or not labshare.strip()):
-        raise LabshareError(f"In {config_file}, `labshare` for {host_key(destination)} must be a path string.")
+        raise LabshareError(f"In {config_file}, `labshare` for {host_of(destination)} must be a path string.")
     port = table.get("local_port")
     if port is not None and (not isinstance(port, int) or not 1 <= port <= 65535):
-        raise LabshareError(f"In {config_file}, `local_port` for {host_key(destination)} must be a port number.")
+        raise LabshareError(f"In {config_file}, `local_port` for {host_of(destination)} must be a port number.")
     return HostSettings(labshare=labshare, local_port=port)

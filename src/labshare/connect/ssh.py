@@ -24,6 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from labshare import proc
 from labshare.connect import dial
 from labshare.errors import LabshareError
 from labshare.files import ensure_private_dir
@@ -104,9 +105,6 @@ class Plan:
     def cancel_forward(self, forward: Forward) -> list[str]:
         return [*self._mux_control("cancel"), "-L", forward.spec(), "--", self.target.destination]
 
-    def check_master(self) -> list[str]:
-        return [*self._mux_control("check"), "--", self.target.destination]
-
     def _mux_control(self, command: str) -> list[str]:
         base = self._base() + (["-o", f"ControlPath=\"{self.control_path}\""] if self.control_path else [])
         return [*base, "-O", command]
@@ -121,24 +119,27 @@ def effective_config(target: Target, timeout: float = 15) -> dict[str, str]:
     """What `ssh -G` says the options for this destination are (aliases, Match and -o applied)."""
     argv = [target.ssh, *target.option_args(), "-G", "--", target.destination]
     try:
-        done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout,
-                              stdin=subprocess.DEVNULL, check=False)
-    except FileNotFoundError as exc:
-        raise LabshareError(
-            f"The OpenSSH client `{target.ssh}` was not found; install OpenSSH "
-            "(on Windows: Settings > Optional features > OpenSSH Client) and try again."
-        ) from exc
-    except subprocess.TimeoutExpired as exc:
-        raise LabshareError(f"`ssh -G {target.destination}` did not finish; check your ssh config.") from exc
-    if done.returncode != 0:
-        last = (done.stderr.strip().splitlines() or ["(no message)"])[-1]
-        raise LabshareError(
-            f"ssh cannot use the destination {target.destination!r} ({last}); check the name and your ~/.ssh/config.")
+        done = proc.run(argv, what=f"`ssh -G {target.destination}`", timeout=timeout)
+    except LabshareError as exc:
+        raise _unusable(target, exc) from exc
     config: dict[str, str] = {}
     for line in done.stdout.splitlines():
         key, _, value = line.partition(" ")
         config.setdefault(key.lower(), value)
     return config
+
+
+def _unusable(target: Target, exc: LabshareError) -> LabshareError:
+    """Why `ssh -G` failed, in words about ssh rather than about running a program."""
+    if isinstance(exc.__cause__, FileNotFoundError):
+        return LabshareError(
+            f"The OpenSSH client `{target.ssh}` was not found; install OpenSSH "
+            "(on Windows: Settings > Optional features > OpenSSH Client) and try again.")
+    if isinstance(exc.__cause__, subprocess.TimeoutExpired):
+        return LabshareError(f"`ssh -G {target.destination}` did not finish; check your ssh config.")
+    last = exc.last_said or "(no message)"
+    return LabshareError(
+        f"ssh cannot use the destination {target.destination!r} ({last}); check the name and your ~/.ssh/config.")
 
 
 def user_sets_control_master(config: dict[str, str]) -> bool:

@@ -1,0 +1,135 @@
+"""labshare on the server, called over ssh: the only way the laptop side learns about the server.
+
+`connect` never imports the server package; it runs `labshare info --json`
+(or `start --json`) there and reads the JSON back.  `doctor HOST` calls the
+server the same way, so when doctor finds labshare there, `connect` will too.
+Finding labshare on the server is the remote script's job (ssh.py's
+`remote_command`); saying what its absence or a failed login means is here
+and in diagnose.py.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import subprocess
+import threading
+from collections.abc import Generator
+from pathlib import Path
+from typing import Any, TypeVar
+
+from labshare.connect import diagnose, tunnel
+from labshare.connect import ssh as sshcmd
+from labshare.connect.hosts import host_of
+from labshare.errors import LabshareError, LabshareMissing, NotRunning
+from labshare.proc import tail
+
+Event = dict[str, Any]
+REMOTE_TIMEOUT = 120.0
+START_TIMEOUT = 300.0
+T = TypeVar("T")
+
+
+def parse_json_output(stdout: str) -> dict[str, Any] | None:
+    """The JSON document `labshare ... --json` printed, even after lines a login profile echoed."""
+    decoder = json.JSONDecoder()
+    for i, line in enumerate(stdout.splitlines(keepends=True)):
+        if line.startswith("{"):
+            rest = "".join(stdout.splitlines(keepends=True)[i:])
+            with contextlib.suppress(ValueError):
+                data, _ = decoder.raw_decode(rest)
+                if isinstance(data, dict):
+                    return data
+    return None
+
+
+def forward_for(info: dict[str, Any], local_port: int) -> sshcmd.Forward:
+    """The forward from `local_port` here to where `labshare info` says the server listens."""
+    if info.get("mode") == "tcp":
+        return sshcmd.Forward(local_port, remote_port=int(info["port"]))
+    return sshcmd.Forward(local_port, remote_socket=str(info["socket"]))
+
+
+def quietly(steps: Generator[Any, None, T]) -> T:
+    """What a generator of progress events returns, for a caller with nobody to show them to."""
+    while True:
+        try:
+            next(steps)
+        except StopIteration as done:
+            return done.value
+
+
+class Remote:
+    """labshare on the server named by `plan`, through our ssh master when the plan has one."""
+
+    def __init__(self, plan: sshcmd.Plan, labshare: str | None, config_file: Path,
+                 stop: threading.Event | None = None):
+        self.plan = plan
+        self.labshare = labshare
+        self.config_file = config_file
+        self.stop = stop
+        self.destination = plan.target.destination
+        self.host = host_of(self.destination)
+
+    def argv(self, args: list[str]) -> list[str]:
+        """The ssh command line that runs `labshare ARGS` there."""
+        return self.plan.remote(sshcmd.remote_command(args, self.labshare))
+
+    def run(self, args: list[str], timeout: float = REMOTE_TIMEOUT) -> subprocess.CompletedProcess[str]:
+        """`labshare ARGS` there, whatever its exit code; a failed login or a missing labshare raises."""
+        done = tunnel.call(self.argv(args), timeout, self.host, self.stop)
+        if done.returncode == 255:
+            raise diagnose.classify_ssh_failure(done.stderr, self.destination)
+        if done.returncode == sshcmd.NOT_FOUND_CODE and sshcmd.NOT_FOUND_MARK in done.stderr:
+            raise self.missing()
+        return done
+
+    def missing(self) -> LabshareMissing:
+        if self.labshare:
+            return LabshareMissing(
+                f"labshare was not found at {self.labshare} on {self.host} (set in {self.config_file}); "
+                "fix that path or install labshare there.")
+        return LabshareMissing(
+            f"labshare is not installed on {self.host} (not on PATH, in ~/.local/bin or in a login shell); "
+            f"install it there with `uv tool install labshare` (or `pipx install labshare`), or tell "
+            f'labshare where it is in {self.config_file} with [hosts.{self.host}] labshare = "/path/to/labshare".')
+
+    def info(self) -> dict[str, Any]:
+        """What `labshare info --json` says there: running or not, where, the token."""
+        done = self.run(["info", "--json"])
+        data = parse_json_output(done.stdout)
+        if data is None:
+            raise LabshareError(
+                f"labshare on {self.host} did not answer `info --json` as expected; "
+                f"run `labshare info` there to see why, or update it.", detail=tail(done.stderr or done.stdout))
+        return data
+
+    def server(self, start: bool) -> Generator[Event, None, dict[str, Any]]:
+        """The running server's info, ready to connect to; with `start`, started first when it is not running.
+
+        A generator so that the session can say `starting` before the seconds
+        a start takes; `quietly` runs it for a caller with nobody to tell.
+        """
+        data = self.info()
+        if not data.get("running"):
+            if not start:
+                raise NotRunning(
+                    f"JupyterLab is not running on {self.host}; start it with "
+                    f"`labshare connect --start {self.destination}` (or `labshare start` there).")
+            yield {"event": "starting", "host": self.host}
+            done = self.run(["start", "--json"], timeout=START_TIMEOUT)
+            if done.returncode != 0:
+                last = (done.stderr.strip().splitlines() or ["no message"])[-1]
+                raise LabshareError(f"Starting JupyterLab on {self.host} failed: {last.removeprefix('labshare: error: ')}",
+                                    detail=tail(done.stderr))
+            data = self.info()
+            if not data.get("running"):
+                raise LabshareError(
+                    f"JupyterLab on {self.host} stopped right after starting; run `labshare logs` there to see why.")
+            yield {"event": "started", "host": self.host, "mode": data.get("mode")}
+        if not data.get("token"):
+            raise LabshareError(f"labshare on {self.host} did not share the server's token; "
+                                "update labshare there to the same version as here.")
+        if data.get("mode") == "socket" and not data.get("socket") or data.get("mode") == "tcp" and not data.get("port"):
+            raise LabshareError(f"labshare on {self.host} did not say where JupyterLab listens; update it there.")
+        return data
