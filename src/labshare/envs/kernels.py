@@ -1,36 +1,37 @@
-"""Kernelspecs: naming, writing, listing and pruning, without spawning Jupyter.
+"""Kernelspecs: registering, listing and pruning, without spawning Jupyter.
 
 `ipykernel install` costs about a second per call and silently overwrites a
-spec of the same name, so labshare writes `kernel.json` itself: the name is
-derived from the project's real path (two projects never collide, and
-re-registering updates in place), and the file appears atomically so a
-running server that rescans never sees half a spec.  Listing mirrors
-`jupyter_client.KernelSpecManager.find_kernel_specs` with only
+spec of the same name, so labshare writes `kernel.json` itself, named and
+labelled by `naming` and put on disk atomically by `specfiles`.  Listing
+mirrors `jupyter_client.KernelSpecManager.find_kernel_specs` with only
 `jupyter_core.paths`, which keeps `labshare env list` and `labshare start`
 cheap.
 """
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
-import hashlib
-import importlib.util
-import json
 import os
 import re
 import shutil
 import sys
-import tempfile
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from labshare.envs.naming import PREFIX, base_label, distinct_labels, spec_name
+from labshare.envs.specfiles import (
+    ipykernel_resources,
+    labshare_meta,
+    locked,
+    read_spec,
+    remove_spec,
+    spec_dirs,
+    write_spec,
+)
 from labshare.errors import LabshareError
 
 SCHEMA = 1
-PREFIX = "labshare-"
 NATIVE_KERNEL_NAME = "python3"
 # jupyter_client swaps these argv[0] names for its own interpreter, so they are never stale.
 SELF_PYTHONS = {"python", f"python{sys.version_info[0]}", "python{}.{}".format(*sys.version_info[:2])}
@@ -52,10 +53,29 @@ class KernelPlaces:
         from jupyter_core.paths import jupyter_data_dir, jupyter_path
 
         user = Path(jupyter_data_dir()) / "kernels"
-        search = tuple(Path(p) for p in jupyter_path("kernels"))
+        search = tuple(Path(p) for p in jupyter_path("kernels") if not is_own(Path(p)))
         if user not in search:
             search = (user, *search)
         return cls(user=user, search=search)
+
+
+def own_kernel_dirs() -> tuple[Path, ...]:
+    """Where the kernelspecs that would run labshare's own environment live, so members never get them.
+
+    ipykernel's built-in `python3` (jupyter_client's fallback for that name) and, where
+    labshare has an environment of its own (uv tool, pipx, a venv), that environment's
+    kernels folder, which holds the copy of `python3` ipykernel's wheel installs.
+    """
+    found = [r for r in [ipykernel_resources()] if r is not None]
+    if sys.prefix != sys.base_prefix:
+        found.append(Path(sys.prefix) / "share" / "jupyter" / "kernels")
+    return tuple(found)
+
+
+def is_own(path: Path) -> bool:
+    """Whether a kernels folder, or a spec's own folder, lies in one of `own_kernel_dirs`."""
+    real = os.path.realpath(path)
+    return any(real == d or real.startswith(d + os.sep) for d in map(os.path.realpath, own_kernel_dirs()))
 
 
 @dataclass(frozen=True)
@@ -69,10 +89,6 @@ class Target:
     manager: str
     label: str
     extra_env: Mapping[str, str] = field(default_factory=dict)
-
-    @property
-    def short_version(self) -> str:
-        return ".".join(self.python_version.split(".")[:2])
 
 
 @dataclass
@@ -89,22 +105,6 @@ class KernelEntry:
     env: str | None
     resource_dir: str
     problems: list[str] = field(default_factory=list)
-
-
-def slug(text: str) -> str:
-    """Lowercase ASCII words joined by '-', so `My_Project` and `my project` read alike but stay valid."""
-    words = re.findall(r"[a-z0-9]+", text.lower())
-    out = "-".join(words)[:40].strip("-")
-    return out or "project"
-
-
-def project_key(project: Path) -> str:
-    return hashlib.sha256(os.fsencode(os.path.realpath(project))).hexdigest()[:8]
-
-
-def spec_name(project: Path, label: str | None = None) -> str:
-    """`labshare-<slug>-<8 hex of sha256(realpath)>`: deterministic and collision-free per folder."""
-    return f"{PREFIX}{slug(label or Path(os.path.realpath(project)).name)}-{project_key(project)}"
 
 
 def render(target: Target, display_name: str) -> dict[str, Any]:
@@ -138,129 +138,13 @@ def render(target: Target, display_name: str) -> dict[str, Any]:
     }
 
 
-def base_label(label: str, python_version: str) -> str:
-    short = ".".join(str(python_version).split(".")[:2])
-    return f"{label} (Python {short})" if short else label
-
-
-def _tail(path: str, k: int) -> str:
-    parts = Path(path).parts
-    if k >= len(parts):
-        return path
-    return "/".join(parts[-k:])
-
-
-def distinct_labels(items: Sequence[tuple[str, str, str]], taken: Sequence[str] = ()) -> list[str]:
-    """Display names for (label, python_version, project) triples: `<label> (Python X.Y)`, and where
-    two would be equal (with each other or with a name in `taken`), the shortest path that tells
-    them apart instead of the bare label."""
-    bases = [base_label(label, ver) for label, ver, _ in items]
-    counts: dict[str, int] = {}
-    for b in [*bases, *taken]:
-        counts[b] = counts.get(b, 0) + 1
-    out: list[str] = []
-    for i, (label, ver, project) in enumerate(items):
-        if counts[bases[i]] == 1:
-            out.append(bases[i])
-            continue
-        rivals = [p for j, (_, _, p) in enumerate(items) if j != i and bases[j] == bases[i]]
-        depth = len(Path(project).parts)
-        k = 2
-        while k < depth and any(_tail(project, k) == _tail(r, k) for r in rivals):
-            k += 1
-        where = _tail(project, k)
-        shown = where if Path(project).name == label else f"{label} · {where}"
-        out.append(base_label(shown, ver))
-    return out
-
-
-def read_spec(resource_dir: Path) -> dict[str, Any] | None:
-    try:
-        data = json.loads((resource_dir / "kernel.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
-
-
-def labshare_meta(spec: Mapping[str, Any] | None) -> dict[str, Any] | None:
-    meta = (spec or {}).get("metadata")
-    ours = meta.get("labshare") if isinstance(meta, dict) else None
-    return ours if isinstance(ours, dict) and ours.get("project") else None
-
-
-@contextlib.contextmanager
-def locked(kernels_dir: Path) -> Iterator[None]:
-    """Serialise registrations in one kernels dir (flock on the directory: no lock file to leave)."""
-    kernels_dir.mkdir(parents=True, exist_ok=True)
-    fd = os.open(kernels_dir, os.O_RDONLY)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)
-
-
-def _logos() -> list[Path]:
-    found = importlib.util.find_spec("ipykernel")
-    if not found or not found.submodule_search_locations:
-        return []
-    resources = Path(next(iter(found.submodule_search_locations))) / "resources"
-    return [p for p in (resources / n for n in ("logo-32x32.png", "logo-64x64.png", "logo-svg.svg")) if p.is_file()]
-
-
-def write_spec(kernels_dir: Path, name: str, spec: Mapping[str, Any]) -> Path:
-    """Put `spec` at `kernels_dir/name/kernel.json` so that readers see the old spec or the new, never neither."""
-    dest = kernels_dir / name
-    kernels_dir.mkdir(parents=True, exist_ok=True)
-    payload = json.dumps(spec, indent=1) + "\n"
-    if dest.is_dir():
-        fd, tmp = tempfile.mkstemp(dir=dest, prefix=".kernel.json.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                handle.write(payload)
-            os.chmod(tmp, 0o644)
-            os.replace(tmp, dest / "kernel.json")
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
-            raise
-        return dest
-    # Built beside, not inside, the kernels dir: a rescanning server must not list the half-made spec.
-    tmp_dir = Path(tempfile.mkdtemp(dir=kernels_dir.parent, prefix=f".labshare-{name}.", suffix=".tmp"))
-    try:
-        os.chmod(tmp_dir, 0o755)
-        for logo in _logos():
-            shutil.copyfile(logo, tmp_dir / logo.name)
-        (tmp_dir / "kernel.json").write_text(payload, encoding="utf-8")
-        os.rename(tmp_dir, dest)
-    except BaseException:
-        shutil.rmtree(tmp_dir, ignore_errors=True)
-        raise
-    return dest
-
-
-def remove_spec(resource_dir: Path) -> None:
-    """Take a spec away atomically (rename out of sight, then delete)."""
-    gone = resource_dir.parent.parent / f".labshare-{resource_dir.name}.removed-{os.getpid()}"
-    try:
-        os.rename(resource_dir, gone)
-    except FileNotFoundError:
-        return
-    except OSError as exc:
-        raise LabshareError(
-            f"Cannot remove the kernelspec {resource_dir} ({exc.strerror}); "
-            "ask whoever owns that folder (perhaps an admin) to remove it."
-        ) from exc
-    shutil.rmtree(gone, ignore_errors=True)
-
-
 def _relabel(places: KernelPlaces) -> None:
     """Give every labshare spec in the user dir its display name, distinct from all others visible."""
     ours: list[tuple[Path, dict[str, Any], dict[str, Any]]] = []
     taken: list[str] = []
     seen: set[str] = set()
     for directory in places.search:
-        for resource_dir in _spec_dirs(directory):
+        for resource_dir in spec_dirs(directory):
             key = resource_dir.name.lower()
             if key in seen:
                 continue
@@ -269,7 +153,7 @@ def _relabel(places: KernelPlaces) -> None:
             meta = labshare_meta(spec)
             if spec is None or problems_of(spec):
                 continue  # a dead spec neither needs a distinct label nor forces one on others
-            if meta is not None and directory == places.user:
+            if meta is not None and directory == places.user and not meta.get("default"):
                 ours.append((resource_dir, spec, meta))
             else:
                 taken.append(str(spec.get("display_name", resource_dir.name)))
@@ -288,7 +172,7 @@ def register(places: KernelPlaces, target: Target) -> tuple[str, str, Path]:
     name = spec_name(target.project, target.label)
     with locked(places.user):
         stale_same_project = [
-            d for d in _spec_dirs(places.user)
+            d for d in spec_dirs(places.user)
             if d.name != name and (m := labshare_meta(read_spec(d)))
             and os.path.realpath(m["project"]) == os.path.realpath(target.project)
         ]
@@ -304,14 +188,6 @@ def unregister(places: KernelPlaces, resource_dir: Path) -> None:
     with locked(places.user):
         remove_spec(resource_dir)
         _relabel(places)
-
-
-def _spec_dirs(directory: Path) -> list[Path]:
-    try:
-        names = sorted(os.listdir(directory))
-    except OSError:
-        return []
-    return [directory / n for n in names if not n.startswith(".") and (directory / n / "kernel.json").is_file()]
 
 
 def _interpreter_problem(argv0: str, env: Mapping[str, Any]) -> str | None:
@@ -332,7 +208,8 @@ def problems_of(spec: Mapping[str, Any] | None) -> list[str]:
     if spec is None:
         return ["kernel.json cannot be read"]
     argv = spec.get("argv") or [""]
-    env = spec.get("env") if isinstance(spec.get("env"), dict) else {}
+    env = spec.get("env")
+    env = env if isinstance(env, dict) else {}
     found = [p for p in [_interpreter_problem(str(argv[0]), env)] if p]
     meta = labshare_meta(spec)
     if meta is not None and not os.path.isdir(meta["project"]):
@@ -357,19 +234,10 @@ def _entry(resource_dir: Path, spec: dict[str, Any] | None) -> KernelEntry:
     )
 
 
-def _native_entry() -> KernelEntry | None:
-    found = importlib.util.find_spec("ipykernel")
-    if not found or not found.submodule_search_locations:
-        return None
-    resources = Path(next(iter(found.submodule_search_locations))) / "resources"
-    return KernelEntry(
-        name=NATIVE_KERNEL_NAME, display_name="Python 3 (ipykernel)", owner="foreign", status=OK,
-        project=None, python=sys.executable, manager=None, env=None, resource_dir=str(resources),
-    )
-
-
 def list_kernels(places: KernelPlaces) -> list[KernelEntry]:
-    """Every kernelspec Jupyter would offer this user, plus the ones it hides, each with a status.
+    """Every kernelspec a member's server offers, plus the ones it hides, each with a status.
+
+    labshare's own `python3` is not among them: the server never offers it (see `own_kernel_dirs`).
 
     Status, most serious first: `stale` (cannot start), `shadowed` (a spec of the same name
     earlier on Jupyter's path wins), `duplicate label` (two tiles read the same), `ok`.
@@ -377,7 +245,7 @@ def list_kernels(places: KernelPlaces) -> list[KernelEntry]:
     entries: list[KernelEntry] = []
     winners: dict[str, KernelEntry] = {}
     for directory in places.search:
-        for resource_dir in _spec_dirs(directory):
+        for resource_dir in spec_dirs(directory):
             entry = _entry(resource_dir, read_spec(resource_dir))
             if not _VALID_SPEC_NAME.match(entry.name):
                 entry.problems.append("its folder name is not a valid kernel name")
@@ -390,11 +258,6 @@ def list_kernels(places: KernelPlaces) -> list[KernelEntry]:
             if stale:
                 entry.status = STALE
             entries.append(entry)
-    if NATIVE_KERNEL_NAME not in winners:
-        native = _native_entry()
-        if native is not None:
-            winners[native.name] = native
-            entries.append(native)
     labels: dict[str, int] = {}
     for e in winners.values():
         if e.status != STALE:
@@ -445,7 +308,7 @@ def prune_stale(kernels_dir: Path | None = None) -> list[str]:
 
         kernels_dir = Path(jupyter_data_dir()) / "kernels"
     removed: list[str] = []
-    for resource_dir in _spec_dirs(kernels_dir):
+    for resource_dir in spec_dirs(kernels_dir):
         if not resource_dir.name.startswith(PREFIX):
             continue
         spec = read_spec(resource_dir)
@@ -473,13 +336,6 @@ def find_old_specs(places: KernelPlaces, roots: Sequence[Path]) -> list[KernelEn
     return found
 
 
-def entry_for(places: KernelPlaces, name: str) -> KernelEntry | None:
-    for e in list_kernels(places):
-        if e.name == name.lower() and e.status != SHADOWED:
-            return e
-    return None
-
-
 @dataclass
 class PruneResult:
     """What `kernels prune` found and removed; stale foreign specs it left alone are named too."""
@@ -487,3 +343,11 @@ class PruneResult:
     candidates: list[KernelEntry] = field(default_factory=list)
     removed: list[KernelEntry] = field(default_factory=list)
     stale_foreign_kept: list[str] = field(default_factory=list)
+
+
+def plan_prune(places: KernelPlaces, *, foreign: bool = False) -> PruneResult:
+    """What `kernels prune` would remove, and the stale specs of others it leaves unless `foreign`."""
+    stale = prune_candidates(places, foreign=True)
+    candidates = stale if foreign else [e for e in stale if e.owner == "labshare"]
+    kept = [] if foreign else [e.name for e in stale if e.owner != "labshare"]
+    return PruneResult(candidates=candidates, stale_foreign_kept=kept)
