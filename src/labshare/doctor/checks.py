@@ -1,198 +1,36 @@
 """Server-side checks: why Jupyter dies at logout, why a port is taken, why two kernels look alike.
 
 Every function takes what it needs as arguments and returns `Check`s; none
-prints, changes or stops anything.  Stopping old servers is `stop_old`,
-called by the CLI only after the member said yes.
+prints, changes or stops anything.  The parts with a job of their own live
+beside this file: `versions` (and its advisory table), `private`,
+`hostconf` (how logind and sshd read their files) and `old_servers`
+(found here, stopped by `stop_old` only after the member said yes).
 """
 
 from __future__ import annotations
 
-import glob
-import os
-import pwd
-import re
-import shlex
+import json
 import shutil
-import signal
-import stat
-import subprocess
-import sys
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 
-from labshare import __version__
-from labshare.doctor import FAIL, OK, WARN, Check, HostFiles
+from labshare import proc
+from labshare.doctor import FAIL, OK, WARN, Check, hostconf
+from labshare.doctor import gpus as gpu_leases
+from labshare.doctor.old_servers import find_old_servers, old_servers
+from labshare.doctor.private import private_dirs, socket_path
+from labshare.doctor.versions import versions
 from labshare.errors import LabshareError
-from labshare.paths import Paths, socket_path_fits
-
-# (distribution, vulnerable below, unless at least this within the same major, advisory)
-VULNERABLE: tuple[tuple[str, str, str | None, str], ...] = (
-    ("jupyter-server-proxy", "4.1.1", "3.2.3",
-     "CVE-2024-28179: its websocket proxy skips authentication"),
-    ("jupyterlab", "4.2.5", "3.6.8", "CVE-2024-43805: HTML injection in the Markdown preview and notebooks"),
-    ("jupyter-lsp", "2.2.2", None, "CVE-2024-22415: unauthenticated file access through the LSP endpoint"),
-    ("jupyter-server", "2.14.1", None, "CVE-2024-35178: leaks the NTLM hash on Windows"),
-)
-JUPYTER_DISTS = ("jupyterlab", "jupyter-server", "jupyter-client", "ipykernel")
-TOKEN_OPTIONS = ("--NotebookApp.token", "--ServerApp.token", "--IdentityProvider.token", "--token")
-JUPYTER_SCRIPTS = {"jupyter-lab", "jupyter-notebook", "jupyter-server", "jupyter-nbclassic"}
-JUPYTER_SUBCOMMANDS = {"lab", "notebook", "server", "nbclassic"}
-JUPYTER_MODULES = {"jupyterlab", "notebook", "jupyter_server", "nbclassic"}
-SUPERVISOR_MARK = "labshare.server.supervise"
+from labshare.gpus import nvml as gpus
+from labshare.paths import Paths
+from labshare.users import lingers, user_name
 
 
-def _version(dist: str) -> str | None:
-    from importlib import metadata
-
-    try:
-        return metadata.version(dist)
-    except metadata.PackageNotFoundError:
-        return None
-
-
-def _older(found: str, bound: str) -> bool:
-    from packaging.version import InvalidVersion, Version
-
-    try:
-        return Version(found) < Version(bound)
-    except InvalidVersion:
-        return False
-
-
-def _is_vulnerable(found: str, fixed: str, backport: str | None) -> bool:
-    if not _older(found, fixed):
-        return False
-    if backport and found.split(".")[0] == backport.split(".")[0]:
-        return _older(found, backport)
-    return True
-
-
-def versions() -> list[Check]:
-    """labshare, Jupyter's parts, and any installed release with a known hole."""
-    out = [Check("labshare", OK, f"labshare {__version__} on Python {sys.version.split()[0]} ({sys.executable})")]
-    found = {d: _version(d) for d in JUPYTER_DISTS}
-    missing = [d for d, v in found.items() if v is None]
-    listed = ", ".join(f"{d} {v}" for d, v in found.items() if v)
-    try:
-        from labshare.server.launch import find_jupyter_lab
-
-        lab = find_jupyter_lab()
-    except LabshareError as exc:
-        out.append(Check("jupyter", FAIL, exc.message, "pip install --upgrade labshare"))
-    else:
-        if missing:
-            out.append(Check("jupyter", FAIL, f"missing: {', '.join(missing)} (found {listed})",
-                             "pip install --upgrade labshare"))
-        else:
-            out.append(Check("jupyter", OK, f"{listed}; runs {lab}"))
-    holes = []
-    for dist, fixed, backport, advisory in VULNERABLE:
-        have = _version(dist)
-        if have and _is_vulnerable(have, fixed, backport):
-            holes.append((dist, have, fixed, advisory))
-    if holes:
-        detail = "; ".join(f"{d} {have} is vulnerable ({adv})" for d, have, _, adv in holes)
-        fix = "pip install --upgrade " + " ".join(f"'{d}>={fixed}'" for d, _, fixed, _ in holes)
-        out.append(Check("vulnerable-packages", FAIL, detail, fix))
-    else:
-        out.append(Check("vulnerable-packages", OK, "no installed package has a known advisory labshare checks for"))
-    return out
-
-
-def _private_problem(path: Path, uid: int) -> str | None:
-    try:
-        st = os.lstat(path)
-    except FileNotFoundError:
-        return None
-    if stat.S_ISLNK(st.st_mode):
-        return f"{path} is a symlink"
-    if st.st_uid != uid:
-        return f"{path} belongs to uid {st.st_uid}, not you"
-    if stat.S_IMODE(st.st_mode) & 0o077:
-        return f"{path} is mode {stat.S_IMODE(st.st_mode):04o}, readable by others"
-    return None
-
-
-def private_dirs(paths: Paths) -> Check:
-    """The state, runtime and socket directories must be 0700 and ours: they hold the token and the socket."""
-    places = [paths.state_root, paths.state_dir, paths.runtime_dir, paths.kernel_records_dir,
-              paths.preferred_socket.parent, paths.fallback_socket.parent, paths.token_file]
-    problems = [p for p in (_private_problem(place, paths.uid) for place in places) if p]
-    if problems:
-        bad = [place for place in places if _private_problem(place, paths.uid)]
-        return Check("private-dirs", FAIL, "; ".join(problems),
-                     "chmod go-rwx " + " ".join(shlex.quote(str(b)) for b in bad)
-                     + " (or remove what is not yours, then `labshare start`)")
-    if not paths.state_dir.exists():
-        return Check("private-dirs", OK, f"{paths.state_dir} does not exist yet; `labshare start` makes it 0700")
-    return Check("private-dirs", OK, f"{paths.state_dir} and what is under it are private to you")
-
-
-def socket_path(paths: Paths) -> Check:
-    """A Unix socket path over 107 bytes cannot be bound; labshare then moves it to /tmp."""
-    size = len(os.fsencode(paths.preferred_socket))
-    if socket_path_fits(paths.preferred_socket):
-        return Check("socket-path", OK, f"{paths.preferred_socket} ({size} bytes, the limit is 107)")
-    fix = "export XDG_STATE_HOME=~/.local/state (or another short path) in your shell profile"
-    if socket_path_fits(paths.fallback_socket):
-        return Check("socket-path", WARN,
-                     f"{paths.preferred_socket} is {size} bytes, over the 107 a socket path may have; "
-                     f"labshare uses {paths.fallback_socket} instead", fix)
-    return Check("socket-path", FAIL,
-                 f"neither {paths.preferred_socket} nor {paths.fallback_socket} fits in 107 bytes", fix)
-
-
-Entry = tuple[Path, str]
-
-
-def _read_lines(path: Path, unreadable: list[Path]) -> list[str]:
-    try:
-        return path.read_text(errors="replace").splitlines()
-    except FileNotFoundError:
-        return []
-    except OSError:
-        unreadable.append(path)
-        return []
-
-
-def _lookup(entries: list[Entry], key: str, first_wins: bool) -> tuple[str | None, Path | None]:
-    """The value of `key` among config lines (sshd: first wins; systemd: last wins); Match blocks end the search."""
-    value: tuple[str | None, Path | None] = (None, None)
-    for path, line in entries:
-        text = line.strip()
-        if not text or text.startswith(("#", ";", "[")):
-            continue
-        if text.lower().startswith("match "):
-            break
-        m = re.match(r"^(\S+?)\s*(?:=|\s)\s*(.*)$", text)
-        if m and m.group(1).lower() == key.lower():
-            if first_wins and value[0] is not None:
-                continue
-            value = (m.group(2).strip(), path)
-    return value
-
-
-def _conf_values(files: list[Path], key: str, first_wins: bool) -> tuple[str | None, Path | None, list[Path]]:
-    unreadable: list[Path] = []
-    entries = [(path, line) for path in files for line in _read_lines(path, unreadable)]
-    value, where = _lookup(entries, key, first_wins)
-    return value, where, unreadable
-
-
-def _logind_files(main: Path) -> list[Path]:
-    dirs = [main.parent / "logind.conf.d"]
-    if main == HostFiles.logind_config:
-        dirs = [Path("/usr/lib/systemd/logind.conf.d"), Path("/run/systemd/logind.conf.d"), *dirs]
-    drop_ins = sorted({p.name: p for d in dirs for p in sorted(d.glob("*.conf"))}.values(), key=lambda p: p.name)
-    return [main, *drop_ins]
-
-
-def survives_logout(files: HostFiles, user: str) -> Check:
+def survives_logout(paths: Paths, user: str) -> Check:
     """systemd-logind with KillUserProcesses=yes ends every process of a user at logout unless they linger."""
-    kill, where, unreadable = _conf_values(_logind_files(files.logind_config), "KillUserProcesses", first_wins=False)
-    excluded, _, _ = _conf_values(_logind_files(files.logind_config), "KillExcludeUsers", first_wins=False)
-    lingering = (files.linger_dir / user).exists()
+    kill, where, unreadable = hostconf.logind_value(paths.logind_config, "KillUserProcesses")
+    excluded, _, _ = hostconf.logind_value(paths.logind_config, "KillExcludeUsers")
+    lingering = lingers(user, paths.linger_dir)
     if (kill or "").lower() in ("yes", "true", "1", "on"):
         if lingering:
             return Check("survives-logout", OK,
@@ -209,59 +47,20 @@ def survives_logout(files: HostFiles, user: str) -> Check:
     return Check("survives-logout", OK, f"{said}: your server outlives your ssh session")
 
 
-def _sshd_entries(main: Path, unreadable: list[Path]) -> list[Entry]:
-    """sshd_config's lines with its Includes expanded in place (relative names are under /etc/ssh)."""
-
-    def walk(path: Path, depth: int) -> list[Entry]:
-        out: list[Entry] = []
-        for line in _read_lines(path, unreadable):
-            words = line.split()
-            if depth < 8 and len(words) >= 2 and words[0].lower() == "include":
-                for pattern in words[1:]:
-                    if not os.path.isabs(pattern):
-                        pattern = str(main.parent / pattern)
-                    for found in sorted(glob.glob(pattern)):
-                        out += walk(Path(found), depth + 1)
-            else:
-                out.append((path, line))
-        return out
-
-    return walk(main, 0)
-
-
-def _sshd_t(config: Path, user: str) -> dict[str, str] | None:
-    """`sshd -T` (the effective settings for this user) where it can run, which needs the host keys."""
-    sshd = shutil.which("sshd", path="/usr/sbin:/usr/local/sbin:/sbin:" + os.environ.get("PATH", ""))
-    if not sshd:
-        return None
-    try:
-        done = subprocess.run([sshd, "-T", "-f", str(config), "-C", f"user={user},host=localhost,addr=127.0.0.1"],
-                              capture_output=True, text=True, timeout=10, stdin=subprocess.DEVNULL, check=False)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    if done.returncode != 0:
-        return None
-    settings: dict[str, str] = {}
-    for line in done.stdout.splitlines():
-        key, _, value = line.partition(" ")
-        settings.setdefault(key.lower(), value.strip().lower())
-    return settings
-
-
-def sshd_forwarding(files: HostFiles, user: str, mode: str = "socket") -> Check:
+def sshd_forwarding(paths: Paths, user: str, mode: str = "socket") -> Check:
     """`labshare connect` forwards a local port to the server's Unix socket: sshd must allow it."""
-    config = files.sshd_config
+    config = paths.sshd_config
     if not config.exists():
         return Check("sshd-forwarding", WARN, f"no {config} on this host, so its sshd settings are unknown",
                      "run `labshare doctor HOST` from your laptop to test forwarding end to end")
-    settings = _sshd_t(config, user)
+    settings = hostconf.sshd_t(config, user)
     source, via = "sshd -T", " (sshd -T)"
     if settings is None:
         unreadable: list[Path] = []
-        entries = _sshd_entries(config, unreadable)
+        entries = hostconf.sshd_entries(config, unreadable)
         settings = {}
         for key in ("allowstreamlocalforwarding", "disableforwarding", "allowtcpforwarding"):
-            value, where = _lookup(entries, key, first_wins=True)
+            value, where = hostconf.lookup(entries, key, first_wins=True)
             if value is not None:
                 settings[key] = f"{value.lower()} ({where})"
         if unreadable:
@@ -291,19 +90,20 @@ def sshd_forwarding(files: HostFiles, user: str, mode: str = "socket") -> Check:
 
 def uv_available() -> Check:
     """`labshare env` drives uv; it comes with labshare from PyPI, else from PATH."""
-    from labshare.envs.projects import uv_bin
+    from labshare.envs.uv import uv_bin
 
     try:
         uv = uv_bin()
     except LabshareError as exc:
         return Check("uv", FAIL, exc.message, "pip install --upgrade labshare  (or: pip install uv)")
     try:
-        done = subprocess.run([uv, "--version"], capture_output=True, text=True, timeout=20,
-                              stdin=subprocess.DEVNULL, check=False)
-    except (OSError, subprocess.TimeoutExpired) as exc:
+        done = proc.run([uv, "--version"], what=f"{uv} --version", timeout=20)
+    except OSError as exc:
         return Check("uv", FAIL, f"{uv} does not run ({exc})", "pip install --force-reinstall uv")
-    if done.returncode != 0:
-        return Check("uv", FAIL, f"{uv} --version failed", "pip install --force-reinstall uv")
+    except LabshareError as exc:
+        if exc.__cause__ is None:
+            return Check("uv", FAIL, f"{uv} --version failed", "pip install --force-reinstall uv")
+        return Check("uv", FAIL, f"{uv} does not run ({exc.__cause__})", "pip install --force-reinstall uv")
     return Check("uv", OK, f"{done.stdout.strip()} ({uv})")
 
 
@@ -343,38 +143,20 @@ def gpu() -> Check:
     """The NVIDIA driver answers through NVML (what GPU limits and hub-config rely on)."""
     driver_present = Path("/proc/driver/nvidia/version").exists() or bool(shutil.which("nvidia-smi"))
     try:
-        import pynvml  # from nvidia-ml-py, the `gpu` extra
-    except ImportError:
+        driver, devices = gpus.read_driver()
+    except gpus.NoNvml:
         if driver_present:
             return Check("gpu", WARN, "an NVIDIA driver is installed but nvidia-ml-py is not",
                          "pip install 'labshare[gpu]'")
         return Check("gpu", OK, "no NVIDIA GPU on this host")
-    try:
-        driver, names = _read_nvml()
-    except (pynvml.NVMLError, OSError) as exc:
+    except gpus.NoGpu as exc:
         if not driver_present:
             return Check("gpu", OK, "no NVIDIA GPU on this host")
-        return Check("gpu", FAIL, f"the NVIDIA driver does not answer through NVML ({exc})",
+        return Check("gpu", FAIL, f"the NVIDIA driver does not answer through NVML ({exc.cause})",
                      "ask the admin: the driver and the kernel module may not match (a reboot after an update)")
-    if not names:
+    if not devices:
         return Check("gpu", OK, f"NVIDIA driver {driver}, no GPU visible")
-    return Check("gpu", OK, f"NVIDIA driver {driver}, {len(names)} GPU(s): {', '.join(names)}")
-
-
-def _read_nvml() -> tuple[str, list[str]]:
-    import pynvml
-
-    pynvml.nvmlInit()
-    try:
-        driver = pynvml.nvmlSystemGetDriverVersion()
-        count = pynvml.nvmlDeviceGetCount()
-        names = []
-        for i in range(count):
-            name = pynvml.nvmlDeviceGetName(pynvml.nvmlDeviceGetHandleByIndex(i))
-            names.append(name.decode() if isinstance(name, bytes) else str(name))
-        return (driver.decode() if isinstance(driver, bytes) else str(driver)), names
-    finally:
-        pynvml.nvmlShutdown()
+    return Check("gpu", OK, f"NVIDIA driver {driver}, {len(devices)} GPU(s): {', '.join(d.name for d in devices)}")
 
 
 def site_policy(paths: Paths, user: str, environ: Mapping[str, str]) -> list[Check]:
@@ -413,9 +195,16 @@ def site_policy(paths: Paths, user: str, environ: Mapping[str, str]) -> list[Che
     return out
 
 
+def _launch_argv(paths: Paths) -> list[str] | None:
+    """The command line `labshare start` last launched Jupyter with; None before the first start."""
+    try:
+        return list(json.loads(paths.launch_file.read_text()).get("argv", []))
+    except (OSError, ValueError):
+        return None
+
+
 def kernel_survival(paths: Paths) -> Check:
     """Kernels outlive a server crash or restart only through labshare's provisioner and kernel manager."""
-    import json
     from importlib import metadata
 
     from labshare.server.records import PROVISIONER_NAME
@@ -426,9 +215,8 @@ def kernel_survival(paths: Paths) -> Check:
         return Check("kernel-survival", FAIL,
                      f"the {PROVISIONER_NAME} entry point is not installed, so kernels die with the server",
                      "pip install --force-reinstall labshare")
-    try:
-        argv = json.loads(paths.launch_file.read_text()).get("argv", [])
-    except (OSError, ValueError):
+    argv = _launch_argv(paths)
+    if argv is None:
         return Check("kernel-survival", OK, f"installed ({eps[0].value}); active from the next `labshare start`")
     if any("labshare.server.survive.LabshareKernelManager" in a for a in argv):
         return Check("kernel-survival", OK, "active: your kernels survive a crash or restart of the server")
@@ -438,7 +226,6 @@ def kernel_survival(paths: Paths) -> Check:
 
 def output_keeping(paths: Paths) -> Check:
     """Output printed while no browser is open is kept only where cells run on the server side."""
-    import json
     from importlib.util import find_spec
 
     missing = [m for m in ("jupyter_server_ydoc", "jupyter_server_nbmodel") if find_spec(m) is None]
@@ -446,9 +233,8 @@ def output_keeping(paths: Paths) -> Check:
         return Check("output-keeping", FAIL,
                      f"{' and '.join(missing)} are not installed, so output printed while no browser is open is lost",
                      "pip install --force-reinstall labshare")
-    try:
-        argv = json.loads(paths.launch_file.read_text()).get("argv", [])
-    except (OSError, ValueError):
+    argv = _launch_argv(paths)
+    if argv is None:
         return Check("output-keeping", OK, "installed; active from the next `labshare start` unless turned off")
     if "--OutputKeeper.keep=True" in argv:
         return Check("output-keeping", OK, "active: output printed while no browser is open is kept in the notebook")
@@ -460,154 +246,21 @@ def output_keeping(paths: Paths) -> Check:
                  "labshare restart")
 
 
-@dataclass(frozen=True)
-class OldServer:
-    """A Jupyter started by hand with an empty token: anyone on this host can run code as its owner."""
-
-    pid: int
-    cmdline: str
-    port: str | None
-
-
-def _is_jupyter_server(argv: list[str]) -> bool:
-    names = [os.path.basename(a) for a in argv[:3]]
-    if any(n in JUPYTER_SCRIPTS for n in names):
-        return True
-    for i, n in enumerate(names):
-        if n == "jupyter" and i + 1 < len(argv) and argv[i + 1] in JUPYTER_SUBCOMMANDS:
-            return True
-        if n.startswith("python") and i + 2 < len(argv) and argv[i + 1] == "-m" and argv[i + 2] in JUPYTER_MODULES:
-            return True
-    return False
-
-
-def _empty_token(argv: list[str]) -> bool:
-    for i, arg in enumerate(argv):
-        for opt in TOKEN_OPTIONS:
-            if arg.startswith(opt + "="):
-                if arg[len(opt) + 1:].strip("'\"") == "":
-                    return True
-            elif arg == opt and i + 1 < len(argv) and argv[i + 1].strip("'\"") == "":
-                return True
-    return False
-
-
-def _port_of(argv: list[str]) -> str | None:
-    for i, arg in enumerate(argv):
-        for opt in ("--port", "--ServerApp.port", "--NotebookApp.port"):
-            if arg.startswith(opt + "="):
-                return arg.split("=", 1)[1]
-            if arg == opt and i + 1 < len(argv):
-                return argv[i + 1]
-    return None
-
-
-def _under_labshare(proc: object) -> bool:
-    import psutil
-
-    try:
-        for parent in proc.parents():  # type: ignore[attr-defined]
-            if any(SUPERVISOR_MARK in a for a in parent.cmdline()):
-                return True
-    except psutil.Error:
-        return False
-    return False
-
-
-def find_old_servers(uid: int) -> list[OldServer]:
-    """This user's token-less Jupyter servers that labshare did not start (found by command line)."""
-    import psutil
-
-    found = []
-    for proc in psutil.process_iter(["pid", "uids", "cmdline"]):
-        try:
-            uids, argv = proc.info["uids"], proc.info["cmdline"] or []
-            if uids is None or uids.real != uid or not _is_jupyter_server(argv) or not _empty_token(argv):
-                continue
-            if _under_labshare(proc):
-                continue
-            found.append(OldServer(pid=proc.pid, cmdline=shlex.join(argv), port=_port_of(argv)))
-        except psutil.Error:
-            continue
-    return sorted(found, key=lambda s: s.pid)
-
-
-def old_servers(found: list[OldServer]) -> Check:
-    if not found:
-        return Check("old-servers", OK, "no hand-started token-less Jupyter of yours is running")
-    listed = "; ".join(f"pid {s.pid}" + (f" on port {s.port}" if s.port else "") + f": {s.cmdline[:120]}"
-                       for s in found)
-    return Check("old-servers", FAIL,
-                 f"{len(found)} Jupyter server(s) without a token: any account here can run code as you ({listed})",
-                 "labshare doctor --stop-old (asks first), then use `labshare start`")
-
-
-def stop_old(servers: list[OldServer], uid: int, grace: float = 10.0) -> list[int]:
-    """End the given servers by pid (SIGTERM, then SIGKILL), re-checking each is still the one we found."""
-    import psutil
-
-    procs = []
-    for s in servers:
-        try:
-            proc = psutil.Process(s.pid)
-            if proc.uids().real == uid and shlex.join(proc.cmdline()) == s.cmdline:
-                proc.send_signal(signal.SIGTERM)
-                procs.append(proc)
-        except psutil.Error:
-            continue
-    alive = _wait_gone(procs, grace)
-    for proc in alive:
-        try:
-            proc.kill()
-        except psutil.Error:
-            pass
-    _wait_gone(alive, grace)
-    return [p.pid for p in procs]
-
-
-def _wait_gone(procs: list[object], timeout: float) -> list[object]:
-    """Wait until each process has exited; an unreaped zombie (its parent is not us) counts as gone."""
-    import time
-
-    import psutil
-
-    deadline = time.monotonic() + timeout
-    while True:
-        alive = []
-        for proc in procs:
-            try:
-                if proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE:  # type: ignore[attr-defined]
-                    alive.append(proc)
-            except psutil.Error:
-                continue
-        if not alive or time.monotonic() > deadline:
-            return alive
-        time.sleep(0.1)
-
-
-def current_user(uid: int) -> str:
-    try:
-        return pwd.getpwuid(uid).pw_name
-    except KeyError:
-        return os.environ.get("USER", str(uid))
-
-
 def server_mode(paths: Paths) -> str:
     """The running server's mode, so the sshd check asks about the forwarding it really needs."""
-    import json
-
     try:
         return str(json.loads(paths.state_file.read_text()).get("mode") or "socket")
     except (OSError, ValueError):
         return "socket"
 
 
-def run_all(paths: Paths, files: HostFiles, environ: Mapping[str, str]) -> list[Check]:
-    user = current_user(paths.uid)
+def run_all(paths: Paths, environ: Mapping[str, str]) -> list[Check]:
+    user = user_name(paths.uid)
     checks = versions()
-    checks += [private_dirs(paths), socket_path(paths), survives_logout(files, user),
-               sshd_forwarding(files, user, server_mode(paths)), uv_available(), kernel_path(), gpu()]
+    checks += [private_dirs(paths), socket_path(paths), survives_logout(paths, user),
+               sshd_forwarding(paths, user, server_mode(paths)), uv_available(), kernel_path(), gpu()]
     checks += site_policy(paths, user, environ)
+    checks.append(gpu_leases.check(paths, user))
     checks.append(kernel_survival(paths))
     checks.append(output_keeping(paths))
     checks.append(old_servers(find_old_servers(paths.uid)))

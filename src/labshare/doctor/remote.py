@@ -1,9 +1,10 @@
 """Laptop-side checks for `labshare doctor HOST`: the road `labshare connect` takes, step by step.
 
-It uses connect's own pieces (ssh -G, the remote lookup of labshare, the
-`-L` forward, the failure classifier), so a doctor that says ok means
-`connect` will work, and one that fails says what `connect` would have said.
-Every ssh process it starts is ended by its Popen before it returns.
+It uses connect's own pieces (ssh -G, the remote call of labshare, the `-L`
+forward and the ssh keeper that reads its stderr, the failure classifier), so
+a doctor that says ok means `connect` will work, and one that fails says what
+`connect` would have said.  Every ssh process it starts is ended before it
+returns.
 """
 
 from __future__ import annotations
@@ -14,18 +15,18 @@ import select
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 import webbrowser
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from labshare import __version__, probe
-from labshare.connect import dial, hosts, session
+from labshare import __version__, probe, proc
+from labshare.connect import diagnose, dial, hosts, tunnel
 from labshare.connect import ssh as sshcmd
+from labshare.connect.remote import Remote, forward_for, parse_json_output
 from labshare.doctor import FAIL, OK, WARN, Check
-from labshare.errors import LabshareError
+from labshare.errors import LabshareError, LabshareMissing
 from labshare.paths import Paths
 
 REMOTE_TIMEOUT = 60.0
@@ -45,33 +46,23 @@ def ssh_config(target: sshcmd.Target) -> Check:
     return Check("ssh-config", OK, f"{target.destination} is {where} in your ssh config")
 
 
-def _remote(target: sshcmd.Target, labshare: str | None, args: list[str]) -> subprocess.CompletedProcess[str]:
-    argv = sshcmd.Plan(target).remote(sshcmd.remote_command(args, labshare))
-    return subprocess.run(argv, capture_output=True, text=True, timeout=REMOTE_TIMEOUT,
-                          stdin=subprocess.DEVNULL, check=False, errors="replace")
-
-
-def reach_and_version(target: sshcmd.Target, labshare: str | None) -> tuple[list[Check], bool]:
+def reach_and_version(remote: Remote) -> tuple[list[Check], bool]:
     """ssh logs in, and labshare answers `--version` on the server; the bool says whether to go on."""
-    host = session.host_of(target.destination)
+    host, destination = remote.host, remote.destination
     try:
-        done = _remote(target, labshare, ["--version"])
-    except subprocess.TimeoutExpired:
-        return [Check("ssh-reach", FAIL, f"ssh to {target.destination} did not finish within {REMOTE_TIMEOUT:.0f} s",
-                      f"run `ssh {target.destination}` to see where it hangs (a password or 2FA prompt?)")], False
-    except FileNotFoundError:
-        return [Check("ssh-reach", FAIL, f"the OpenSSH client `{target.ssh}` was not found",
-                      "install OpenSSH (on Windows: Settings > Optional features > OpenSSH Client)")], False
-    if done.returncode == 255:
-        err = session.classify_ssh_failure(done.stderr, target.destination)
-        return [Check("ssh-reach", FAIL, err.message, f"ssh {target.destination}")], False
-    checks = [Check("ssh-reach", OK, f"ssh logs in to {target.destination}")]
-    if done.returncode == sshcmd.NOT_FOUND_CODE and sshcmd.NOT_FOUND_MARK in done.stderr:
-        where = f"at {labshare}" if labshare else "on PATH, in ~/.local/bin or in a login shell"
-        checks.append(Check("labshare-remote", FAIL, f"labshare was not found on {host} ({where})",
-                            f"on {host}: uv tool install labshare; or set [hosts.{hosts.host_key(target.destination)}] "
-                            "labshare = \"/path/to/labshare\" in your labshare config"))
-        return checks, False
+        done = remote.run(["--version"], timeout=REMOTE_TIMEOUT)
+    except tunnel.NoAnswer:
+        return [Check("ssh-reach", FAIL, f"ssh to {destination} did not finish within {REMOTE_TIMEOUT:.0f} s",
+                      f"run `ssh {destination}` to see where it hangs (a password or 2FA prompt?)")], False
+    except LabshareMissing:
+        where = f"at {remote.labshare}" if remote.labshare else "on PATH, in ~/.local/bin or in a login shell"
+        return [Check("ssh-reach", OK, f"ssh logs in to {destination}"),
+                Check("labshare-remote", FAIL, f"labshare was not found on {host} ({where})",
+                      f"on {host}: uv tool install labshare; or set [hosts.{host}] "
+                      "labshare = \"/path/to/labshare\" in your labshare config")], False
+    except LabshareError as exc:
+        return [Check("ssh-reach", FAIL, exc.message, f"ssh {destination}")], False
+    checks = [Check("ssh-reach", OK, f"ssh logs in to {destination}")]
     m = re.search(r"version\s+(\S+)", done.stdout)
     if done.returncode != 0 or not m:
         checks.append(Check("labshare-remote", FAIL, f"`labshare --version` failed on {host} "
@@ -88,9 +79,12 @@ def reach_and_version(target: sshcmd.Target, labshare: str | None) -> tuple[list
     return checks, True
 
 
-def _server_info(target: sshcmd.Target, labshare: str | None) -> dict[str, Any] | None:
-    done = _remote(target, labshare, ["info", "--json"])
-    return session.parse_json_output(done.stdout)
+def _server_info(remote: Remote) -> dict[str, Any] | None:
+    """What `labshare info --json` says there; None when it cannot be asked."""
+    try:
+        return parse_json_output(remote.run(["info", "--json"], timeout=REMOTE_TIMEOUT).stdout)
+    except LabshareError:
+        return None
 
 
 GREETING = b"labshare-doctor\n"
@@ -134,33 +128,25 @@ def serve_test_socket(paths: Paths, announce: Callable[[Path], None], timeout: f
             path.unlink()
 
 
-def _read(stream: Any) -> str:
-    stream.flush()
-    stream.seek(0)
-    return str(stream.read())
-
-
-def _first_line(proc: subprocess.Popen[str], timeout: float) -> str | None:
+def _first_line(helper: subprocess.Popen[str], timeout: float) -> str | None:
     import threading
 
     box: list[str] = []
-    reader = threading.Thread(target=lambda: box.append(proc.stdout.readline() if proc.stdout else ""), daemon=True)
+    reader = threading.Thread(target=lambda: box.append(helper.stdout.readline() if helper.stdout else ""),
+                              daemon=True)
     reader.start()
     reader.join(timeout)
     return box[0].strip() if box and box[0].strip() else None
 
 
-def _end(proc: subprocess.Popen[Any]) -> None:
-    if proc.stdin:
+def _end(helper: subprocess.Popen[str]) -> None:
+    """Close the test socket's stdin, which tells it the test is over, then make sure it ended."""
+    if helper.stdin:
         with contextlib.suppress(OSError):
-            proc.stdin.close()
+            helper.stdin.close()
         with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(5)
-    dial.stop(proc)
-
-
-def _refused(ssh_stderr: str) -> bool:
-    return any(s in ssh_stderr for s in session.REFUSED_SIGNS)
+            helper.wait(5)
+    dial.stop(helper)
 
 
 def _greeted(port: int) -> bool:
@@ -176,77 +162,58 @@ def _greeted(port: int) -> bool:
     return False
 
 
-def _wait_listening(proc: subprocess.Popen[Any], port: int) -> bool:
-    deadline = time.monotonic() + TUNNEL_TIMEOUT
-    while time.monotonic() < deadline and proc.poll() is None:
-        with contextlib.suppress(OSError):
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return True
-        time.sleep(0.1)
-    return False
-
-
-def forwarding(target: sshcmd.Target, labshare: str | None, info: dict[str, Any] | None) -> Check:
+def forwarding(remote: Remote, info: dict[str, Any] | None) -> Check:
     """Open a test tunnel the way `connect` does, use it once, and close it.
 
     To the member's JupyterLab when it runs (an authenticated /api/status through the tunnel);
     otherwise to a throwaway socket that `labshare doctor --serve-test-socket` holds on the server.
     """
-    host = session.host_of(target.destination)
-    running = bool(info and info.get("running") and info.get("token"))
-    mode = str((info or {}).get("mode") or "socket") if running else "socket"
-    helper: subprocess.Popen[str] | None = None
-    local = session.free_local_port(None)
-    if running and mode == "tcp":
-        forward = sshcmd.Forward(local, remote_port=int(info["port"]))  # type: ignore[index]
-    elif running:
-        forward = sshcmd.Forward(local, remote_socket=str(info["socket"]))  # type: ignore[index]
-    else:
-        argv = sshcmd.Plan(target).remote(sshcmd.remote_command(["doctor", "--serve-test-socket"], labshare))
-        helper = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                  stderr=subprocess.DEVNULL, text=True)
+    local = tunnel.free_local_port(None)
+    if info and info.get("running") and info.get("token"):
+        address, token = probe.Address(host="127.0.0.1", port=local), str(info["token"])
+        return _through(remote, forward_for(info, local), str(info.get("mode") or "socket"), "your JupyterLab",
+                        lambda: probe.status(address, token, timeout=5) is not None)
+    helper = proc.start(remote.argv(["doctor", "--serve-test-socket"]),
+                        stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    try:
         path = _first_line(helper, REMOTE_TIMEOUT)
         if not path or not path.startswith("/"):
-            _end(helper)
             return Check("forwarding", WARN,
-                         f"your JupyterLab on {host} is not running and labshare there cannot hold a test socket",
-                         f"labshare connect --start {target.destination} tests it for real")
-        forward = sshcmd.Forward(local, remote_socket=path)
-    with tempfile.TemporaryFile(mode="w+", errors="replace") as err:
-        tunnel = subprocess.Popen(sshcmd.Plan(target).tunnel(forward), stdin=subprocess.DEVNULL,
-                                  stdout=subprocess.DEVNULL, stderr=err)
-        answered = False
-        try:
-            if running:
-                if _wait_listening(tunnel, local):
-                    address = probe.Address(host="127.0.0.1", port=local)
-                    answered = probe.status(address, str(info["token"]), timeout=5) is not None  # type: ignore[index]
-            else:
-                deadline = time.monotonic() + TUNNEL_TIMEOUT
-                while tunnel.poll() is None and time.monotonic() < deadline and not _refused(_read(err)):
-                    answered = _greeted(local)
-                    if answered:
-                        break
-                    time.sleep(0.2)
-            died = tunnel.poll() is not None
-        finally:
-            _end(tunnel)
-            if helper is not None:
-                _end(helper)
-        text = _read(err)
+                         f"your JupyterLab on {remote.host} is not running and labshare there cannot hold a test socket",
+                         f"labshare connect --start {remote.destination} tests it for real")
+        return _through(remote, sshcmd.Forward(local, remote_socket=path), "socket",
+                        "a test socket on the server", lambda: _greeted(local))
+    finally:
+        _end(helper)
+
+
+def _through(remote: Remote, forward: sshcmd.Forward, mode: str, what: str, reached: Callable[[], bool]) -> Check:
+    """Hold `forward` with a plain `ssh -N -L` until `reached()`, ssh gives up, sshd refuses, or time is up."""
+    keeper = tunnel.Keeper(dial.spawn(remote.plan.tunnel(forward)))
+    answered = False
+    try:
+        deadline = time.monotonic() + TUNNEL_TIMEOUT
+        while keeper.alive and time.monotonic() < deadline and not keeper.seen(diagnose.REFUSED_SIGNS):
+            answered = reached()
+            if answered:
+                break
+            time.sleep(0.2)
+        died = not keeper.alive
+    finally:
+        keeper.end()
+    text = keeper.text()
     if answered:
-        what = "your JupyterLab" if running else "a test socket on the server"
         return Check("forwarding", OK, f"a test tunnel to {forward.remote} reached {what}, then closed")
     if died:
-        return Check("forwarding", FAIL, session.classify_ssh_failure(text, target.destination).message,
-                     f"ssh -N -L {forward.spec()} {target.destination}")
-    if _refused(text):
-        refused = session.forwarding_refused(host, mode)
+        return Check("forwarding", FAIL, diagnose.classify_ssh_failure(text, remote.destination).message,
+                     f"ssh -N -L {forward.spec()} {remote.destination}")
+    if any(s in text for s in diagnose.REFUSED_SIGNS):
+        refused = diagnose.forwarding_refused(remote.host, mode)
         fix = ("on the server: labshare stop && labshare start --tcp; or ask the admin to allow forwarding"
                if mode == "socket" else "ask the admin to allow TCP forwarding for your account")
         return Check("forwarding", FAIL, refused.message.split(";")[0], fix)
     return Check("forwarding", FAIL, f"a test tunnel to {forward.remote} opened but nothing answered through it",
-                 f"on {host}: labshare status; labshare logs")
+                 f"on {remote.host}: labshare status; labshare logs")
 
 
 def browser() -> Check:
@@ -269,13 +236,10 @@ def run_all(paths: Paths, destination: str, ssh_options: Sequence[str] = ()) -> 
     checks = [ssh_config(target)]
     if checks[0].status == FAIL:
         return [*checks, browser()]
-    more, go_on = reach_and_version(target, settings.labshare)
+    remote = Remote(sshcmd.Plan(target), settings.labshare, paths.user_config_file)
+    more, go_on = reach_and_version(remote)
     checks += more
     if go_on:
-        try:
-            info = _server_info(target, settings.labshare)
-        except subprocess.TimeoutExpired:
-            info = None
-        checks.append(forwarding(target, settings.labshare, info))
+        checks.append(forwarding(remote, _server_info(remote)))
     checks.append(browser())
     return checks

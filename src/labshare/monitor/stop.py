@@ -12,20 +12,20 @@ is still alive at the end is killed and reported, never left silently.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import pwd
 import signal
-import subprocess
 import sys
-import time
 from dataclasses import dataclass, field
+from typing import Any
 
 import psutil
 
 from labshare.errors import LabshareError
-from labshare.monitor.gpu import GpuReader, read_nvml
+from labshare.gpus.nvml import GpuReader, read_nvml
 from labshare.monitor.processes import Scanner, Server
+from labshare import proc
+from labshare.proc import end, wait_gone
 
 GRACE_SECONDS = 10.0
 STOP_TIMEOUT = 90.0
@@ -102,58 +102,17 @@ def _stop_as_member(server: Server, pw: pwd.struct_passwd) -> str | None:
     env, python = _member_env(server, pw)
     home = env["HOME"]
     try:
-        done = subprocess.run(
-            [python, "-m", "labshare", "stop", "--json"],
-            user=pw.pw_uid, group=pw.pw_gid, extra_groups=os.getgrouplist(pw.pw_name, pw.pw_gid),
-            env=env, cwd=home if os.path.isdir(home) else "/", stdin=subprocess.DEVNULL,
-            capture_output=True, text=True, timeout=STOP_TIMEOUT, check=False,
-        )
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        return f"`labshare stop` as {pw.pw_name} could not run ({exc})"
-    if done.returncode != 0:
-        last = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
-        return f"`labshare stop` as {pw.pw_name} failed (exit code {done.returncode}: {last[0]})"
-    with contextlib.suppress(ValueError):
-        json.loads(done.stdout)
+        proc.run([python, "-m", "labshare", "stop", "--json"], what=f"`labshare stop` as {pw.pw_name}",
+                 as_user=pw, env=env, cwd=home if os.path.isdir(home) else "/", timeout=STOP_TIMEOUT)
+    except LabshareError as exc:
+        return exc.message.rstrip(".") + (f": {exc.last_said}" if exc.last_said else "")
     return None
-
-
-def _living(procs: list[psutil.Process]) -> list[psutil.Process]:
-    """Those still running; a zombie has ended and only waits for its parent (e.g. a shell) to reap it."""
-    alive = []
-    for proc in procs:
-        with contextlib.suppress(psutil.Error):
-            if proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE:
-                alive.append(proc)
-    return alive
-
-
-def _wait(procs: list[psutil.Process], timeout: float) -> list[psutil.Process]:
-    """Wait up to `timeout` for `procs` to end; returns those still running."""
-    deadline = time.monotonic() + timeout
-    alive = _living(procs)
-    while alive and time.monotonic() < deadline:
-        time.sleep(0.1)
-        alive = _living(alive)
-    return alive
-
-
-def _signal_all(procs: list[psutil.Process], grace: float) -> list[psutil.Process]:
-    """SIGTERM, wait `grace`, SIGKILL: returns what survived even that."""
-    for proc in procs:
-        with contextlib.suppress(psutil.Error):
-            proc.send_signal(signal.SIGTERM)
-    alive = _wait(procs, grace)
-    for proc in alive:
-        with contextlib.suppress(psutil.Error):
-            proc.kill()
-    return _wait(alive, 5)
 
 
 def stop(result: AdminStopResult, grace: float = GRACE_SECONDS) -> AdminStopResult:
     """Stop everything in `result.found`; fill in notes and whatever is left alive."""
     pw = account(result.user)
-    left: list[psutil.Process] = []
+    left: list[Any] = []
     for server in result.found:
         procs = _handles(server)
         label = f"pid {server.pid or server.supervisor_pid or 'of its kernels'}"
@@ -166,13 +125,13 @@ def stop(result: AdminStopResult, grace: float = GRACE_SECONDS) -> AdminStopResu
                 with contextlib.suppress(psutil.Error):
                     psutil.Process(server.pid).send_signal(signal.SIGTERM)
             result.notes.append(f"The Jupyter ({label}) was not started by labshare; it was sent SIGTERM.")
-        alive = _wait(procs, grace if not server.managed else 5)
+        alive = wait_gone(procs, grace if not server.managed else 5)
         if alive:
             if server.managed:
                 result.notes.append(
                     f"{len(alive)} process(es) of the server ({label}) outlived the clean stop and were killed."
                 )
-            left += _signal_all(alive, grace=2.0)
+            left += end(alive, grace=2.0)
     result.stopped = True
     result.left = sorted(p.pid for p in left)
     return result
