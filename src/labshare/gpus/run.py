@@ -1,0 +1,135 @@
+"""`labshare run --gpus N -- CMD`: a command outside Jupyter, under a lease, as a kernel would be.
+
+A `python train.py` in tmux otherwise takes any card and nobody knows whose
+it is.  Here it gets its cards by the same placement as a kernel, is told
+them by UUID, and the lease names the command's own pid: if labshare itself
+is killed the command keeps its cards while it runs, and the lease goes
+stale the moment it ends.  labshare waits, passes on the signals meant for
+the command, gives the lease back and exits with the command's status.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from types import FrameType
+
+from labshare import config, proc
+from labshare.errors import LabshareError
+from labshare.gpus import assign, leases
+from labshare.gpus.assign import GpuPolicy
+from labshare.gpus.nvml import GpuReader, read_nvml
+from labshare.paths import Paths
+from labshare.users import user_name
+
+FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
+FROM_TERMINAL = (signal.SIGINT, signal.SIGQUIT)  # Ctrl-C, Ctrl-\: the terminal signals the command itself
+
+
+def my_policy(paths: Paths) -> GpuPolicy:
+    """The GPU policy of whoever runs this, from the site config as `labshare start` reads it."""
+    site, policy = config.effective(paths.site_config, paths.user_config_file, user_name(os.getuid()))
+    return GpuPolicy.of(site.gpus, policy.limits)
+
+
+def run(policy: GpuPolicy, count: int | None, argv: Sequence[str], reader: GpuReader = read_nvml) -> int:
+    """Run `argv` under a lease of `count` cards (None: the site's `per_kernel`); its exit status.
+
+    A signal that comes while the cards are being leased means the command
+    is not started at all; one that comes later is the command's.
+    """
+    if not argv:
+        raise LabshareError("Name the command to run after `--`, e.g. `labshare run --gpus 1 -- python train.py`.")
+    if not policy.leased:
+        raise LabshareError("GPUs are not leased on this host ([gpus] assign is \"off\" in the site config), so "
+                            "`labshare run` has nothing to take; run the command directly.")
+    wanted = policy.per_kernel if count is None else count
+    with _signals() as signals:
+        held, env = assign.take(policy, wanted, leases.Holder(label=Path(argv[0]).name), reader)
+        try:
+            if signals.pending:
+                return 128 + signals.pending[0]
+            child = _start(argv, env)
+            signals.attach(child)
+            _hand_over(policy, held, child)
+            status = child.wait()
+        finally:
+            leases.give_back(Path(policy.leases_dir), held)
+    return 128 - status if status < 0 else status
+
+
+def _hand_over(policy: GpuPolicy, held: Sequence[leases.Lease], child: subprocess.Popen[str]) -> None:
+    """Make the command's pid the holder; a card lost meanwhile ends the command, never leaves it unleased."""
+    try:
+        leases.hand_over(Path(policy.leases_dir), held, child.pid)
+    except LabshareError:
+        child.kill()
+        child.wait()
+        raise
+
+
+def _start(argv: Sequence[str], env: dict[str, str]) -> subprocess.Popen[str]:
+    try:
+        return proc.start(argv, env={**os.environ, **env}, stdin=None, stdout=None, stderr=None,
+                          what=f"labshare run {argv[0]}")
+    except PermissionError:
+        raise LabshareError(f"labshare run {argv[0]} failed: {argv[0]} is not executable.") from None
+
+
+class _Signals:
+    """While labshare runs a command, signals to labshare are the command's: passed on, or kept until it starts.
+
+    Ctrl-C and Ctrl-\\ in a terminal reach the command directly (it is in
+    labshare's foreground process group), so those are not passed on twice.
+    """
+
+    def __init__(self) -> None:
+        self.child: subprocess.Popen[str] | None = None
+        self.pending: list[int] = []
+        self.terminal = _foreground()
+
+    def forward(self, signum: int, _frame: FrameType | None) -> None:
+        if self.child is None:
+            self.pending.append(signum)
+        elif not (self.terminal and signum in FROM_TERMINAL):
+            self._send(signum)
+
+    def attach(self, child: subprocess.Popen[str]) -> None:
+        """From now on signals go to `child`, starting with those that came while it was being started."""
+        self.child = child
+        while self.pending:
+            self._send(self.pending.pop(0))
+
+    def _send(self, signum: int) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            if self.child is not None:
+                self.child.send_signal(signum)
+
+
+@contextlib.contextmanager
+def _signals() -> Iterator[_Signals]:
+    signals = _Signals()
+    before = {signum: signal.signal(signum, signals.forward) for signum in FORWARDED}
+    try:
+        yield signals
+    finally:
+        for signum, handler in before.items():
+            signal.signal(signum, handler)
+
+
+def _foreground() -> bool:
+    """Whether labshare runs in the foreground of a terminal, whose Ctrl-C reaches the command directly."""
+    try:
+        fd = os.open("/dev/tty", os.O_RDONLY | os.O_NOCTTY)
+    except OSError:
+        return False
+    try:
+        return os.tcgetpgrp(fd) == os.getpgrp()
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
