@@ -40,6 +40,7 @@ class HubConfig:
     bind_url: str = ""
     text: str = ""
     written_to: str | None = None
+    not_carried: list[str] = field(default_factory=list)  # the GPU policy's parts the hub cannot hold
 
 
 def require(spawner: str) -> None:
@@ -55,11 +56,14 @@ def require(spawner: str) -> None:
 
 
 def generate(site_path: Path, spawner: str, command: str) -> HubConfig:
-    from labshare.hub import facts, jupyterhub, render
+    from labshare.hub import facts, gpus, jupyterhub, render
 
     require(spawner)
     inputs = facts.gather(site_path)
-    head = render.header(command, f"{site_path} on {socket.gethostname()}")
+    host = socket.gethostname()
+    left = gpus.not_carried(inputs.site.gpus, [(m.name, m.limits) for m in inputs.members], spawner,
+                            inputs.nvml_cards, inputs.gpu_unavailable, host)
+    head = render.header(command, f"{site_path} on {host}", left)
     _, overrides = jupyterhub.per_member(inputs, spawner)
     result = HubConfig(
         spawner=spawner,
@@ -69,6 +73,7 @@ def generate(site_path: Path, spawner: str, command: str) -> HubConfig:
         admins=inputs.admins,
         overrides={k: v["spawner_override"] for k, v in overrides.items()},
         idle_timeout=jupyterhub.idle_timeout(inputs.site),
+        not_carried=left,
     )
     if spawner == "kubernetes":
         result.text = render.yaml_file(jupyterhub.values(inputs), head)

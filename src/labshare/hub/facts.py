@@ -2,7 +2,7 @@
 
 The only impure part of the export: it reads the password and group
 databases, members' own configs and their state files (root may read them
-all), and hands plain `MemberFacts` to the pure functions.
+all), and the cards' UUIDs from NVML, and hands plain data to the pure functions.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from pathlib import Path
 from labshare import config
 from labshare.config import Site
 from labshare.errors import LabshareError
+from labshare.gpus import nvml
 from labshare.hub.jupyterhub import HubInputs, MemberFacts
 from labshare.server import state
 
@@ -95,7 +96,10 @@ def gather(site_path: Path, hostname: str | None = None) -> HubInputs:
         in_groups |= group_members(group)
     facts = []
     for name in sorted(named | set(stateful) | in_groups):
-        entry = pwd.getpwnam(name)
+        try:
+            entry = pwd.getpwnam(name)
+        except KeyError:  # an account deleted since it was listed: no longer a member
+            continue
         policy = config.policy_for(site, name, config.groups_of(name), _own(site, entry.pw_dir))
         record = _record(stateful.get(name))
         running = bool(record) and state.alive(record.get("supervisor_pid"), record.get("supervisor_started"))
@@ -112,4 +116,7 @@ def gather(site_path: Path, hostname: str | None = None) -> HubInputs:
                 pid=record.get("pid") if running else None,
             )
         )
-    return HubInputs(site=site, members=tuple(facts), group_names=tuple(sorted(site.groups)))
+    cards = nvml.read(nvml.read_nvml)
+    return HubInputs(site=site, members=tuple(facts), group_names=tuple(sorted(site.groups)),
+                     nvml_cards=None if cards.unavailable else tuple(cards.devices),
+                     gpu_unavailable=cards.unavailable)

@@ -10,12 +10,14 @@ build any lab in memory and check the result with JupyterHub's own loader.
 from __future__ import annotations
 
 import math
-import re
 import sys
 from dataclasses import dataclass, field
 from typing import Any
 
-from labshare.config import Limits, Site
+from labshare.config import Limits, Site, size_bytes
+from labshare.gpus import nvml
+from labshare.gpus.nvml import GpuDevice, GpuReader
+from labshare.hub import gpus
 
 SPAWNERS = ("systemd", "slurm", "kubernetes")
 SPAWNER_CLASS = {
@@ -29,8 +31,6 @@ CULLER_SCOPES = ["list:users", "read:users:activity", "read:servers", "delete:se
 # a day, not TLJH's ten minutes, unless the admin says otherwise.
 DEFAULT_IDLE_TIMEOUT = 86400
 DEFAULT_ROOT_DIR = "~/projects"
-_SIZE = re.compile(r"^(\d+(?:\.\d+)?)([KMGT]?)$")
-_FACTOR = {"": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
 
 
 class Expr(str):
@@ -69,31 +69,33 @@ class HubInputs:
     site: Site
     members: tuple[MemberFacts, ...] = ()
     group_names: tuple[str, ...] = field(default=())
+    nvml_cards: tuple[GpuDevice, ...] | None = None  # what NVML lists on this host; None: NVML is silent
+    gpu_unavailable: str | None = None  # why NVML did not answer
 
     @property
     def names(self) -> list[str]:
         return sorted(m.name for m in self.members)
+
+    def cards(self) -> GpuReader:
+        """The cards as gathered, as a reader `gpus.assign` takes, so NVML is not asked again."""
+        if self.nvml_cards is None:
+            return nvml.no_gpu(self.gpu_unavailable or "no GPU")
+        found = list(self.nvml_cards)
+        return lambda: found
 
     @property
     def admins(self) -> list[str]:
         return sorted(set(self.site.admins) | {m.name for m in self.members if m.admin})
 
 
-def size_bytes(size: str) -> int:
-    m = _SIZE.match(size)
-    if not m:
-        raise ValueError(f"not a size: {size!r}")
-    return int(float(m.group(1)) * _FACTOR[m.group(2)])
-
-
 def hub_memory(size: str) -> str | int:
     """JupyterHub's ByteSpecification takes "64G"; a bare number of bytes goes as an int."""
-    return size if size[-1:] in _FACTOR and size[-1:] else size_bytes(size)
+    return size_bytes(size) if size[-1:].isdigit() else size
 
 
 def slurm_memory(size: str) -> str:
     """Slurm's --mem reads a bare number as megabytes, so always give a unit."""
-    return size if size[-1:] in ("K", "M", "G", "T") else f"{math.ceil(size_bytes(size) / 2**20)}M"
+    return f"{math.ceil(size_bytes(size) / 2**20)}M" if size[-1:].isdigit() else size
 
 
 def idle_timeout(site: Site) -> int | None:
@@ -112,7 +114,7 @@ def override_group(name: str) -> str:
     return f"labshare-{name}"
 
 
-def _override(member: MemberFacts, spawner: str, default_root: str) -> dict[str, Any]:
+def _override(member: MemberFacts, spawner: str, default_root: str, cards: GpuReader) -> dict[str, Any]:
     """The spawner settings that differ for this member, in the chosen spawner's own trait names."""
     lim = member.limits
     out: dict[str, Any] = {}
@@ -121,17 +123,12 @@ def _override(member: MemberFacts, spawner: str, default_root: str) -> dict[str,
             out["req_memory"] = slurm_memory(lim.memory_max)
         if lim.cpus is not None:
             out["req_nprocs"] = str(math.ceil(lim.cpus))
-        if lim.gpus:
-            out["req_gres"] = f"gpu:{len(lim.gpus)}"
     else:
         if lim.memory_max:
             out["mem_limit"] = hub_memory(lim.memory_max)
         if lim.cpus is not None:
             out["cpu_limit"] = lim.cpus
-        if lim.gpus is not None and spawner == "systemd":
-            out["environment"] = {"CUDA_VISIBLE_DEVICES": ",".join(str(g) for g in lim.gpus)}
-        if lim.gpus and spawner == "kubernetes":
-            out["extra_resource_limits"] = {"nvidia.com/gpu": str(len(lim.gpus))}
+    out.update(gpus.override(lim, spawner, cards))
     if member.root_dir != default_root and spawner != "kubernetes":
         out["notebook_dir"] = member.root_dir
     return out
@@ -143,7 +140,7 @@ def per_member(inputs: HubInputs, spawner: str) -> tuple[dict[str, Any], dict[st
     overrides: dict[str, Any] = {}
     default_root = root_dir(inputs.site)
     for member in sorted(inputs.members, key=lambda m: m.name):
-        change = _override(member, spawner, default_root)
+        change = _override(member, spawner, default_root, inputs.cards())
         if change:
             group = override_group(member.name)
             groups[group] = {"users": [member.name]}

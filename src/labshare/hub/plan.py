@@ -11,8 +11,10 @@ import shutil
 import socket
 from dataclasses import dataclass, field
 
+from labshare.config import HubSettings
 from labshare.hub.jupyterhub import HubInputs
 
+CONFIG_PATH = "/etc/jupyterhub/jupyterhub_config.py"
 PIP = {
     "systemd": ["jupyterhub>=5.1", "jupyterlab", "jupyterhub-idle-culler", "jupyterhub-systemdspawner"],
     "slurm": ["jupyterhub>=5.1", "jupyterlab", "jupyterhub-idle-culler", "batchspawner"],
@@ -69,66 +71,69 @@ def unit_text(prefix: str, config_path: str) -> str:
 
 def make(inputs: HubInputs, spawner: str, host: str | None = None, node: str | None = None) -> Plan:
     """The migration plan for `spawner` on this host; `node` is the path of node, if found."""
-    site, hub = inputs.site, inputs.site.hub
     host = host or socket.gethostname()
     plan = Plan(spawner=spawner, host=host)
     plan.running = [RunningServer(m.name, m.mode, m.port, m.pid) for m in inputs.members if m.running]
     freed = {m.port for m in inputs.members if m.running and m.port}
-    freed |= set(site.port_assignments.values())
+    freed |= set(inputs.site.port_assignments.values())
     plan.ports_freed = sorted(freed)
-    node = node if node is not None else shutil.which("node") or ""
-    config_path = "/etc/jupyterhub/jupyterhub_config.py"
-
     if spawner == "kubernetes":
-        plan.steps = [
-            Step("Write the Zero to JupyterHub values", ["labshare hub-config --spawner kubernetes -o values.yaml"],
-                 "Pick an authenticator that works inside Kubernetes (PAM does not) with [hub] authenticator, "
-                 "and mount the members' homes so their kernels come along."),
-            Step("Install the chart", [
-                "helm upgrade --install jhub jupyterhub --repo https://hub.jupyter.org/helm-chart/ "
-                "--namespace jhub --create-namespace --values values.yaml",
-            ]),
-        ]
-        plan.access = "kubectl --namespace jhub port-forward service/proxy-public 8000:80, then open http://127.0.0.1:8000"
+        _on_kubernetes(plan)
     else:
-        install = []
-        if not node:
-            install.append("apt-get install -y nodejs npm")
-        install += [
-            "npm install -g configurable-http-proxy",
-            f"python3 -m venv {hub.prefix}",
-            f"{hub.prefix}/bin/pip install " + " ".join(shlex.quote(p) for p in PIP[spawner]),
-        ]
-        plan.unit = unit_text(hub.prefix, config_path)
-        plan.steps = [
-            Step("Install JupyterHub, configurable-http-proxy and the spawner", install),
-            Step("Write the hub's config", [
-                "install -d -m 0755 /etc/jupyterhub",
-                f"labshare hub-config --spawner {spawner} -o {config_path}",
-            ]),
-            Step("Install the systemd unit for the hub", [
-                "editor /etc/systemd/system/jupyterhub.service   # the unit below",
-                "systemctl daemon-reload",
-            ]),
-        ]
-        if plan.running:
-            names = ", ".join(r.user for r in plan.running)
-            plan.steps.append(Step(
-                "Ask the members with a running server to save their work and stop it",
-                [f"sudo -u {r.user} -H labshare stop" for r in plan.running],
-                f"Running now: {names}. Their kernels and environments stay in their homes and appear in the hub.",
-            ))
-        plan.steps.append(Step("Start the hub", ["systemctl enable --now jupyterhub", "systemctl status jupyterhub"]))
-        user = "USER"
-        plan.access = f"ssh -N -L {hub.port}:127.0.0.1:{hub.port} {user}@{host}, then open http://127.0.0.1:{hub.port}"
-        if hub.ip != "127.0.0.1":
-            plan.access = f"open http://{host}:{hub.port} (the hub listens on {hub.ip}, as [hub] ip says)"
-        if spawner == "slurm":
-            plan.warnings.append(
-                "Single-user servers run on compute nodes: set c.JupyterHub.hub_connect_ip to an address the nodes "
-                "can reach and make sure jupyterhub and jupyterlab are installed on the nodes too."
-            )
+        _on_this_host(plan, inputs.site.hub, node if node is not None else shutil.which("node") or "")
     for m in inputs.members:
         if m.root_dir and not m.root_dir.startswith(("~", "/")):
             plan.warnings.append(f"{m.name}'s root dir {m.root_dir!r} is relative; the hub starts servers in it from the home.")
     return plan
+
+
+def _on_kubernetes(plan: Plan) -> None:
+    plan.steps = [
+        Step("Write the Zero to JupyterHub values", ["labshare hub-config --spawner kubernetes -o values.yaml"],
+             "Pick an authenticator that works inside Kubernetes (PAM does not) with [hub] authenticator, "
+             "and mount the members' homes so their kernels come along."),
+        Step("Install the chart", [
+            "helm upgrade --install jhub jupyterhub --repo https://hub.jupyter.org/helm-chart/ "
+            "--namespace jhub --create-namespace --values values.yaml",
+        ]),
+    ]
+    plan.access = "kubectl --namespace jhub port-forward service/proxy-public 8000:80, then open http://127.0.0.1:8000"
+
+
+def _on_this_host(plan: Plan, hub: HubSettings, node: str) -> None:
+    """A hub run by systemd here, spawning with SystemdSpawner or onto Slurm's nodes."""
+    spawner, host = plan.spawner, plan.host
+    install = [] if node else ["apt-get install -y nodejs npm"]
+    install += [
+        "npm install -g configurable-http-proxy",
+        f"python3 -m venv {hub.prefix}",
+        f"{hub.prefix}/bin/pip install " + " ".join(shlex.quote(p) for p in PIP[spawner]),
+    ]
+    plan.unit = unit_text(hub.prefix, CONFIG_PATH)
+    plan.steps = [
+        Step("Install JupyterHub, configurable-http-proxy and the spawner", install),
+        Step("Write the hub's config", [
+            "install -d -m 0755 /etc/jupyterhub",
+            f"labshare hub-config --spawner {spawner} -o {CONFIG_PATH}",
+        ]),
+        Step("Install the systemd unit for the hub", [
+            "editor /etc/systemd/system/jupyterhub.service   # the unit below",
+            "systemctl daemon-reload",
+        ]),
+    ]
+    if plan.running:
+        names = ", ".join(r.user for r in plan.running)
+        plan.steps.append(Step(
+            "Ask the members with a running server to save their work and stop it",
+            [f"sudo -u {r.user} -H labshare stop" for r in plan.running],
+            f"Running now: {names}. Their kernels and environments stay in their homes and appear in the hub.",
+        ))
+    plan.steps.append(Step("Start the hub", ["systemctl enable --now jupyterhub", "systemctl status jupyterhub"]))
+    plan.access = f"ssh -N -L {hub.port}:127.0.0.1:{hub.port} USER@{host}, then open http://127.0.0.1:{hub.port}"
+    if hub.ip != "127.0.0.1":
+        plan.access = f"open http://{host}:{hub.port} (the hub listens on {hub.ip}, as [hub] ip says)"
+    if spawner == "slurm":
+        plan.warnings.append(
+            "Single-user servers run on compute nodes: set c.JupyterHub.hub_connect_ip to an address the nodes "
+            "can reach and make sure jupyterhub and jupyterlab are installed on the nodes too."
+        )

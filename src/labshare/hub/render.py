@@ -8,7 +8,8 @@ text back with traitlets' own file loader and insists on the same values.
 from __future__ import annotations
 
 import pprint
-from collections.abc import Mapping
+import textwrap
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 MARK = "labshare-generated"
@@ -16,11 +17,16 @@ MARK = "labshare-generated"
 ORDER = ["JupyterHub", "Authenticator", "PAMAuthenticator", "Spawner", "SystemdSpawner", "SlurmSpawner"]
 
 
-def header(command: str, source: str) -> list[str]:
-    return [
+def header(command: str, source: str, notes: Sequence[str] = ()) -> list[str]:
+    """The file's first lines: who wrote it (the mark `is_ours` looks for), then what it leaves out."""
+    lines = [
         f"# {MARK}: written by `{command}` from {source}.",
         "# Re-run that command after changing the site config; edits made here are lost then.",
     ]
+    for note in notes:
+        lines += textwrap.wrap(note, width=100, initial_indent="# Note: ", subsequent_indent="#   ",
+                               break_on_hyphens=False)
+    return lines
 
 
 def _literal(value: Any, indent: int) -> str:

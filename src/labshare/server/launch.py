@@ -17,6 +17,8 @@ from pathlib import Path
 
 from labshare.config import Limits, Policy
 from labshare.errors import LabshareError
+from labshare.gpus import assign
+from labshare.gpus.assign import GpuPolicy
 
 
 @dataclass(frozen=True)
@@ -25,7 +27,6 @@ class LaunchSpec:
 
     argv: list[str]
     cwd: str
-    token_file: str
     log_file: str
     runtime_dir: str
     socket: str | None
@@ -63,9 +64,23 @@ def jupyter_argv(
     return argv + list(extra or [])
 
 
-def policy_args(policy: Policy) -> list[str]:
-    """Idle culling from the site policy, in Jupyter's own option names; off unless the admin sets it."""
-    args = []
+def member_args() -> list[str]:
+    """Nothing a member does in Lab changes labshare's own environment, the one JupyterLab runs from.
+
+    No kernel runs there (see `kernelspecs`), and Lab's extension manager lists
+    extensions without installing any (it would pip-install into that environment).
+    """
+    return [
+        "--ServerApp.kernel_spec_manager_class=labshare.server.kernelspecs.MemberKernelSpecManager",
+        "--KernelSpecManager.ensure_native_kernel=False",
+        "--LabApp.extension_manager=readonly",
+    ]
+
+
+def policy_args(policy: Policy, gpus: GpuPolicy) -> list[str]:
+    """Idle culling from the site policy, in Jupyter's own option names (off unless the admin sets it),
+    and the GPU policy labshare's kernel manager and provisioner apply to each kernel."""
+    args = [f"--{cls}.gpu_policy={gpus.to_json()}" for cls in ("LabshareKernelManager", "LabshareProvisioner")]
     if policy.cull_idle_kernels_after:
         timeout = max(1, int(policy.cull_idle_kernels_after))
         args += [
@@ -78,11 +93,9 @@ def policy_args(policy: Policy) -> list[str]:
     return args
 
 
-def policy_env(policy: Policy) -> dict[str, str]:
-    """GPUs the admin gave this member; kernels inherit the server's environment."""
-    if policy.limits.gpus is None:
-        return {}
-    return {"CUDA_VISIBLE_DEVICES": ",".join(str(g) for g in policy.limits.gpus)}
+def policy_env(gpus: GpuPolicy) -> dict[str, str]:
+    """GPUs the admin gave this member, by UUID; kernels inherit the server's environment."""
+    return assign.server_env(gpus)
 
 
 def systemd_user_manager(environ: Mapping[str, str]) -> bool:

@@ -19,15 +19,16 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from labshare import config, probe
+from labshare import config, probe, proc
 from labshare.config import Policy, Site
+from labshare.envs import default as default_kernel
 from labshare.envs.kernels import prune_stale
 from labshare.errors import LabshareError
 from labshare.files import ensure_private_dir, remove, write_atomic
+from labshare.gpus.assign import GpuPolicy
 from labshare.listeners import describe, free_port, listener, port_is_free
 from labshare.paths import Paths
-from labshare.proc import tail
-from labshare.server import launch, outputs, ports, records
+from labshare.server import launch, outputs, ports, records, versions
 from labshare.server import state as st
 from labshare.server.status import (
     ServerStatus,
@@ -38,9 +39,8 @@ from labshare.server.status import (
     status_of,
     whoami,
 )
+from labshare.server.supervise import STOP_GRACE_SECONDS
 from labshare.server.token import new_token, read_token, write_token
-
-STOP_GRACE_SECONDS = 10.0
 
 
 @dataclass
@@ -102,18 +102,14 @@ def _check_port(port: int) -> None:
         )
 
 
-def _spawn_supervisor(paths: Paths, prefix: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+def _spawn_supervisor(paths: Paths, prefix: list[str], env: dict[str, str]) -> subprocess.Popen[str]:
+    """Start the supervisor in a session of its own, so a logout or a dropped ssh cannot reach it."""
     log = os.open(paths.log_file, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
     try:
-        return subprocess.Popen(
+        return proc.start(
             [*prefix, sys.executable, "-m", "labshare.server.supervise"],
-            env={**os.environ, **env},
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=log,
-            start_new_session=True,
-            umask=0o077,
-            close_fds=True,
+            env={**os.environ, **env}, stdout=log, stderr=log, new_session=True,
+            what="starting labshare's supervisor",
         )
     finally:
         os.close(log)
@@ -136,7 +132,7 @@ def _tcp_port(paths: Paths, site: Site, user: str, port: int | None) -> int:
 
 def _launch(
     paths: Paths, root: Path, mode: str, port: int | None, token: str | None, policy: Policy,
-    keep_outputs: bool = True,
+    gpus: GpuPolicy, keep_outputs: bool = True,
 ) -> st.ServerState:
     jupyter = launch.find_jupyter_lab()
     sock: Path | None = None
@@ -152,25 +148,24 @@ def _launch(
             remove(sock)
     argv = launch.jupyter_argv(
         jupyter, root_dir=root, socket=sock, port=port,
-        extra=launch.policy_args(policy) + records.jupyter_args(paths.kernel_records_dir, paths.sessions_db)
+        extra=launch.policy_args(policy, gpus) + launch.member_args() + records.jupyter_args(paths)
         + outputs.jupyter_args(keep_outputs, paths.state_dir),
     )
     prefix = launch.limit_prefix(policy.limits, os.environ)
     spec = launch.LaunchSpec(
         argv=argv,
         cwd=str(root),
-        token_file=str(paths.token_file),
         log_file=str(paths.log_file),
         runtime_dir=str(paths.runtime_dir),
         socket=str(sock) if sock else None,
     )
     write_token(paths, token or new_token())
     write_atomic(paths.launch_file, json.dumps(dataclasses.asdict(spec), indent=2) + "\n")
-    proc = _spawn_supervisor(paths, prefix or [], launch.policy_env(policy))
+    supervisor = _spawn_supervisor(paths, prefix or [], launch.policy_env(gpus))
     limits = {k: v for k, v in dataclasses.asdict(policy.limits).items() if v is not None}
     record = st.ServerState(
-        supervisor_pid=proc.pid,
-        supervisor_started=st.process_started(proc.pid) or 0.0,
+        supervisor_pid=supervisor.pid,
+        supervisor_started=st.process_started(supervisor.pid) or 0.0,
         mode=mode,
         root_dir=str(root),
         socket=str(sock) if sock else None,
@@ -189,12 +184,15 @@ def _log_since(paths: Paths, offset: int, lines: int = 15) -> str:
     try:
         with open(paths.log_file, "rb") as handle:
             handle.seek(offset)
-            return tail(handle.read().decode(errors="replace"), lines)
+            return proc.tail(handle.read().decode(errors="replace"), lines)
     except OSError:
         return ""
 
 
-def _wait_ready(paths: Paths, record: st.ServerState, timeout: float, log_offset: int) -> None:
+def _wait_ready(
+    paths: Paths, record: st.ServerState, timeout: float, log_offset: int, suspects: list[str] | None = None
+) -> None:
+    """Wait for Jupyter to answer; if it died instead, the error shows its log and any `suspects` first."""
     token = read_token(paths)
     addr = address(record)
     deadline = time.monotonic() + timeout
@@ -210,7 +208,7 @@ def _wait_ready(paths: Paths, record: st.ServerState, timeout: float, log_offset
             raise LabshareError(
                 "JupyterLab did not start; the last lines of its log are below "
                 f"(all of it: {paths.log_file}).",
-                detail=_log_since(paths, log_offset),
+                detail="\n".join([*(suspects or []), _log_since(paths, log_offset)]),
             )
         if time.monotonic() > deadline:
             raise LabshareError(
@@ -261,11 +259,15 @@ def start(
             if pruned:
                 notes.append(f"Removed labshare kernels whose environment is gone: {', '.join(pruned)}.")
             keep = policy.keep_outputs if keep_outputs is None else keep_outputs
-            record = _launch(paths, root, mode, port, token, policy, keep)
+            unsupported = versions.check(keep)
+            notes += unsupported
+            gpus = GpuPolicy.of(site.gpus, policy.limits)
+            record = _launch(paths, root, mode, port, token, policy, gpus, keep)
+    notes += default_kernel.ensure(paths.data_home)  # while Jupyter boots
     if already:
         _wait_ready(paths, record, timeout, log_offset=0)
     else:
-        _wait_ready(paths, record, timeout, log_offset=offset)
+        _wait_ready(paths, record, timeout, log_offset=offset, suspects=unsupported)
         _assert_token_required(paths, record)
     result = status_of(paths, st.load(paths) or record, notes)
     return StartResult(status=result, already_running=already, user=user, host=host)
@@ -280,9 +282,9 @@ def _tree(record: st.ServerState, spare: frozenset[int] = frozenset()) -> list[o
         if not st.alive(pid, started):
             continue
         with contextlib.suppress(psutil.Error):
-            proc = psutil.Process(pid)
-            procs[pid] = proc
-            for child in proc.children(recursive=True):
+            process = psutil.Process(pid)
+            procs[pid] = process
+            for child in process.children(recursive=True):
                 procs[child.pid] = child
     for pid in spare:
         procs.pop(pid, None)
@@ -292,21 +294,15 @@ def _tree(record: st.ServerState, spare: frozenset[int] = frozenset()) -> list[o
     return list(procs.values())
 
 
-def _surviving_kernel_pids(paths: Paths) -> frozenset[int]:
-    return frozenset({r["pid"] for r in records.read_records(paths.kernel_records_dir) if st.alive(r.get("pid"), r.get("started"))})
-
-
 def _end_orphan_kernels(paths: Paths) -> int:
     """Kernels kept from an earlier server that no server shut down: end them, drop their records."""
     ended = 0
     for record in records.read_records(paths.kernel_records_dir):
-        if st.alive(record.get("pid"), record.get("started")):
+        if records.running(record):
             with contextlib.suppress(OSError):
                 os.killpg(record["pgid"], signal.SIGKILL)
             ended += 1
-        remove(records.record_path(paths.kernel_records_dir, record["kernel_id"]))
-        if record.get("connection_file"):
-            remove(Path(record["connection_file"]))
+        records.drop(paths.kernel_records_dir, record)
     return ended
 
 
@@ -320,27 +316,14 @@ def _forget_if_current(paths: Paths, record: st.ServerState) -> None:
 
 def _terminate(
     paths: Paths, record: st.ServerState, grace: float = STOP_GRACE_SECONDS, spare: frozenset[int] = frozenset()
-) -> bool:
-    """SIGTERM, then SIGKILL after `grace`: for the whole tree. Returns whether force was needed."""
-    import psutil
-
-    procs = _tree(record, spare)
-    for proc in procs:
-        with contextlib.suppress(psutil.Error):
-            proc.send_signal(signal.SIGTERM)
-    _, alive = psutil.wait_procs(procs, timeout=grace)  # type: ignore[arg-type]
-    for proc in alive:
-        with contextlib.suppress(psutil.Error):
-            proc.kill()
-    psutil.wait_procs(alive, timeout=5)
+) -> None:
+    """SIGTERM, then SIGKILL after `grace`: for the whole tree, less the `spare` kernels."""
+    proc.end(_tree(record, spare), grace)
     _forget_if_current(paths, record)
-    return bool(alive)
 
 
 def stop(paths: Paths, *, grace: float = STOP_GRACE_SECONDS, keep_kernels: bool = False) -> StopResult:
     """Ask Jupyter to shut down (kernels too, unless kept for the next server), make sure, clean up."""
-    import psutil
-
     record, notes = observe(paths)
     if record is None:
         if not keep_kernels and _end_orphan_kernels(paths):
@@ -348,7 +331,7 @@ def stop(paths: Paths, *, grace: float = STOP_GRACE_SECONDS, keep_kernels: bool 
         return StopResult(stopped=False, pid=None, kernels=None, notes=notes)
     if keep_kernels:
         write_atomic(paths.keep_kernels_marker, "")
-    spare = _surviving_kernel_pids(paths) if keep_kernels else frozenset()
+    spare = frozenset(r["pid"] for r in records.living(paths.kernel_records_dir)) if keep_kernels else frozenset()
     procs = _tree(record, spare)
     kernels = None
     addr = address(record)
@@ -357,9 +340,10 @@ def stop(paths: Paths, *, grace: float = STOP_GRACE_SECONDS, keep_kernels: bool 
         answer = probe.status(addr, token, timeout=3.0)
         kernels = answer.get("kernels") if answer else None
         probe.request(addr, "/api/shutdown", token=token, method="POST", timeout=5.0)
-    _, alive = psutil.wait_procs(procs, timeout=grace)  # type: ignore[arg-type]
-    forced = _terminate(paths, record, grace=5.0, spare=spare) if alive else False
-    if not alive:
+    forced = bool(proc.wait_gone(procs, grace))
+    if forced:
+        _terminate(paths, record, grace=5.0, spare=spare)
+    else:
         _forget_if_current(paths, record)
     if not keep_kernels:
         _end_orphan_kernels(paths)

@@ -16,9 +16,12 @@ which mode is active and how many documents are held.
 
 It reaches into jupyter-collaboration's rooms (`_save_to_disc`,
 `_room_locks`, `file_loaders`), tested against jupyter-collaboration 5.0.4
-(jupyter_server_ydoc 3.0.4), and wraps jupyter-server-nbmodel 0.2.9's
-`ExecutionStack._get_local_client` (see `open_stdin_with_client`);
-tests/test_outputs*.py fail if an upgrade breaks either.
+(jupyter_server_ydoc 3.0.4), and has `execution_clients` prepare
+jupyter-server-nbmodel 0.2.9's kernel clients; tests/test_outputs*.py fail
+if an upgrade breaks either, labshare's requirements bound both, and `versions` names an unsupported one at start.
+Should one be installed anyway and lack a part the sweep uses, the sweep
+switches itself off with one note in the server log (and says why in
+`/api/labshare/outputs`) instead of failing again every second.
 """
 
 from __future__ import annotations
@@ -36,6 +39,8 @@ from jupyter_server.utils import url_path_join
 from tornado import web
 from traitlets import Bool, Float
 from traitlets.config import LoggingConfigurable
+
+from labshare.server.execution_clients import prepare_execution_clients
 
 FRONTENDS = ("@jupyter/collaboration-extension", "@jupyter/docprovider-extension", "@datalayer/jupyter-server-nbmodel")
 STOCK_PLUGINS = ("@jupyterlab/notebook-extension:cell-executor", "@jupyterlab/filebrowser-extension:defaultFileBrowser")
@@ -62,6 +67,7 @@ class OutputKeeper(LoggingConfigurable):
         self._changed: dict[str, float] = {}
         self._used: dict[str, float] = {}
         self._task: asyncio.Task[None] | None = None
+        self.problem: str | None = None
 
     def ydoc_app(self) -> Any:
         apps = self.serverapp.extension_manager.extension_apps.get("jupyter_server_ydoc", set())
@@ -81,8 +87,23 @@ class OutputKeeper(LoggingConfigurable):
             await asyncio.sleep(self.tick)
             try:
                 await self.sweep()
+            except (AttributeError, ImportError) as missing:
+                self.switch_off(missing)
+                return
             except Exception:  # a bad sweep must not end output keeping for the server's lifetime
                 self.log.exception("labshare: output keeping sweep failed; trying again")
+
+    def switch_off(self, missing: Exception) -> None:
+        """Stop sweeping for good: a part of jupyter-collaboration the sweep needs is not there."""
+        from labshare.server.versions import installed, requirement
+
+        have = installed(["jupyter-server-ydoc"])["jupyter-server-ydoc"]
+        self.problem = (
+            f"jupyter-server-ydoc {have} lacks a part labshare uses ({missing}), so outputs are saved only "
+            "after a second of quiet and documents are never freed from memory; install a version labshare "
+            f"is tested with: pip install '{requirement('jupyter-collaboration')}'"
+        )
+        self.log.warning("labshare: output keeping's sweep switched itself off: %s", self.problem)
 
     async def sweep(self) -> None:
         app = self.ydoc_app()
@@ -228,38 +249,8 @@ class OutputsHandler(APIHandler):  # type: ignore[misc]
             "freed": keeper.freed,
             "save_every": keeper.save_every,
             "free_after": keeper.free_after,
+            "problem": keeper.problem,
         })
-
-
-def open_stdin_with_client() -> bool:
-    """Make server-side execution open a kernel client's stdin socket when it makes the client.
-
-    jupyter-server-nbmodel makes a kernel's client on the kernel's first run,
-    and jupyter_client opens that client's stdin socket only in the call that
-    sends the run.  ZeroMQ drops an `input_request` addressed to a peer whose
-    connection is not complete, so on a busy server `input()` in a kernel's
-    first run could wait forever with no box shown.  Opened with the client,
-    the socket connects during the client's own kernel_info handshake.
-    False when nbmodel no longer has the method this wraps.
-    """
-    try:
-        from jupyter_server_nbmodel.execution_stack import ExecutionStack
-    except ImportError:
-        return False
-    make = getattr(ExecutionStack, "_get_local_client", None)
-    if make is None:
-        return False
-    if getattr(make, "opens_stdin", False):
-        return True
-
-    def get_local_client(stack: Any, kernel_id: str) -> Any:
-        client = make(stack, kernel_id)
-        client.stdin_channel  # noqa: B018  (the property opens and connects the socket)
-        return client
-
-    get_local_client.opens_stdin = True  # type: ignore[attr-defined]
-    ExecutionStack._get_local_client = get_local_client
-    return True
 
 
 def _jupyter_server_extension_points() -> list[dict[str, str]]:
@@ -276,9 +267,9 @@ def _load_jupyter_server_extension(serverapp: Any) -> None:
         serverapp.web_app.settings["page_config_hook"] = lambda h, c: _hide_frontends(h, c, chained)
     elif keeper.ydoc_app() is None:
         serverapp.log.warning("labshare: jupyter-collaboration is not loaded, so outputs are not kept")
-    elif not open_stdin_with_client():
-        serverapp.log.warning("labshare: jupyter-server-nbmodel changed, so input() in a kernel's first run "
-                              "may not show its box on a busy server; report it to labshare")
+    elif not prepare_execution_clients():
+        serverapp.log.warning("labshare: jupyter-server-nbmodel changed, so the answer to input() in a kernel's "
+                              "first run may be lost on a busy server; report it to labshare")
 
 
 async def _start_jupyter_server_extension(serverapp: Any) -> None:

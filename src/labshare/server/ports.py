@@ -1,22 +1,18 @@
 """TCP ports for members in TCP mode: the admin's assignments, then claims from the range.
 
 A claim is a file named after the port in a sticky, world-writable directory
-(like /tmp): creating it with O_EXCL is atomic, so no two users ever get the
-same port however many start at once, and the sticky bit means only its
-owner can remove it, so nobody can delete or take over another's claim.
-No daemon, no shared lock, and it works on a plain local disk.
+(labshare.claims, shared with GPU leases): no two users ever get the same
+port however many start at once, and nobody can delete another's claim.
 """
 
 from __future__ import annotations
 
-import os
-import stat
 from dataclasses import dataclass
-from pathlib import Path
 
+from labshare.claims import ClaimsDir
 from labshare.config import Site
 from labshare.errors import LabshareError
-from labshare.listeners import port_is_free, user_name
+from labshare.listeners import port_is_free
 
 
 @dataclass(frozen=True)
@@ -26,38 +22,13 @@ class Claim:
     uid: int
 
 
-def _claims_dir(site: Site) -> Path:
-    directory = site.claims_dir
-    try:
-        st = os.lstat(directory)
-    except FileNotFoundError:
-        raise LabshareError(
-            f"The port claims directory {directory} does not exist; an admin must create it once with "
-            f"`sudo install -d -m 1777 {directory}`."
-        ) from None
-    sticky_shared = stat.S_ISDIR(st.st_mode) and st.st_mode & stat.S_ISVTX and st.st_uid == 0
-    if not sticky_shared:
-        raise LabshareError(
-            f"The port claims directory {directory} must be owned by root with mode 1777 (sticky) so "
-            f"nobody can remove another's claim; fix it with `sudo chown root {directory} && sudo chmod 1777 {directory}`."
-        )
-    return directory
+def _claims(site: Site) -> ClaimsDir:
+    return ClaimsDir(site.claims_dir, what="port claims directory")
 
 
 def claims(site: Site) -> list[Claim]:
     """Every recorded claim, with its owner as the filesystem says (not as the file says)."""
-    found = []
-    try:
-        entries = list(os.scandir(site.claims_dir))
-    except OSError:
-        return []
-    for entry in entries:
-        if entry.name.isdigit():
-            try:
-                uid = entry.stat(follow_symlinks=False).st_uid
-            except OSError:
-                continue
-            found.append(Claim(port=int(entry.name), user=user_name(uid), uid=uid))
+    found = [Claim(port=int(e.name), user=e.user, uid=e.uid) for e in _claims(site).entries() if e.name.isdigit()]
     return sorted(found, key=lambda c: c.port)
 
 
@@ -67,7 +38,7 @@ def port_for(site: Site, user: str, uid: int) -> int | None:
         return site.port_assignments[user]
     if site.port_range is None:
         return None
-    directory = _claims_dir(site)
+    directory = _claims(site).checked()
     mine = [c.port for c in claims(site) if c.uid == uid]
     if mine:
         return min(mine)
@@ -76,19 +47,14 @@ def port_for(site: Site, user: str, uid: int) -> int | None:
     for port in range(low, high + 1):
         if port in assigned:
             continue
-        path = directory / str(port)
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
-        except FileExistsError:
+        if not directory.create(str(port), f"{user}\n"):
             continue
-        with os.fdopen(fd, "w") as handle:
-            handle.write(f"{user}\n")
         if port_is_free(port):
             return port
-        os.unlink(path)
+        directory.remove(str(port))
     raise LabshareError(
         f"No free port is left in the range {low}-{high}; ask an admin to widen [ports] range "
-        f"in {site.path} or to free unused claims in {directory}."
+        f"in {site.path} or to free unused claims in {directory.path}."
     )
 
 

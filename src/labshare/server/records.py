@@ -2,7 +2,8 @@
 
 `survive` (inside the Jupyter process) writes them; `status`, `stop` and
 `ps` read them.  Each holds a kernel's HMAC key, so they live in the 0700
-state directory as 0600 files.
+state directory as 0600 files, and forgetting a kernel removes its
+connection file (the same key) with its record.
 """
 
 from __future__ import annotations
@@ -11,7 +12,10 @@ import json
 from pathlib import Path
 from typing import Any
 
-KEEP_MARKER = "keep-kernels"
+from labshare.files import remove
+from labshare.paths import Paths
+from labshare.server.state import alive
+
 PROVISIONER_NAME = "labshare-provisioner"
 
 
@@ -29,12 +33,32 @@ def read_records(records_dir: str | Path) -> list[dict[str, Any]]:
     return found
 
 
-def jupyter_args(records_dir: Path, sessions_db: Path) -> list[str]:
-    """The options that give a labshare server kernels which survive it."""
+def running(record: dict[str, Any]) -> bool:
+    """Whether the recorded kernel process is still the one that was recorded (pids get reused)."""
+    return alive(record.get("pid"), record.get("started"))
+
+
+def living(records_dir: str | Path) -> list[dict[str, Any]]:
+    return [r for r in read_records(records_dir) if running(r)]
+
+
+def drop(records_dir: str | Path, record: dict[str, Any]) -> None:
+    """Forget a kernel: its record and its connection file, so its key is nowhere left on disk."""
+    remove(record_path(records_dir, record["kernel_id"]))
+    if record.get("connection_file"):
+        remove(Path(record["connection_file"]))
+
+
+def jupyter_args(paths: Paths) -> list[str]:
+    """The options that give a labshare server kernels which survive it, and idle GPUs reclaimed."""
+    records_dir = paths.kernel_records_dir
     return [
         "--ServerApp.kernel_manager_class=labshare.server.survive.LabshareKernelManager",
         f"--LabshareKernelManager.records_dir={records_dir}",
+        f"--LabshareKernelManager.keep_marker={paths.keep_kernels_marker}",
         f"--LabshareProvisioner.records_dir={records_dir}",
         f"--KernelProvisionerFactory.default_provisioner_name={PROVISIONER_NAME}",
-        f"--SessionManager.database_filepath={sessions_db}",
+        f"--SessionManager.database_filepath={paths.sessions_db}",
+        "--ServerApp.jpserver_extensions=labshare.server.reclaim=True",
+        f"--GpuReclaimer.state_dir={paths.state_dir}",
     ]

@@ -11,15 +11,17 @@ import contextlib
 import dataclasses
 import getpass
 import socket as socketlib
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from labshare import probe
 from labshare.errors import LabshareError
 from labshare.files import remove
+from labshare.gpus import history
 from labshare.paths import Paths
 from labshare.server import state as st
-from labshare.server.records import read_records
+from labshare.server.records import living
 from labshare.server.token import read_token
 
 
@@ -136,9 +138,13 @@ def status_of(paths: Paths, record: st.ServerState | None, notes: list[str]) -> 
         result.notes.append("Jupyter is being restarted by the supervisor.")
     result.surviving_kernels = [
         {"id": r["kernel_id"], "name": r["kernel_name"], "pid": r["pid"], "server_restarts_survived": r["survived"]}
-        for r in read_records(paths.kernel_records_dir)
-        if st.alive(r.get("pid"), r.get("started"))
+        for r in living(paths.kernel_records_dir)
     ]
+    if result.pid is not None:
+        for notice in history.warnings(paths.state_dir).values():
+            when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(notice.at))
+            result.notes.append(f"Kernel {notice.kernel_id} has left GPU {', '.join(notice.cards)} unused while idle; "
+                                f"it will be shut down at {when} unless it runs something (see `labshare gpus`).")
     caps = {k: v for k, v in record.limits.items() if k != "gpus"}
     if caps and not record.limits_enforced:
         shown = ", ".join(f"{k} = {v}" for k, v in caps.items())

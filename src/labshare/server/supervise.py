@@ -4,8 +4,10 @@ Started by `labshare start` in a new session (setsid) with stdin from
 /dev/null, so logging out or a dropped SSH connection cannot reach it.  It
 restarts a crashed Jupyter with backoff (the first restart at once), counts
 restarts in the state file, and ends cleanly when Jupyter exits with 0
-(idle shutdown or `/api/shutdown`).  It imports only the standard library
-and the state module, to stay small in memory.
+(idle shutdown or `/api/shutdown`).  Its first act is a 077 umask, so
+nothing it or Jupyter creates is readable by another account.  It imports
+only the standard library and labshare's small state and process modules,
+to stay small in memory.
 
 Jupyter writes straight into the log file (O_APPEND), so logging survives
 even the supervisor's own death; rotation is copy-then-truncate.
@@ -22,6 +24,7 @@ import sys
 import time
 from pathlib import Path
 
+from labshare import proc
 from labshare.files import remove
 from labshare.paths import Paths
 from labshare.server import state as st
@@ -30,7 +33,7 @@ LOG_MAX_BYTES = 10 * 1024 * 1024
 LOG_BACKUPS = 2
 QUICK_FAILURE_SECONDS = 30.0
 MAX_QUICK_FAILURES = 5
-STOP_GRACE_SECONDS = 10.0
+STOP_GRACE_SECONDS = 10.0  # from SIGTERM to SIGKILL, for Jupyter here and for the whole tree in `stop`
 
 
 def backoff(streak: int) -> float:
@@ -79,20 +82,18 @@ class Supervisor:
                 setattr(record, key, value)
             st.save(self.paths, record)
 
-    def spawn(self) -> subprocess.Popen[bytes]:
+    def spawn(self) -> subprocess.Popen[str]:
         env = dict(os.environ)
         env["JUPYTER_TOKEN"] = self.paths.token_file.read_text().strip()
         env["JUPYTER_RUNTIME_DIR"] = str(self.runtime_dir)
         env.pop("JUPYTER_TOKEN_FILE", None)
         log = os.open(self.log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         try:
-            return subprocess.Popen(
-                self.argv, cwd=self.cwd, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log
-            )
+            return proc.start(self.argv, cwd=self.cwd, env=env, stdout=log, stderr=log, what="starting JupyterLab")
         finally:
             os.close(log)
 
-    def wait(self, child: subprocess.Popen[bytes]) -> int:
+    def wait(self, child: subprocess.Popen[str]) -> int:
         """Wait for Jupyter to exit, rotating the log and passing a stop request on."""
         term_sent = 0.0
         while True:
@@ -159,6 +160,7 @@ class Supervisor:
 
 
 def main(argv: list[str]) -> int:
+    os.umask(0o077)
     paths = Paths.from_env()
     spec = json.loads(paths.launch_file.read_text())
     return Supervisor(paths, spec).run()

@@ -2,15 +2,18 @@
 
 This is the one module that touches jupyter_server / jupyter_client
 internals (tested against jupyter_server 2.21 and jupyter_client 8.10; the
-tests fail loudly if an upgrade breaks it).  It runs inside the Jupyter
-process, configured by `launch.jupyter_argv`:
+tests fail loudly if an upgrade breaks it, labshare's requirements stop
+before the next major of each, and `versions` names an unsupported one at
+start).  It runs inside the Jupyter process, configured by `records.jupyter_args`:
 
 - `LabshareProvisioner` starts kernels *independent* of the server (own
   session, no `JPY_PARENT_PID`), so a crash or SIGKILL of the server leaves
   them running, and writes one record per kernel (connection info with its
   HMAC key, pid and start time, cwd) as a 0600 file in the member's 0700
   state directory.  It can signal, poll and wait for a kernel it did not
-  spawn, which the stock provisioner cannot.
+  spawn, which the stock provisioner cannot.  With `[gpus] assign =
+  "per-kernel"` it leases the kernel's cards before the process exists
+  (`gpus.kernels`) and refuses to start a kernel that gets none.
 - `LabshareKernelManager` re-registers those kernels when the next server
   starts, before it serves any request, so the sessions database (kept in
   a file) still maps each notebook to its kernel.  Records of kernels that
@@ -33,18 +36,36 @@ from typing import Any
 from jupyter_client.launcher import launch_kernel
 from jupyter_client.provisioning import LocalProvisioner
 from jupyter_server.services.kernels.kernelmanager import AsyncMappingKernelManager
+from tornado import web
 from traitlets import Unicode
 
+from labshare.envs.pyproject_edit import project_gpus
+from labshare.errors import LabshareError
 from labshare.files import ensure_private_dir, remove, write_atomic
-from labshare.server.records import KEEP_MARKER, read_records, record_path
+from labshare.gpus import kernels as gpu_leases
+from labshare.gpus.assign import GpuPolicy
+from labshare.server.records import drop, read_records, record_path, running
 from labshare.server.state import alive as _alive
 from labshare.server.state import process_started
+
+GPU_POLICY_HELP = "The member's GPU policy as JSON (gpus.assign.GpuPolicy), from `labshare start`."
+
+
+class Refused(web.HTTPError):  # type: ignore[misc]
+    """A kernel labshare will not start; Lab's dialog and the REST API's 500 show the sentence as it is."""
+
+    def __init__(self, sentence: str):
+        super().__init__(500, sentence)
+
+    def __str__(self) -> str:
+        return str(self.log_message)
 
 
 class LabshareProvisioner(LocalProvisioner):  # type: ignore[misc]
     """A local provisioner whose kernels survive the server and can be managed by the next one."""
 
     records_dir = Unicode("", config=True, help="Where kernel records live (the member's private state dir).")
+    gpu_policy = Unicode("", config=True, help=GPU_POLICY_HELP)
 
     adopted_pid: int | None = None
     adopted_started: float | None = None
@@ -53,10 +74,31 @@ class LabshareProvisioner(LocalProvisioner):  # type: ignore[misc]
     def has_process(self) -> bool:
         return self.process is not None or self.adopted_pid is not None
 
+    @property
+    def gpus(self) -> GpuPolicy:
+        return GpuPolicy.from_json(self.gpu_policy)
+
     async def launch_kernel(self, cmd: list[str], **kwargs: Any) -> Any:
         kwargs = LocalProvisioner._scrub_kwargs(kwargs)
         kwargs["independent"] = True
-        self.process = launch_kernel(cmd, **kwargs)
+        gpus = self.gpus
+        try:
+            held, env = gpu_leases.start(gpus, self.kernel_id, self._project_gpus() if gpus.leased else None)
+        except LabshareError as exc:
+            raise self._refused(exc) from None
+        kwargs["env"] = {**(kwargs.get("env") or os.environ), **env}
+        try:
+            self.process = launch_kernel(cmd, **kwargs)
+        except BaseException:
+            gpu_leases.release(gpus, self.kernel_id)
+            raise
+        try:
+            gpu_leases.hand_over(gpus, held, self.process.pid)
+        except LabshareError as exc:
+            self.process.kill()
+            self.process.wait()
+            self.process = None
+            raise self._refused(exc) from None
         self.pid = self.process.pid
         self.pgid = os.getpgid(self.pid)
         self.cwd = kwargs.get("cwd") or os.getcwd()
@@ -130,9 +172,25 @@ class LabshareProvisioner(LocalProvisioner):  # type: ignore[misc]
         with contextlib.suppress(OSError):
             await self.send_signal(signal.SIGTERM)
 
+    def _refused(self, exc: LabshareError) -> Refused:
+        """The error for a kernel that will not start, its connection file (with its key) removed."""
+        with contextlib.suppress(OSError, AttributeError):
+            self.parent.cleanup_connection_file()
+        return Refused(str(exc))
+
+    def _project_gpus(self) -> int | None:
+        """`[tool.labshare] gpus` of the project whose kernelspec this is (labshare's specs name it)."""
+        meta = getattr(self.kernel_spec, "metadata", None) or {}
+        project = (meta.get("labshare") or {}).get("project")
+        return project_gpus(Path(project)) if project else None
+
     async def cleanup(self, restart: bool = False) -> None:
         await super().cleanup(restart)
-        if not restart and self.records_dir:
+        if restart:
+            gpu_leases.keep_for_restart(self.gpus, self.kernel_id)
+            return
+        gpu_leases.release(self.gpus, self.kernel_id)
+        if self.records_dir:
             remove(record_path(self.records_dir, self.kernel_id))
 
 
@@ -140,6 +198,8 @@ class LabshareKernelManager(AsyncMappingKernelManager):  # type: ignore[misc]
     """Adopts the member's surviving kernels at start-up; keeps them on a restart."""
 
     records_dir = Unicode("", config=True, help="Where kernel records live (the member's private state dir).")
+    keep_marker = Unicode("", config=True, help="A file that, while present, keeps kernels running at shutdown.")
+    gpu_policy = Unicode("", config=True, help=GPU_POLICY_HELP)
 
     def __init__(self, **kwargs: Any):
         super().__init__(**kwargs)
@@ -147,7 +207,8 @@ class LabshareKernelManager(AsyncMappingKernelManager):  # type: ignore[misc]
         self._probes: set[asyncio.Future[None]] = set()
         if self.records_dir:
             ensure_private_dir(Path(self.records_dir))
-            remove(Path(self.records_dir).parent / KEEP_MARKER)
+            if self.keep_marker:
+                remove(Path(self.keep_marker))
             self._adopt_all()
 
     def _adopt_all(self) -> None:
@@ -158,11 +219,10 @@ class LabshareKernelManager(AsyncMappingKernelManager):  # type: ignore[misc]
             for record in read_records(self.records_dir):
                 if _alive(record.get("owner_pid"), record.get("owner_started")) and record["owner_pid"] != os.getpid():
                     continue  # another live server holds it
-                if not _alive(record.get("pid"), record.get("started")):
+                if not running(record):
                     self.log.info("Kernel %s died while no server was up; dropping it", record["kernel_id"])
-                    remove(record_path(self.records_dir, record["kernel_id"]))
-                    if record.get("connection_file"):
-                        remove(Path(record["connection_file"]))
+                    drop(self.records_dir, record)
+                    gpu_leases.release(GpuPolicy.from_json(self.gpu_policy), record["kernel_id"])
                     continue
                 try:
                     self._adopt(record)
@@ -242,8 +302,13 @@ class LabshareKernelManager(AsyncMappingKernelManager):  # type: ignore[misc]
         finally:
             client.stop_channels()
 
+    def _handle_kernel_died(self, kernel_id: str) -> None:
+        """A kernel that died for good (no restart) is only dropped from the map; give back its cards too."""
+        gpu_leases.release(GpuPolicy.from_json(self.gpu_policy), kernel_id)
+        super()._handle_kernel_died(kernel_id)
+
     async def _async_shutdown_all(self, now: bool = False) -> None:
-        if self.records_dir and (Path(self.records_dir).parent / KEEP_MARKER).exists():
+        if self.keep_marker and Path(self.keep_marker).exists():
             self.log.info("Leaving %d kernel(s) running for the next server", len(self._kernels))
             for kernel_id, km in list(self._kernels.items()):
                 with contextlib.suppress(Exception):
