@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import sys
 
+from labshare.errors import ExitCode
+
 
 def main() -> None:
     try:
@@ -17,7 +19,7 @@ def main() -> None:
             dial.start(sys.argv[2:])
         from labshare.cli import main as cli_main
     except KeyboardInterrupt:  # Ctrl-C before the CLI could catch it: no traceback
-        sys.exit(130)
+        sys.exit(ExitCode.INTERRUPTED)
     cli_main()
 
 

@@ -1,45 +1,54 @@
 """The `labshare` command: wiring, grouped help, and the one place errors are printed.
 
-Subcommand modules are imported only when their command runs, so a quick
-command such as `labshare status` pays for nothing else.
+Subcommand modules are imported only when their command runs (cli/lazy.py),
+so a quick command such as `labshare status` pays for nothing else.  A
+failure is printed once, here, in the face the command was asked for: a
+`labshare: error: ...` line on stderr, or with `--json` one JSON object on
+stdout (for `connect --json`, whose output is a stream of events, one
+`error` event), with the same exit code either way.
 """
 
 from __future__ import annotations
 
-import importlib
 import sys
 from dataclasses import dataclass
 
 import click
 
-from labshare import __version__
-from labshare.errors import LabshareError
+from labshare import __version__, render
+from labshare.cli.lazy import LazyGroup
+from labshare.errors import ExitCode, LabshareError
 from labshare.paths import Paths
 
-# name -> (help section, "module:attribute")
-COMMANDS: dict[str, tuple[str, str]] = {
-    "start": ("server", "labshare.cli.start:start"),
-    "stop": ("server", "labshare.cli.stop:stop"),
-    "restart": ("server", "labshare.cli.restart:restart"),
-    "status": ("server", "labshare.cli.status:status"),
-    "info": ("server", "labshare.cli.info:info"),
-    "logs": ("server", "labshare.cli.logs:logs"),
-    "env": ("server", "labshare.cli.env:env"),
-    "kernels": ("server", "labshare.cli.kernels:kernels"),
-    "ps": ("server", "labshare.cli.ps:ps"),
-    "top": ("server", "labshare.cli.top:top"),
-    "doctor": ("server", "labshare.cli.doctor:doctor"),
-    "connect": ("laptop", "labshare.cli.connect:connect"),
-    "completion": ("laptop", "labshare.cli.completion:completion"),
-    "admin": ("admin", "labshare.cli.admin:admin"),
-    "hub-config": ("admin", "labshare.cli.hub_config:hub_config"),
+SECTIONS: dict[str, dict[str, str]] = {
+    "Member, on the server": {
+        "start": "labshare.cli.start:start",
+        "stop": "labshare.cli.stop:stop",
+        "restart": "labshare.cli.restart:restart",
+        "status": "labshare.cli.status:status",
+        "info": "labshare.cli.info:info",
+        "logs": "labshare.cli.logs:logs",
+        "env": "labshare.cli.env:env",
+        "kernels": "labshare.cli.kernels:kernels",
+        "ps": "labshare.cli.ps:ps",
+        "top": "labshare.cli.top:top",
+        "gpus": "labshare.cli.gpus:gpus",
+        "run": "labshare.cli.run:run",
+        "doctor": "labshare.cli.doctor:doctor",
+    },
+    "Member, on the laptop": {
+        "connect": "labshare.cli.connect:connect",
+        "completion": "labshare.cli.completion:completion",
+    },
+    "Admin": {
+        "admin": "labshare.cli.admin:admin",
+        "hub-config": "labshare.cli.hub_config:hub_config",
+    },
 }
-
-SECTIONS = {
-    "server": "Member, on the server",
-    "laptop": "Member, on the laptop",
-    "admin": "Admin",
-}
+STREAMING = frozenset({"connect"})  # commands whose --json output is JSON lines, one event each
+INTERNAL_HINT = "(run again with --debug for the traceback and report it)"
+# Failures whose message says it all: no traceback even with --debug.
+NO_TRACEBACK = (click.ClickException, click.exceptions.Abort, KeyboardInterrupt)
 
 
 @dataclass(frozen=True)
@@ -50,35 +59,8 @@ class App:
     debug: bool
 
 
-class LabshareGroup(click.Group):
-    def list_commands(self, ctx: click.Context) -> list[str]:
-        return list(COMMANDS)
-
-    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        entry = COMMANDS.get(cmd_name)
-        if entry is None:
-            return None
-        module, _, attr = entry[1].partition(":")
-        try:
-            return getattr(importlib.import_module(module), attr)
-        except ModuleNotFoundError:
-            return None
-
-    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
-        for key, title in SECTIONS.items():
-            rows = []
-            for name, (section, _) in COMMANDS.items():
-                if section != key:
-                    continue
-                cmd = self.get_command(ctx, name)
-                if cmd is not None and not cmd.hidden:
-                    rows.append((name, cmd.get_short_help_str(limit=formatter.width - 20)))
-            if rows:
-                with formatter.section(title):
-                    formatter.write_dl(rows)
-
-
-@click.group(cls=LabshareGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=LazyGroup, sections=SECTIONS,
+             context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, "-V", "--version", prog_name="labshare")
 @click.option("--debug", is_flag=True, help="Show full tracebacks on errors.")
 @click.pass_context
@@ -91,39 +73,58 @@ def cli(ctx: click.Context, debug: bool) -> None:
     ctx.obj = App(paths=Paths.from_env(), debug=debug)
 
 
+def face(args: list[str]) -> str:
+    """"text", "json" or "events", read from the words, since a usage error comes before parsing.
+
+    The top-level options take no value, so the first word not starting
+    with "-" is the command; words after "--" are never options.
+    """
+    words = args[: args.index("--")] if "--" in args else args
+    if "--json" not in words:
+        return "text"
+    command = next((w for w in words if not w.startswith("-")), None)
+    return "events" if command in STREAMING else "json"
+
+
+def explain(exc: BaseException) -> tuple[str, str | None, int]:
+    """The message, detail and exit code of any failure, for either face."""
+    if isinstance(exc, LabshareError):
+        return exc.message, exc.detail, exc.exit_code
+    if isinstance(exc, (click.exceptions.Abort, KeyboardInterrupt)):
+        return "Aborted.", None, ExitCode.INTERRUPTED
+    if isinstance(exc, click.ClickException):
+        ctx = getattr(exc, "ctx", None)
+        return exc.format_message(), ctx.get_usage() if ctx else None, exc.exit_code
+    return f"internal error: {type(exc).__name__}: {exc} {INTERNAL_HINT}", None, ExitCode.INTERNAL
+
+
+def show_text(exc: BaseException, message: str, detail: str | None) -> None:
+    """The text face, on stderr: click's usage errors, labshare's one line, nothing for Ctrl-C."""
+    if isinstance(exc, click.ClickException):
+        exc.show()
+    elif isinstance(exc, LabshareError):
+        render.error(message, detail)
+    elif isinstance(exc, click.exceptions.Abort):
+        print(message, file=sys.stderr)
+    elif not isinstance(exc, KeyboardInterrupt):
+        print(f"labshare: {message}", file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
-    debug = "--debug" in args
     try:
         result = cli.main(args=args, prog_name="labshare", standalone_mode=False)
-        code = result if isinstance(result, int) else 0
-    except LabshareError as exc:
-        if debug:
+        code = result if isinstance(result, int) else ExitCode.OK
+    except (Exception, KeyboardInterrupt) as exc:  # a bug too: one line unless asked for details
+        if "--debug" in args and not isinstance(exc, NO_TRACEBACK):
             import traceback
 
             traceback.print_exc()
-        from labshare.render import error
-
-        error(exc.message, exc.detail)
-        code = exc.exit_code
-    except click.exceptions.Abort:
-        print("Aborted.", file=sys.stderr)
-        code = 130
-    except click.ClickException as exc:
-        exc.show()
-        code = exc.exit_code
-    except KeyboardInterrupt:
-        code = 130
-    except Exception as exc:  # a bug: say so in one line unless asked for details
-        if debug:
-            import traceback
-
-            traceback.print_exc()
-        print(
-            f"labshare: internal error: {type(exc).__name__}: {exc} "
-            "(run again with --debug for the traceback and report it)",
-            file=sys.stderr,
-        )
-        code = 70
+        message, detail, code = explain(exc)
+        shown = face(args)
+        if shown == "text":
+            show_text(exc, message, detail)
+        else:
+            render.failure(message, code, detail, stream=shown == "events")
     sys.stdout.flush()
     sys.exit(code)

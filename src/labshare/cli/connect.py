@@ -1,3 +1,10 @@
+"""`labshare connect`: the options, Ctrl-C and SIGTERM handed to the session, and its events printed.
+
+Each event is printed as it comes (a JSON line, or one sentence on stderr
+with the URL on stdout), so a member sees progress while ssh logs in.  A
+failure is raised to `cli.main`, which prints it once, as text or JSON.
+"""
+
 from __future__ import annotations
 
 import signal

@@ -8,9 +8,8 @@ import click
 
 from labshare.cli import App
 from labshare.cli.options import confirm, json_option, yes_option
+from labshare.errors import ExitCode
 from labshare.render import emit, note
-
-FAILED = 1
 
 
 @click.command()
@@ -25,7 +24,7 @@ FAILED = 1
 @json_option
 @click.pass_obj
 def doctor(app: App, host: str | None, stop_old: bool, ssh_options: tuple[str, ...], serve_test_socket: bool,
-           yes: bool, as_json: bool) -> int:
+           yes: bool, as_json: bool) -> ExitCode:
     """Check what labshare needs and say how to fix what is wrong.
 
     On the server: versions, private directories, logout, sshd forwarding, uv,
@@ -33,14 +32,14 @@ def doctor(app: App, host: str | None, stop_old: bool, ssh_options: tuple[str, .
     On the laptop, `labshare doctor HOST`: ssh, labshare on HOST, a test
     tunnel and the browser.  Exits 1 when a check fails.
     """
-    from labshare.doctor import HostFiles, Report
+    from labshare.doctor import Report
     from labshare.render import doctor as view
 
     if serve_test_socket:
         from labshare.doctor import remote
 
         remote.serve_test_socket(app.paths, lambda path: click.echo(str(path)))
-        return 0
+        return ExitCode.OK
     if host:
         from labshare.doctor import remote
 
@@ -48,19 +47,16 @@ def doctor(app: App, host: str | None, stop_old: bool, ssh_options: tuple[str, .
     else:
         import socket
 
-        from labshare.doctor import checks
+        from labshare.doctor import checks, old_servers
 
-        report = Report(host=socket.gethostname(), side="server",
-                        checks=checks.run_all(app.paths, HostFiles.from_env(), os.environ))
+        report = Report(host=socket.gethostname(), side="server", checks=checks.run_all(app.paths, os.environ))
         if stop_old:
-            found = checks.find_old_servers(app.paths.uid)
+            found = old_servers.find_old_servers(app.paths.uid)
             if found:
                 pids = ", ".join(str(s.pid) for s in found)
                 if confirm(f"Stop your token-less Jupyter server(s) with pid {pids}?", yes):
-                    report.stopped = checks.stop_old(found, app.paths.uid)
-                    report.checks = [c for c in report.checks if c.name != "old-servers"]
-                    report.checks.append(checks.old_servers(checks.find_old_servers(app.paths.uid)))
+                    old_servers.stop_and_recheck(report, found, app.paths.uid)
             elif not as_json:
                 note("No old token-less Jupyter server to stop.")
     emit(report, as_json=as_json, text=view.report)
-    return FAILED if report.failed else 0
+    return ExitCode.FAILED if report.failed else ExitCode.OK

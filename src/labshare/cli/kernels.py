@@ -25,9 +25,7 @@ def prune(app: App, foreign: bool, yes: bool, as_json: bool) -> None:
     from labshare.envs import kernels as ks
 
     places = ks.KernelPlaces.current()
-    result = ks.PruneResult(candidates=ks.prune_candidates(places, foreign=foreign))
-    result.stale_foreign_kept = [] if foreign else [
-        e.name for e in ks.prune_candidates(places, foreign=True) if e.owner != "labshare"]
+    result = ks.plan_prune(places, foreign=foreign)
     if result.candidates:
         note(view.would_prune(result))
         if confirm(f"Remove these {len(result.candidates)} kernelspec(s)?", yes):

@@ -1,3 +1,5 @@
+"""`labshare logs`: the server's log, the first place to look when it misbehaves."""
+
 from __future__ import annotations
 
 import click

@@ -1,3 +1,8 @@
+"""`labshare restart`: a new server (after an upgrade) with the same address and token.
+
+Open tabs reconnect by themselves and running kernels carry over.
+"""
+
 from __future__ import annotations
 
 import click

@@ -1,3 +1,5 @@
+"""`labshare start`: the member's JupyterLab, started once and kept running after logout."""
+
 from __future__ import annotations
 
 from pathlib import Path

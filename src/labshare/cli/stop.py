@@ -1,3 +1,5 @@
+"""`labshare stop`: a clean shutdown, so kernels end and no socket or token is left behind."""
+
 from __future__ import annotations
 
 import click

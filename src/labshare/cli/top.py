@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING
 
 import click
 
+from labshare.cli import App
+
 if TYPE_CHECKING:
     from labshare.monitor.processes import Scanner
 
@@ -48,15 +50,16 @@ def _key(fd: int, timeout: float) -> str | None:
 @click.option("--once", is_flag=True, help="Print one table and exit (for scripts).")
 @click.option("--iterations", "-n", type=click.IntRange(min=1), default=None,
               help="Refresh this many times, then exit.")
-def top(all_users: bool, sort: str, interval: float, once: bool, iterations: int | None) -> None:
+@click.pass_obj
+def top(app: App, all_users: bool, sort: str, interval: float, once: bool, iterations: int | None) -> None:
     """Watch Jupyter servers and kernels use CPU, memory and GPU memory, live; `q` quits.
 
     Without a terminal (a pipe, a script) it prints the table once, or
     --iterations times, and exits.
     """
-    from labshare.monitor.processes import Scanner
+    from labshare.cli.ps import scanner as site_scanner
 
-    scanner = Scanner(all_users=all_users)
+    scanner = site_scanner(app, all_users)
     if once:
         iterations = 1
     interactive = sys.stdin.isatty() and sys.stdout.isatty() and not once

@@ -60,6 +60,18 @@ def error(message: str, detail: str | None = None) -> None:
             print(f"  {line}", file=sys.stderr)
 
 
+def failure(message: str, exit_code: int, detail: str | None = None, *,
+            stream: bool = False) -> None:
+    """A failure under `--json`, on stdout: one `{"error": ...}` object, or an `error` event."""
+    fields: dict[str, Any] = {"message": message, "exit_code": int(exit_code)}
+    if detail:
+        fields["detail"] = detail
+    if stream:
+        emit_event({"event": "error", **fields})
+    else:
+        emit({"error": fields}, as_json=True)
+
+
 def table(columns: list[str], rows: list[list[str]], title: str | None = None) -> str:
     """A rich table rendered to a string (plain when not on a terminal)."""
     from rich.console import Console

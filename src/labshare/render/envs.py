@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from labshare.envs.kernels import KernelEntry, PruneResult
-from labshare.envs.projects import AdoptPlan, EnvResult, RemoveResult
 from labshare.render import table
+
+if TYPE_CHECKING:  # the views only read attributes; `env list` need not import the project machinery
+    from labshare.envs.kernels import KernelEntry, PruneResult
+    from labshare.envs.projects import AdoptPlan, EnvResult, RemoveResult
 
 
 def _short(path: str | None) -> str:

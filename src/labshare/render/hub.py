@@ -12,6 +12,7 @@ def written(result: Any) -> str:
         lines.append(f"The hub listens on {result.bind_url}.")
     if result.idle_timeout:
         lines.append(f"Idle servers are stopped after {result.idle_timeout // 3600} h {result.idle_timeout % 3600 // 60} min.")
+    lines += [f"Note: {note}" for note in result.not_carried]
     lines.append("See the steps with `labshare hub-config --plan`.")
     return "\n".join(lines)
 

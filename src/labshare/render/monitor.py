@@ -11,11 +11,13 @@ from typing import TYPE_CHECKING, Any
 from labshare.render import table
 
 if TYPE_CHECKING:
+    from labshare.monitor.leased import LeasedCard, Unleased
     from labshare.monitor.processes import Kernel, Server, Snapshot
     from labshare.monitor.stop import AdminStopResult
 
 COLUMNS = ["USER", "PID", "WHAT", "LISTENS ON", "UP", "CPU %", "MEMORY", "GPU MEM", "NOTEBOOK"]
 SORTS = {"memory": "memory_bytes", "cpu": "cpu_percent", "gpu": "gpu_memory_bytes"}
+UNLEASED_SHOWN = 5  # unleased GPU processes warned about one by one; the rest are counted
 
 
 def size(value: int | None) -> str:
@@ -102,6 +104,8 @@ def rows(snap: Snapshot, sort: str | None = None, may_see: Any = None) -> list[l
                 name += " (busy)"
             if k.server_restarts_survived:
                 name += f" (survived {k.server_restarts_survived} restart(s))"
+            if k.gpu_lease:
+                name += f" (lease: {lease(k.gpu_lease)})"
             out.append([
                 "", f"  {k.pid}", f"  {name}", "", "", f"{k.cpu_percent:.1f}", size(k.memory_bytes),
                 _gpu(k.gpu_memory_bytes, no_gpu), _kernel_label(k, secrets),
@@ -135,6 +139,28 @@ def gpu_line(snap: Snapshot) -> str | None:
     return None
 
 
+def lease(cards: list[LeasedCard]) -> str:
+    """The cards a kernel leases, by index as the GPU table numbers them (by UUID where NVML lacks one)."""
+    return ", ".join(f"GPU {c.index}" if c.index is not None else c.uuid for c in cards)
+
+
+def unleased_lines(procs: list[Unleased]) -> list[str]:
+    """One warning per GPU process without a lease, as `ps` warns of a server without a token."""
+    lines = []
+    for p in procs[:UNLEASED_SHOWN]:
+        held = f"{size(p.memory_bytes)} of GPU {p.gpu}"
+        why = "which its lease does not name" if p.leased_elsewhere else "without a lease"
+        lines.append(
+            f"warning: {p.user or '?'}'s pid {p.pid} ({p.command or 'not in this pid namespace'}) holds {held} "
+            f"{why}, so a kernel may be placed on that card too; start such commands with "
+            "`labshare run --gpus N -- COMMAND`."
+        )
+    if len(procs) > UNLEASED_SHOWN:
+        lines.append(f"warning: {len(procs) - UNLEASED_SHOWN} more GPU process(es) hold a card without a lease; "
+                     "see `labshare gpus`.")
+    return lines
+
+
 def _notes(snap: Snapshot) -> list[str]:
     lines = []
     for s in snap.servers:
@@ -145,6 +171,8 @@ def _notes(snap: Snapshot) -> list[str]:
                 f"warning: {s.user}'s Jupyter (pid {s.pid}) on {where(s)} has no token: anyone on this "
                 "host can run code as them; `labshare start` gives them a protected one."
             )
+    if snap.leasing:
+        lines += unleased_lines(snap.unleased)
     return lines
 
 

@@ -8,15 +8,27 @@ from labshare.render import table
 
 if TYPE_CHECKING:
     from labshare.audit import PortRow, SiteCheck
+    from labshare.config import GpuSettings
 
 
-def _seconds(value: float | None) -> str:
+def span(value: float | None) -> str:
+    """A duration from the site config as an admin wrote it ("2 h", "15 min"), or "off"."""
     if not value:
         return "off"
     for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
         if value >= size and value % size == 0:
             return f"{int(value // size)} {unit}"
     return f"{int(value)} s"
+
+
+def gpu_line(gpus: GpuSettings) -> str:
+    """The site's `[gpus]` in one line: how cards are given out, and where the leases are."""
+    if not gpus.leased:
+        return 'GPU leases: off ([gpus] assign = "off"): each member\'s gpus list is all the GPU policy.'
+    reclaim = (f"idle kernels' cards reclaimed after {span(gpus.idle_reclaim_after)}, warned "
+               f"{span(gpus.reclaim_warning)} ahead" if gpus.idle_reclaim_after else "no idle reclaim")
+    return (f"GPU leases: per kernel, {gpus.per_kernel} per kernel, {gpus.sharing}, {reclaim}; "
+            f"leases in {gpus.leases_dir}.")
 
 
 def check(result: SiteCheck) -> str:
@@ -31,17 +43,19 @@ def check(result: SiteCheck) -> str:
             m.root_dir,
             str(m.port or "-"),
             ",".join(map(str, m.gpus)) if m.gpus is not None else "all",
+            str(m.max_gpus) if m.max_gpus is not None else "-",
+            str(m.per_kernel) if m.per_kernel is not None else "-",
             m.memory_max or "-",
             f"{m.cpus:g}" if m.cpus else "-",
-            _seconds(m.cull_idle_kernels_after),
-            _seconds(m.shutdown_idle_server_after),
+            span(m.cull_idle_kernels_after),
+            span(m.shutdown_idle_server_after),
         ]
         for m in result.members
     ]
-    lines = [head]
+    lines = [head, gpu_line(result.gpus)]
     if rows:
-        lines.append(table(["member", "mode", "folder", "port", "GPUs", "memory", "CPUs", "cull idle kernels",
-                            "stop idle server"], rows))
+        lines.append(table(["member", "mode", "folder", "port", "GPUs", "max GPUs", "GPUs/kernel", "memory", "CPUs",
+                            "cull idle kernels", "stop idle server"], rows))
     lines += [f"problem: {p}" for p in result.problems]
     return "\n".join(lines)
 

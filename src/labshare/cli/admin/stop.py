@@ -7,7 +7,7 @@ import os
 import click
 
 from labshare.cli.options import confirm, json_option, yes_option
-from labshare.errors import LabshareError
+from labshare.errors import ExitCode, LabshareError
 from labshare.render import emit, note
 
 
@@ -15,7 +15,7 @@ from labshare.render import emit, note
 @click.argument("user")
 @yes_option
 @json_option
-def stop(user: str, yes: bool, as_json: bool) -> int:
+def stop(user: str, yes: bool, as_json: bool) -> ExitCode:
     """Stop USER's JupyterLab and kernels on this host (root only); shows what ran first.
 
     A labshare server is stopped by USER's own `labshare stop`, run as them,
@@ -33,12 +33,12 @@ def stop(user: str, yes: bool, as_json: bool) -> int:
     result = admin.running(user)
     if not result.found:
         emit(result, as_json=as_json, text=view.admin_stop)
-        return 0
+        return ExitCode.OK
     if not yes:
         note(view.admin_plan(user, result.found))
     if not confirm(f"Stop everything {user} runs above?", yes):
         note("Nothing was stopped.")
-        return 1
+        return ExitCode.FAILED
     admin.stop(result)
     emit(result, as_json=as_json, text=view.admin_stop)
-    return 1 if result.left else 0
+    return ExitCode.FAILED if result.left else ExitCode.OK

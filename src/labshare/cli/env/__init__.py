@@ -4,18 +4,14 @@ from __future__ import annotations
 
 import click
 
-from labshare.cli.env.adopt import adopt
-from labshare.cli.env.create import create
-from labshare.cli.env.list import list_
-from labshare.cli.env.remove import remove
+from labshare.cli.lazy import LazyGroup
 
 
-@click.group()
+@click.group(cls=LazyGroup, sections={"Commands": {
+    "adopt": "labshare.cli.env.adopt:adopt",
+    "create": "labshare.cli.env.create:create",
+    "list": "labshare.cli.env.list:list_",
+    "remove": "labshare.cli.env.remove:remove",
+}})
 def env() -> None:
     """Per-project Python environments, each registered as its own Jupyter kernel."""
-
-
-env.add_command(create)
-env.add_command(adopt)
-env.add_command(list_)
-env.add_command(remove)

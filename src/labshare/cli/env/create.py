@@ -1,3 +1,5 @@
+"""`labshare env create NAME [PACKAGES]`: a new uv project, registered as a kernel."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -19,10 +21,12 @@ from labshare.render import envs as view
               help="Python version or interpreter for the env [default: the Python labshare runs on].")
 @click.option("--env", "env_pairs", multiple=True, metavar="KEY=VALUE",
               help="Environment variable for the kernel, kept in pyproject.toml [tool.labshare] (repeatable).")
+@click.option("--gpus", "gpus", type=click.IntRange(min=0), default=None, metavar="N",
+              help="GPUs each kernel of the project leases (0: CPU only), kept in pyproject.toml [tool.labshare].")
 @json_option
 @click.pass_obj
 def create(app: App, name: str, packages: tuple[str, ...], path: Path | None, python: str | None,
-           env_pairs: tuple[str, ...], as_json: bool) -> None:
+           env_pairs: tuple[str, ...], gpus: int | None, as_json: bool) -> None:
     """Make a uv project NAME with ipykernel and PACKAGES, and register it as a Jupyter kernel.
 
     A running JupyterLab offers the new kernel at once; no restart needed.
@@ -31,6 +35,6 @@ def create(app: App, name: str, packages: tuple[str, ...], path: Path | None, py
 
     result = projects.create(
         kernels.KernelPlaces.current(), app.paths.home / "projects", name, path=path, python=python,
-        packages=packages, env_updates=projects.parse_env_pairs(env_pairs), progress=note,
+        packages=packages, env_updates=projects.parse_env_pairs(env_pairs), gpus=gpus, progress=note,
     )
     emit(result, as_json=as_json, text=view.registered)

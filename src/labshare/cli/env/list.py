@@ -1,3 +1,5 @@
+"""`labshare env list`: every kernel Jupyter would offer, so stale and shadowed ones show."""
+
 from __future__ import annotations
 
 import click

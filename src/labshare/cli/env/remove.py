@@ -1,3 +1,5 @@
+"""`labshare env remove NAME|PATH`: unregister a kernel; its files stay unless asked for."""
+
 from __future__ import annotations
 
 import click
