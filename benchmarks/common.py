@@ -20,6 +20,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 BIN = Path(sys.executable).parent
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+from host_env import index_and_trust  # noqa: E402  (tests/, shared with the test accounts)
 
 
 def machine() -> str:
@@ -38,7 +40,7 @@ def machine() -> str:
 @contextmanager
 def isolated_home() -> Iterator[dict[str, str]]:
     home = Path(tempfile.mkdtemp(prefix="labshare-bench-"))
-    env = {"HOME": str(home), "PATH": f"{BIN}:/usr/bin:/bin", "LANG": "C.UTF-8"}
+    env = {"HOME": str(home), "PATH": f"{BIN}:/usr/bin:/bin", "LANG": "C.UTF-8", **index_and_trust()}
     for key in ("USER", "LOGNAME", "UV_CACHE_DIR"):
         if key in os.environ:
             env[key] = os.environ[key]

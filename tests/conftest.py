@@ -3,6 +3,12 @@
 Tests drive the real `labshare` command as a user would, with real processes
 behind it, and every process a test starts is found again and killed by pid
 at teardown (by HOME for the current user, by uid for users made here).
+
+Each helper the tests repeat lives here once: members and test accounts, the
+sshd lab, free ports, waiting for an event, site files, the hand-started
+token-less Jupyter.  Nothing here is fixed per machine (a port, a name, a
+path), so xdist workers run side by side; a test that makes Unix users is
+marked `root` here, the other markers are set where the need shows.
 """
 
 from __future__ import annotations
@@ -16,25 +22,45 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, TypeVar
 
 import psutil
 import pytest
+from host_env import index_and_trust
+
+from labshare.listeners import free_port  # the tests' one way to find a free port, too
+
+if TYPE_CHECKING:
+    import sshd
 
 BIN = Path(sys.executable).parent
 LABSHARE = str(BIN / "labshare")
 # Like /home: other accounts may traverse it, so only labshare's own modes protect a member.
 BASE = Path(os.environ.get("LABSHARE_TEST_BASE", "/tmp/labshare-tests"))
+# One uv cache for every test that makes environments: uv locks it, so workers share it safely.
+UV_CACHE = Path(os.environ.get("LABSHARE_TEST_UV_CACHE", "/tmp/labshare-tests-uv-cache"))
 IS_ROOT = os.geteuid() == 0
 
 
-def wait_for(predicate, timeout: float = 120, what: str = "condition", every: float = 0.2):
-    """Poll until `predicate()` is truthy and return it; generous by default, since CI is shared."""
+T = TypeVar("T")
+
+
+def wait_for(predicate: Callable[[], T], timeout: float = 120, what: str = "condition", every: float = 0.2,
+             ignoring: tuple[type[BaseException], ...] = ()) -> T:
+    """Poll until `predicate()` is truthy and return it; generous by default, since CI is shared.
+
+    Only the exceptions named in `ignoring` mean "not yet" (a server not
+    listening is OSError); any other one fails the test at once.
+    """
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        value = predicate()
+        try:
+            value = predicate()
+        except ignoring:
+            value = None
         if value:
             return value
         time.sleep(every)
@@ -47,6 +73,16 @@ def kill_all(procs: list[psutil.Process], timeout: float = 10) -> None:
         with contextlib.suppress(psutil.Error):
             proc.kill()
     psutil.wait_procs(procs, timeout=timeout)
+
+
+def processes_of(uids: set[int]) -> list[psutil.Process]:
+    """Every process whose real uid is one of `uids`: a test account's processes, whoever started them."""
+    found = []
+    for proc in psutil.process_iter(["uids"]):
+        uids_now = proc.info["uids"]
+        if uids_now is not None and uids_now.real in uids:
+            found.append(proc)
+    return found
 
 
 def need_root(why: str) -> None:
@@ -83,9 +119,10 @@ class Member:
             "USER": self.name,
             "LOGNAME": self.name,
         }
-        for key in ("UV_CACHE_DIR", "UV_INDEX_URL", "UV_DEFAULT_INDEX", "PIP_INDEX_URL", "SSL_CERT_FILE"):
-            if key in os.environ and not self.user:
-                env[key] = os.environ[key]
+        # The uv cache is only the current account's (a second account cannot write to it).
+        env.update(index_and_trust())
+        if "UV_CACHE_DIR" in os.environ and not self.user:
+            env["UV_CACHE_DIR"] = os.environ["UV_CACHE_DIR"]
         env.update(self.extra_env)
         return env
 
@@ -136,13 +173,12 @@ class Member:
 
     def processes(self) -> list[psutil.Process]:
         """Every process started on this member's behalf (by HOME, or by uid for a test user)."""
+        if self.user:
+            return processes_of({self.uid})
         found = []
-        for proc in psutil.process_iter(["uids", "environ"]):
+        for proc in psutil.process_iter(["environ"]):
             try:
-                if self.user:
-                    if proc.info["uids"] and proc.info["uids"].real == self.uid:
-                        found.append(proc)
-                elif (proc.info["environ"] or {}).get("HOME") == str(self.home) and proc.pid != os.getpid():
+                if (proc.info["environ"] or {}).get("HOME") == str(self.home) and proc.pid != os.getpid():
                     found.append(proc)
             except (psutil.Error, TypeError):
                 continue
@@ -170,34 +206,52 @@ def member() -> Iterator[Member]:
     try:
         yield m
     finally:
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):  # a stop that hangs is ended by the reap
             m.run("stop", timeout=60)
-        except Exception:
-            pass
         m.reap()
         shutil.rmtree(m.home, ignore_errors=True)
 
 
-@pytest.fixture
-def make_user() -> Iterator:
-    """Factory for members with their own Unix accounts, removed (with their processes) afterwards."""
-    made: list[Member] = []
+class Accounts:
+    """Members with Unix accounts of their own, made on call; leaving the block ends their processes and accounts."""
 
-    def make() -> Member:
+    def __init__(self) -> None:
+        self.made: list[Member] = []
+
+    def __call__(self) -> Member:
         need_root("creates Unix users")
         name = f"lst{uuid.uuid4().hex[:8]}"
         subprocess.run(["useradd", "--no-create-home", "--shell", "/bin/bash", name], check=True)
         m = Member(home=_make_home(name), user=name)
-        made.append(m)
+        self.made.append(m)
         return m
 
-    try:
-        yield make
-    finally:
-        for m in made:
-            m.reap()
-            subprocess.run(["userdel", m.user], capture_output=True)
+    def __enter__(self) -> Accounts:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        kill_all(processes_of({m.uid for m in self.made}))  # one pass over the process table for them all
+        for m in self.made:
+            subprocess.run(["userdel", m.user or ""], capture_output=True)
             shutil.rmtree(m.home, ignore_errors=True)
+        # The next account made here may get a deleted one's uid; labshare's names are cached by uid.
+        from labshare.users import user_name
+
+        user_name.cache_clear()
+
+
+@pytest.fixture
+def make_user() -> Iterator[Accounts]:
+    """Factory for members with their own Unix accounts, removed (with their processes) afterwards."""
+    with Accounts() as accounts:
+        yield accounts
+
+
+@pytest.fixture(scope="module")
+def module_users() -> Iterator[Accounts]:
+    """`make_user` for a module-scoped fixture: the accounts outlive one test and go with the module."""
+    with Accounts() as accounts:
+        yield accounts
 
 
 @pytest.fixture
@@ -218,3 +272,85 @@ def lab_of(member: Member):
 
     info = member.json("info")
     return Lab(probe.Address(socket=info["socket"], port=info["port"]), info["token"])
+
+
+def site_file(where: Path, text: str) -> Path:
+    """A site config (what /etc/labshare/config.toml holds) at `where`, readable by every account."""
+    path = where / "site.toml"
+    path.write_text(text)
+    path.chmod(0o644)
+    return path
+
+
+@dataclass
+class HandStarted:
+    """A Jupyter started by hand, the old guide's way: no token, on a TCP port of 127.0.0.1."""
+
+    proc: subprocess.Popen
+    port: int
+
+
+def tokenless_jupyter(m: Member) -> HandStarted:
+    """`jupyter lab --IdentityProvider.token=''` as `m`, returned once it answers; the caller ends it."""
+    from jupyter_api import Lab
+
+    from labshare import probe
+
+    port = free_port()
+    proc = m.popen(
+        [str(BIN / "jupyter-lab"), "--no-browser", "--IdentityProvider.token=", "--ServerApp.password=",
+         "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}", "--ServerApp.port_retries=0",
+         f"--ServerApp.root_dir={m.home}", "--ServerApp.disable_check_xsrf=True"],
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    lab = Lab(probe.Address(port=port), None)
+
+    def answers() -> bool:
+        assert proc.poll() is None, f"the hand-started jupyter lab exited with {proc.returncode}"
+        return lab.call("GET", "/api/status", token=False).status == 200
+
+    try:
+        wait_for(answers, timeout=180, what="the hand-started Jupyter", ignoring=(OSError,))
+    except BaseException:
+        proc.kill()
+        proc.wait(30)
+        raise
+    return HandStarted(proc, port)
+
+
+@pytest.fixture
+def lab(make_user: Accounts) -> Iterator[sshd.Lab]:
+    """A server account and a laptop account with a real sshd between them (see tests/sshd.py)."""
+    import sshd  # not at the top: sshd imports this module
+
+    yield from sshd.build(make_user)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark `root` every test whose fixtures make Unix users, keep one part of the run, slow tests first.
+
+    scripts/test runs the suite in two parts (LABSHARE_TEST_PART): `alone`,
+    the tests that read every account on the host (hub-config lists each one
+    with labshare state, which another worker's sshd lab would add), one by
+    one; then `parallel`, the rest on xdist workers.  xdist hands tests out
+    in collection order, so a long test that starts last would keep one
+    worker busy after the others are done.  First among the hooks, so
+    xdist's own sees the result.
+    """
+    for item in items:
+        if {"make_user", "module_users"} & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.root)
+    part = os.environ.get("LABSHARE_TEST_PART")
+    if part in ("parallel", "alone"):
+        kept = [item for item in items if (item.get_closest_marker("alone") is None) == (part == "parallel")]
+        config.hook.pytest_deselected(items=[item for item in items if item not in kept])
+        items[:] = kept
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Fail a test xdist should have grouped and did not: its module's fixtures would run on every worker."""
+    if getattr(item.config.option, "loadgroup", False) and item.get_closest_marker("xdist_group") \
+            and "@" not in item.nodeid:
+        pytest.fail("--dist loadgroup did not group this test (see the pytest pin in pyproject.toml)")

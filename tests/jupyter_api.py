@@ -55,7 +55,12 @@ class Lab:
         return sock
 
     def execute(self, kernel_id: str, code: str, timeout: float = 60) -> str:
-        """Run `code` in the kernel; return its stdout and result text, raise on an error reply."""
+        """Run `code` in the kernel; return its stdout and result text, raise on an error or an abort.
+
+        Returns (or raises) only once the request is over, its reply and the
+        kernel's idle both seen: a kernel aborts every execute request that
+        reaches it before it has finished with one that failed.
+        """
         host = "localhost" if self.address.socket else f"{self.address.host}:{self.address.port}"
         ws = websocket.create_connection(
             f"ws://{host}{self.prefix}/api/kernels/{kernel_id}/channels",
@@ -73,8 +78,10 @@ class Lab:
                             "user_expressions": {}, "allow_stdin": False, "stop_on_error": True},
             }))
             out: list[str] = []
+            error = reply = None
+            idle = False
             deadline = time.monotonic() + timeout
-            while time.monotonic() < deadline:
+            while not (idle and reply) and time.monotonic() < deadline:
                 msg = json.loads(ws.recv())
                 if msg.get("parent_header", {}).get("msg_id") != msg_id:
                     continue
@@ -84,9 +91,15 @@ class Lab:
                 elif kind in ("execute_result", "display_data"):
                     out.append(content["data"].get("text/plain", "") + "\n")
                 elif kind == "error":
-                    raise AssertionError(f"kernel error: {content['ename']}: {content['evalue']}")
+                    error = f"kernel error: {content['ename']}: {content['evalue']}"
+                elif kind == "execute_reply":
+                    reply = content
                 elif kind == "status" and content["execution_state"] == "idle":
-                    return "".join(out)
-            raise TimeoutError(f"no reply to {code!r} within {timeout} s")
+                    idle = True
+            if not (idle and reply):
+                raise TimeoutError(f"no reply to {code!r} within {timeout} s")
+            if error or reply["status"] != "ok":
+                raise AssertionError(error or f"the kernel answered {reply['status']!r} to {code!r}")
+            return "".join(out)
         finally:
             ws.close()

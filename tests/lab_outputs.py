@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from browser import chromium, dialog_text, wait_for_kernel  # noqa: F401  (chromium: for the output tests)
-from conftest import Member, wait_for  # noqa: F401  (used by the output tests)
+from conftest import Member, wait_for  # wait_for: the output tests use it as lo.wait_for too
 from jupyter_api import Lab
 
 from labshare import probe
@@ -71,14 +71,8 @@ def disk_cell(path: Path, index: int) -> tuple[str, int | None]:
     Jupyter saves in place (its atomic writing keeps a backup copy rather than
     renaming a new file in), so a read can land mid-save: read until the JSON is whole.
     """
-    for _ in range(50):
-        try:
-            cell = json.loads(path.read_text())["cells"][index]
-            break
-        except json.JSONDecodeError:
-            time.sleep(0.1)
-    else:
-        raise AssertionError(f"{path} did not hold whole JSON once in 5 s")
+    cell = wait_for(lambda: json.loads(path.read_text())["cells"][index], timeout=5, every=0.1,
+                    what=f"{path} to hold whole JSON", ignoring=(json.JSONDecodeError,))
     text = "".join(
         "".join(out["text"]) if isinstance(out.get("text"), list) else out.get("text", "")
         for out in cell["outputs"] if out.get("output_type") == "stream"

@@ -17,21 +17,14 @@ import shutil
 import signal
 import socket
 import subprocess
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from conftest import BASE, LABSHARE, Member
+from conftest import BASE, LABSHARE, Member, free_port, wait_for
 
 SSHD = "/usr/sbin/sshd"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _chown_tree(path: Path, user: str) -> None:
@@ -102,15 +95,13 @@ class Sshd:
                 [SSHD, "-D", "-e", "-f", str(config)], stdout=log, stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
             )
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline:
-            assert self.proc.poll() is None, self.log.read_text()
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
-                return
-            except OSError:
-                time.sleep(0.05)
-        raise AssertionError(f"sshd did not listen on {self.port}: {self.log.read_text()}")
+        wait_for(self._listening, timeout=15, what=f"sshd to listen on {self.port}", every=0.05,
+                 ignoring=(OSError,))
+
+    def _listening(self) -> bool:
+        assert self.proc is not None and self.proc.poll() is None, self.log.read_text()
+        socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+        return True
 
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:

@@ -6,7 +6,6 @@ download is impossible here); a screenshot lands in the test's temp dir on failu
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,10 +13,7 @@ import sshd as sshd_helper
 from browser import chromium, wait_for_kernel
 from test_connect import Connect
 
-
-@pytest.fixture
-def lab(make_user) -> Iterator[sshd_helper.Lab]:
-    yield from sshd_helper.build(make_user)
+pytestmark = [pytest.mark.sshd, pytest.mark.browser]
 
 
 def test_chromium_opens_lab_and_runs_a_notebook(lab: sshd_helper.Lab, tmp_path: Path) -> None:

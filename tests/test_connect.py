@@ -21,6 +21,8 @@ from jupyter_api import Lab
 
 from labshare.connect import ssh as sshcmd
 
+pytestmark = pytest.mark.sshd
+
 
 class Connect:
     """A running `labshare connect --json`, its events read line by line on a thread."""
@@ -54,10 +56,23 @@ class Connect:
         raise AssertionError(f"no {kind!r} event within {timeout} s; saw {self.seen}")
 
     def ssh_children(self) -> list[psutil.Process]:
+        """The ssh processes connect runs now; one that has exited and awaits reaping is not one of them."""
+        return [p for p, _ in self.ssh_argvs()]
+
+    def ssh_argvs(self) -> list[tuple[psutil.Process, list[str]]]:
+        """Each live ssh child with its command line, read at once: a short ssh call may end meanwhile."""
         try:
-            return [p for p in psutil.Process(self.proc.pid).children(recursive=True) if p.name() == "ssh"]
+            kids = psutil.Process(self.proc.pid).children(recursive=True)
         except psutil.NoSuchProcess:
             return []
+        found = []
+        for kid in kids:
+            try:
+                if kid.name() == "ssh":
+                    found.append((kid, kid.cmdline()))
+            except (psutil.NoSuchProcess, psutil.ZombieProcess):
+                continue
+        return found
 
     def kill(self) -> None:
         if self.proc.poll() is None:
@@ -71,11 +86,6 @@ class Connect:
             self.proc.wait(30)
         finally:
             self.kill()
-
-
-@pytest.fixture
-def lab(make_user) -> Iterator[sshd_helper.Lab]:
-    yield from sshd_helper.build(make_user)
 
 
 @pytest.fixture
@@ -113,7 +123,7 @@ def test_ready_url_serves_jupyter_and_runs_code(running: sshd_helper.Lab, connec
     assert token
     args = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
     assert token not in args
-    assert all(token not in " ".join(p.cmdline()) for p in c.ssh_children())
+    assert all(token not in " ".join(argv) for _, argv in c.ssh_argvs())
 
 
 def test_one_shared_connection_in_a_private_control_dir(running: sshd_helper.Lab,
@@ -352,7 +362,7 @@ def test_user_control_master_is_respected(running: sshd_helper.Lab, connects: li
     ready = c.wait_for("ready")
     assert Lab.from_url(ready["url"]).call("GET", "/api/status").status == 200
     assert any(e["event"] == "note" and "ControlMaster" in e["message"] for e in c.seen)
-    assert not any(a.startswith("ControlPath=") for k in c.ssh_children() for a in k.cmdline())
+    assert not any(a.startswith("ControlPath=") for _, argv in c.ssh_argvs() for a in argv)
     c.proc.send_signal(signal.SIGTERM)
     c.wait_for("closed", timeout=30)
     subprocess.run(["ssh", "-O", "exit", "muxed"], capture_output=True, user=running.laptop.uid,

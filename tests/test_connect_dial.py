@@ -21,6 +21,8 @@ from jupyter_api import Lab
 from test_connect import Connect
 from test_connect_known import connect_once
 
+pytestmark = pytest.mark.sshd
+
 WRAPPER = """#!/bin/sh
 echo "$*" >> "$HOME/ssh-calls.log"
 exec /usr/bin/ssh "$@"
@@ -148,3 +150,4 @@ def test_text_mode_prints_nothing_into_a_login_that_started_early(lab: sshd_help
         _, err = proc.communicate(timeout=30)
     assert ssh_calls(lab)[0].startswith("-M"), ssh_calls(lab)
     assert "Connecting to" not in err and "Traceback" not in err, err
+

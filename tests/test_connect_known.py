@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -13,10 +12,7 @@ from conftest import LABSHARE, Member
 from jupyter_api import Lab
 from test_connect import Connect
 
-
-@pytest.fixture
-def lab(make_user) -> Iterator[sshd_helper.Lab]:
-    yield from sshd_helper.build(make_user)
+pytestmark = pytest.mark.sshd
 
 
 def connect_once(laptop: Member, *args: str) -> dict:

@@ -9,19 +9,19 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
-import time
 from collections.abc import Iterator
 
 import psutil
 import pytest
 import sshd as sshd_helper
-from conftest import BIN, LABSHARE, Member
+from conftest import BIN, LABSHARE, Member, tokenless_jupyter
+
+from labshare.doctor.old_servers import tokenless_server
 
 SERVER_CHECKS = {
     "labshare", "jupyter", "vulnerable-packages", "private-dirs", "socket-path", "survives-logout",
-    "sshd-forwarding", "uv", "kernels", "gpu", "site-policy", "policy-enforcement", "kernel-survival",
+    "sshd-forwarding", "uv", "kernels", "gpu", "site-policy", "policy-enforcement", "gpus", "kernel-survival",
     "output-keeping", "old-servers",
 }
 
@@ -118,6 +118,7 @@ def test_sshd_drop_in_is_read_and_first_value_wins(own: Member) -> None:
     assert check(doctor(own)[1], "sshd-forwarding")["status"] == "ok"
 
 
+@pytest.mark.root
 def test_sshd_t_reads_a_real_sshd_config(member: Member) -> None:
     """As root, `sshd -T` can read the host keys and gives sshd's own verdict."""
     from conftest import need_root
@@ -200,28 +201,11 @@ def test_site_policy_shows_what_is_not_enforced_and_bad_config_fails(own: Member
     assert code == 1 and c["status"] == "fail" and "server.mode" in c["detail"]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture
 def tokenless(own: Member) -> Iterator[tuple[Member, subprocess.Popen]]:
     """The old guide's server: `jupyter lab --IdentityProvider.token=''` on 127.0.0.1, started by hand."""
-    port = _free_port()
-    proc = own.popen([str(BIN / "jupyter"), "lab", "--IdentityProvider.token=", "--no-browser",
-                      "--ServerApp.ip=127.0.0.1", f"--port={port}", f"--ServerApp.root_dir={own.home}"],
-                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = tokenless_jupyter(own).proc
     try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            assert proc.poll() is None, "jupyter lab exited"
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                time.sleep(0.2)
         yield own, proc
     finally:
         if proc.poll() is None:
@@ -246,6 +230,19 @@ def test_hand_started_tokenless_jupyter_is_found_and_stopped_only_when_asked(
     assert not psutil.pid_exists(proc.pid) or psutil.Process(proc.pid).status() == psutil.STATUS_ZOMBIE
 
 
+@pytest.mark.parametrize("argv,old", [
+    (["/venv/bin/python", "/venv/bin/jupyter-lab", "--IdentityProvider.token="], True),
+    (["/venv/bin/python", "/venv/bin/jupyter", "lab", "--ServerApp.token", ""], True),
+    (["python3", "-m", "notebook", "--NotebookApp.token=''"], True),
+    # A build is not a server, for doctor as for `ps`: both read command lines through monitor.argv.
+    (["/venv/bin/python", "/venv/bin/jupyter-lab", "build", "--ServerApp.token="], False),
+    (["/venv/bin/python", "/venv/bin/jupyter-lab", "--IdentityProvider.token=s3cret"], False),
+    (["/venv/bin/python", "/venv/bin/jupyter-lab"], False),
+])
+def test_what_counts_as_a_token_less_server(argv: list[str], old: bool) -> None:
+    assert tokenless_server(argv) is old
+
+
 def test_labshare_own_server_is_not_an_old_server(own: Member) -> None:
     own.run("start", check=True, timeout=240)
     try:
@@ -268,16 +265,13 @@ def cmdline(proc: psutil.Process) -> str:
         return ""
 
 
-def gone(found, timeout: float = 20) -> bool:
-    """True once `found()` is empty: the remote end of the test may take a moment to exit."""
-    deadline = time.monotonic() + timeout
-    while found():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.2)
-    return True
+def all_end(procs: list[psutil.Process], timeout: float = 20) -> bool:
+    """True once every process in `procs` has exited: the remote end of the test may take a moment."""
+    _, alive = psutil.wait_procs(procs, timeout=timeout)
+    return not alive
 
 
+@pytest.mark.sshd
 def test_doctor_host_through_a_real_sshd(make_user) -> None:
     gen = sshd_helper.build(make_user)
     lab = next(gen)
@@ -285,7 +279,7 @@ def test_doctor_host_through_a_real_sshd(make_user) -> None:
         done = lab.laptop.run("doctor", "gpu1", "--json", timeout=240)
         forwarding = check(json.loads(done.stdout), "forwarding")
         assert forwarding["status"] == "ok" and "a test socket on the server" in forwarding["detail"], forwarding
-        assert gone(lambda: [p for p in lab.server.processes() if "doctor" in cmdline(p)]), "test socket left"
+        assert all_end([p for p in lab.server.processes() if "doctor" in cmdline(p)]), "test socket left"
         assert not list((lab.server.state_dir / "run").glob("doctor-*"))
         lab.server.run("start", check=True, timeout=240)
         done = lab.laptop.run("doctor", "gpu1", "--json", timeout=240)
@@ -308,6 +302,7 @@ def test_doctor_host_through_a_real_sshd(make_user) -> None:
         gen.close()
 
 
+@pytest.mark.sshd
 def test_doctor_host_with_forwarding_disabled_and_no_server(make_user) -> None:
     gen = sshd_helper.build(make_user, extra=("DisableForwarding yes",))
     lab = next(gen)
@@ -326,6 +321,7 @@ def test_doctor_host_with_forwarding_disabled_and_no_server(make_user) -> None:
         gen.close()
 
 
+@pytest.mark.sshd
 def test_doctor_host_without_labshare_there(make_user) -> None:
     gen = sshd_helper.build(make_user, with_labshare=False)
     lab = next(gen)

@@ -11,12 +11,11 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import BIN, LABSHARE, Member
+from conftest import BIN, LABSHARE, UV_CACHE, Member
 from jupyter_api import Lab
 
 from labshare import probe
 
-UV_CACHE = Path(os.environ.get("LABSHARE_TEST_UV_CACHE", "/tmp/labshare-tests-uv-cache"))
 SPEC_NAME = re.compile(r"^labshare-[a-z0-9-]+-[0-9a-f]{8}$")
 
 # Runs as the member (its HOME, so its Jupyter data dir): start each kernel, run CODE, print outputs.
@@ -209,6 +208,7 @@ def test_adopt_rye_project_moves_dev_dependencies_and_installs_them(lab: Member)
     assert run_in_kernels(lab, [result["name"]])[result["name"]].split()[0] == str(project / ".venv")
 
 
+@pytest.mark.slow
 def test_twenty_parallel_creates_make_twenty_working_kernels(lab: Member) -> None:
     create(lab, "warmup")  # fills the uv cache once, as a member's second create would find it
     procs = [

@@ -9,7 +9,10 @@ from pathlib import Path
 import pytest
 import tomllib
 
-from labshare.envs import kernels, projects
+from labshare.envs import kernels, naming, projects
+from labshare.envs.detect import detect
+from labshare.envs.pyproject_edit import migrate_rye, set_labshare_env
+from labshare.envs.undo import undone_on_failure
 from labshare.errors import LabshareError
 
 
@@ -37,31 +40,69 @@ def test_rye_migration_moves_only_the_dev_dependencies(tmp_path: Path) -> None:
         '[project]\nname = "x"  # keep this comment\n\n[tool.rye]\nmanaged = true\n'
         'dev-dependencies = [\n    "pytest>=8",  # tests\n    "ruff[extra]",\n]\nvirtual = true\n'
     )
-    new = projects.migrate_rye(text, tmp_path / "pyproject.toml")
+    new = migrate_rye(text, tmp_path / "pyproject.toml")
     assert new is not None and 'name = "x"  # keep this comment' in new
     data = tomllib.loads(new)
     assert data["tool"]["rye"] == {"managed": True, "virtual": True}
     assert data["dependency-groups"] == {"dev": ["pytest>=8", "ruff[extra]"]}
-    assert projects.migrate_rye(new, tmp_path / "pyproject.toml") is None
+    assert migrate_rye(new, tmp_path / "pyproject.toml") is None
 
 
 def test_rye_migration_merges_into_an_existing_dev_group(tmp_path: Path) -> None:
     text = '[tool.rye]\ndev-dependencies = ["pytest", "ipykernel"]\n\n[dependency-groups]\ndev = ["ipykernel"]\n'
-    data = tomllib.loads(projects.migrate_rye(text, tmp_path / "p") or "")
+    data = tomllib.loads(migrate_rye(text, tmp_path / "p") or "")
     assert data["dependency-groups"]["dev"] == ["ipykernel", "pytest"] and data["tool"]["rye"] == {}
 
 
 def test_labshare_env_edits_keep_the_rest_of_the_file(tmp_path: Path) -> None:
     where = tmp_path / "pyproject.toml"
-    one = projects.set_labshare_env(BASIC, where, {"CUDA_VISIBLE_DEVICES": "0"})
+    one = set_labshare_env(BASIC, where, {"CUDA_VISIBLE_DEVICES": "0"})
     assert one.startswith(BASIC) and tomllib.loads(one)["tool"]["labshare"]["env"] == {"CUDA_VISIBLE_DEVICES": "0"}
-    two = projects.set_labshare_env(one, where, {"A": "x y", "CUDA_VISIBLE_DEVICES": None})
+    two = set_labshare_env(one, where, {"A": "x y", "CUDA_VISIBLE_DEVICES": None})
     assert tomllib.loads(two)["tool"]["labshare"]["env"] == {"A": "x y"}
     table = BASIC + '\n[tool.labshare.env]\nA = "1"\n\n[tool.z]\nb = 2\n'
-    three = tomllib.loads(projects.set_labshare_env(table, where, {"B": "2"}))
+    three = tomllib.loads(set_labshare_env(table, where, {"B": "2"}))
     assert three["tool"]["labshare"]["env"] == {"A": "1", "B": "2"} and three["tool"]["z"] == {"b": 2}
     with pytest.raises(LabshareError):
-        projects.set_labshare_env("tool.labshare.env = 3\n", where, {"A": "1"})
+        set_labshare_env("tool.labshare.env = 3\n", where, {"A": "1"})
+
+
+def test_edits_keep_the_members_comments_and_layout(tmp_path: Path) -> None:
+    where = tmp_path / "pyproject.toml"
+    table = BASIC + '\n[tool.labshare.env]\nA = "1"  # the first card\n'
+    assert set_labshare_env(table, where, {"B": "2"}) == table + 'B = "2"\n'
+    inline = BASIC + '\n[tool.labshare]\nenv = { A = "1" }  # cards\n'
+    assert set_labshare_env(inline, where, {"B": "2"}) == inline.replace('"1" }', '"1", B = "2" }')
+    grouped = '[tool.rye]\ndev-dependencies = ["pytest"]\n\n[dependency-groups]\ndev = [\n  "ruff",  # lint\n]\n'
+    assert migrate_rye(grouped, where) == grouped.replace('dev-dependencies = ["pytest"]\n', "").replace(
+        '# lint\n', '# lint\n  "pytest",\n')
+    with pytest.raises(LabshareError, match="written inline"):
+        migrate_rye('dependency-groups = { lint = ["ruff"] }\n[tool.rye]\ndev-dependencies = ["x"]\n', where)
+
+
+def test_a_failed_change_is_undone_and_a_good_one_kept(tmp_path: Path) -> None:
+    kept = tmp_path / "kept.toml"
+    kept.write_text("old\n")
+    kept.chmod(0o640)
+    folder = tmp_path / "has"
+    folder.mkdir()
+    (folder / "mine").write_text("x")
+    with pytest.raises(KeyboardInterrupt), undone_on_failure() as undo:
+        undo.file(kept)
+        undo.file(tmp_path / "new.lock")
+        undo.made(tmp_path / "a" / "b" / "env")
+        undo.new_entries(folder)
+        kept.write_text("new\n")
+        (tmp_path / "new.lock").write_text("lock")
+        (tmp_path / "a" / "b" / "env").mkdir(parents=True)
+        (folder / "added").mkdir()
+        raise KeyboardInterrupt
+    assert kept.read_text() == "old\n" and kept.stat().st_mode & 0o777 == 0o640
+    assert sorted(os.listdir(tmp_path)) == ["has", "kept.toml"] and os.listdir(folder) == ["mine"]
+    with undone_on_failure() as undo:
+        undo.file(kept)
+        kept.write_text("new\n")
+    assert kept.read_text() == "new\n"
 
 
 def test_bad_env_options_are_refused() -> None:
@@ -75,56 +116,56 @@ def test_detects_each_manager_and_its_env(tmp_path: Path, monkeypatch: pytest.Mo
     monkeypatch.delenv("UV_PROJECT_ENVIRONMENT", raising=False)
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     uvp = pyproject(tmp_path / "uvp", BASIC + "[tool.uv]\npackage = false\n")
-    assert (projects.detect(uvp).manager, projects.detect(uvp).env) == ("uv", uvp / ".venv")
+    assert (detect(uvp).manager, detect(uvp).env) == ("uv", uvp / ".venv")
 
     monkeypatch.setenv("UV_PROJECT_ENVIRONMENT", "envs/here")
-    assert projects.detect(uvp).env == uvp / "envs/here"
+    assert detect(uvp).env == uvp / "envs/here"
     monkeypatch.setenv("UV_PROJECT_ENVIRONMENT", str(tmp_path / "elsewhere"))
-    assert projects.detect(uvp).env == tmp_path / "elsewhere"
+    assert detect(uvp).env == tmp_path / "elsewhere"
     monkeypatch.delenv("UV_PROJECT_ENVIRONMENT")
 
     root = pyproject(tmp_path / "ws", BASIC + '[tool.uv.workspace]\nmembers = ["packages/*"]\n')
     member = pyproject(root / "packages" / "one", BASIC.replace("demo", "one") + "[tool.uv]\n")
-    assert projects.detect(member).env == root / ".venv"
+    assert detect(member).env == root / ".venv"
 
     poetry = pyproject(tmp_path / "po", '[tool.poetry]\nname = "po"\n')
     fake_env(poetry / ".venv")
-    found = projects.detect(poetry)
+    found = detect(poetry)
     assert (found.manager, found.env, found.label) == ("poetry", poetry / ".venv", "po")
 
     pdm = pyproject(tmp_path / "pdmp", BASIC)
     env = fake_env(tmp_path / "pdm-envs" / "x")
     (pdm / ".pdm-python").write_text(str(env / "bin" / "python"))
-    assert (projects.detect(pdm).manager, projects.detect(pdm).env) == ("pdm", env)
+    assert (detect(pdm).manager, detect(pdm).env) == ("pdm", env)
 
     conda = fake_env(tmp_path / "miniconda" / "envs" / "ml", venv=False, conda=True)
-    assert (projects.detect(conda).manager, projects.detect(conda).env) == ("conda", conda)
+    assert (detect(conda).manager, detect(conda).env) == ("conda", conda)
 
     plain = tmp_path / "plain"
     fake_env(plain / "venv")
-    assert (projects.detect(plain).manager, projects.detect(plain).env) == ("venv", plain / "venv")
+    assert (detect(plain).manager, detect(plain).env) == ("venv", plain / "venv")
 
     rye = pyproject(tmp_path / "r", BASIC + "[tool.rye]\nvirtual = true\n")
-    assert projects.detect(rye).manager == "rye"
+    assert detect(rye).manager == "rye"
 
     with pytest.raises(LabshareError, match="No Python project"):
-        projects.detect(pyproject(tmp_path / "toolonly", "[tool.black]\nline-length = 80\n"))
+        detect(pyproject(tmp_path / "toolonly", "[tool.black]\nline-length = 80\n"))
 
 
 def test_labels_add_the_shortest_distinguishing_path() -> None:
     items = [("analysis", "3.11.2", "/h/a/x/analysis"), ("analysis", "3.11.2", "/h/b/x/analysis"),
              ("analysis", "3.11.2", "/h/b/y/analysis"), ("other", "3.12.0", "/h/other")]
-    labels = kernels.distinct_labels(items)
+    labels = naming.distinct_labels(items)
     assert labels == ["a/x/analysis (Python 3.11)", "b/x/analysis (Python 3.11)",
                       "y/analysis (Python 3.11)", "other (Python 3.12)"]
-    assert kernels.distinct_labels([("a", "3.11", "/p/a")], taken=["a (Python 3.11)"]) == ["p/a (Python 3.11)"]
+    assert naming.distinct_labels([("a", "3.11", "/p/a")], taken=["a (Python 3.11)"]) == ["p/a (Python 3.11)"]
 
 
 def test_spec_names_are_stable_lowercase_and_distinct(tmp_path: Path) -> None:
     (tmp_path / "My_Project").mkdir()
     (tmp_path / "my_project").mkdir()
-    one, two = kernels.spec_name(tmp_path / "My_Project"), kernels.spec_name(tmp_path / "my_project")
-    assert one != two and one == kernels.spec_name(tmp_path / "My_Project")
+    one, two = naming.spec_name(tmp_path / "My_Project"), naming.spec_name(tmp_path / "my_project")
+    assert one != two and one == naming.spec_name(tmp_path / "My_Project")
     assert one.startswith("labshare-my-project-") and one != "python3"
 
 
@@ -147,7 +188,7 @@ def test_prune_stale_removes_only_labshare_specs_that_cannot_start(tmp_path: Pat
 
     assert kernels.prune_stale(places.user) == [name]
     assert not dead_dir.exists() and foreign.is_dir()
-    assert sorted(os.listdir(places.user)) == sorted(["foreign", kernels.spec_name(live)])
+    assert sorted(os.listdir(places.user)) == sorted(["foreign", naming.spec_name(live)])
 
 
 def test_register_is_atomic_and_updates_in_place(tmp_path: Path) -> None:

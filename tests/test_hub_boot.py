@@ -6,15 +6,13 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
-import time
 import uuid
 from pathlib import Path
 
 import psutil
 import pytest
-from conftest import BIN, Member, kill_all
+from conftest import BIN, Member, free_port, kill_all, site_file, wait_for
 from jupyter_api import Lab
 
 from labshare import probe
@@ -22,30 +20,9 @@ from labshare import probe
 TOKEN = uuid.uuid4().hex
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def call(port: int, method: str, path: str, body: object = None, token: str = TOKEN) -> probe.Response:
     data = json.dumps(body).encode() if body is not None else None
     return probe.request(probe.Address(port=port), path, token=token, method=method, body=data, timeout=60)
-
-
-def wait_for(what: str, check, timeout: float = 300) -> object:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            got = check()
-            if got:
-                return got
-        except (OSError, ConnectionError):
-            pass
-        time.sleep(1)
-    raise AssertionError(f"{what} did not happen within {timeout} s")
-
-
 
 
 def override(generated: Path, where: Path, api_port: int, proxy_port: int) -> Path:
@@ -88,6 +65,7 @@ def stop_all(hub: subprocess.Popen) -> None:
     kill_all(family, timeout=30)
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(1800)
 def test_member_logs_into_the_hub_and_their_labshare_kernel_runs(make_user, shared_tmp: Path) -> None:
     if not shutil.which("configurable-http-proxy"):
@@ -104,9 +82,8 @@ def test_member_logs_into_the_hub_and_their_labshare_kernel_runs(make_user, shar
     assert made.returncode == 0, made.stderr
     spec = json.loads(made.stdout)["name"]
 
-    site = shared_tmp / "site.toml"
     port = free_port()
-    site.write_text(f"""
+    site = site_file(shared_tmp, f"""
 [users.{alice.name}]
 gpus = [3]
 memory_max = "2G"
@@ -114,7 +91,6 @@ cpus = 1.5
 [hub]
 port = {port}
 """)
-    site.chmod(0o644)
     hubdir = shared_tmp / "hub"
     hubdir.mkdir()
     generated = hubdir / "jupyterhub_config.py"
@@ -129,15 +105,17 @@ port = {port}
     hub = subprocess.Popen([str(BIN / "jupyterhub"), "-f", str(config)], cwd=hubdir, env=env, stdout=log,
                            stderr=subprocess.STDOUT)
     try:
-        wait_for("the hub answering", lambda: call(port, "GET", "/hub/api/").status == 200)
+        wait_for(lambda: call(port, "GET", "/hub/api/").status == 200, timeout=300, what="the hub answering",
+                 ignoring=(OSError,))
         listening = {c.laddr.ip for c in psutil.net_connections("tcp") if c.status == "LISTEN" and c.laddr.port == port}
         assert listening == {"127.0.0.1"}
 
         made_user = call(port, "POST", f"/hub/api/users/{alice.name}")
         assert made_user.status in (201, 409), made_user.body  # allowed_users already made them at start
         assert call(port, "POST", f"/hub/api/users/{alice.name}/server").status in (201, 202)
-        wait_for("the member's server", lambda: call(port, "GET", f"/hub/api/users/{alice.name}").json()
-                 .get("servers", {}).get("", {}).get("ready"), timeout=600)
+        wait_for(lambda: call(port, "GET", f"/hub/api/users/{alice.name}").json()
+                 .get("servers", {}).get("", {}).get("ready"), timeout=600, what="the member's server",
+                 ignoring=(OSError,))
 
         base = f"/user/{alice.name}"
         specs = call(port, "GET", f"{base}/api/kernelspecs").json()["kernelspecs"]

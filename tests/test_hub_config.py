@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import socket
 import subprocess
 import sys
 import uuid
@@ -14,23 +13,9 @@ from types import SimpleNamespace
 
 import pytest
 import yaml
-from conftest import BIN
+from conftest import BIN, UV_CACHE, free_port, site_file
 
-UV_CACHE = Path(os.environ.get("LABSHARE_TEST_UV_CACHE", "/tmp/labshare-tests-uv-cache"))
 SCOPES = {"list:users", "read:users:activity", "read:servers", "delete:servers"}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def site_file(where: Path, text: str) -> Path:
-    path = where / "site.toml"
-    path.write_text(text)
-    path.chmod(0o644)
-    return path
 
 
 def hub_config(site: Path, *args: str, env: dict[str, str] | None = None, python_bin: Path = BIN,
@@ -92,6 +77,7 @@ def lab(make_user, tmp_path: Path) -> SimpleNamespace:
         subprocess.run(["groupdel", group], capture_output=True)
 
 
+@pytest.mark.alone
 def test_systemd_config_loads_with_jupyterhubs_loader_and_gives_each_member_their_limits(lab, tmp_path: Path) -> None:
     out = tmp_path / "jupyterhub_config.py"
     done = hub_config(lab.site, "--spawner", "systemd", "-o", str(out), "--json")
@@ -177,6 +163,7 @@ def test_slurm_config_renders_the_expected_sbatch_script(lab, tmp_path: Path) ->
     assert SlurmSpawner(config=cfg, user=fake_user(lab.bob.name, [])).req_account == "lab42"
 
 
+@pytest.mark.alone
 def test_kubernetes_values_parse_as_yaml_with_the_chart_keys(lab, tmp_path: Path) -> None:
     out = tmp_path / "values.yaml"
     done = hub_config(lab.site, "--spawner", "kubernetes", "-o", str(out))
@@ -236,6 +223,7 @@ def test_an_existing_file_labshare_did_not_write_is_kept_unless_confirmed(lab, t
     assert hub_config(lab.site, "-o", str(out)).returncode == 0  # ours now: replaced without asking
 
 
+@pytest.mark.alone
 def test_plan_lists_running_servers_freed_ports_installs_unit_and_access(lab, shared_tmp: Path) -> None:
     port = free_port()
     site = site_file(shared_tmp, lab.site.read_text().replace("[admin]", f"[ports]\n{lab.alice.name} = {port}\n\n[admin]"))

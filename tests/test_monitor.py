@@ -10,19 +10,21 @@ from __future__ import annotations
 
 import json
 import subprocess
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 import psutil
 import pytest
-from conftest import BIN, LABSHARE, Member, _make_home, lab_of, need_root, wait_for
+from conftest import LABSHARE, Accounts, Member, lab_of, need_root, tokenless_jupyter, wait_for
 from jupyter_api import Lab
 
 from labshare import probe
-from labshare.listeners import free_port
-from labshare.monitor.gpu import GpuDevice, GpuReading, NoGpu, read, read_nvml
-from labshare.monitor.processes import Scanner
+from labshare.gpus.nvml import GpuDevice, GpuReading, NoGpu, read, read_nvml
+from labshare.monitor import argv as cmd
+from labshare.monitor.processes import Scanner, Usage
+
+# One `site` (two members, their servers, a hand-started Jupyter) for the module: its tests stay on one worker.
+pytestmark = pytest.mark.xdist_group("monitor")
 
 
 @dataclass
@@ -39,37 +41,19 @@ class Site:
     hand_kernel: str
 
 
-def _new_user() -> Member:
-    name = f"lst{uuid.uuid4().hex[:8]}"
-    subprocess.run(["useradd", "--no-create-home", "--shell", "/bin/bash", name], check=True)
-    return Member(home=_make_home(name), user=name)
-
-
 def _session(lab: Lab, path: str) -> str:
     return lab.ok("POST", "/api/sessions", {"path": path, "type": "notebook", "kernel": {"name": "python3"}})[
         "kernel"
     ]["id"]
 
 
-def hand_started_jupyter(m: Member, port: int) -> subprocess.Popen:
-    """`jupyter lab --IdentityProvider.token=''` as the lab's guide used to say, on 127.0.0.1."""
-    return m.popen(
-        [str(BIN / "jupyter-lab"), "--no-browser", "--IdentityProvider.token=", "--ServerApp.password=",
-         "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}", "--ServerApp.port_retries=0",
-         f"--ServerApp.root_dir={m.home}", "--ServerApp.disable_check_xsrf=True"],
-        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-
-
 @pytest.fixture(scope="module")
-def site() -> Iterator[Site]:
+def site(module_users: Accounts) -> Iterator[Site]:
     need_root("creates Unix users")
-    made: list[Member] = []
     hand: subprocess.Popen | None = None
     try:
-        alice, bob = _new_user(), _new_user()
-        made += [alice, bob]
-        for m in made:
+        alice, bob = module_users(), module_users()
+        for m in (alice, bob):
             done = m.run("start", timeout=240)
             assert done.returncode == 0, done.stderr
         alice_lab, bob_lab = lab_of(alice), lab_of(bob)
@@ -79,26 +63,14 @@ def site() -> Iterator[Site]:
             gpu_kernel, "import subprocess; p = subprocess.Popen(['sleep', '900']); print(p.pid)"
         ).strip())
         bob_kernel = _session(bob_lab, "bob.ipynb")
-        port = free_port()
-        hand = hand_started_jupyter(bob, port)
-        hand_lab = Lab(probe.Address(port=port), None)
-        wait_for(lambda: _answers(hand_lab), timeout=180, what="the hand-started Jupyter")
-        hand_kernel = hand_lab.start_kernel()
+        started = tokenless_jupyter(bob)
+        hand, port = started.proc, started.port
+        hand_kernel = Lab(probe.Address(port=port), None).start_kernel()
         yield Site(alice, bob, alice_lab, alice_kernel, gpu_kernel, child, bob_kernel, hand.pid, port, hand_kernel)
     finally:
         if hand is not None:
             hand.kill()
             hand.wait(timeout=30)
-        for m in made:
-            m.reap()
-            subprocess.run(["userdel", m.user or ""], capture_output=True)
-
-
-def _answers(lab: Lab) -> bool:
-    try:
-        return lab.call("GET", "/api/status", token=False).status == 200
-    except OSError:
-        return False
 
 
 def _kernel(servers: list[dict], kernel_id: str) -> tuple[dict, dict]:
@@ -263,17 +235,15 @@ def test_admin_stop_refuses_a_member(site: Site) -> None:
     assert psutil.pid_exists(site.bob.state()["pid"])
 
 
-def test_admin_stop_as_root_stops_a_members_server_and_hand_started_jupyter() -> None:
+def test_admin_stop_as_root_stops_a_members_server_and_hand_started_jupyter(make_user: Accounts) -> None:
     need_root("creates a Unix user and stops their server")
-    carol = _new_user()
+    carol = make_user()
     hand = None
     try:
         assert carol.run("start", "--tcp", timeout=240).returncode == 0
         lab = lab_of(carol)
         kernel_id = _session(lab, "forgotten.ipynb")
-        port = free_port()
-        hand = hand_started_jupyter(carol, port)
-        wait_for(lambda: _answers(Lab(probe.Address(port=port), None)), timeout=180, what="hand-started Jupyter")
+        hand = tokenless_jupyter(carol).proc
         servers = _ps_with(None, kernel_id)
         mine = [s for s in servers if s["user"] == carol.user]
         assert len(mine) == 2
@@ -304,10 +274,9 @@ def test_admin_stop_as_root_stops_a_members_server_and_hand_started_jupyter() ->
         if hand is not None and hand.poll() is None:
             hand.kill()
             hand.wait(timeout=30)
-        carol.reap()
-        subprocess.run(["userdel", carol.user or ""], capture_output=True)
 
 
+@pytest.mark.root
 def test_admin_stop_unknown_user_is_one_clear_line() -> None:
     need_root("admin stop runs as root")
     done = subprocess.run([LABSHARE, "admin", "stop", "no-such-user-xyz", "--yes"], capture_output=True,
@@ -323,3 +292,42 @@ def _alive_as(pid: int, m: Member) -> bool:
     except psutil.Error:
         return False
 
+
+@pytest.mark.parametrize("argv,kind", [
+    (["/venv/bin/python", "/venv/bin/jupyter-lab", "--no-browser"], "lab"),
+    (["/venv/bin/python", "/venv/bin/jupyter", "lab", "--port=9999"], "lab"),
+    (["python3", "-m", "jupyterlab"], "lab"),
+    (["python3", "-m", "jupyter", "server"], "server"),
+    (["/venv/bin/python", "/venv/bin/jupyter-notebook"], "notebook"),
+    # A subcommand is only ever the first argument (as traitlets parses it): a folder named build is served.
+    (["/venv/bin/python", "/venv/bin/jupyter-lab", "--notebook-dir", "build"], "lab"),
+    (["/venv/bin/python", "/venv/bin/jupyter-lab", "build"], None),
+    (["/venv/bin/python", "/venv/bin/jupyter", "lab", "build", "--minimize=False"], None),
+    (["python3", "-m", "jupyterlab", "clean"], None),
+    (["/venv/bin/python", "/venv/bin/jupyter-server", "list"], None),
+    (["/venv/bin/python", "/venv/bin/jupyter-lab", "--version"], None),
+    (["/venv/bin/python", "/venv/bin/jupyter-lab", "--debug", "--help"], None),
+    (["python3", "-m", "labshare.server.supervise"], None),
+    (["/venv/bin/python", "-m", "ipykernel_launcher", "-f", "/run/kernel-1.json"], None),
+])
+def test_one_reading_of_a_command_line_tells_servers_from_tools(argv: list[str], kind: str | None) -> None:
+    assert cmd.server_kind(argv) == kind
+
+
+def test_command_line_options_in_every_form_jupyter_takes() -> None:
+    opts = cmd.options(["jupyter-lab", "--ServerApp.port", "8890", "--IdentityProvider.token=", "--no-browser",
+                        "--ServerApp.root_dir=/srv/x", "--sock", "/tmp/j.sock"])
+    assert cmd.listen_port(opts) == 8890 and cmd.listen_socket(opts) == "/tmp/j.sock"
+    assert cmd.root_dir(opts) == "/srv/x" and cmd.token_required(opts) is False
+    assert cmd.token_required(cmd.options(["jupyter-lab", "--ServerApp.token=''"])) is False
+    assert cmd.token_required(cmd.options(["jupyter-lab", "--IdentityProvider.token=abc"])) is True
+    assert cmd.token_required(cmd.options(["jupyter-lab"])) is None
+    assert cmd.kernel_id(cmd.connection_file(["python", "-m", "ipykernel_launcher", "-f", "/r/kernel-ab-1.json"])) \
+        == "ab-1"
+
+
+def test_usage_adds_up_and_no_gpu_figure_stays_unknown() -> None:
+    own = Usage(cpu_percent=1.25, memory_bytes=100, gpu_memory_bytes=0, gpus=[])
+    kernel = Usage(cpu_percent=2.5, memory_bytes=50, gpu_memory_bytes=8, gpus=[1, 0])
+    assert Usage.total([own, kernel]) == Usage(cpu_percent=3.8, memory_bytes=150, gpu_memory_bytes=8, gpus=[0, 1])
+    assert Usage.total([Usage(), kernel]).gpu_memory_bytes is None

@@ -14,7 +14,7 @@ from types import SimpleNamespace as NS
 
 import pytest
 
-from labshare.monitor.gpu import GpuDevice, NoGpu, read, read_nvml
+from labshare.gpus.nvml import GpuDevice, NoGpu, read, read_driver, read_nvml
 
 
 class NVMLError(Exception):
@@ -45,9 +45,12 @@ def fake_pynvml(*, init_fails: bool = False) -> types.ModuleType:
     mod.NVMLError = NVMLError  # type: ignore[attr-defined]
     mod.nvmlInit = init  # type: ignore[attr-defined]
     mod.nvmlShutdown = lambda: calls.append("shutdown")  # type: ignore[attr-defined]
+    mod.nvmlSystemGetDriverVersion = lambda: b"550.54.15"  # type: ignore[attr-defined]
     mod.nvmlDeviceGetCount = lambda: len(boards)  # type: ignore[attr-defined]
     mod.nvmlDeviceGetHandleByIndex = lambda i: i  # type: ignore[attr-defined]
     mod.nvmlDeviceGetName = lambda h: boards[h]["name"]  # type: ignore[attr-defined]
+    mod.nvmlDeviceGetUUID = lambda h: f"GPU-fake-{h}"  # type: ignore[attr-defined]
+    mod.nvmlDeviceGetPciInfo = lambda h: NS(busId=f"00000000:{h + 1:02X}:00.0".encode())  # type: ignore[attr-defined]
     mod.nvmlDeviceGetUtilizationRates = util  # type: ignore[attr-defined]
     mod.nvmlDeviceGetMemoryInfo = lambda h: boards[h]["mem"]  # type: ignore[attr-defined]
     mod.nvmlDeviceGetComputeRunningProcesses = lambda h: boards[h]["compute"]  # type: ignore[attr-defined]
@@ -61,8 +64,10 @@ def test_reads_devices_and_per_process_memory(monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setitem(sys.modules, "pynvml", nv)
     devices = read_nvml()
     assert devices == [
-        GpuDevice(0, "NVIDIA A100-SXM4-80GB", 93, 30 << 30, 80 << 30, {101: 20 << 30, 102: None}),
-        GpuDevice(1, "NVIDIA A100 MIG 3g.40gb", None, 1 << 30, 40 << 30, {}),
+        GpuDevice(0, "NVIDIA A100-SXM4-80GB", 93, 30 << 30, 80 << 30, {101: 20 << 30, 102: None},
+                  uuid="GPU-fake-0", pci_bus_id="00000000:01:00.0"),
+        GpuDevice(1, "NVIDIA A100 MIG 3g.40gb", None, 1 << 30, 40 << 30, {},
+                  uuid="GPU-fake-1", pci_bus_id="00000000:02:00.0"),
     ]
     assert nv.calls == ["init", "shutdown"]  # type: ignore[attr-defined]
     reading = read(read_nvml)
@@ -70,10 +75,22 @@ def test_reads_devices_and_per_process_memory(monkeypatch: pytest.MonkeyPatch) -
     assert reading.devices_by_pid() == {101: [0], 102: [0]}
 
 
+def test_doctor_reads_the_driver_through_the_same_reader(monkeypatch: pytest.MonkeyPatch) -> None:
+    from labshare.doctor.checks import gpu
+
+    nv = fake_pynvml()
+    monkeypatch.setitem(sys.modules, "pynvml", nv)
+    driver, devices = read_driver()
+    assert driver == "550.54.15" and devices == read_nvml()
+    assert gpu().detail == "NVIDIA driver 550.54.15, 2 GPU(s): NVIDIA A100-SXM4-80GB, NVIDIA A100 MIG 3g.40gb"
+    assert nv.calls == ["init", "shutdown"] * 3  # type: ignore[attr-defined]
+
+
 def test_no_driver_is_a_reason_not_an_error(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "pynvml", fake_pynvml(init_fails=True))
-    with pytest.raises(NoGpu, match="driver does not answer"):
+    with pytest.raises(NoGpu, match="driver does not answer") as failed:
         read_nvml()
+    assert failed.value.cause == "Driver Not Loaded"  # what doctor shows beside its own sentence
     assert read(read_nvml).unavailable == "no GPU: the NVIDIA driver does not answer (Driver Not Loaded)"
 
 

@@ -22,7 +22,7 @@ import websocket
 from conftest import Member
 from pycrdt import Doc, YMessageType, create_sync_message
 
-pytestmark = pytest.mark.timeout(600)
+pytestmark = [pytest.mark.timeout(600), pytest.mark.slow]
 
 NOTEBOOKS = 50
 OUTPUT_LINE = "x" * 99 + "\n"

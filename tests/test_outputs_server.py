@@ -11,15 +11,9 @@ import lab_outputs as lo
 import psutil
 import pytest
 import websocket
-from conftest import Member, kill_all
+from conftest import Member, kill_all, site_file
 
 from labshare import probe
-
-
-def _site(where: Path, text: str) -> Path:
-    path = where / "site.toml"
-    path.write_text(text)
-    return path
 
 
 def test_collaboration_and_execution_endpoints_require_the_token(member: Member) -> None:
@@ -51,7 +45,7 @@ def test_collaboration_and_execution_endpoints_require_the_token(member: Member)
 
 
 def test_site_policy_turns_output_keeping_off_and_restart_keeps_it(member: Member) -> None:
-    member.extra_env["LABSHARE_SITE_CONFIG"] = str(_site(member.home, "[server]\nkeep_outputs = false\n"))
+    member.extra_env["LABSHARE_SITE_CONFIG"] = str(site_file(member.home, "[server]\nkeep_outputs = false\n"))
     server = lo.start_server(member)
     assert member.json("status")["keep_outputs"] is False
     report = json.loads(member.run("doctor", "--json", timeout=120).stdout)
@@ -66,7 +60,7 @@ def test_site_policy_turns_output_keeping_off_and_restart_keeps_it(member: Membe
 
 
 def test_a_bad_keep_outputs_value_is_one_clear_sentence(member: Member) -> None:
-    member.extra_env["LABSHARE_SITE_CONFIG"] = str(_site(member.home, '[server]\nkeep_outputs = "yes"\n'))
+    member.extra_env["LABSHARE_SITE_CONFIG"] = str(site_file(member.home, '[server]\nkeep_outputs = "yes"\n'))
     done = member.run("start")
     assert done.returncode != 0
     assert "server.keep_outputs: must be true or false" in done.stderr and "Traceback" not in done.stderr
@@ -74,13 +68,15 @@ def test_a_bad_keep_outputs_value_is_one_clear_sentence(member: Member) -> None:
 
 @pytest.mark.timeout(180)
 def test_a_kernels_first_run_gets_its_input_box(tmp_path: Path) -> None:
-    """Server-side execution's kernel client has its stdin socket before its first run is sent.
+    """Server-side execution's kernel client is ready for `input()` before its first run is sent.
 
-    Without that, ZeroMQ dropped the kernel's input_request whenever the run
-    got there before the socket's connection (2 in 10 first runs on a loaded
-    2-core machine): `input()` then showed no box, and the cell never ended.
-    Run in a fresh interpreter: ZeroMQ state left by earlier in-process kernel
-    clients of the suite must not decide it.
+    Without its stdin socket connected first, ZeroMQ dropped the kernel's
+    input_request whenever the run got there before the connection (2 in 10
+    first runs on a loaded 2-core machine): `input()` showed no box.  With a
+    kernel slow to answer the handshake, its extra answers stayed queued and
+    nbmodel never sent the typed answer (CI, 1 in 300 tests).  Either way
+    the cell never ended.  Run in a fresh interpreter: ZeroMQ state left by
+    earlier in-process kernel clients of the suite must not decide it.
     """
     me = psutil.Process()
     before = {p.pid for p in me.children(recursive=True)}
@@ -91,3 +87,37 @@ def test_a_kernels_first_run_gets_its_input_box(tmp_path: Path) -> None:
         kill_all([p for p in me.children(recursive=True) if p.pid not in before])
     assert done.returncode == 0, done.stdout + done.stderr
     assert done.stdout.strip() == "got ada", done.stdout + done.stderr
+
+
+def test_output_keeping_switches_itself_off_once_when_a_part_it_uses_is_missing(member: Member) -> None:
+    """As after an upgrade of jupyter-collaboration that renamed a method the sweep calls: one note, no loop.
+
+    The member's own Jupyter config removes the method from the real
+    collaboration room class; a cell run on the server side then changes a
+    real document, so the sweep's periodic save meets the missing part.
+    """
+    from test_outputs_memory import _open_and_close
+
+    (member.home / ".jupyter").mkdir()
+    (member.home / ".jupyter/jupyter_server_config.py").write_text(
+        "from jupyter_server_ydoc.rooms import DocumentRoom\ndel DocumentRoom._save_to_disc\n"
+    )
+    server = lo.start_server(member)
+    path = lo.write_notebook(server.root, "renamed.ipynb", ["print('still kept')"])
+    cell = json.loads(path.read_text())["cells"][0]["id"]
+    room = _open_and_close(server, "renamed.ipynb")
+    session = server.api.ok("POST", "/api/sessions", {
+        "path": "renamed.ipynb", "type": "notebook", "kernel": {"name": "python3"},
+    })
+    run = server.api.call("POST", f"/api/kernels/{session['kernel']['id']}/execute", {
+        "code": "print('still kept')", "metadata": {"document_id": room, "cell_id": cell},
+    })
+    assert run.status == 202, run.body
+    state = lo.wait_for(
+        lambda: (s := server.api.ok("GET", "/api/labshare/outputs"))["problem"] and s, 60,
+        "the sweep to switch itself off",
+    )
+    assert "_save_to_disc" in state["problem"] and "pip install 'jupyter-collaboration<6,>=5.0'" in state["problem"]
+    log = member.run("logs", "-n", "2000").stdout
+    assert log.count("output keeping's sweep switched itself off") == 1, log
+    assert "sweep failed" not in log and "Traceback" not in log, log

@@ -88,3 +88,36 @@ def test_long_home_falls_back_to_private_tmp_socket(member: Member) -> None:
     import stat
 
     assert stat.S_IMODE(Path(status["socket"]).parent.stat().st_mode) == 0o700
+
+
+def test_version_check_passes_what_is_installed_and_names_what_to_install() -> None:
+    """Checked against labshare's own installed requirements and this environment's real versions."""
+    from importlib.metadata import requires
+
+    from labshare.server import versions
+
+    names = versions.KERNEL_SURVIVAL + versions.OUTPUT_KEEPING
+    bounds = versions.bounds(requires("labshare") or [], names)
+    assert set(bounds) == set(names)
+    assert all(any(s.operator == "<" for s in spec) for spec in bounds.values()), bounds
+    real = versions.installed(names)
+    assert None not in real.values() and versions.unsupported(bounds, real) == []
+    lines = versions.unsupported(bounds, {**real, "jupyter-server-nbmodel": "0.3.0"})
+    assert lines == [
+        "jupyter-server-nbmodel 0.3.0 is installed, but labshare uses its internals and is tested with "
+        "jupyter-server-nbmodel<0.3,>=0.2.9; install that in labshare's environment: "
+        "pip install 'jupyter-server-nbmodel<0.3,>=0.2.9'."
+    ]
+
+
+def test_start_names_an_unsupported_version_in_one_line_and_still_starts(member: Member, tmp_path: Path) -> None:
+    """A newer nbmodel's metadata put ahead of the real one on the path, as an installer that ignored the bound would."""
+    shadow = tmp_path / "shadow" / "jupyter_server_nbmodel-0.3.0.dist-info"
+    shadow.mkdir(parents=True)
+    (shadow / "METADATA").write_text("Metadata-Version: 2.1\nName: jupyter-server-nbmodel\nVersion: 0.3.0\n")
+    member.extra_env["PYTHONPATH"] = str(shadow.parent)
+    done = member.run("start")
+    assert done.returncode == 0, done.stderr
+    said = [line for line in done.stdout.splitlines() if "0.3.0" in line]
+    assert len(said) == 1 and "pip install 'jupyter-server-nbmodel<0.3,>=0.2.9'" in said[0], done.stdout
+    assert member.json("status")["running"]

@@ -12,6 +12,17 @@ import psutil
 from conftest import LABSHARE, Member, lab_of, wait_for
 
 
+def session_ended(sid: int) -> bool:
+    """No live process is left in session `sid`: whatever its hangup and kill could reach has ended."""
+    for proc in psutil.process_iter():
+        try:
+            if os.getsid(proc.pid) == sid and proc.status() != psutil.STATUS_ZOMBIE:
+                return False
+        except (OSError, psutil.Error):
+            continue
+    return True
+
+
 def test_survives_hangup_of_the_login_session(member: Member) -> None:
     # A login shell in its own session, as sshd would make; `start` runs in it, then the session is hung up.
     session = member.popen(
@@ -27,7 +38,7 @@ def test_survives_hangup_of_the_login_session(member: Member) -> None:
         os.killpg(session.pid, signal.SIGKILL)
     finally:
         session.wait()
-    time.sleep(1)
+    wait_for(lambda: session_ended(session.pid), what="every process of the login session to end")
     status = member.json("status")
     assert status["running"] and status["restarts"] == 0
     assert lab.execute(kernel, "print(x + 1)").strip() == "42"

@@ -6,24 +6,14 @@ import json
 import os
 import subprocess
 import sys
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from conftest import Member
+from conftest import Member, free_port, site_file, wait_for
 from jupyter_api import Lab
 
 from labshare import probe
-
-
-def site_file(where: Path, text: str) -> Path:
-    path = where / "site" / "config.toml"
-    path.parent.mkdir(exist_ok=True)
-    os.chmod(path.parent, 0o755)
-    path.write_text(text)
-    path.chmod(0o644)
-    return path
 
 
 def claims_dir(where: Path) -> Path:
@@ -95,13 +85,9 @@ def test_gpus_reach_the_kernels_and_culling_reaches_jupyter(member: Member, tmp_
     done: list[str] = []
     worker = threading.Thread(target=lambda: done.append(lab.execute(busy, "import time; time.sleep(20); print('ok')", timeout=90)))
     worker.start()
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        ids = {k["id"] for k in lab.ok("GET", "/api/kernels")}
-        if kernel not in ids:
-            break
-        time.sleep(1)
-    assert kernel not in {k["id"] for k in lab.ok("GET", "/api/kernels")}
+    wait_for(lambda: lab.ok("GET", f"/api/kernels/{busy}")["execution_state"] == "busy", what="the busy kernel",
+             every=0.05)
+    wait_for(lambda: kernel not in {k["id"] for k in lab.ok("GET", "/api/kernels")}, 90, "the idle kernel culled")
     worker.join()
     assert done == ["ok\n"]
     assert "Culling kernel" in member.run("logs", "-n", "500").stdout
@@ -156,11 +142,7 @@ def test_concurrent_port_claims_are_unique_and_owned(make_user, shared_tmp: Path
 
 def test_assigned_port_squatted_by_another_user_names_them(make_user, shared_tmp: Path) -> None:
     owner, squatter = make_user(), make_user()
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     path = site_file(shared_tmp, f"[server]\nmode = 'tcp'\n[ports]\n{owner.user} = {port}\n")
     holder = squatter.popen([sys.executable, "-c", (
         "import socket, time\ns = socket.socket()\n"

@@ -11,7 +11,8 @@ import time
 from pathlib import Path
 
 import psutil
-from conftest import Member, lab_of, wait_for
+import pytest
+from conftest import Member, lab_of, site_file, wait_for
 from jupyter_api import Lab
 
 
@@ -38,17 +39,37 @@ def open_notebook(lab: Lab, path: str = "analysis.ipynb") -> tuple[str, str]:
     return session["id"], session["kernel"]["id"]
 
 
+def execution_state(lab: Lab, kernel: str) -> str:
+    return lab.ok("GET", f"/api/kernels/{kernel}")["execution_state"]
+
+
 def send_and_forget(lab: Lab, kernel: str, code: str) -> threading.Thread:
-    """Start `code` through a websocket that dies with the server, as a closed browser tab would."""
+    """Start `code` through a websocket that dies with the server, as a closed browser tab would.
+
+    Returns once the kernel reports busy with it.  Not busy is awaited first (a
+    fresh kernel says "starting" until its first run, an adopted one "busy"
+    until probed), so the busy seen after sending is this code's.
+    """
     def run() -> None:
         try:
             lab.execute(kernel, code, timeout=120)
         except Exception:
             pass
 
+    wait_for(lambda: execution_state(lab, kernel) != "busy", what="the kernel to be free")
     thread = threading.Thread(target=run, daemon=True)
     thread.start()
+    wait_for(lambda: execution_state(lab, kernel) == "busy", what="the kernel to report busy", every=0.05)
     return thread
+
+
+def held(code: str) -> str:
+    """`code`, after waiting for the test to make `go` in the kernel's folder.
+
+    A fixed sleep had to outlast the next server's start, which a loaded
+    machine can stretch past it; this stays busy until the test has looked.
+    """
+    return "import os, time\nwhile not os.path.exists('go'):\n    time.sleep(0.05)\n" + code
 
 
 def test_kernel_and_session_survive_sigkill_of_the_server(member: Member) -> None:
@@ -56,8 +77,7 @@ def test_kernel_and_session_survive_sigkill_of_the_server(member: Member) -> Non
     lab = lab_of(member)
     session, kernel = open_notebook(lab)
     lab.execute(kernel, "x = 41")
-    send_and_forget(lab, kernel, "import time; time.sleep(20); result = 'finished'")
-    time.sleep(1)
+    send_and_forget(lab, kernel, held("result = 'finished'"))
     before = member.json("status")
     os.kill(before["pid"], signal.SIGKILL)
     after = new_server(member, before["pid"])
@@ -66,6 +86,7 @@ def test_kernel_and_session_survive_sigkill_of_the_server(member: Member) -> Non
     sessions = lab.ok("GET", "/api/sessions")
     assert [(s["id"], s["path"], s["kernel"]["id"]) for s in sessions] == [(session, "analysis.ipynb", kernel)]
     assert lab.ok("GET", f"/api/kernels/{kernel}")["execution_state"] == "busy"  # the computation goes on
+    (Path(after["root_dir"]) / "go").touch()
     assert lab.execute(kernel, "print(x + 1)", timeout=120).strip() == "42"
     assert lab.execute(kernel, "print(result)").strip() == "finished"
     survived = {k["id"]: k["server_restarts_survived"] for k in after["surviving_kernels"]}
@@ -117,8 +138,10 @@ def test_adopted_kernel_interrupt_restart_delete(member: Member) -> None:
     os.kill(before["pid"], signal.SIGKILL)
     new_server(member, before["pid"])
 
-    send_and_forget(lab, kernel, "import time\ntry:\n    time.sleep(60)\nexcept KeyboardInterrupt:\n    interrupted = True\n")
-    time.sleep(2)
+    inside = Path(before["root_dir"]) / "inside-try"
+    send_and_forget(lab, kernel, "import pathlib, time\ntry:\n    pathlib.Path('inside-try').touch()\n"
+                                 "    time.sleep(60)\nexcept KeyboardInterrupt:\n    interrupted = True\n")
+    wait_for(inside.exists, what="the cell to be inside its try", every=0.05)  # busy comes a moment before
     assert lab.call("POST", f"/api/kernels/{kernel}/interrupt").status == 204
     assert wait_for(lambda: lab.execute(kernel, "print(interrupted)").strip() == "True", what="interrupt")
 
@@ -160,21 +183,22 @@ def test_kernel_that_died_while_no_server_ran_is_dropped_with_its_session(member
     assert not list((member.state_dir / "runtime").glob(f"kernel-{doomed}*"))
 
 
+@pytest.mark.slow
 def test_busy_state_is_probed_so_a_silent_computation_is_not_culled(member: Member, tmp_path: Path) -> None:
-    site = tmp_path / "site.toml"
-    site.write_text("[server]\ncull_idle_kernels_after = 3\n")
+    # Long enough for a loaded machine to start a kernel and hand it work before it counts as idle.
+    site = site_file(tmp_path, "[server]\ncull_idle_kernels_after = 10\n")
     member.extra_env["LABSHARE_SITE_CONFIG"] = str(site)
     member.run("start", check=True)
     lab = lab_of(member)
     _, busy = open_notebook(lab, "busy.ipynb")
+    send_and_forget(lab, busy, held("answer = 42"))
     _, idle = open_notebook(lab, "idle.ipynb")
-    send_and_forget(lab, busy, "import time; time.sleep(25); answer = 42")
-    time.sleep(1)
     before = member.json("status")
     os.kill(before["pid"], signal.SIGKILL)
     new_server(member, before["pid"])
     wait_for(lambda: idle not in {k["id"] for k in lab.ok("GET", "/api/kernels")}, what="the idle kernel culled")
     assert busy in {k["id"] for k in lab.ok("GET", "/api/kernels")}
+    (Path(before["root_dir"]) / "go").touch()
     assert lab.execute(busy, "print(answer)", timeout=60).strip() == "42"
 
 
@@ -204,9 +228,7 @@ def test_other_user_can_neither_read_records_nor_drive_the_kernel(member: Member
     assert not Path("/tmp/pwned").exists()
 
 
-import pytest  # noqa: E402
-
-
+@pytest.mark.browser
 @pytest.mark.parametrize("outputs", ["--keep-outputs", "--no-keep-outputs"])
 def test_open_lab_tab_keeps_its_kernel_across_a_server_crash(member: Member, tmp_path: Path, outputs: str) -> None:
     from browser import chromium, run_cell, wait_for_kernel
