@@ -8,6 +8,7 @@ were started.
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import time
@@ -22,6 +23,22 @@ from test_connect import Connect
 from test_connect_known import connect_once
 
 pytestmark = pytest.mark.sshd
+
+# Holds the import of labshare.cli until the test says go, so a signal lands in the middle of an import.
+PAUSE_IMPORT = """
+import os, sys, time
+
+class Pause:
+    def find_spec(self, name, path=None, target=None):
+        if name == "labshare.cli":
+            sys.meta_path.remove(self)
+            open(os.environ["PAUSE_MARK"], "w").close()
+            while not os.path.exists(os.environ["PAUSE_GO"]):
+                time.sleep(0.005)
+        return None
+
+sys.meta_path.insert(0, Pause())
+"""
 
 WRAPPER = """#!/bin/sh
 echo "$*" >> "$HOME/ssh-calls.log"
@@ -151,3 +168,28 @@ def test_text_mode_prints_nothing_into_a_login_that_started_early(lab: sshd_help
     assert ssh_calls(lab)[0].startswith("-M"), ssh_calls(lab)
     assert "Connecting to" not in err and "Traceback" not in err, err
 
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_while_the_cli_is_imported_ends_the_early_ssh_and_then_the_session(
+        lab: sshd_helper.Lab, sig: signal.Signals) -> None:
+    hook = lab.laptop.home / "pause-import"
+    hook.mkdir()
+    os.chown(hook, lab.laptop.uid, -1)  # the paused connect writes its mark here
+    (hook / "sitecustomize.py").write_text(PAUSE_IMPORT)
+    mark, go = hook / "paused", hook / "go"
+    lab.laptop.extra_env.update(PYTHONPATH=str(hook), PAUSE_MARK=str(mark), PAUSE_GO=str(go))
+    c = Connect(lab.laptop, "gpu1")
+    try:
+        wait_for(mark.exists, timeout=60, what="connect paused in its imports", every=0.01)
+        assert ssh_calls(lab)[0].startswith("-M"), ssh_calls(lab)
+        c.proc.send_signal(sig)
+        wait_for(lambda: laptop_ssh(lab) == b"", timeout=10, what="the early ssh ended by the signal")
+        go.touch()
+        closed = c.wait_for("closed", timeout=60)
+        assert closed["reason"] == ("terminated" if sig == signal.SIGTERM else "interrupted")
+        assert c.proc.wait(30) == 0
+        assert c.proc.stderr is not None and c.proc.stderr.read() == ""
+        assert [e["event"] for e in c.seen] == ["connecting", "closed"], c.seen
+        assert ssh_calls(lab)[1:] == [], ssh_calls(lab)  # stopped before `ssh -G`
+    finally:
+        c.kill()

@@ -34,6 +34,7 @@ def connect(app: App, destination: str, local_port: int | None, no_browser: bool
     Uses your ssh client and ~/.ssh/config as they are; reconnects by itself
     after wifi drops or sleep; Ctrl-C closes the tunnel, JupyterLab keeps running.
     """
+    from labshare.connect import dial
     from labshare.connect.session import Options, Session, manual
     from labshare.render import connect as view
     from labshare.render import jsonable
@@ -41,6 +42,7 @@ def connect(app: App, destination: str, local_port: int | None, no_browser: bool
     options = Options(destination=destination, local_port=local_port, start=start_server,
                       open_browser=not no_browser, ssh_options=ssh_options)
     if print_only:
+        dial.hand_over()
         result = manual(app.paths, options)
         if as_json:
             emit_event({"event": "print", **jsonable(result)})
@@ -53,8 +55,7 @@ def connect(app: App, destination: str, local_port: int | None, no_browser: bool
     def on_signal(signum: int, _frame: object) -> None:
         session.stop("terminated" if signum == signal.SIGTERM else "interrupted")
 
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGTERM, on_signal)
+    dial.hand_over(on_signal)
     for event in session.events():
         if as_json:
             emit_event(event)

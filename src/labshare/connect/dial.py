@@ -13,8 +13,14 @@ one (`take`); otherwise it ends it.  Only the plain form `connect [--json]
 [--no-browser] [--start] HOST` is dialed early, and only when the last
 connect to HOST held the tunnel in our own master, so a member whose ssh
 config multiplexes already is never asked for a password twice.  An ssh not
-taken is ended at exit, or on SIGTERM before the CLI installs its handler,
-even one that arrives while ssh is being started.
+taken is ended at exit.
+
+From here until the command hands them to its session (`hand_over`),
+Ctrl-C and SIGTERM are noted, not raised: an exception a signal handler
+raises in the middle of an import may come out as a RuntimeError from class
+creation (a traceback) or be swallowed by importlib (a Ctrl-C lost), and the
+CLI is being imported all that time.  A noted signal ends the early ssh at
+once and is given to the session, which then stops before it starts.
 
 Standard modules only, and the light ones: the command lines the session
 runs are built here too, so that both build the same.
@@ -28,7 +34,8 @@ import signal
 import socket
 import stat
 import subprocess
-import sys
+from collections.abc import Callable
+from types import FrameType
 
 from labshare import xdg
 from labshare.connect import known
@@ -144,6 +151,8 @@ def start(args: list[str]) -> None:
     Any doubt means no early ssh: the session then starts its own as usual.
     """
     global _dialed
+    _hold_signals()
+    atexit.register(_end_untaken)
     destinations = [a for a in args if not a.startswith("-")]
     if os.name == "nt" or len(destinations) != 1 or not set(args) - set(destinations) <= EARLY_FLAGS:
         return
@@ -163,20 +172,13 @@ def start(args: list[str]) -> None:
             return
         control_path = os.path.join(directory, f"c-{os.getpid()}")
         argv = master_argv(SSH, [], destinations[0], control_path, forward_spec(port, str(info["socket"])))
-        # A signal while ssh starts is held until `_dialed` knows it, so that the signal can end it.
-        held: list[int] = []
-        signal.signal(signal.SIGTERM, lambda signum, _frame: held.append(signum))
-        sigint = signal.signal(signal.SIGINT, lambda signum, _frame: held.append(signum))
-        try:
-            _dialed = Dialed(argv, control_path, port)
-        finally:
-            atexit.register(_end_untaken)
-            signal.signal(signal.SIGTERM, _terminated)
-            signal.signal(signal.SIGINT, sigint)
-            for signum in held:
-                signal.raise_signal(signum)
+        dialed = Dialed(argv, control_path, port)
     except OSError:
         return
+    if _held:
+        dialed.end()  # a signal came while ssh was being started
+    else:
+        _dialed = dialed
 
 
 def _private(path: str) -> bool:
@@ -206,6 +208,29 @@ def _end_untaken() -> None:
         dialed.end()
 
 
-def _terminated(signum: int, _frame: object) -> None:
+Handler = Callable[[int, FrameType | None], object]
+_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+_held: list[int] = []
+
+
+def _hold_signals() -> None:
+    for signum in _SIGNALS:
+        signal.signal(signum, _note)
+
+
+def _note(signum: int, _frame: FrameType | None) -> None:
+    _held.append(signum)
     _end_untaken()
-    sys.exit(128 + signum)
+
+
+def hand_over(handler: Handler | None = None) -> None:
+    """From now on Ctrl-C and SIGTERM go to `handler` (Python's own handling when None), the noted ones first."""
+    for signum in _SIGNALS:
+        default: Handler | int = signal.default_int_handler if signum == signal.SIGINT else signal.SIG_DFL
+        signal.signal(signum, handler or default)
+    noted, _held[:] = list(_held), []
+    for signum in dict.fromkeys(noted):
+        if handler is None:
+            signal.raise_signal(signum)
+        else:
+            handler(signum, None)

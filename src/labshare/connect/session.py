@@ -80,6 +80,7 @@ class Session:
         try:
             yield {"event": "connecting", "host": self.host, "destination": self.options.destination,
                    "login_started": dial.pending()}
+            self._check_stop()
             plan = sshcmd.plan(self.paths, self.target)
             for note in plan.notes:
                 yield {"event": "note", "host": self.host, "message": note}
