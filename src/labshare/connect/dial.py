@@ -209,12 +209,14 @@ def _end_untaken() -> None:
 
 
 Handler = Callable[[int, FrameType | None], object]
-_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+_DEFAULTS: dict[int, Handler | signal.Handlers] = {
+    signal.SIGINT: signal.default_int_handler, signal.SIGTERM: signal.SIG_DFL,
+}
 _held: list[int] = []
 
 
 def _hold_signals() -> None:
-    for signum in _SIGNALS:
+    for signum in _DEFAULTS:
         signal.signal(signum, _note)
 
 
@@ -225,8 +227,7 @@ def _note(signum: int, _frame: FrameType | None) -> None:
 
 def hand_over(handler: Handler | None = None) -> None:
     """From now on Ctrl-C and SIGTERM go to `handler` (Python's own handling when None), the noted ones first."""
-    for signum in _SIGNALS:
-        default: Handler | int = signal.default_int_handler if signum == signal.SIGINT else signal.SIG_DFL
+    for signum, default in _DEFAULTS.items():
         signal.signal(signum, handler or default)
     noted, _held[:] = list(_held), []
     for signum in dict.fromkeys(noted):
