@@ -11,6 +11,8 @@ from concurrent.futures import ThreadPoolExecutor
 import psutil
 from conftest import LABSHARE, Member, lab_of, wait_for
 
+from labshare.monitor import argv
+
 
 def session_ended(sid: int) -> bool:
     """No live process is left in session `sid`: whatever its hangup and kill could reach has ended."""
@@ -78,7 +80,7 @@ def test_ten_parallel_starts_make_one_server(member: Member) -> None:
     pids = {json.loads(r.stdout)["status"]["pid"] for r in results}
     assert len(pids) == 1
     assert sum(not json.loads(r.stdout)["already_running"] for r in results) == 1
-    jupyters = [p for p in member.processes() if "jupyter-lab" in " ".join(p.cmdline())]
+    jupyters = [p for p in member.processes() if argv.server_kind(p.cmdline()) == "lab"]
     assert len(jupyters) == 1
     supervisors = [p for p in member.processes() if "labshare.server.supervise" in " ".join(p.cmdline())]
     assert len(supervisors) == 1

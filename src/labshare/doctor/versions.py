@@ -64,7 +64,7 @@ def _jupyter() -> Check:
     if missing:
         return Check("jupyter", FAIL, f"missing: {', '.join(missing)} (found {listed})",
                      "pip install --upgrade labshare")
-    return Check("jupyter", OK, f"{listed}; runs {lab}")
+    return Check("jupyter", OK, f"{listed}; runs {' '.join(lab)}")
 
 
 def _advisories() -> Check:

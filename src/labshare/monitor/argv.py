@@ -16,7 +16,8 @@ SUPERVISOR_MODULE = "labshare.server.supervise"
 _SCRIPTS = {"jupyter-lab": "lab", "jupyter-notebook": "notebook", "jupyter-server": "server",
             "jupyter-nbclassic": "notebook"}
 _SUBCOMMANDS = {"lab": "lab", "notebook": "notebook", "server": "server", "nbclassic": "notebook"}
-_MODULES = {"jupyterlab": "lab", "notebook": "notebook", "jupyter_server": "server", "nbclassic": "notebook"}
+_MODULES = {"jupyterlab": "lab", "notebook": "notebook", "jupyter_server": "server", "nbclassic": "notebook",
+            "labshare.server.lab": "lab"}
 # The apps' own subcommands (`jupyter lab build`, `jupyter server list`…): short-lived tools, not servers.
 _TOOLS = {"help", "list", "stop", "password", "extension", "labextension", "build", "clean", "licenses", "path",
           "paths", "workspace", "workspaces"}

@@ -32,14 +32,22 @@ class LaunchSpec:
     socket: str | None
 
 
-def find_jupyter_lab(path_env: str | None = None) -> str:
-    """`jupyter-lab` from labshare's own environment first, so the tested version runs, then PATH."""
+LAUNCHER = "labshare.server.lab"
+
+
+def find_jupyter_lab(path_env: str | None = None) -> list[str]:
+    """The command that starts JupyterLab: labshare's own environment first, so the tested version runs.
+
+    There it is started through `server/lab.py`, which starts faster; a
+    `jupyter-lab` found only on PATH belongs to another environment and is
+    run as it is.
+    """
     sibling = Path(sys.executable).parent / "jupyter-lab"
     if sibling.is_file() and os.access(sibling, os.X_OK):
-        return str(sibling)
+        return [sys.executable, "-m", LAUNCHER]
     found = shutil.which("jupyter-lab", path=path_env if path_env is not None else os.environ.get("PATH"))
     if found:
-        return found
+        return [found]
     raise LabshareError(
         "JupyterLab was not found (no jupyter-lab next to labshare's Python or on PATH); "
         "reinstall labshare with `uv tool install labshare` or `pip install labshare`."
@@ -47,14 +55,14 @@ def find_jupyter_lab(path_env: str | None = None) -> str:
 
 
 def jupyter_argv(
-    jupyter: str,
+    jupyter: list[str],
     *,
     root_dir: Path,
     socket: Path | None,
     port: int | None,
     extra: list[str] | None = None,
 ) -> list[str]:
-    argv = [jupyter, "--no-browser", f"--ServerApp.root_dir={root_dir}"]
+    argv = [*jupyter, "--no-browser", f"--ServerApp.root_dir={root_dir}"]
     if socket is not None:
         argv += [f"--ServerApp.sock={socket}", "--ServerApp.sock_mode=0600"]
     else:

@@ -1,0 +1,56 @@
+"""labshare starts JupyterLab through server/lab.py, which leaves out the import of rfc3987_syntax.
+
+The control case runs first: if JupyterLab stops importing it (jsonschema
+made it lazy, or jupyter-events dropped the extra), it fails and says the
+launcher can go.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import psutil
+from conftest import Member
+
+from labshare.monitor import argv
+
+# After the app has run (here `--version`, which exits), what the server process has loaded.
+PROBE = """
+import json, runpy, sys
+sys.argv = ["lab", "--version"]
+try:
+    runpy.run_module({module!r}, run_name="__main__")
+except SystemExit:
+    pass
+from jsonschema import Draft7Validator
+print(json.dumps({{"loaded": "rfc3987_syntax" in sys.modules and sys.modules["rfc3987_syntax"] is not None,
+                  "formats": sorted(Draft7Validator.FORMAT_CHECKER.checkers)}}))
+"""
+
+
+def loaded(module: str) -> dict:
+    done = subprocess.run([sys.executable, "-c", PROBE.format(module=module)], capture_output=True, text=True,
+                          timeout=120, check=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_plain_jupyterlab_compiles_the_iri_grammars_at_import() -> None:
+    plain = loaded("jupyterlab")
+    assert plain["loaded"] is True and "iri" in plain["formats"]
+
+
+def test_the_launcher_leaves_out_only_the_iri_formats() -> None:
+    plain, ours = loaded("jupyterlab"), loaded("labshare.server.lab")
+    assert ours["loaded"] is False
+    assert set(plain["formats"]) - set(ours["formats"]) == {"iri", "iri-reference"}
+
+
+def test_start_runs_jupyterlab_through_the_launcher(member: Member) -> None:
+    member.run("start", check=True)
+    try:
+        cmdline = psutil.Process(member.json("status")["pid"]).cmdline()
+        assert cmdline[1:3] == ["-m", "labshare.server.lab"] and argv.server_kind(cmdline) == "lab", cmdline
+    finally:
+        member.run("stop", check=True)
