@@ -88,6 +88,24 @@ def test_the_lease_names_the_command_and_a_second_run_is_refused_with_the_senten
     assert leases.leases(leases_dir) == []
 
 
+def test_the_lease_names_the_command_before_its_first_instruction(site, leases_dir: Path) -> None:
+    """A command that reads its lease as its very first act already finds its own pid there.
+
+    labshare hands the lease to the command's pid after starting it, and
+    re-reads the directory to do so; 20,000 entries that are not leases make
+    that re-read last long enough that, without the gate, the command's
+    shell would find labshare's pid.
+    """
+    for i in range(20_000):
+        (leases_dir / f"note-{i}").write_text("not a lease\n")
+    first_act = f'echo $$; for f in {leases_dir}/*.*; do read -r line < "$f"; echo "$line"; done'
+    for _ in range(3):
+        code, out, err = finished(site("run", "--gpus", "2", "--", "/bin/sh", "-c", first_act))
+        pid, *records = out.splitlines()
+        assert code == 0 and len(records) == 2, err
+        assert {json.loads(r)["pid"] for r in records} == {int(pid)}
+
+
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
 def test_a_signal_to_labshare_reaches_the_command_and_the_lease_goes(site, leases_dir: Path, signum: int) -> None:
     run = site("run", "--gpus", "1", "--", sys.executable, "-c", WAIT)

@@ -76,6 +76,7 @@ def start(
     stdout: int | None = subprocess.DEVNULL,
     stderr: int | None = subprocess.DEVNULL,
     new_session: bool = False,
+    pass_fds: Sequence[int] = (),
     what: str | None = None,
 ) -> subprocess.Popen[str]:
     """Start a program that outlives this call (a tunnel, a supervisor), the same way every time.
@@ -94,6 +95,7 @@ def start(
             text=True,
             errors="replace",
             start_new_session=new_session,
+            pass_fds=tuple(pass_fds),
         )
     except FileNotFoundError as exc:
         raise LabshareError(f"{what or 'starting ' + os.fspath(argv[0])} failed: {argv[0]} was not found.") from exc

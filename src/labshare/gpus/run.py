@@ -4,7 +4,9 @@ A `python train.py` in tmux otherwise takes any card and nobody knows whose
 it is.  Here it gets its cards by the same placement as a kernel, is told
 them by UUID, and the lease names the command's own pid: if labshare itself
 is killed the command keeps its cards while it runs, and the lease goes
-stale the moment it ends.  labshare waits, passes on the signals meant for
+stale the moment it ends.  The command is started behind a gate (`_start`)
+and runs only once its pid holds the lease, so there is no moment in which
+it computes under a lease that names labshare.  labshare waits, passes on the signals meant for
 the command, gives the lease back and exits with the command's status.
 """
 
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import subprocess
 from collections.abc import Iterator, Sequence
@@ -28,6 +31,8 @@ from labshare.users import user_name
 
 FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
 FROM_TERMINAL = (signal.SIGINT, signal.SIGQUIT)  # Ctrl-C, Ctrl-\: the terminal signals the command itself
+# Waits for "go" on the inherited pipe, then becomes the command; if labshare dies first, it never runs.
+GATE = 'read -r go <&{fd} && [ "$go" = go ] && exec "$@" {fd}<&-; exit 125'
 
 
 def my_policy(paths: Paths) -> GpuPolicy:
@@ -53,9 +58,14 @@ def run(policy: GpuPolicy, count: int | None, argv: Sequence[str], reader: GpuRe
         try:
             if signals.pending:
                 return 128 + signals.pending[0]
-            child = _start(argv, env)
-            signals.attach(child)
-            _hand_over(policy, held, child)
+            child, gate = _start(argv, env)
+            try:
+                signals.attach(child)
+                _hand_over(policy, held, child)
+                with contextlib.suppress(BrokenPipeError):  # a signal passed on has ended it at the gate
+                    os.write(gate, b"go\n")
+            finally:
+                os.close(gate)
             status = child.wait()
         finally:
             leases.give_back(Path(policy.leases_dir), held)
@@ -72,12 +82,35 @@ def _hand_over(policy: GpuPolicy, held: Sequence[leases.Lease], child: subproces
         raise
 
 
-def _start(argv: Sequence[str], env: dict[str, str]) -> subprocess.Popen[str]:
+def _start(argv: Sequence[str], env: dict[str, str]) -> tuple[subprocess.Popen[str], int]:
+    """The command, started as a shell that waits at its gate; and the pipe end that opens it.
+
+    The shell `exec`s the command, which keeps its pid and start time, the
+    two things a lease names; so the lease handed to the shell is the
+    command's from its first instruction.
+    """
+    full = {**os.environ, **env}
+    _check_runnable(argv[0], full.get("PATH", os.defpath))
+    gate_in, gate = os.pipe()
     try:
-        return proc.start(argv, env={**os.environ, **env}, stdin=None, stdout=None, stderr=None,
-                          what=f"labshare run {argv[0]}")
-    except PermissionError:
-        raise LabshareError(f"labshare run {argv[0]} failed: {argv[0]} is not executable.") from None
+        child = proc.start(["/bin/sh", "-c", GATE.format(fd=gate_in), "labshare-run", *argv], env=full,
+                           stdin=None, stdout=None, stderr=None, pass_fds=(gate_in,),
+                           what=f"labshare run {argv[0]}")
+    except BaseException:
+        os.close(gate)
+        raise
+    finally:
+        os.close(gate_in)
+    return child, gate
+
+
+def _check_runnable(program: str, path: str) -> None:
+    """What exec would fail on, said now in labshare's words rather than later by the gate's shell."""
+    if shutil.which(program, path=path):
+        return
+    if os.sep in program and os.path.exists(program):
+        raise LabshareError(f"labshare run {program} failed: {program} is not executable.")
+    raise LabshareError(f"labshare run {program} failed: {program} was not found.")
 
 
 class _Signals:
