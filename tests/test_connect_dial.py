@@ -181,7 +181,8 @@ def test_a_signal_while_the_cli_is_imported_ends_the_early_ssh_and_then_the_sess
     c = Connect(lab.laptop, "gpu1")
     try:
         wait_for(mark.exists, timeout=60, what="connect paused in its imports", every=0.01)
-        assert ssh_calls(lab)[0].startswith("-M"), ssh_calls(lab)
+        calls = wait_for(lambda: ssh_calls(lab), timeout=30, what="the early ssh's wrapper to log it", every=0.01)
+        assert calls[0].startswith("-M"), calls
         c.proc.send_signal(sig)
         wait_for(lambda: laptop_ssh(lab) == b"", timeout=10, what="the early ssh ended by the signal")
         go.touch()
