@@ -12,6 +12,7 @@ import subprocess
 import sys
 
 import psutil
+import pytest
 from conftest import Member
 
 from labshare.monitor import argv
@@ -36,13 +37,17 @@ def loaded(module: str) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def test_plain_jupyterlab_compiles_the_iri_grammars_at_import() -> None:
-    plain = loaded("jupyterlab")
+@pytest.fixture(scope="module")
+def plain() -> dict:
+    return loaded("jupyterlab")
+
+
+def test_plain_jupyterlab_compiles_the_iri_grammars_at_import(plain: dict) -> None:
     assert plain["loaded"] is True and "iri" in plain["formats"]
 
 
-def test_the_launcher_leaves_out_only_the_iri_formats() -> None:
-    plain, ours = loaded("jupyterlab"), loaded("labshare.server.lab")
+def test_the_launcher_leaves_out_only_the_iri_formats(plain: dict) -> None:
+    ours = loaded("labshare.server.lab")
     assert ours["loaded"] is False
     assert set(plain["formats"]) - set(ours["formats"]) == {"iri", "iri-reference"}
 

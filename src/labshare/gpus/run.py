@@ -5,9 +5,9 @@ it is.  Here it gets its cards by the same placement as a kernel, is told
 them by UUID, and the lease names the command's own pid: if labshare itself
 is killed the command keeps its cards while it runs, and the lease goes
 stale the moment it ends.  The command is started behind a gate (`_start`)
-and runs only once its pid holds the lease, so there is no moment in which
-it computes under a lease that names labshare.  labshare waits, passes on the signals meant for
-the command, gives the lease back and exits with the command's status.
+and runs only once its pid holds the lease, so it never computes under a
+lease that names labshare.  labshare waits, passes on the signals meant
+for the command, gives the lease back and exits with the command's status.
 """
 
 from __future__ import annotations

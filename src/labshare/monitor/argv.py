@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import os
 
+from labshare.server import lab
+
 SUPERVISOR_MODULE = "labshare.server.supervise"
 _SCRIPTS = {"jupyter-lab": "lab", "jupyter-notebook": "notebook", "jupyter-server": "server",
             "jupyter-nbclassic": "notebook"}
 _SUBCOMMANDS = {"lab": "lab", "notebook": "notebook", "server": "server", "nbclassic": "notebook"}
 _MODULES = {"jupyterlab": "lab", "notebook": "notebook", "jupyter_server": "server", "nbclassic": "notebook",
-            "labshare.server.lab": "lab"}
+            lab.__name__: "lab"}
 # The apps' own subcommands (`jupyter lab build`, `jupyter server list`…): short-lived tools, not servers.
 _TOOLS = {"help", "list", "stop", "password", "extension", "labextension", "build", "clean", "licenses", "path",
           "paths", "workspace", "workspaces"}

@@ -8,19 +8,17 @@ every crash recovery (jupyter_server#1559).  No Jupyter event, settings or
 notebook schema uses an `iri` format, so the server process goes without
 it: jsonschema then skips those two formats and checks every other one.
 Only this process is changed; kernels and terminals start their own
-interpreters with nothing of this.
+interpreters with nothing of this.  `ps` knows this module by its name
+(monitor/argv.py reads `__name__` here), so it is a Lab server there too.
 """
 
 from __future__ import annotations
 
 import sys
 
-UNUSED = ("rfc3987_syntax",)
-
 
 def main() -> None:
-    for name in UNUSED:
-        sys.modules.setdefault(name, None)  # type: ignore[arg-type]  # None: "import it" fails at once
+    sys.modules.setdefault("rfc3987_syntax", None)  # type: ignore[arg-type]  # None: importing it fails at once
     from jupyterlab.labapp import main as lab_main
 
     sys.exit(lab_main())

@@ -19,6 +19,7 @@ from labshare.config import Limits, Policy
 from labshare.errors import LabshareError
 from labshare.gpus import assign
 from labshare.gpus.assign import GpuPolicy
+from labshare.server import lab
 
 
 @dataclass(frozen=True)
@@ -32,9 +33,6 @@ class LaunchSpec:
     socket: str | None
 
 
-LAUNCHER = "labshare.server.lab"
-
-
 def find_jupyter_lab(path_env: str | None = None) -> list[str]:
     """The command that starts JupyterLab: labshare's own environment first, so the tested version runs.
 
@@ -44,7 +42,7 @@ def find_jupyter_lab(path_env: str | None = None) -> list[str]:
     """
     sibling = Path(sys.executable).parent / "jupyter-lab"
     if sibling.is_file() and os.access(sibling, os.X_OK):
-        return [sys.executable, "-m", LAUNCHER]
+        return [sys.executable, "-m", lab.__name__]
     found = shutil.which("jupyter-lab", path=path_env if path_env is not None else os.environ.get("PATH"))
     if found:
         return [found]
