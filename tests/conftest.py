@@ -119,10 +119,11 @@ class Member:
             "USER": self.name,
             "LOGNAME": self.name,
         }
-        # The uv cache is only the current account's (a second account cannot write to it).
         env.update(index_and_trust())
-        if "UV_CACHE_DIR" in os.environ and not self.user:
-            env["UV_CACHE_DIR"] = os.environ["UV_CACHE_DIR"]
+        # A warm cache makes each first start's default kernel hard links, not 8,000 new files to write
+        # and delete; a second account cannot write to it.
+        if not self.user:
+            env["UV_CACHE_DIR"] = str(UV_CACHE)
         env.update(self.extra_env)
         return env
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 import tomllib
-from conftest import UV_CACHE, Member, lab_of, need_root, wait_for
+from conftest import Member, lab_of, need_root, wait_for
 from fake_gpus import FakeNvml, GpuProc, fake_nvml, leases_dir, nvml_stub  # noqa: F401  (fixtures)
 from jupyter_api import Lab
 
@@ -272,7 +272,7 @@ def test_a_kernel_that_cannot_be_leased_a_card_does_not_start(
 
 def test_env_create_and_adopt_gpus_is_what_the_projects_kernels_lease(
         member: Member, fake_nvml: FakeNvml, leases_dir: Path, shared_tmp: Path) -> None:
-    member.extra_env.update({"UV_CACHE_DIR": str(UV_CACHE), "UV_PYTHON_DOWNLOADS": "never"})
+    member.extra_env["UV_PYTHON_DOWNLOADS"] = "never"
     done = member.run("env", "create", "pair", "--gpus", "2", "--json", timeout=600)
     assert done.returncode == 0, done.stderr
     made = json.loads(done.stdout)
