@@ -229,7 +229,12 @@ def test_adopt_rye_project_moves_dev_dependencies_and_installs_them(lab: Member)
 
 @pytest.mark.slow
 def test_twenty_parallel_creates_make_twenty_working_kernels(lab: Member) -> None:
-    ends = time.monotonic() + 270  # inside pytest-timeout's 300 s, so a miss says which step was late
+    budget = 270.0  # inside pytest-timeout's 300 s, so a miss says which step was late
+    ends = time.monotonic() + budget
+
+    def left() -> float:
+        return max(1.0, ends - time.monotonic())
+
     create(lab, "warmup")  # fills the uv cache once, as a member's second create would find it
     procs = [
         subprocess.Popen([LABSHARE, "env", "create", f"p{i:02d}", "--json"], env=lab.env, cwd=lab.home,
@@ -239,15 +244,14 @@ def test_twenty_parallel_creates_make_twenty_working_kernels(lab: Member) -> Non
     results = []
     for p in procs:
         try:
-            out, err = p.communicate(timeout=max(1, ends - time.monotonic()))
+            out, err = p.communicate(timeout=left())
         except subprocess.TimeoutExpired:
-            pytest.fail(f"only {len(results)} of 20 creates had finished after 270 s")
+            pytest.fail(f"only {len(results)} of 20 creates had finished after {budget:.0f} s")
         assert p.returncode == 0, err
         results.append(json.loads(out))
     names = {r["name"] for r in results}
     assert len(names) == 20 and len({r["display_name"] for r in results}) == 20
-    left = max(1, ends - time.monotonic())
-    out = run_in_kernels(lab, sorted(names), "import sys; print(sys.prefix)", timeout=left)
+    out = run_in_kernels(lab, sorted(names), "import sys; print(sys.prefix)", timeout=left())
     for r in results:
         assert os.path.realpath(out[r["name"]].strip()) == os.path.realpath(Path(r["project"]) / ".venv")
 
