@@ -304,6 +304,7 @@ JSON_SECTIONS = {
     "`labshare status --json`": ["ServerStatus"],
     "`labshare start --json`, `labshare restart --json`": ["StartResult"],
     "`labshare stop --json`": ["StopResult"],
+    "`labshare logs --json`": ["LogEntry"],
     "`labshare env create --json`, `labshare env adopt --json`": ["EnvResult"],
     "`labshare env list --json`": ["KernelEntry"],
     "`labshare env remove --json`": ["RemoveResult"],

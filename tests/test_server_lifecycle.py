@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 import subprocess
@@ -115,6 +116,11 @@ def test_logs_show_jupyter_output(member: Member) -> None:
     assert done.returncode == 0
     assert "Jupyter Server" in done.stdout
     assert os.path.exists(member.state_dir / "server.log")
+    entries = [json.loads(line) for line in member.run("logs", "--json", "-n", "200").stdout.splitlines()]
+    text = done.stdout.splitlines()  # the server may have written more since
+    assert [e["line"] for e in entries][: len(text)] == text
+    assert any(e["level"] == "info" and e["source"] == "ServerApp" and "Jupyter Server" in e["message"]
+               for e in entries)
 
 
 def test_status_does_not_import_jupyter(member: Member) -> None:

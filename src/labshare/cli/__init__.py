@@ -5,7 +5,8 @@ so a quick command such as `labshare status` pays for nothing else.  A
 failure is printed once, here, in the face the command was asked for: a
 `labshare: error: ...` line on stderr, or with `--json` one JSON object on
 stdout (for `connect --json`, whose output is a stream of events, one
-`error` event), with the same exit code either way.
+`error` event; for `logs` and `top`, whose output is one record a line, the
+same object on one line), with the same exit code either way.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ SECTIONS: dict[str, dict[str, str]] = {
     },
 }
 STREAMING = frozenset({"connect"})  # commands whose --json output is JSON lines, one event each
+LINES = frozenset({"logs", "top"})  # commands whose --json output is JSON lines, one record each
 INTERNAL_HINT = "(run again with --debug for the traceback and report it)"
 # Failures whose message says it all: no traceback even with --debug.
 NO_TRACEBACK = (click.ClickException, click.exceptions.Abort, KeyboardInterrupt)
@@ -74,7 +76,7 @@ def cli(ctx: click.Context, debug: bool) -> None:
 
 
 def face(args: list[str]) -> str:
-    """"text", "json" or "events", read from the words, since a usage error comes before parsing.
+    """"text", "json", "events" or "lines", read from the words, since a usage error comes before parsing.
 
     The top-level options take no value, so the first word not starting
     with "-" is the command; words after "--" are never options.
@@ -83,7 +85,9 @@ def face(args: list[str]) -> str:
     if "--json" not in words:
         return "text"
     command = next((w for w in words if not w.startswith("-")), None)
-    return "events" if command in STREAMING else "json"
+    if command in STREAMING:
+        return "events"
+    return "lines" if command in LINES else "json"
 
 
 def explain(exc: BaseException) -> tuple[str, str | None, int]:
@@ -125,6 +129,6 @@ def main(argv: list[str] | None = None) -> None:
         if shown == "text":
             show_text(exc, message, detail)
         else:
-            render.failure(message, code, detail, stream=shown == "events")
+            render.failure(message, code, detail, face=shown)
     sys.stdout.flush()
     sys.exit(code)

@@ -60,14 +60,20 @@ def error(message: str, detail: str | None = None) -> None:
             print(f"  {line}", file=sys.stderr)
 
 
-def failure(message: str, exit_code: int, detail: str | None = None, *,
-            stream: bool = False) -> None:
-    """A failure under `--json`, on stdout: one `{"error": ...}` object, or an `error` event."""
+def failure(message: str, exit_code: int, detail: str | None = None, *, face: str = "json") -> None:
+    """A failure under `--json`, on stdout: one `{"error": ...}` object, or an `error` event.
+
+    `face` is the command's (`cli.face`): "events" ends a stream of events
+    with an `error` event; "lines" keeps the object on one line, as every
+    other line of such a command's output.
+    """
     fields: dict[str, Any] = {"message": message, "exit_code": int(exit_code)}
     if detail:
         fields["detail"] = detail
-    if stream:
+    if face == "events":
         emit_event({"event": "error", **fields})
+    elif face == "lines":
+        emit_event({"error": fields})
     else:
         emit({"error": fields}, as_json=True)
 
