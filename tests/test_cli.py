@@ -27,7 +27,7 @@ from labshare.errors import AuthFailed, ExitCode, LabshareError
 SERVER = ["start", "stop", "restart", "status", "info", "logs", "env", "kernels", "ps", "top", "gpus", "run", "doctor"]
 LAPTOP = ["connect", "completion"]
 ADMIN = ["admin", "hub-config"]
-REINSTALL = "reinstall labshare (`uv tool install --reinstall labshare` or `pipx reinstall labshare`)"
+REINSTALL = "reinstall labshare: run `sh scripts/install --upgrade` in your labshare checkout"  # no install record
 
 
 @dataclass

@@ -331,7 +331,7 @@ def test_doctor_host_without_labshare_there(make_user) -> None:
         assert done.returncode == 1
         assert check(report, "ssh-reach")["status"] == "ok"
         assert check(report, "labshare-remote")["status"] == "fail"
-        assert "uv tool install labshare" in check(report, "labshare-remote")["fix"]
+        assert "run `sh scripts/install`" in check(report, "labshare-remote")["fix"]
     finally:
         gen.close()
 

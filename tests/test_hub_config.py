@@ -209,7 +209,7 @@ def test_a_spawner_whose_package_is_missing_names_the_package(tmp_path: Path) ->
         assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
         line = done.stderr.strip().splitlines()[0]
         assert line.startswith(f"labshare: error: `--spawner {spawner}` needs "), line
-        assert package in line and "pip install" in line, line
+        assert package in line and "scripts/install --upgrade --extra " in line, line
 
 
 def test_an_existing_file_labshare_did_not_write_is_kept_unless_confirmed(lab, tmp_path: Path) -> None:

@@ -96,4 +96,4 @@ def test_no_driver_is_a_reason_not_an_error(monkeypatch: pytest.MonkeyPatch) -> 
 
 def test_no_library_says_how_to_get_it(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "pynvml", None)  # import fails
-    assert "labshare[gpu]" in (read(read_nvml).unavailable or "")
+    assert "--extra gpu" in (read(read_nvml).unavailable or "")

@@ -117,7 +117,8 @@ def test_output_keeping_switches_itself_off_once_when_a_part_it_uses_is_missing(
         lambda: (s := server.api.ok("GET", "/api/labshare/outputs"))["problem"] and s, 60,
         "the sweep to switch itself off",
     )
-    assert "_save_to_disc" in state["problem"] and "pip install 'jupyter-collaboration<6,>=5.0'" in state["problem"]
+    assert "_save_to_disc" in state["problem"] and "uv pip install" in state["problem"]
+    assert "'jupyter-collaboration<6,>=5.0'" in state["problem"]
     log = member.run("logs", "-n", "2000").stdout
     assert log.count("output keeping's sweep switched itself off") == 1, log
     assert "sweep failed" not in log and "Traceback" not in log, log

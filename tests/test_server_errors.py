@@ -94,6 +94,7 @@ def test_version_check_passes_what_is_installed_and_names_what_to_install() -> N
     """Checked against labshare's own installed requirements and this environment's real versions."""
     from importlib.metadata import requires
 
+    from labshare.install_hint import package_command
     from labshare.server import versions
 
     names = versions.KERNEL_SURVIVAL + versions.OUTPUT_KEEPING
@@ -106,7 +107,7 @@ def test_version_check_passes_what_is_installed_and_names_what_to_install() -> N
     assert lines == [
         "jupyter-server-nbmodel 0.3.0 is installed, but labshare uses its internals and is tested with "
         "jupyter-server-nbmodel<0.3,>=0.2.9; install that in labshare's environment: "
-        "pip install 'jupyter-server-nbmodel<0.3,>=0.2.9'."
+        f"{package_command('jupyter-server-nbmodel<0.3,>=0.2.9')}."
     ]
 
 
@@ -119,5 +120,5 @@ def test_start_names_an_unsupported_version_in_one_line_and_still_starts(member:
     done = member.run("start")
     assert done.returncode == 0, done.stderr
     said = [line for line in done.stdout.splitlines() if "0.3.0" in line]
-    assert len(said) == 1 and "pip install 'jupyter-server-nbmodel<0.3,>=0.2.9'" in said[0], done.stdout
+    assert len(said) == 1 and "uv pip install" in said[0] and "'jupyter-server-nbmodel<0.3,>=0.2.9'" in said[0], done.stdout
     assert member.json("status")["running"]

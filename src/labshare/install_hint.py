@@ -25,6 +25,7 @@ RECORD_VERSION = 1
 METHODS = ("venv", "system", "uv-tool", "pipx")
 # Said on a host where labshare is missing: nothing there can tell where a checkout is.
 REMOTE_INSTALL = "copy or clone the labshare checkout to the server and run `sh scripts/install` in it"
+REMOTE_UPGRADE = "run `sh scripts/install --upgrade` in the labshare checkout there"
 
 
 @dataclass(frozen=True)
@@ -80,11 +81,26 @@ def install_command(*extras: str, record: InstallRecord | None = None) -> str:
     return f"sh {script} {flags}"
 
 
+def upgrade_command(*extras: str) -> str:
+    """The command, as a doctor fix shows it: where the checkout is unknown, it says to run it there."""
+    record = InstallRecord.read()
+    command = install_command(*extras, record=record)
+    return command if record else f"{command}  (in your labshare checkout)"
+
+
 def reinstall_hint(*extras: str) -> str:
-    """"run `COMMAND`" for this install, saying where to run it when the checkout is not known."""
+    """"run `COMMAND`" for a sentence, saying where to run it when the checkout is not known."""
     record = InstallRecord.read()
     command = install_command(*extras, record=record)
     return f"run `{command}`" if record else f"run `{command}` in your labshare checkout"
+
+
+def package_command(*requirements: str) -> str:
+    """Installs `requirements` into labshare's own environment, with the uv it carries (it has no pip)."""
+    python = shlex.quote(sys.executable)
+    record = InstallRecord.read()
+    sudo = "sudo " if record and record.method == "system" else ""
+    return f"{sudo}{python} -m uv pip install --python {python} " + " ".join(shlex.quote(r) for r in requirements)
 
 
 def main(argv: Sequence[str]) -> int:

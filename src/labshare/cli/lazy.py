@@ -15,15 +15,14 @@ from typing import Any
 import click
 
 from labshare.errors import LabshareError
-
-REINSTALL = "`uv tool install --reinstall labshare` or `pipx reinstall labshare`"
+from labshare.install_hint import reinstall_hint
 
 
 def missing_module(exc: ModuleNotFoundError, command: str) -> LabshareError:
     """The one line for a broken installation: which module is missing, and how to mend it."""
     name = exc.name or str(exc)
     return LabshareError(f"`{command}` cannot run: the Python module {name!r} is missing; "
-                         f"reinstall labshare ({REINSTALL}).")
+                         f"reinstall labshare: {reinstall_hint()}.")
 
 
 def _unavailable(name: str, exc: ModuleNotFoundError) -> click.Command:

@@ -22,6 +22,7 @@ from labshare.doctor.private import private_dirs, socket_path
 from labshare.doctor.versions import versions
 from labshare.errors import LabshareError
 from labshare.gpus import nvml as gpus
+from labshare.install_hint import upgrade_command
 from labshare.paths import Paths
 from labshare.users import lingers, user_name
 
@@ -95,15 +96,15 @@ def uv_available() -> Check:
     try:
         uv = uv_bin()
     except LabshareError as exc:
-        return Check("uv", FAIL, exc.message, "pip install --upgrade labshare  (or: pip install uv)")
+        return Check("uv", FAIL, exc.message, upgrade_command())
     try:
         done = proc.run([uv, "--version"], what=f"{uv} --version", timeout=20)
     except OSError as exc:
-        return Check("uv", FAIL, f"{uv} does not run ({exc})", "pip install --force-reinstall uv")
+        return Check("uv", FAIL, f"{uv} does not run ({exc})", upgrade_command())
     except LabshareError as exc:
         if exc.__cause__ is None:
-            return Check("uv", FAIL, f"{uv} --version failed", "pip install --force-reinstall uv")
-        return Check("uv", FAIL, f"{uv} does not run ({exc.__cause__})", "pip install --force-reinstall uv")
+            return Check("uv", FAIL, f"{uv} --version failed", upgrade_command())
+        return Check("uv", FAIL, f"{uv} does not run ({exc.__cause__})", upgrade_command())
     return Check("uv", OK, f"{done.stdout.strip()} ({uv})")
 
 
@@ -147,7 +148,7 @@ def gpu() -> Check:
     except gpus.NoNvml:
         if driver_present:
             return Check("gpu", WARN, "an NVIDIA driver is installed but nvidia-ml-py is not",
-                         "pip install 'labshare[gpu]'")
+                         upgrade_command("gpu"))
         return Check("gpu", OK, "no NVIDIA GPU on this host")
     except gpus.NoGpu as exc:
         if not driver_present:
@@ -214,7 +215,7 @@ def kernel_survival(paths: Paths) -> Check:
     if not eps:
         return Check("kernel-survival", FAIL,
                      f"the {PROVISIONER_NAME} entry point is not installed, so kernels die with the server",
-                     "pip install --force-reinstall labshare")
+                     upgrade_command())
     argv = _launch_argv(paths)
     if argv is None:
         return Check("kernel-survival", OK, f"installed ({eps[0].value}); active from the next `labshare start`")
@@ -232,7 +233,7 @@ def output_keeping(paths: Paths) -> Check:
     if missing:
         return Check("output-keeping", FAIL,
                      f"{' and '.join(missing)} are not installed, so output printed while no browser is open is lost",
-                     "pip install --force-reinstall labshare")
+                     upgrade_command())
     argv = _launch_argv(paths)
     if argv is None:
         return Check("output-keeping", OK, "installed; active from the next `labshare start` unless turned off")

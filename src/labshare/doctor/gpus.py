@@ -19,6 +19,7 @@ from labshare.errors import LabshareError
 from labshare.gpus import leases as gpu_leases
 from labshare.gpus import nvml
 from labshare.gpus.leases import Lease
+from labshare.install_hint import upgrade_command
 from labshare.monitor import leased
 from labshare.monitor.sampling import read_processes
 from labshare.paths import Paths
@@ -76,7 +77,7 @@ def _static(limits: Limits, reading: nvml.GpuReading) -> Check:
     if reading.unavailable is not None:
         return Check(NAME, WARN, f"{head}: your kernels get GPUs {cards} by index with CUDA_DEVICE_ORDER=PCI_BUS_ID, "
                      f"since NVML does not answer here ({reading.unavailable}) to name them by UUID",
-                     "pip install 'labshare[gpu]', or ask the admin whether the driver is loaded")
+                     f"{upgrade_command('gpu')}, or ask the admin whether the driver is loaded")
     return Check(NAME, OK, f"{head}: your kernels get GPUs {cards}, named by UUID")
 
 

@@ -13,6 +13,7 @@ import sys
 from labshare import __version__
 from labshare.doctor import FAIL, OK, Check
 from labshare.errors import LabshareError
+from labshare.install_hint import package_command, upgrade_command
 
 # (distribution, vulnerable below, unless at least this within the same major, advisory)
 VULNERABLE: tuple[tuple[str, str, str | None, str], ...] = (
@@ -60,10 +61,10 @@ def _jupyter() -> Check:
 
         lab = find_jupyter_lab()
     except LabshareError as exc:
-        return Check("jupyter", FAIL, exc.message, "pip install --upgrade labshare")
+        return Check("jupyter", FAIL, exc.message, upgrade_command())
     if missing:
         return Check("jupyter", FAIL, f"missing: {', '.join(missing)} (found {listed})",
-                     "pip install --upgrade labshare")
+                     upgrade_command())
     return Check("jupyter", OK, f"{listed}; runs {' '.join(lab)}")
 
 
@@ -76,7 +77,7 @@ def _advisories() -> Check:
     if not holes:
         return Check("vulnerable-packages", OK, "no installed package has a known advisory labshare checks for")
     detail = "; ".join(f"{d} {have} is vulnerable ({adv})" for d, have, _, adv in holes)
-    fix = "pip install --upgrade " + " ".join(f"'{d}>={fixed}'" for d, _, fixed, _ in holes)
+    fix = package_command("--upgrade", *(f"{d}>={fixed}" for d, _, fixed, _ in holes))
     return Check("vulnerable-packages", FAIL, detail, fix)
 
 

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from labshare import proc
 from labshare.errors import LabshareError
+from labshare.install_hint import reinstall_hint
 
 _PROBE = (
     "import sys, json, importlib.util; print(json.dumps({'version': '%d.%d.%d' % sys.version_info[:3],"
@@ -46,7 +47,7 @@ def uv_bin() -> str:
     found = shutil.which("uv")
     if found:
         return found
-    raise LabshareError("uv was not found; reinstall labshare (`pip install labshare` brings uv with it).")
+    raise LabshareError(f"uv was not found; reinstall labshare, which brings uv with it: {reinstall_hint()}.")
 
 
 def run(args: Sequence[str | os.PathLike[str]], *, what: str, cwd: Path, hint: str) -> None:

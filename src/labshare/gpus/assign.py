@@ -24,6 +24,7 @@ from labshare.config.gpus import DEFAULT_LEASES_DIR
 from labshare.errors import LabshareError
 from labshare.gpus import activity, leases, place
 from labshare.gpus.nvml import GpuReader, NoGpu, NoNvml, read_nvml
+from labshare.install_hint import reinstall_hint
 
 ORDER = {"CUDA_DEVICE_ORDER": "PCI_BUS_ID"}
 
@@ -108,7 +109,7 @@ def read_cards(reader: GpuReader = read_nvml) -> list[place.Card]:
     try:
         devices = reader()
     except NoNvml:
-        why = "nvidia-ml-py is not installed (pip install 'labshare[gpu]')"
+        why = f"nvidia-ml-py is not installed (to add it, {reinstall_hint('gpu')})"
     except NoGpu as exc:
         why = f"NVML does not answer ({exc.cause})"
     else:

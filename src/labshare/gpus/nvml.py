@@ -98,7 +98,9 @@ def _nvml() -> Iterator[Any]:
     try:
         import pynvml  # from nvidia-ml-py, the `gpu` extra
     except ImportError:
-        raise NoNvml("n/a: nvidia-ml-py is not installed (pip install 'labshare[gpu]')") from None
+        from labshare.install_hint import reinstall_hint
+
+        raise NoNvml(f"n/a: nvidia-ml-py is not installed (to add it, {reinstall_hint('gpu')})") from None
     try:
         pynvml.nvmlInit()
     except (pynvml.NVMLError, OSError) as exc:

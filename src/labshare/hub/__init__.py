@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from labshare.errors import LabshareError
+from labshare.install_hint import reinstall_hint
 
 # What must be importable to write and check each spawner's config: (module, PyPI package).
 NEEDS = {
@@ -50,8 +51,7 @@ def require(spawner: str) -> None:
         names = ", ".join(absent)
         raise LabshareError(
             f"`--spawner {spawner}` needs {names}, which {'is' if len(absent) == 1 else 'are'} not installed "
-            f"where labshare runs; install it with `pip install 'labshare[{EXTRA[spawner]}]'` "
-            f"(or `pip install {' '.join(absent)}`) and run again."
+            f"where labshare runs; to add it, {reinstall_hint(EXTRA[spawner])}, and run again."
         )
 
 

@@ -95,13 +95,14 @@ class OutputKeeper(LoggingConfigurable):
 
     def switch_off(self, missing: Exception) -> None:
         """Stop sweeping for good: a part of jupyter-collaboration the sweep needs is not there."""
+        from labshare.install_hint import package_command
         from labshare.server.versions import installed, requirement
 
         have = installed(["jupyter-server-ydoc"])["jupyter-server-ydoc"]
         self.problem = (
             f"jupyter-server-ydoc {have} lacks a part labshare uses ({missing}), so outputs are saved only "
             "after a second of quiet and documents are never freed from memory; install a version labshare "
-            f"is tested with: pip install '{requirement('jupyter-collaboration')}'"
+            f"is tested with: {package_command(requirement('jupyter-collaboration'))}"
         )
         self.log.warning("labshare: output keeping's sweep switched itself off: %s", self.problem)
 

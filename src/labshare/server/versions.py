@@ -26,6 +26,8 @@ from packaging.specifiers import SpecifierSet
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
+from labshare.install_hint import package_command
+
 KERNEL_SURVIVAL = ("jupyter-server", "jupyter-client")
 OUTPUT_KEEPING = ("jupyter-collaboration", "jupyter-server-ydoc", "jupyter-server-nbmodel")
 
@@ -70,7 +72,7 @@ def unsupported(wanted: Mapping[str, SpecifierSet], versions: Mapping[str, str |
         if not fits:
             lines.append(
                 f"{name} {have} is installed, but labshare uses its internals and is tested with "
-                f"{name}{spec}; install that in labshare's environment: pip install '{name}{spec}'."
+                f"{name}{spec}; install that in labshare's environment: {package_command(f'{name}{spec}')}."
             )
     return lines
 
