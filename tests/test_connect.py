@@ -314,7 +314,7 @@ def test_labshare_missing_on_the_server(make_user) -> None:
     try:
         done = lab.laptop.run("connect", "--no-browser", "gpu1", timeout=120)
         assert done.returncode == 7
-        assert "labshare is not installed on gpu1" in done.stderr and "uv tool install labshare" in done.stderr
+        assert "labshare is not installed on gpu1" in done.stderr and "run `sh scripts/install`" in done.stderr
     finally:
         gen.close()
 

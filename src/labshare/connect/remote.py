@@ -89,9 +89,11 @@ class Remote:
             return LabshareMissing(
                 f"labshare was not found at {self.labshare} on {self.host} (set in {self.config_file}); "
                 "fix that path or install labshare there.")
+        from labshare.install_hint import REMOTE_INSTALL
+
         return LabshareMissing(
             f"labshare is not installed on {self.host} (not on PATH, in ~/.local/bin or in a login shell); "
-            f"install it there with `uv tool install labshare` (or `pipx install labshare`), or tell "
+            f"{REMOTE_INSTALL}, or tell "
             f'labshare where it is in {self.config_file} with [hosts.{self.host}] labshare = "/path/to/labshare".')
 
     def info(self) -> dict[str, Any]:

@@ -27,6 +27,7 @@ from labshare.connect import ssh as sshcmd
 from labshare.connect.remote import Remote, forward_for, parse_json_output
 from labshare.doctor import FAIL, OK, WARN, Check
 from labshare.errors import LabshareError, LabshareMissing
+from labshare.install_hint import REMOTE_INSTALL, REMOTE_UPGRADE
 from labshare.paths import Paths
 
 REMOTE_TIMEOUT = 60.0
@@ -58,7 +59,7 @@ def reach_and_version(remote: Remote) -> tuple[list[Check], bool]:
         where = f"at {remote.labshare}" if remote.labshare else "on PATH, in ~/.local/bin or in a login shell"
         return [Check("ssh-reach", OK, f"ssh logs in to {destination}"),
                 Check("labshare-remote", FAIL, f"labshare was not found on {host} ({where})",
-                      f"on {host}: uv tool install labshare; or set [hosts.{host}] "
+                      f"on {host}: {REMOTE_INSTALL}; or set [hosts.{host}] "
                       "labshare = \"/path/to/labshare\" in your labshare config")], False
     except LabshareError as exc:
         return [Check("ssh-reach", FAIL, exc.message, f"ssh {destination}")], False
@@ -67,7 +68,7 @@ def reach_and_version(remote: Remote) -> tuple[list[Check], bool]:
     if done.returncode != 0 or not m:
         checks.append(Check("labshare-remote", FAIL, f"`labshare --version` failed on {host} "
                             f"({(done.stderr.strip().splitlines() or ['no message'])[-1]})",
-                            f"on {host}: pip install --upgrade labshare"))
+                            f"on {host}: {REMOTE_UPGRADE}"))
         return checks, False
     theirs = m.group(1)
     if _major_minor(theirs) != _major_minor(__version__):

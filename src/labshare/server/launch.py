@@ -19,6 +19,7 @@ from labshare.config import Limits, Policy
 from labshare.errors import LabshareError
 from labshare.gpus import assign
 from labshare.gpus.assign import GpuPolicy
+from labshare.install_hint import reinstall_hint
 from labshare.server import lab
 
 
@@ -48,7 +49,7 @@ def find_jupyter_lab(path_env: str | None = None) -> list[str]:
         return [found]
     raise LabshareError(
         "JupyterLab was not found (no jupyter-lab next to labshare's Python or on PATH); "
-        "reinstall labshare with `uv tool install labshare` or `pip install labshare`."
+        f"reinstall labshare: {reinstall_hint()}."
     )
 
 
