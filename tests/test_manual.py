@@ -311,6 +311,7 @@ JSON_SECTIONS = {
     "`labshare kernels prune --json`": ["PruneResult"],
     "`labshare doctor --json`": ["Report", "Check"],
     "`labshare ps --json`": ["Server", "Kernel", "LeasedCard"],
+    "`labshare top --json`": ["TopFrame", "CardUse"],
     "`labshare gpus --json`": ["GpusReport", "CardRow", "LeaseRow", "Unleased"],
     "`labshare admin check --json`": ["SiteCheck", "MemberPolicy", "GpuSettings"],
     "`labshare admin ports --json`": ["PortRow"],

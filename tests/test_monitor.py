@@ -21,6 +21,7 @@ from jupyter_api import Lab
 from labshare import probe
 from labshare.gpus.nvml import GpuDevice, GpuReading, NoGpu, read, read_nvml
 from labshare.monitor import argv as cmd
+from labshare.monitor.frame import frame
 from labshare.monitor.processes import Scanner, Usage
 
 # One `site` (two members, their servers, a hand-started Jupyter) for the module: its tests stay on one worker.
@@ -195,6 +196,9 @@ def test_fake_gpu_memory_lands_on_the_right_kernel_and_notebook(site: Site) -> N
     assert "Fake A100" in text and "97 %" in text and "8.0 GiB" in text
     gpu0 = next(line for line in text.splitlines() if line.startswith("0 ") and "Fake A100" in line)
     assert site.alice.user in gpu0 and site.bob.user not in gpu0
+    top = frame(snap, "gpu")
+    assert top.servers[0] is server and top.cards[0].users == [site.alice.user]
+    assert (top.cards[0].name, top.cards[0].utilization_percent) == ("Fake A100", 97)
 
 
 def test_no_gpu_driver_ps_still_works_and_says_so(site: Site) -> None:
@@ -225,6 +229,31 @@ def test_top_once_and_without_a_terminal_prints_the_table(site: Site) -> None:
         assert done.returncode == 0, done.stderr
         assert "USER" in done.stdout and site.alice.user in done.stdout and "alice.ipynb" in done.stdout
     assert done.stdout.count("NOTEBOOK") == 2
+
+
+def test_top_json_prints_a_snapshot_a_line_whose_servers_are_ps_json(site: Site) -> None:
+    servers = _ps_with(site.alice, site.alice_kernel, args=())
+    done = site.alice.run("top", "--json", "--iterations", "2", "--interval", "0.5", "--sort", "cpu", timeout=60)
+    assert done.returncode == 0, done.stderr
+    frames = [json.loads(line) for line in done.stdout.splitlines()]
+    assert len(frames) == 2 and all(f["sort"] == "cpu" for f in frames)
+    assert set(frames[0]) == {"taken_at", "sort", "servers", "cards", "gpu_unavailable", "unleased"}
+    assert [set(s) for s in frames[1]["servers"]] == [set(s) for s in servers]
+    _, kernel = _kernel(frames[1]["servers"], site.alice_kernel)
+    assert kernel["notebook"] == "alice.ipynb"
+    follower = site.alice.popen([LABSHARE, "top", "--json", "--interval", "0.5"], stdout=subprocess.PIPE, text=True)
+    try:
+        for _ in range(3):  # until Ctrl-C, a line every interval
+            assert json.loads(follower.stdout.readline())["servers"]
+    finally:
+        follower.terminate()
+        follower.wait(timeout=30)
+
+
+def test_top_json_once_is_one_line(member: Member) -> None:
+    done = member.run("top", "--json", "--once", timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.count("\n") == 1 and isinstance(json.loads(done.stdout)["servers"], list)
 
 
 def test_admin_stop_refuses_a_member(site: Site) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import itertools
 import sys
 import time
 from collections.abc import Iterator
@@ -11,9 +12,10 @@ from typing import TYPE_CHECKING
 import click
 
 from labshare.cli import App
+from labshare.cli.options import json_option
 
 if TYPE_CHECKING:
-    from labshare.monitor.processes import Scanner
+    from labshare.monitor.processes import Scanner, Snapshot
 
 KEYS = {"m": "memory", "c": "cpu", "g": "gpu"}
 
@@ -47,36 +49,59 @@ def _key(fd: int, timeout: float) -> str | None:
               help="Biggest first by this figure; keys m, c and g change it while running.")
 @click.option("--interval", type=click.FloatRange(0.5, 3600), default=2.0, show_default=True,
               help="Seconds between refreshes.")
-@click.option("--once", is_flag=True, help="Print one table and exit (for scripts).")
+@click.option("--once", is_flag=True, help="Print one table (or one JSON line) and exit (for scripts).")
 @click.option("--iterations", "-n", type=click.IntRange(min=1), default=None,
               help="Refresh this many times, then exit.")
+@json_option
 @click.pass_obj
-def top(app: App, all_users: bool, sort: str, interval: float, once: bool, iterations: int | None) -> None:
+def top(app: App, all_users: bool, sort: str, interval: float, once: bool, iterations: int | None,
+        as_json: bool) -> None:
     """Watch Jupyter servers and kernels use CPU, memory and GPU memory, live; `q` quits.
 
     Without a terminal (a pipe, a script) it prints the table once, or
-    --iterations times, and exits.
+    --iterations times, and exits.  With --json it prints one snapshot a
+    line, every --interval, until Ctrl-C (or --once, --iterations); its
+    servers are those of `ps --json`.
     """
     from labshare.cli.ps import scanner as site_scanner
 
     scanner = site_scanner(app, all_users)
     if once:
         iterations = 1
+    if as_json:
+        _print_json(_frames(scanner, interval, iterations), sort)
+        return
     interactive = sys.stdin.isatty() and sys.stdout.isatty() and not once
     if not interactive:
-        _print_frames(scanner, sort, interval, iterations or 1)
+        _print_tables(_frames(scanner, interval, iterations or 1), sort, scanner)
         return
     _live(scanner, sort, interval, iterations)
 
 
-def _print_frames(scanner: Scanner, sort: str, interval: float, iterations: int) -> None:
-    from labshare.render import monitor as view
-
-    for i in range(iterations):
+def _frames(scanner: Scanner, interval: float, iterations: int | None) -> Iterator[Snapshot]:
+    """A snapshot now, then one every `interval` seconds, `iterations` in all (None: until Ctrl-C)."""
+    for i in itertools.count() if iterations is None else range(iterations):
         if i:
             time.sleep(interval)
+        yield scanner.scan()
+
+
+def _print_tables(frames: Iterator[Snapshot], sort: str, scanner: Scanner) -> None:
+    from labshare.render import monitor as view
+
+    for i, snap in enumerate(frames):
+        if i:
             print()
-        print(view.ps(scanner.scan(), sort, scanner.may_see_secrets), flush=True)
+        print(view.ps(snap, sort, scanner.may_see_secrets), flush=True)
+
+
+def _print_json(frames: Iterator[Snapshot], sort: str) -> None:
+    from labshare.monitor.frame import frame
+    from labshare.render import emit_event
+
+    with contextlib.suppress(KeyboardInterrupt):
+        for snap in frames:
+            emit_event(frame(snap, sort))
 
 
 def _live(scanner: Scanner, sort: str, interval: float, iterations: int | None) -> None:

@@ -116,16 +116,22 @@ def rows(snap: Snapshot, sort: str | None = None, may_see: Any = None) -> list[l
 GPU_COLUMNS = ["GPU", "NAME", "UTIL", "MEMORY", "USED BY"]
 
 
-def gpu_rows(snap: Snapshot) -> list[list[str]]:
+def card_users(snap: Snapshot) -> dict[int, list[str]]:
+    """Card index -> the members whose servers (or their kernels) use it, sorted."""
     users: dict[int, set[str]] = {}
     for s in snap.servers:
         for index in s.gpus:
             users.setdefault(index, set()).add(s.user)
+    return {index: sorted(names) for index, names in users.items()}
+
+
+def gpu_rows(snap: Snapshot) -> list[list[str]]:
+    users = card_users(snap)
     return [
         [
             str(d.index), d.name, "-" if d.utilization_percent is None else f"{d.utilization_percent} %",
             f"{size(d.memory_used_bytes)} / {size(d.memory_total_bytes)}",
-            ", ".join(sorted(users.get(d.index, set()))) or "-",
+            ", ".join(users.get(d.index, [])) or "-",
         ]
         for d in snap.gpus
     ]
