@@ -19,7 +19,7 @@ import shutil
 from pathlib import Path
 
 from labshare.envs import uv
-from labshare.envs.kernels import NATIVE_KERNEL_NAME, KernelPlaces, Target, problems_of, render
+from labshare.envs.kernels import NATIVE_KERNEL_NAME, KernelPlaces, Target, problems_of, render_in
 from labshare.envs.specfiles import labshare_meta, locked, read_spec, write_spec
 from labshare.envs.undo import undone_on_failure
 from labshare.errors import LabshareError
@@ -53,8 +53,8 @@ def _make(places: KernelPlaces, env: Path) -> None:
         uv.run(["pip", "install", "--python", str(python), *PACKAGES], what="uv pip install ipykernel",
                cwd=env.parent, hint="Check your network (or your uv index settings).")
         version = uv.probe_python(python).version
-        spec = render(Target(project=env, env=env, python=python, python_version=version, manager="uv",
-                             label=LABEL), LABEL)
+        spec = render_in(places, Target(project=env, env=env, python=python, python_version=version,
+                                        manager="uv", label=LABEL), LABEL)
         spec["metadata"]["labshare"]["default"] = True
         write_spec(places.user, NATIVE_KERNEL_NAME, spec)
 

@@ -26,6 +26,7 @@ from labshare.envs.pyproject_edit import load_toml
 from labshare.errors import LabshareError
 
 VENV_DIRS = (".venv", "venv", "env", ".env")
+UV_MANAGERS = ("uv", "rye")  # uv runs Rye projects as they are
 
 
 @dataclass
@@ -40,7 +41,7 @@ class Project:
 
     @property
     def uv_managed(self) -> bool:
-        return self.manager in ("uv", "rye")
+        return self.manager in UV_MANAGERS
 
     @property
     def python(self) -> Path | None:

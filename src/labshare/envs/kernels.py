@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from labshare.envs.kerneltools import KernelTools
 from labshare.envs.naming import PREFIX, base_label, distinct_labels, spec_name
 from labshare.envs.specfiles import (
     ipykernel_resources,
@@ -31,7 +32,8 @@ from labshare.envs.specfiles import (
 )
 from labshare.errors import LabshareError
 
-SCHEMA = 1
+# 2: uv on every kernel's PATH, UV_PROJECT in uv projects, labshare's %pip (envs/refresh.py mends older).
+SCHEMA = 2
 NATIVE_KERNEL_NAME = "python3"
 # jupyter_client swaps these argv[0] names for its own interpreter, so they are never stale.
 SELF_PYTHONS = {"python", f"python{sys.version_info[0]}", "python{}.{}".format(*sys.version_info[:2])}
@@ -42,10 +44,15 @@ OK, STALE, SHADOWED, DUPLICATE = "ok", "stale", "shadowed", "duplicate label"
 
 @dataclass(frozen=True)
 class KernelPlaces:
-    """Where kernelspecs are written (`user`) and, in Jupyter's order, read (`search`)."""
+    """Where kernelspecs are written (`user`) and, in Jupyter's order, read (`search`).
+
+    `tools` is the member's folder of what every labshare kernel shares (uv, `%pip`); None writes
+    specs without them.
+    """
 
     user: Path
     search: tuple[Path, ...]
+    tools: KernelTools | None = None
 
     @classmethod
     def current(cls) -> KernelPlaces:
@@ -56,7 +63,7 @@ class KernelPlaces:
         search = tuple(Path(p) for p in jupyter_path("kernels") if not is_own(Path(p)))
         if user not in search:
             search = (user, *search)
-        return cls(user=user, search=search)
+        return cls(user=user, search=search, tools=KernelTools.current())
 
 
 def own_kernel_dirs() -> tuple[Path, ...]:
@@ -107,17 +114,21 @@ class KernelEntry:
     problems: list[str] = field(default_factory=list)
 
 
-def render(target: Target, display_name: str) -> dict[str, Any]:
-    """The kernel.json for `target`: its own python, its env first on PATH, labshare's metadata."""
+def render(target: Target, display_name: str, tools: KernelTools | None = None) -> dict[str, Any]:
+    """The kernel.json for `target`: its own python, its env first on PATH (labshare's uv last), our metadata."""
     env_vars: dict[str, str] = {}
     if target.manager in ("conda", "pixi"):
         env_vars["CONDA_PREFIX"] = str(target.env)
     else:
         env_vars["VIRTUAL_ENV"] = str(target.env)
     env_vars["PATH"] = f"{target.env / 'bin'}{os.pathsep}${{PATH}}"
+    if tools is not None:
+        env_vars["PATH"] += f"{os.pathsep}{tools.bin_dir}"
+        env_vars.update(tools.kernel_env(target.project, target.env, target.manager))
     env_vars.update(target.extra_env)
+    ipykernel_tail = tools.kernel_args() if tools is not None else []
     return {
-        "argv": [str(target.python), "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        "argv": [str(target.python), "-m", "ipykernel_launcher", "-f", "{connection_file}", *ipykernel_tail],
         "display_name": display_name,
         "language": "python",
         "interrupt_mode": "signal",
@@ -136,6 +147,13 @@ def render(target: Target, display_name: str) -> dict[str, Any]:
             },
         },
     }
+
+
+def render_in(places: KernelPlaces, target: Target, display_name: str) -> dict[str, Any]:
+    """`render` for a spec about to be written to `places`: the tools it names are made first."""
+    if places.tools is not None:
+        places.tools.ensure()
+    return render(target, display_name, places.tools)
 
 
 def _relabel(places: KernelPlaces) -> None:
@@ -178,7 +196,8 @@ def register(places: KernelPlaces, target: Target) -> tuple[str, str, Path]:
         ]
         for old in stale_same_project:
             remove_spec(old)
-        dest = write_spec(places.user, name, render(target, base_label(target.label, target.python_version)))
+        spec = render_in(places, target, base_label(target.label, target.python_version))
+        dest = write_spec(places.user, name, spec)
         _relabel(places)
         spec = read_spec(dest) or {}
     return name, str(spec.get("display_name", name)), dest
