@@ -105,6 +105,14 @@ def policy_env(gpus: GpuPolicy) -> dict[str, str]:
     return assign.server_env(gpus)
 
 
+def tools_path(environ: Mapping[str, str], uv_dir: Path) -> dict[str, str]:
+    """PATH with the member's uv-only folder last, where PATH has no uv: a Lab terminal can `uv add` too."""
+    path = environ.get("PATH", os.defpath)
+    if shutil.which("uv", path=path):
+        return {}
+    return {"PATH": f"{path}{os.pathsep}{uv_dir}" if path else str(uv_dir)}
+
+
 def systemd_user_manager(environ: Mapping[str, str]) -> bool:
     runtime = environ.get("XDG_RUNTIME_DIR")
     return bool(runtime) and (Path(runtime) / "systemd" / "private").exists() and bool(shutil.which("systemd-run"))

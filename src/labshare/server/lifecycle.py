@@ -22,7 +22,9 @@ from pathlib import Path
 from labshare import config, probe, proc
 from labshare.config import Policy, Site
 from labshare.envs import default as default_kernel
+from labshare.envs import refresh as refresh_kernels
 from labshare.envs.kernels import prune_stale
+from labshare.envs.kerneltools import KernelTools
 from labshare.errors import LabshareError
 from labshare.files import ensure_private_dir, remove, write_atomic
 from labshare.gpus.assign import GpuPolicy
@@ -161,7 +163,8 @@ def _launch(
     )
     write_token(paths, token or new_token())
     write_atomic(paths.launch_file, json.dumps(dataclasses.asdict(spec), indent=2) + "\n")
-    supervisor = _spawn_supervisor(paths, prefix or [], launch.policy_env(gpus))
+    tools_path = launch.tools_path(os.environ, KernelTools.of(paths.data_home).bin_dir)
+    supervisor = _spawn_supervisor(paths, prefix or [], {**launch.policy_env(gpus), **tools_path})
     limits = {k: v for k, v in dataclasses.asdict(policy.limits).items() if v is not None}
     record = st.ServerState(
         supervisor_pid=supervisor.pid,
@@ -263,7 +266,8 @@ def start(
             notes += unsupported
             gpus = GpuPolicy.of(site.gpus, policy.limits)
             record = _launch(paths, root, mode, port, token, policy, gpus, keep)
-    notes += default_kernel.ensure(paths.data_home)  # while Jupyter boots
+    notes += refresh_kernels.on_start()  # while Jupyter boots
+    notes += default_kernel.ensure(paths.data_home)
     if already:
         _wait_ready(paths, record, timeout, log_offset=0)
     else:
