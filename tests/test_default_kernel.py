@@ -36,19 +36,19 @@ def runs_in_labshare(spec: dict) -> bool:
     return Path(argv0).resolve().is_relative_to(OWN_PREFIX) or Path(argv0).parent.resolve() == BIN.resolve()
 
 
-def tiny_wheel(folder: Path) -> Path:
+def tiny_wheel(folder: Path, module: str = "labshare_tiny") -> Path:
     """A one-module wheel, built by hand so `%pip install` needs no network and no build backend."""
+    info = f"{module}-1.0.dist-info"
     files = {
-        "labshare_tiny.py": b"WHERE = __file__\n",
-        "labshare_tiny-1.0.dist-info/METADATA": b"Metadata-Version: 2.1\nName: labshare-tiny\nVersion: 1.0\n",
-        "labshare_tiny-1.0.dist-info/WHEEL": b"Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\n"
-                                              b"Tag: py3-none-any\n",
+        f"{module}.py": b"WHERE = __file__\n",
+        f"{info}/METADATA": f"Metadata-Version: 2.1\nName: {module.replace('_', '-')}\nVersion: 1.0\n".encode(),
+        f"{info}/WHEEL": b"Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
     }
     record = [f"{name},sha256={base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b'=').decode()},"
               f"{len(data)}" for name, data in files.items()]
-    record.append("labshare_tiny-1.0.dist-info/RECORD,,")
-    files["labshare_tiny-1.0.dist-info/RECORD"] = ("\n".join(record) + "\n").encode()
-    wheel = folder / "labshare_tiny-1.0-py3-none-any.whl"
+    record.append(f"{info}/RECORD,,")
+    files[f"{info}/RECORD"] = ("\n".join(record) + "\n").encode()
+    wheel = folder / f"{module}-1.0-py3-none-any.whl"
     with zipfile.ZipFile(wheel, "w") as archive:
         for name, data in files.items():
             archive.writestr(name, data)
@@ -86,7 +86,7 @@ def test_default_kernel_is_the_members_own_and_pip_there_leaves_labshare_alone(l
     wheel = tiny_wheel(shared_tmp)
     before = own_environment()
     out = server.execute(kernel, f"%pip install --no-index {wheel}", timeout=180)
-    assert "Successfully installed labshare-tiny-1.0" in out, out
+    assert "+ labshare-tiny==1.0" in out and f"changed {default_env(lab)} only" in out, out  # labshare's %pip: uv
     where = server.execute(kernel, "import labshare_tiny; print(labshare_tiny.WHERE)").strip()
     assert Path(where).resolve().is_relative_to(default_env(lab).resolve())
     assert own_environment() == before, "a member's %pip install changed labshare's own environment"
