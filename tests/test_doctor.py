@@ -22,7 +22,7 @@ from labshare.doctor.old_servers import tokenless_server
 SERVER_CHECKS = {
     "labshare", "jupyter", "vulnerable-packages", "private-dirs", "socket-path", "survives-logout",
     "sshd-forwarding", "uv", "kernels", "gpu", "site-policy", "policy-enforcement", "gpus", "kernel-survival",
-    "output-keeping", "old-servers",
+    "output-keeping", "old-servers", "project-settings",
 }
 
 
@@ -130,6 +130,25 @@ def test_sshd_t_reads_a_real_sshd_config(member: Member) -> None:
     member.extra_env["LABSHARE_SSHD_CONFIG"] = str(sshd.root / "sshd_config")
     c = check(doctor(member)[1], "sshd-forwarding")
     assert c["status"] == "fail" and "sshd -T" in c["detail"]
+
+
+def test_a_typo_in_a_projects_tool_labshare_fails_naming_the_key_the_file_and_the_closest_key(own: Member) -> None:
+    project = own.home / "projects" / "typo"
+    project.mkdir(parents=True)
+    (project / "pyproject.toml").write_text('[project]\nname = "typo"\n\n[tool.labshare]\ngpu = 0\n')
+    spec = own.home / ".local/share/jupyter/kernels/labshare-typo/kernel.json"
+    spec.parent.mkdir(parents=True)
+    spec.write_text(json.dumps({
+        "argv": ["/usr/bin/python3", "-m", "ipykernel_launcher", "-f", "{connection_file}"], "display_name": "typo",
+        "language": "python", "metadata": {"labshare": {"schema": 1, "project": str(project)}},
+    }))
+    code, report = doctor(own)
+    c = check(report, "project-settings")
+    assert code == 1 and c["status"] == "fail", c
+    assert c["detail"] == (f"{project / 'pyproject.toml'}: [tool.labshare] has no key `gpu`; did you mean `gpus`? "
+                           "Fix or remove it, then try again.")
+    (project / "pyproject.toml").write_text('[project]\nname = "typo"\n\n[tool.labshare]\ngpus = 0\n')
+    assert check(doctor(own)[1], "project-settings")["status"] == "ok"
 
 
 def test_kill_user_processes_without_linger_fails_with_the_fix(own: Member) -> None:

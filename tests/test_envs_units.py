@@ -11,7 +11,7 @@ import tomllib
 
 from labshare.envs import kernels, naming, projects
 from labshare.envs.detect import detect
-from labshare.envs.pyproject_edit import migrate_rye, set_labshare_env
+from labshare.envs.pyproject_edit import labshare_settings, migrate_rye, set_labshare_env
 from labshare.envs.undo import undone_on_failure
 from labshare.errors import LabshareError
 
@@ -33,6 +33,27 @@ def pyproject(folder: Path, text: str) -> Path:
 
 
 BASIC = '[project]\nname = "demo"\nversion = "0.1.0"\n'
+
+
+def test_an_unknown_tool_labshare_key_names_itself_the_file_and_the_closest_key(tmp_path: Path) -> None:
+    where = tmp_path / "pyproject.toml"
+    with pytest.raises(LabshareError) as typo:
+        labshare_settings(tomllib.loads(BASIC + "[tool.labshare]\ngpu = 0\n"), where)
+    assert typo.value.message == (f"{where}: [tool.labshare] has no key `gpu`; did you mean `gpus`? "
+                                  "Fix or remove it, then try again.")
+    with pytest.raises(LabshareError, match="has no key `python`; the keys are `env` and `gpus`."):
+        labshare_settings(tomllib.loads(BASIC + "[tool.labshare]\npython = '3.12'\n"), where)
+    valid = tomllib.loads(BASIC + "[tool.labshare]\ngpus = 1\nenv = { A = '1' }\n")
+    assert labshare_settings(valid, where) == {"gpus": 1, "env": {"A": "1"}}
+    assert labshare_settings(tomllib.loads(BASIC), where) == {}
+
+
+def test_adopt_stops_at_a_typo_before_anything_is_asked_or_changed(tmp_path: Path) -> None:
+    folder = pyproject(tmp_path / "p", BASIC + "[tool.labshare]\nenvs = { A = '1' }\n")
+    fake_env(folder / ".venv")
+    places = kernels.KernelPlaces(user=tmp_path / "kernels", search=(tmp_path / "kernels",))
+    with pytest.raises(LabshareError, match=r"pyproject.toml: \[tool.labshare\] has no key `envs`; did you mean `env`"):
+        projects.plan_adopt(places, folder)
 
 
 def test_rye_migration_moves_only_the_dev_dependencies(tmp_path: Path) -> None:

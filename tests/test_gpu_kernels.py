@@ -242,6 +242,17 @@ def test_each_kernel_leases_what_its_project_asks_and_keeps_it_over_a_restart(
                                      "got 'lots'; fix it and start the kernel again.")
 
 
+def test_a_typo_in_tool_labshare_refuses_the_kernel_instead_of_leasing_a_card(
+        member: Member, fake_nvml: FakeNvml, leases_dir: Path, shared_tmp: Path) -> None:
+    lab = serve(member, leased_site(shared_tmp, leases_dir), fake_nvml)
+    typo = project_kernel(member, "typo", 0)
+    pyproject = member.home / "projects" / "typo" / "pyproject.toml"
+    pyproject.write_text(pyproject.read_text().replace("gpus =", "gpu ="))
+    assert refusal_of(lab, typo) == (f"{pyproject}: [tool.labshare] has no key `gpu`; did you mean `gpus`? "
+                                     "Fix or remove it, then try again.")
+    assert leases.leases(leases_dir) == []
+
+
 def refusal_of(lab: Lab, name: str) -> str:
     answer = lab.call("POST", "/api/kernels", {"name": name})
     assert answer.status == 500, answer.body[:300]

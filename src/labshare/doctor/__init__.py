@@ -3,7 +3,7 @@
 A check is plain data, so `--json` and the text face come from the same
 list and a test can assert on one check by name.  Server-side checks are
 gathered by `checks` (with `versions`, `private`, `hostconf`,
-`old_servers` and `gpus` beside it), laptop-side ones (through ssh) in `remote`.
+`old_servers`, `gpus` and `projects` beside it), laptop-side ones (through ssh) in `remote`.
 """
 
 from __future__ import annotations

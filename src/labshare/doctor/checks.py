@@ -19,6 +19,7 @@ from labshare.doctor import FAIL, OK, WARN, Check, hostconf
 from labshare.doctor import gpus as gpu_leases
 from labshare.doctor.old_servers import find_old_servers, old_servers
 from labshare.doctor.private import private_dirs, socket_path
+from labshare.doctor.projects import project_settings
 from labshare.doctor.versions import versions
 from labshare.errors import LabshareError
 from labshare.gpus import nvml as gpus
@@ -260,6 +261,7 @@ def run_all(paths: Paths, environ: Mapping[str, str]) -> list[Check]:
     checks = versions()
     checks += [private_dirs(paths), socket_path(paths), survives_logout(paths, user),
                sshd_forwarding(paths, user, server_mode(paths)), uv_available(), kernel_path(), gpu()]
+    checks.append(project_settings())
     checks += site_policy(paths, user, environ)
     checks.append(gpu_leases.check(paths, user))
     checks.append(kernel_survival(paths))

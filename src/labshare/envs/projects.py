@@ -23,6 +23,7 @@ from labshare.envs.naming import spec_name
 from labshare.envs.pyproject_edit import (
     diff,
     labshare_env,
+    labshare_settings,
     load_toml,
     merge_env,
     migrate_rye,
@@ -108,7 +109,8 @@ def parse_env_pairs(pairs: Sequence[str]) -> dict[str, str | None]:
 def _kernel_env(project: Project, places: kernels.KernelPlaces, updates: Mapping[str, str | None]) -> dict[str, str]:
     """`[tool.labshare] env` from the pyproject; without one, what the last registration stored, updated."""
     if project.pyproject is not None:
-        env = labshare_env(load_toml(project.pyproject.read_text(encoding="utf-8"), project.pyproject))
+        env = labshare_env(load_toml(project.pyproject.read_text(encoding="utf-8"), project.pyproject),
+                           project.pyproject)
         return {str(k): str(v) for k, v in env.items()} if isinstance(env, dict) else {}
     meta = labshare_meta(read_spec(places.user / spec_name(project.path, project.label))) or {}
     return merge_env({str(k): str(v) for k, v in (meta.get("extra_env") or {}).items()}, updates)
@@ -208,6 +210,8 @@ def plan_adopt(places: kernels.KernelPlaces, path: Path, gpus: int | None = None
         raise LabshareError(f"{project.path} has no pyproject.toml to keep `gpus = {gpus}` in; "
                             "adopt it without --gpus, or add a pyproject.toml first.")
     text = project.pyproject.read_text(encoding="utf-8") if project.pyproject else None
+    if text is not None and project.pyproject is not None:  # a typo in [tool.labshare] stops it before any change
+        labshare_settings(load_toml(text, project.pyproject), project.pyproject)
     plan = AdoptPlan(project=project, pyproject_text=text)
     if project.manager == "rye" and text is not None and project.pyproject is not None:
         plan.rye_text = migrate_rye(text, project.pyproject)

@@ -35,35 +35,64 @@ def load_toml(text: str, where: Path) -> dict[str, Any]:
         raise LabshareError(f"{where} is not valid TOML ({exc}); fix it and try again.") from exc
 
 
+# The keys of a project's `[tool.labshare]`, each with what it sets: the one place they are named.
+SETTINGS = {
+    "env": "environment variables for the project's kernels",
+    "gpus": "how many GPUs each of the project's kernels leases (0: CPU only)",
+}
+
+
 def _own(data: Mapping[str, Any]) -> Mapping[str, Any]:
     tool = data.get("tool", {})
     own = tool.get("labshare", {}) if isinstance(tool, dict) else {}
     return own if isinstance(own, dict) else {}
 
 
-def labshare_env(data: Mapping[str, Any]) -> object:
-    """`tool.labshare.env` as written (a table, or whatever the member put there); {} when absent."""
-    return _own(data).get("env", {})
+def unknown_key(key: str, where: Path) -> str:
+    """The sentence for a key of `[tool.labshare]` labshare does not read, with the valid key it is closest to."""
+    close = difflib.get_close_matches(key, SETTINGS, n=1)
+    known = " and ".join(f"`{k}`" for k in SETTINGS)
+    guess = f"did you mean `{close[0]}`?" if close else f"the keys are {known}."
+    return f"{where}: [tool.labshare] has no key `{key}`; {guess} Fix or remove it, then try again."
 
 
-def labshare_gpus(data: Mapping[str, Any], where: Path) -> int | None:
-    """`tool.labshare.gpus`: how many cards each kernel of the project leases (0: CPU only); None if unset."""
-    value = _own(data).get("gpus")
+def labshare_settings(data: Mapping[str, Any], where: Path) -> Mapping[str, Any]:
+    """`[tool.labshare]` as written, refused if it holds a key labshare does not read or a `gpus` that is no count.
+
+    Every reader goes through here (env create/adopt, each kernel start,
+    doctor), so a typo such as `gpu = 0` is an error everywhere instead of
+    a setting silently ignored and a card silently leased.
+    """
+    own = _own(data)
+    for key in own:
+        if key not in SETTINGS:
+            raise LabshareError(unknown_key(key, where))
+    value = own.get("gpus")
     if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
         raise LabshareError(f"{where}: tool.labshare.gpus must be a whole number of GPUs (0 for none), "
                             f"got {value!r}; fix it and start the kernel again.")
-    return value
+    return own
 
 
-def project_gpus(folder: Path) -> int | None:
-    """What a project's pyproject asks its kernels to lease; None without a pyproject or the key.
+def labshare_env(data: Mapping[str, Any], where: Path) -> object:
+    """`tool.labshare.env` as written (a table, or whatever the member put there); {} when absent."""
+    return labshare_settings(data, where).get("env", {})
+
+
+def project_settings(folder: Path) -> Mapping[str, Any]:
+    """A project's `[tool.labshare]`, checked (`labshare_settings`); {} without a pyproject.
 
     Read at each kernel start, so a changed `gpus` applies to the next kernel.
     """
     path = folder / "pyproject.toml"
     if not path.is_file():
-        return None
-    return labshare_gpus(load_toml(path.read_text(encoding="utf-8"), path), path)
+        return {}
+    return labshare_settings(load_toml(path.read_text(encoding="utf-8"), path), path)
+
+
+def project_gpus(folder: Path) -> int | None:
+    """What a project's pyproject asks its kernels to lease (0: CPU only); None without a pyproject or the key."""
+    return project_settings(folder).get("gpus")
 
 
 def merge_env(current: Mapping[str, str], updates: Mapping[str, str | None]) -> dict[str, str]:
@@ -151,7 +180,7 @@ def set_labshare_env(text: str, where: Path, updates: Mapping[str, str | None]) 
     an inline `env = { … }` is written anew in the `{ KEY = "value" }` style.
     """
     data = _plain_labshare(load_toml(text, where), where, "add the env table by hand")
-    current = labshare_env(data)
+    current = labshare_env(data, where)
     if not isinstance(current, dict):
         raise LabshareError(f"{where}: tool.labshare.env is not a table; make it one, like env = {{A = \"1\"}}.")
     merged = merge_env(current, updates)

@@ -83,7 +83,8 @@ class LabshareProvisioner(LocalProvisioner):  # type: ignore[misc]
         kwargs["independent"] = True
         gpus = self.gpus
         try:
-            held, env = gpu_leases.start(gpus, self.kernel_id, self._project_gpus() if gpus.leased else None)
+            wanted = self._project_gpus()  # read even without leasing: a typo in it refuses the kernel
+            held, env = gpu_leases.start(gpus, self.kernel_id, wanted if gpus.leased else None)
         except LabshareError as exc:
             raise self._refused(exc) from None
         kwargs["env"] = {**(kwargs.get("env") or os.environ), **env}
