@@ -58,17 +58,25 @@ def kernelspecs(kernels_dir: Path) -> list[Removal]:
 
 
 def member_plan(paths: Paths, prefix: Path, method: str, kernels_dir: Path) -> list[Removal]:
-    """Everything of labshare's in this member's account, the install excepted."""
+    """Everything of labshare's in this member's account, the install excepted.
+
+    labshare's data folder holds only what labshare made (the default kernel's
+    environment, the tools its kernels get, a venv install), so all of it goes.
+    """
     from labshare.envs import default
 
     found = links(paths.home / ".local" / "bin", prefix, method)
     found += kernelspecs(kernels_dir)
-    candidates = [
+    places = [
         Removal("state, logs, sockets and tokens", paths.state_root),
         Removal("socket folder", paths.fallback_socket.parent),
-        Removal("default kernel's environment", default.env_dir(paths.data_home)),
     ]
-    return found + [c for c in candidates if c.path.exists() or c.path.is_symlink()]
+    found += [p for p in places if p.path.exists() or p.path.is_symlink()]
+    data = paths.data_home / "labshare"
+    envs = default.env_dir(paths.data_home).parent
+    children = sorted(data.iterdir()) if data.is_dir() else []
+    return found + [Removal("default kernel's environment" if c == envs else "labshare's data", c)
+                    for c in children if os.path.realpath(c) != os.path.realpath(prefix)]
 
 
 def running_from(prefix: Path) -> list[str]:
