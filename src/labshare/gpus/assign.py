@@ -130,7 +130,7 @@ def take(policy: GpuPolicy, count: int, holder: leases.Holder,
         return [], visible([])
     leases.directory(Path(policy.leases_dir)).checked()
     cards = read_cards(reader)
-    taken = leases.claim(Path(policy.leases_dir), cards, policy.placement(count, for_command=holder.kernel_id is None),
+    taken = leases.claim(Path(policy.leases_dir), cards, policy.placement(count, for_command=not holder.kernel),
                          holder, describe=activity.describer())
     return taken, env_of(taken, cards)
 

@@ -1,9 +1,11 @@
 """GPU leases: which kernel (or `labshare run` command) may use which card, with no daemon.
 
 A lease is one file per card in the leases directory (`claims.ClaimsDir`:
-root-owned, sticky, 1777), holding JSON: user, uid, kernel id or run label,
-pid, the pid's start time, since.  Never a notebook path: anyone can read the
-directory.  The filesystem says who owns a lease; its content must agree.
+root-owned, sticky, 1777), holding JSON: user, uid, kernel id or run label
+(for a kernel another Jupyter client started, the client's program name and
+the project's folder name), pid, the pid's start time, since.  Never a
+notebook path: anyone can read the directory.  The filesystem says who owns
+a lease; its content must agree.
 
 A lease is live while its pid runs with the recorded start time (so a
 recycled pid is not mistaken for the holder) on this boot; otherwise, or when
@@ -52,21 +54,28 @@ _NUMBER = (int, float)
 _FIELDS: dict[str, tuple[type, ...]] = {
     "card": (str,), "mode": (str,), "user": (str,), "uid": (int,), "pid": (int,), "pid_start": _NUMBER,
     "boot_time": _NUMBER, "boot_id": (str,), "since": _NUMBER, "kernel_id": (str, type(None)),
-    "label": (str, type(None)),
+    "label": (str, type(None)), "client": (str, type(None)),
 }
 
 
 @dataclass(frozen=True)
 class Holder:
-    """Whom a new lease is for: a kernel (by id) or a `labshare run` command (by label), and its process."""
+    """Whom a new lease is for, and its process: a kernel of the Lab server (by id), a `labshare run`
+    command (by label), or a kernel another Jupyter client started through the gate (by `client`,
+    with its project as label)."""
 
     kernel_id: str | None = None
     label: str | None = None
     pid: int = field(default_factory=os.getpid)
+    client: str | None = None
 
     def __post_init__(self) -> None:
-        if self.kernel_id is None and self.label is None:
-            raise ValueError("a lease holder needs a kernel id or a run label")
+        if self.kernel_id is None and self.label is None and self.client is None:
+            raise ValueError("a lease holder needs a kernel id, a run label or a client")
+
+    @property
+    def kernel(self) -> bool:
+        return self.kernel_id is not None or self.client is not None
 
 
 @dataclass(frozen=True)
@@ -80,6 +89,7 @@ class Lease:
     shared: bool
     kernel_id: str | None = None
     label: str | None = None
+    client: str | None = None  # the program that started a kernel outside the Lab (papermill, code)
     pid: int | None = None
     pid_start: float | None = None
     since: float | None = None
@@ -162,8 +172,8 @@ def rebind(path: Path, lease: Lease, pid: int) -> Lease:
     lease is given up and a LabshareError says who has the card now.
     """
     claims = directory(path)
-    record = _record(Holder(kernel_id=lease.kernel_id, label=lease.label, pid=pid), lease.uid,
-                     "shared" if lease.shared else "exclusive")
+    holder = Holder(kernel_id=lease.kernel_id, label=lease.label, pid=pid, client=lease.client)
+    record = _record(holder, lease.uid, "shared" if lease.shared else "exclusive")
     record["since"] = lease.since
     if not claims.replace(lease.name, _text(record, lease.card)):
         raise LabshareError(f"The lease on GPU {lease.card} is gone, so the kernel cannot keep that card.")
@@ -266,7 +276,8 @@ def _record(holder: Holder, uid: int, sharing: Sharing) -> dict[str, Any]:
         raise LabshareError(f"Process {holder.pid} is not running, so it cannot hold a GPU lease.") from None
     return {
         "mode": sharing, "user": user_name(uid), "uid": uid, "kernel_id": holder.kernel_id, "label": holder.label,
-        "pid": holder.pid, "pid_start": started, "boot_time": psutil.boot_time(), "boot_id": _boot_id(),
+        "client": holder.client, "pid": holder.pid, "pid_start": started, "boot_time": psutil.boot_time(),
+        "boot_id": _boot_id(),
         "since": time.time(),
     }
 
@@ -278,7 +289,8 @@ def _text(record: dict[str, Any], card: str) -> str:
 def _from_record(record: dict[str, Any], card: str, name: str) -> Lease:
     return Lease(card=card, name=name, uid=record["uid"], user=user_name(record["uid"]),
                  shared=record["mode"] == "shared", kernel_id=record["kernel_id"], label=record["label"],
-                 pid=record["pid"], pid_start=record["pid_start"], since=record["since"])
+                 client=record.get("client"), pid=record["pid"], pid_start=record["pid_start"],
+                 since=record["since"])
 
 
 def _lease(entry: Entry) -> Lease | None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 
+from labshare.gpus.gate import Gated
 from labshare.server import lab
 
 SUPERVISOR_MODULE = "labshare.server.supervise"
@@ -63,7 +64,14 @@ def is_supervisor(argv: list[str]) -> bool:
 
 
 def connection_file(argv: list[str]) -> str | None:
-    """The kernel connection file a kernel was started with (`-f PATH`), if `argv` is a kernel."""
+    """The kernel connection file a kernel was started with (`-f PATH`), if `argv` is a kernel.
+
+    labshare's GPU gate names the kernel's command on its own command line,
+    but is not the kernel: the kernel `exec`s from it and shows its own
+    command line, and the watcher the gate leaves behind keeps the gate's.
+    """
+    if Gated.of(argv) is not None:
+        return None
     for i, arg in enumerate(argv):
         path = None
         if arg in ("-f", "--f", "--connection-file") and i + 1 < len(argv):

@@ -30,7 +30,7 @@ class LeaseRow:
     user: str
     uid: int
     kernel_id: str | None
-    label: str | None  # a `labshare run` command's, instead of a kernel id
+    label: str | None  # a `labshare run` command's, instead of a kernel id; a gated kernel's project
     pid: int | None
     since: str | None
     shared: bool
@@ -38,6 +38,7 @@ class LeaseRow:
     state: str | None = None  # the kernel's "busy" or "idle", as its server says
     idle_seconds: int | None = None
     notebook: str | None = None
+    client: str | None = None  # the program that started a kernel outside the Lab (papermill, code)
     reclaim_at: str | None = None  # when idle reclaim shuts its kernel down unless it is used (owner, root)
 
 
@@ -117,7 +118,7 @@ def _kernels(snap: Snapshot) -> dict[tuple[int, object], Kernel]:
 
 def _row(lease: Lease, kernel: Kernel | None, now: float) -> LeaseRow:
     row = LeaseRow(card=lease.card, user=lease.user, uid=lease.uid, kernel_id=lease.kernel_id, label=lease.label, pid=lease.pid,
-                   since=_iso(lease.since), shared=lease.shared, stale=lease.stale)
+                   since=_iso(lease.since), shared=lease.shared, stale=lease.stale, client=lease.client)
     if kernel is not None and lease.live:
         row.state, row.notebook = kernel.execution_state, kernel.notebook
         last = _parse(kernel.last_activity)

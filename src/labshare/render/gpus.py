@@ -32,6 +32,8 @@ def _plain(text: str) -> str:
 
 
 def holder(row: LeaseRow) -> str:
+    if row.client:  # a kernel another Jupyter client started: "kernel via papermill, demo"
+        return f"kernel via {_plain(row.client)}" + (f", {_plain(row.label)}" if row.label else "")
     if row.kernel_id:
         return f"kernel {row.kernel_id[:8]}"
     return f"run {_plain(row.label)}" if row.label else "-"
