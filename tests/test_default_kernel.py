@@ -17,6 +17,8 @@ from pathlib import Path
 from conftest import BIN, Member, lab_of
 from test_envs import lab  # noqa: F401  (the member with the suite's warm uv cache)
 
+from labshare.gpus.gate import unwrap
+
 OWN_PREFIX = Path(sys.prefix).resolve()  # labshare's install, as the member's server runs it
 
 
@@ -29,8 +31,8 @@ def user_kernels(m: Member) -> Path:
 
 
 def runs_in_labshare(spec: dict) -> bool:
-    """Whether Jupyter would start this spec with labshare's own interpreter."""
-    argv0 = spec["argv"][0]
+    """Whether Jupyter would start this spec's kernel with labshare's own interpreter (the GPU gate aside)."""
+    argv0 = unwrap(spec["argv"])[0]
     if "/" not in argv0:  # jupyter_client swaps python, python3, python3.X for its own sys.executable
         return argv0.startswith("python")
     return Path(argv0).resolve().is_relative_to(OWN_PREFIX) or Path(argv0).parent.resolve() == BIN.resolve()

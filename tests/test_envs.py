@@ -16,6 +16,7 @@ from conftest import BIN, LABSHARE, Member
 from jupyter_api import Lab
 
 from labshare import probe
+from labshare.gpus.gate import unwrap
 
 SPEC_NAME = re.compile(r"^labshare-[a-z0-9-]+-[0-9a-f]{8}$")
 
@@ -120,7 +121,7 @@ def test_two_projects_with_one_name_get_two_kernels_that_run_in_their_own_env(la
     assert shown == {"thesis/analysis (Python 3.11)", "course/analysis (Python 3.11)"}
     for n in (a["name"], b["name"]):
         spec = specs[n]["spec"]
-        assert spec["argv"][1:] == ["-m", "ipykernel_launcher", "-f", "{connection_file}"]
+        assert unwrap(spec["argv"])[1:5] == ["-m", "ipykernel_launcher", "-f", "{connection_file}"]  # behind the gate
         meta = spec["metadata"]["labshare"]
         assert {"project", "env", "manager", "python", "schema"} <= set(meta)
         assert spec["env"]["VIRTUAL_ENV"] == meta["env"] and spec["env"]["PATH"].startswith(meta["env"] + "/bin:")

@@ -31,6 +31,7 @@ from labshare.envs.specfiles import (
     write_spec,
 )
 from labshare.errors import LabshareError
+from labshare.gpus.gate import Gated
 
 # 2: uv on every kernel's PATH, UV_PROJECT in uv projects, labshare's %pip (envs/refresh.py mends older).
 SCHEMA = 2
@@ -128,7 +129,8 @@ def render(target: Target, display_name: str, tools: KernelTools | None = None) 
     env_vars.update(target.extra_env)
     ipykernel_tail = tools.kernel_args() if tools is not None else []
     return {
-        "argv": [str(target.python), "-m", "ipykernel_launcher", "-f", "{connection_file}", *ipykernel_tail],
+        "argv": Gated([str(target.python), "-m", "ipykernel_launcher", "-f", "{connection_file}", *ipykernel_tail],
+                      target.project).argv(),  # behind the GPU gate, whichever Jupyter client starts it
         "display_name": display_name,
         "language": "python",
         "interrupt_mode": "signal",
@@ -229,7 +231,11 @@ def problems_of(spec: Mapping[str, Any] | None) -> list[str]:
     argv = spec.get("argv") or [""]
     env = spec.get("env")
     env = env if isinstance(env, dict) else {}
-    found = [p for p in [_interpreter_problem(str(argv[0]), env)] if p]
+    gated = Gated.of(argv)
+    command = gated.command if gated is not None else argv
+    found = [p for p in [_interpreter_problem(str(command[0]), env)] if p]
+    if gated is not None and not os.path.exists(str(argv[0])):
+        found.append(f"labshare's own Python {argv[0]}, which starts it under the GPU rules, is missing")
     meta = labshare_meta(spec)
     if meta is not None and not os.path.isdir(meta["project"]):
         found.append(f"project {meta['project']} is gone")

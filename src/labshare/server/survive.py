@@ -13,7 +13,9 @@ start).  It runs inside the Jupyter process, configured by `records.jupyter_args
   state directory.  It can signal, poll and wait for a kernel it did not
   spawn, which the stock provisioner cannot.  With `[gpus] assign =
   "per-kernel"` it leases the kernel's cards before the process exists
-  (`gpus.kernels`) and refuses to start a kernel that gets none.
+  (`gpus.kernels`) and refuses to start a kernel that gets none; it starts
+  the kernel command behind the spec's GPU gate itself (`gpus.gate`), so a
+  kernel of the Lab holds one lease, never two.
 - `LabshareKernelManager` re-registers those kernels when the next server
   starts, before it serves any request, so the sessions database (kept in
   a file) still maps each notebook to its kernel.  Records of kernels that
@@ -44,6 +46,7 @@ from labshare.errors import LabshareError
 from labshare.files import ensure_private_dir, remove, write_atomic
 from labshare.gpus import kernels as gpu_leases
 from labshare.gpus.assign import GpuPolicy
+from labshare.gpus.gate import unwrap
 from labshare.server.records import drop, read_records, record_path, running
 from labshare.server.state import alive as _alive
 from labshare.server.state import process_started
@@ -89,7 +92,7 @@ class LabshareProvisioner(LocalProvisioner):  # type: ignore[misc]
             raise self._refused(exc) from None
         kwargs["env"] = {**(kwargs.get("env") or os.environ), **env}
         try:
-            self.process = launch_kernel(cmd, **kwargs)
+            self.process = launch_kernel(unwrap(cmd), **kwargs)  # leased here: the spec's gate would lease again
         except BaseException:
             gpu_leases.release(gpus, self.kernel_id)
             raise
