@@ -64,6 +64,7 @@ def test_pip_and_uv_add_in_a_uv_project_are_recorded_and_survive_uv_sync(bare: M
 
     out = server.execute(kernel, "%pip install ls-alpha", timeout=300)
     assert f"recorded in {project / 'pyproject.toml'} and uv.lock" in out, out
+    assert "VIRTUAL_ENV" not in out, out  # uv's warning when the kernel's env is not the project's
     assert imported_from(server, kernel, "ls_alpha")[0].is_relative_to(env)
     server.execute(kernel, "import os; os.chdir('/')")  # `!uv add` anywhere changes the kernel's project
     out = server.execute(kernel, "!uv add ls-beta", timeout=300)
