@@ -22,15 +22,16 @@ from labshare.doctor.old_servers import tokenless_server
 SERVER_CHECKS = {
     "labshare", "jupyter", "vulnerable-packages", "private-dirs", "socket-path", "survives-logout",
     "sshd-forwarding", "uv", "kernels", "gpu", "site-policy", "policy-enforcement", "gpus", "kernel-survival",
-    "output-keeping", "old-servers", "project-settings",
+    "output-keeping", "old-servers", "project-settings", "linger",
 }
 
 
 def host_like(m: Member, sshd: str = "AllowStreamLocalForwarding yes\n", logind: str = "[Login]\n") -> Member:
-    """Point doctor's host files at copies in HOME that describe a well set-up server."""
+    """Point doctor's host files at copies in HOME that describe a well set-up server (the member lingers)."""
     (m.home / "sshd_config").write_text(sshd)
     (m.home / "logind.conf").write_text(logind)
     (m.home / "linger").mkdir(exist_ok=True)
+    (m.home / "linger" / m.name).touch()
     m.extra_env.update({
         "LABSHARE_SSHD_CONFIG": str(m.home / "sshd_config"),
         "LABSHARE_LOGIND_CONFIG": str(m.home / "logind.conf"),
@@ -151,11 +152,30 @@ def test_a_typo_in_a_projects_tool_labshare_fails_naming_the_key_the_file_and_th
     assert check(doctor(own)[1], "project-settings")["status"] == "ok"
 
 
+def test_lingering_off_warns_that_an_admin_turns_it_on(own: Member) -> None:
+    (own.home / "linger" / own.name).unlink()
+    code, report = doctor(own)
+    c = check(report, "linger")
+    assert code == 0 and c["status"] == "warn" and f"lingering is off for {own.name}" in c["detail"]
+    assert c["fix"] == f"ask an admin to run `sudo loginctl enable-linger {own.name}` (members cannot without polkit)"
+    assert f"fix: ask an admin to run `sudo loginctl enable-linger {own.name}`" in own.run("doctor", timeout=240).stdout
+
+
+def test_no_linger_check_where_there_is_no_logind(own: Member) -> None:
+    if os.path.isdir("/run/systemd/system"):
+        pytest.skip("systemd runs this host, so logind is there to ask")
+    own.extra_env["LABSHARE_LINGER_DIR"] = str(own.home / "no-such-dir")
+    code, report = doctor(own)
+    assert code == 0 and "linger" not in {c["name"] for c in report["checks"]}
+
+
 def test_kill_user_processes_without_linger_fails_with_the_fix(own: Member) -> None:
     host_like(own, logind="[Login]\nKillUserProcesses=yes\n")
+    (own.home / "linger" / own.name).unlink()
     code, report = doctor(own)
     c = check(report, "survives-logout")
-    assert code == 1 and c["status"] == "fail" and c["fix"] == f"loginctl enable-linger {own.name}"
+    assert code == 1 and c["status"] == "fail"
+    assert c["fix"] == f"ask an admin to run `sudo loginctl enable-linger {own.name}`"
     (own.home / "linger" / own.name).touch()
     assert check(doctor(own)[1], "survives-logout")["status"] == "ok"
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from labshare import config
 from labshare.listeners import listener
 from labshare.server import ports
-from labshare.users import lingers
+from labshare.users import enable_linger, lingers
 
 
 @dataclass
@@ -87,7 +87,7 @@ def check(site_path: Path) -> SiteCheck:
         if limited and not lingers(user):
             result.problems.append(
                 f"The memory/CPU limits of {user} are not enforced here: they need a systemd user manager; "
-                f"run `loginctl enable-linger {user}`."
+                f"run `{enable_linger(user)}`."
             )
         if policy.limits.max_gpus is not None and not site.gpus.leased:
             result.problems.append(

@@ -14,6 +14,8 @@ from pathlib import Path
 
 from labshare.paths import LINGER_DIR
 
+SYSTEMD_RUN_DIR = Path("/run/systemd/system")  # present only while systemd runs the host (sd_booted's test)
+
 
 @functools.lru_cache(maxsize=1024)
 def user_name(uid: int) -> str:
@@ -24,5 +26,19 @@ def user_name(uid: int) -> str:
 
 
 def lingers(user: str, linger_dir: Path = LINGER_DIR) -> bool:
-    """Whether systemd keeps `user`'s manager (and so their limits and processes) past logout."""
+    """Whether systemd keeps `user`'s manager (and so their limits and processes) past logout.
+
+    The file is logind's own record, what `loginctl show-user NAME -p Linger`
+    reports, read without asking logind over D-Bus.
+    """
     return (linger_dir / user).exists()
+
+
+def has_logind(linger_dir: Path = LINGER_DIR, systemd_dir: Path = SYSTEMD_RUN_DIR) -> bool:
+    """Whether lingering means anything here: systemd runs this host, or logind has kept a linger list."""
+    return systemd_dir.is_dir() or linger_dir.is_dir()
+
+
+def enable_linger(user: str) -> str:
+    """The command that makes `user` linger: root's to run, since a member may not without polkit."""
+    return f"sudo loginctl enable-linger {user}"

@@ -25,7 +25,7 @@ from labshare.errors import LabshareError
 from labshare.gpus import nvml as gpus
 from labshare.install_hint import upgrade_command
 from labshare.paths import Paths
-from labshare.users import lingers, user_name
+from labshare.users import enable_linger, has_logind, lingers, user_name
 
 
 def survives_logout(paths: Paths, user: str) -> Check:
@@ -41,12 +41,29 @@ def survives_logout(paths: Paths, user: str) -> Check:
             return Check("survives-logout", OK, f"KillUserProcesses=yes ({where}), but {user} is in KillExcludeUsers")
         return Check("survives-logout", FAIL,
                      f"KillUserProcesses=yes in {where}: logging out kills your JupyterLab and its kernels",
-                     f"loginctl enable-linger {user}")
+                     f"ask an admin to run `{enable_linger(user)}`")
     if unreadable:
         return Check("survives-logout", WARN, f"cannot read {', '.join(map(str, unreadable))}",
-                     f"ask an admin whether KillUserProcesses is set; if so run `loginctl enable-linger {user}`")
+                     f"ask an admin whether KillUserProcesses is set; if so, to run `{enable_linger(user)}`")
     said = f"KillUserProcesses={kill} ({where})" if kill else "KillUserProcesses is not set (the distribution's default, no)"
     return Check("survives-logout", OK, f"{said}: your server outlives your ssh session")
+
+
+def linger(paths: Paths, user: str) -> list[Check]:
+    """Whether systemd keeps the member's user manager after logout; nothing where there is no logind.
+
+    Without it, whatever runs under that manager (the `systemd-run --user`
+    scope that enforces memory/CPU limits, and with it the server) ends at
+    logout, and only root can turn it on where polkit does not let members.
+    """
+    if not has_logind(paths.linger_dir):
+        return []
+    if lingers(user, paths.linger_dir):
+        return [Check("linger", OK, f"lingering is on for {user}: systemd keeps your user manager after you log out")]
+    return [Check("linger", WARN,
+                  f"lingering is off for {user}: systemd stops your user manager when your last session ends, "
+                  "and with it anything started under it (the scope that enforces memory/CPU limits)",
+                  f"ask an admin to run `{enable_linger(user)}` (members cannot without polkit)")]
 
 
 def sshd_forwarding(paths: Paths, user: str, mode: str = "socket") -> Check:
@@ -189,7 +206,7 @@ def site_policy(paths: Paths, user: str, environ: Mapping[str, str]) -> list[Che
     if lim.gpus is not None:
         unenforced.append("the GPU list, which is CUDA_VISIBLE_DEVICES for your kernels, a convention, not a wall")
     if unenforced:
-        fix = f"loginctl enable-linger {user}, then log in again and `labshare restart`" \
+        fix = f"ask an admin to run `{enable_linger(user)}`, then log in again and `labshare restart`" \
             if (lim.memory_max or lim.cpus) and not systemd_user_manager(environ) else None
         out.append(Check("policy-enforcement", WARN, "not enforced on this host: " + "; ".join(unenforced), fix))
     else:
@@ -259,8 +276,9 @@ def server_mode(paths: Paths) -> str:
 def run_all(paths: Paths, environ: Mapping[str, str]) -> list[Check]:
     user = user_name(paths.uid)
     checks = versions()
-    checks += [private_dirs(paths), socket_path(paths), survives_logout(paths, user),
-               sshd_forwarding(paths, user, server_mode(paths)), uv_available(), kernel_path(), gpu()]
+    checks += [private_dirs(paths), socket_path(paths), survives_logout(paths, user)]
+    checks += linger(paths, user)
+    checks += [sshd_forwarding(paths, user, server_mode(paths)), uv_available(), kernel_path(), gpu()]
     checks.append(project_settings())
     checks += site_policy(paths, user, environ)
     checks.append(gpu_leases.check(paths, user))

@@ -23,6 +23,7 @@ from labshare.paths import Paths
 from labshare.server import state as st
 from labshare.server.records import living
 from labshare.server.token import read_token
+from labshare.users import enable_linger
 
 
 @dataclass
@@ -150,7 +151,7 @@ def status_of(paths: Paths, record: st.ServerState | None, notes: list[str]) -> 
         shown = ", ".join(f"{k} = {v}" for k, v in caps.items())
         result.notes.append(
             f"The site limits {shown} are not enforced here: this host has no systemd user manager "
-            "for `systemd-run --user` (ask an admin to enable lingering, `loginctl enable-linger`)."
+            f"for `systemd-run --user` (ask an admin to run `{enable_linger(getpass.getuser())}`)."
         )
     if record.socket_fallback:
         result.notes.append(
