@@ -27,6 +27,6 @@ def project_settings() -> Check:
             problems.append(exc.message)
     if problems:
         return Check("project-settings", FAIL, " ".join(problems),
-                     "fix the key named above in that pyproject.toml; until then its kernels do not start")
+                     "fix what is named above in that pyproject.toml; until then its kernels do not start")
     return Check("project-settings", OK,
                  f"{len(projects)} labshare project(s); each [tool.labshare] sets only what labshare reads")
