@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import queue
 import signal
 import socket
@@ -13,6 +14,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import posix_less
 import psutil
 import pytest
 import sshd as sshd_helper
@@ -345,11 +347,17 @@ def test_forwarding_disabled_is_explained(make_user, rule: str, tcp: bool, says:
     gen = sshd_helper.build(make_user, extra=(rule,))
     lab = next(gen)
     try:
+        # Under LogLevel QUIET ssh never says "open failed": the refusal is known from the tunnel itself.
+        sshd_helper.write_client_config(lab.laptop, lab.sshd, "quiet", lab.server.name, extra=("LogLevel QUIET",))
         lab.server.run("start", *(["--tcp"] if tcp else []), check=True)
-        done = lab.laptop.run("connect", "--no-browser", "gpu1", timeout=120)
-        assert done.returncode == 6, done.stderr
-        assert says in done.stderr and "Traceback" not in done.stderr
-        assert not [p for p in lab.laptop.processes() if p.name() == "ssh"]
+        for alias in ("gpu1", "quiet"):
+            done = lab.laptop.run("connect", "--no-browser", alias, timeout=120)
+            assert done.returncode == 6, (alias, done.stderr)
+            assert says in done.stderr and "Traceback" not in done.stderr
+            assert not [p for p in lab.laptop.processes() if p.name() == "ssh"]
+        report = json.loads(lab.laptop.run("doctor", "quiet", "--json", timeout=240).stdout)
+        forwarding = next(c for c in report["checks"] if c["name"] == "forwarding")
+        assert forwarding["status"] == "fail" and "does not allow" in forwarding["detail"], forwarding
     finally:
         gen.close()
 
@@ -390,3 +398,55 @@ def test_remote_command_lookup_order() -> None:
     script = cmd[len("sh -c "):]
     assert script.index("command -v labshare") < script.index(".local/bin/labshare") < script.index("-lc")
     assert "\"$HOME\"/opt/labshare" in sshcmd.remote_command(["info"], "~/opt/labshare")
+
+
+def test_connect_and_doctor_run_without_posix_only_modules(running: sshd_helper.Lab,
+                                                           connects: list[Connect]) -> None:
+    """Any laptop: `connect` (own master, and plain ssh as on Windows) and `doctor HOST`, end to end."""
+    laptop = running.laptop
+    sshd_helper.write_client_config(laptop, running.sshd, "plain", running.server.name,
+                                    extra=("ControlMaster no",))
+    posix_less.refuse_posix_modules(laptop)
+    for alias in ("gpu1", "plain"):
+        c = start_connect(connects, laptop, alias)
+        ready = c.wait_for("ready")
+        lab = Lab.from_url(ready["url"])
+        assert lab.execute(lab.start_kernel(), "print(6 * 7)").strip() == "42"
+        c.proc.send_signal(signal.SIGTERM)
+        c.wait_for("closed", timeout=30)
+        assert c.proc.wait(30) == 0, c.proc.stderr.read() if c.proc.stderr else ""
+    done = laptop.run("doctor", "gpu1", "--json", timeout=240)
+    report = json.loads(done.stdout)
+    assert [c["status"] for c in report["checks"][:4]] == ["ok"] * 4, report
+    assert "refused" not in done.stderr
+
+
+@pytest.mark.parametrize("level", ["ERROR", "QUIET"])
+def test_start_after_the_server_stopped_whatever_the_ssh_log_level(
+        running: sshd_helper.Lab, connects: list[Connect], level: str) -> None:
+    """ssh's "open failed" is hidden under these levels: the refused forward is known from the tunnel itself."""
+    sshd_helper.write_client_config(running.laptop, running.sshd, "quiet", running.server.name,
+                                    extra=(f"LogLevel {level}",))
+    first = start_connect(connects, running.laptop, "--start", "quiet")
+    first.wait_for("ready")
+    first.close()
+    running.server.run("stop", check=True)
+
+    again = start_connect(connects, running.laptop, "--start", "quiet")
+    again.wait_for("starting")
+    ready = again.wait_for("ready", timeout=240)
+    assert Lab.from_url(ready["url"]).call("GET", "/api/status").status == 200
+    assert running.server.json("status")["running"] is True
+
+
+def test_start_that_fails_there_says_why_in_one_line(lab: sshd_helper.Lab) -> None:
+    """`start --json` fails on stdout; connect --start repeats that reason, not "no message"."""
+    projects = lab.server.home / "projects"
+    projects.write_text("not a folder\n")
+    os.chown(projects, lab.server.uid, -1)
+    done = lab.laptop.run("connect", "--no-browser", "--start", "gpu1", timeout=240)
+    assert done.returncode == 1, done.stderr
+    errors = [line for line in done.stderr.splitlines() if line.startswith("labshare: error:")]
+    assert len(errors) == 1, done.stderr
+    assert "Starting JupyterLab on gpu1 failed:" in errors[0] and "is a file, not a directory" in errors[0]
+    assert "no message" not in done.stderr and "Traceback" not in done.stderr

@@ -39,6 +39,17 @@ class Address:
         return socket.create_connection((self.host, self.port or 0), timeout=timeout)
 
 
+class Unanswered(ConnectionError):
+    """The connection was taken, then closed (or reset) before a single byte came back.
+
+    Jupyter always answers an HTTP request, so this is whatever stands in
+    front of it giving up: through an ssh tunnel, sshd refusing the
+    forwarded channel because nothing listens behind it any more.  Knowing
+    it from the socket itself means `connect` never depends on what ssh
+    prints, which a member's `LogLevel ERROR` or `QUIET` hides.
+    """
+
+
 @dataclass(frozen=True)
 class Response:
     status: int
@@ -85,21 +96,27 @@ def request(
     timeout: float = 5.0,
     body: bytes | None = None,
 ) -> Response:
-    """One HTTP request; raises OSError (ConnectionError included) when nothing answers there."""
+    """One HTTP request; raises OSError (ConnectionError included) when nothing answers there,
+    `Unanswered` when the connection was taken but closed without a byte of answer."""
     host = "localhost" if address.socket else f"{address.host}:{address.port}"
     head = [f"{method} {path} HTTP/1.1", f"Host: {host}", "Connection: close", "User-Agent: labshare"]
     if token:
         head.append(f"Authorization: token {token}")
     if body is not None or method in ("POST", "PUT", "PATCH"):
         head += ["Content-Type: application/json", f"Content-Length: {len(body or b'')}"]
+    chunks: list[bytes] = []
     with address.connect(timeout) as sock:
-        sock.sendall(("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + (body or b""))
-        chunks = []
-        while True:
-            chunk = sock.recv(65536)
-            if not chunk:
-                break
-            chunks.append(chunk)
+        try:
+            sock.sendall(("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + (body or b""))
+            while chunk := sock.recv(65536):
+                chunks.append(chunk)
+        except (ConnectionResetError, ConnectionAbortedError, BrokenPipeError) as exc:
+            # A peer closing with our request unread resets rather than ends the connection.
+            if not chunks:
+                raise Unanswered(f"{address} closed the connection without answering") from exc
+            raise
+    if not chunks:
+        raise Unanswered(f"{address} closed the connection without answering")
     return parse(b"".join(chunks))
 
 

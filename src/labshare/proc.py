@@ -7,13 +7,15 @@ carries the last lines the program printed, so the user sees why.
 from __future__ import annotations
 
 import os
-import pwd
 import subprocess
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from labshare.errors import LabshareError
+
+if TYPE_CHECKING:  # POSIX only; `connect` runs this module on Windows laptops too
+    import pwd
 
 
 def tail(text: str, lines: int = 12) -> str:

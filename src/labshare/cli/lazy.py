@@ -17,10 +17,16 @@ import click
 from labshare.errors import LabshareError
 from labshare.install_hint import reinstall_hint
 
+# Modules every Unix Python has and Windows' has not: missing, they mean a server command on a laptop.
+POSIX_ONLY = frozenset({"pwd", "grp", "fcntl", "termios", "resource"})
+
 
 def missing_module(exc: ModuleNotFoundError, command: str) -> LabshareError:
     """The one line for a broken installation: which module is missing, and how to mend it."""
     name = exc.name or str(exc)
+    if name in POSIX_ONLY:
+        return LabshareError(f"`{command}` runs on the lab's Linux server, not on this computer (its Python "
+                             f"has no {name!r} module); here, use `labshare connect HOST` or `labshare doctor HOST`.")
     return LabshareError(f"`{command}` cannot run: the Python module {name!r} is missing; "
                          f"reinstall labshare: {reinstall_hint()}.")
 

@@ -2,9 +2,11 @@
 
 ssh reports every failure as exit code 255 and a line of English on stderr;
 the sign tables below map those lines to the few kinds a member can act on
-(host key, login, network, forwarding, local port), each its own
-`LabshareError` subclass, so a healing loop decides by kind and a doctor
-check quotes the same sentence `connect` would have printed.
+(host key, login, network, local port), each its own `LabshareError`
+subclass, so a healing loop decides by kind and a doctor check quotes the
+same sentence `connect` would have printed.  A refused forward is not read
+from ssh's words (the member's `LogLevel` may hide them) but from the tunnel
+itself (tunnel.answer); its sentence is here all the same.
 """
 
 from __future__ import annotations
@@ -27,9 +29,6 @@ UNREACHABLE_SIGNS = (
 AUTH_SIGNS = ("Permission denied", "Too many authentication failures", "Authentication failed")
 HOSTKEY_SIGNS = ("Host key verification failed", "REMOTE HOST IDENTIFICATION HAS CHANGED",
                  "No ED25519 host key is known", "host key is known for")
-# sshd answers "open failed" both when forwarding is disabled and when nothing listens behind
-# the forward, so the server is asked which of the two it is.
-REFUSED_SIGNS = ("open failed",)
 LOCAL_PORT_SIGNS = ("Address already in use", "cannot listen to port")
 
 

@@ -43,6 +43,24 @@ def parse_json_output(stdout: str) -> dict[str, Any] | None:
     return None
 
 
+def failure_of(done: subprocess.CompletedProcess[str]) -> tuple[str, str | None]:
+    """Why `labshare ... --json` failed there, as one line and its detail.
+
+    Under `--json` labshare prints its failure on stdout as one
+    `{"error": {"message": ...}}` object; stderr only holds what went wrong
+    before labshare could say anything (a crash, a shell's complaint).
+    """
+    data = parse_json_output(done.stdout)
+    error = data.get("error") if data else None
+    if isinstance(error, dict) and isinstance(error.get("message"), str) and error["message"].strip():
+        detail = error.get("detail")
+        return " ".join(error["message"].split()), detail if isinstance(detail, str) and detail else None
+    lines = [line.strip() for line in done.stderr.splitlines() if line.strip()]
+    if not lines:
+        return f"it exited with code {done.returncode} and said nothing", None
+    return lines[-1].removeprefix("labshare: error: "), tail(done.stderr)
+
+
 def forward_for(info: dict[str, Any], local_port: int) -> sshcmd.Forward:
     """The forward from `local_port` here to where `labshare info` says the server listens."""
     if info.get("mode") == "tcp":
@@ -121,9 +139,8 @@ class Remote:
             yield {"event": "starting", "host": self.host}
             done = self.run(["start", "--json"], timeout=START_TIMEOUT)
             if done.returncode != 0:
-                last = (done.stderr.strip().splitlines() or ["no message"])[-1]
-                raise LabshareError(f"Starting JupyterLab on {self.host} failed: {last.removeprefix('labshare: error: ')}",
-                                    detail=tail(done.stderr))
+                reason, detail = failure_of(done)
+                raise LabshareError(f"Starting JupyterLab on {self.host} failed: {reason}", detail=detail)
             data = self.info()
             if not data.get("running"):
                 raise LabshareError(

@@ -157,10 +157,15 @@ def control_dir(paths: Paths) -> Path:
     return ensure_private_dir(chosen)
 
 
-def plan(paths: Paths, target: Target) -> Plan:
-    """Decide between our own master and plain ssh for this destination."""
+def plan(paths: Paths, target: Target, system: str = os.name) -> Plan:
+    """Decide between our own master and plain ssh for this destination.
+
+    `system` is `os.name` of the laptop, as data so that the Windows command
+    lines (Win32-OpenSSH has no ControlMaster: plain ssh, a TCP port here)
+    are checked on any system.
+    """
     config = effective_config(target)
-    if os.name == "nt":
+    if system == "nt":
         return Plan(target)
     if user_sets_control_master(config):
         return Plan(target, notes=("your ssh config sets ControlMaster for this host; labshare uses it as is",))
@@ -193,9 +198,9 @@ def remote_command(args: Sequence[str], labshare: str | None = None) -> str:
     return f"sh -c {shlex.quote(script)}"
 
 
-def manual_command(target: Target, forward: Forward) -> str:
-    """The plain `ssh -N -L` line for people without labshare on the laptop."""
+def manual_command(target: Target, forward: Forward, system: str = os.name) -> str:
+    """The plain `ssh -N -L` line for people without labshare on the laptop, quoted for its shell."""
     argv = [target.ssh, "-N", "-L", forward.spec(), *target.option_args(), target.destination]
-    if os.name == "nt":
+    if system == "nt":
         return subprocess.list2cmdline(argv)
     return shlex.join(argv)

@@ -85,10 +85,18 @@ def free_local_port(requested: int | None) -> int:
 
 
 def answer(local_port: int, token: str, timeout: float = PROBE_TIMEOUT) -> int | None:
-    """The HTTP status `/api/status` gives `token` through the tunnel; None when nothing answers."""
+    """The HTTP status `/api/status` gives `token` through the tunnel; None when nothing answers yet.
+
+    Raises ChannelRefused when ssh took the connection and closed it without
+    a byte: that is what it does when sshd refuses the forwarded channel, so
+    the refusal is known from the socket, whatever ssh prints (or, under the
+    member's `LogLevel ERROR` or `QUIET`, does not print).
+    """
     address = probe.Address(host="127.0.0.1", port=local_port)
     try:
         return probe.request(address, "/api/status", token=token, timeout=timeout).status
+    except probe.Unanswered:
+        raise ChannelRefused() from None
     except (OSError, ValueError):
         return None
 
@@ -98,7 +106,6 @@ class Keeper:
 
     def __init__(self, child: subprocess.Popen[str]):
         self.lines: collections.deque[str] = collections.deque(maxlen=200)
-        self.count = 0
         self.proc = child
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
@@ -107,7 +114,6 @@ class Keeper:
         assert self.proc.stderr is not None
         for line in self.proc.stderr:
             self.lines.append(line.rstrip("\n"))
-            self.count += 1
 
     @property
     def alive(self) -> bool:
@@ -117,11 +123,6 @@ class Keeper:
         if not self.alive:
             self._reader.join(timeout=0.5)
         return "\n".join(self.lines)
-
-    def seen(self, signs: tuple[str, ...], since: int = 0) -> bool:
-        """Whether ssh printed one of `signs` in a line after the first `since` lines."""
-        new = min(self.count - since, len(self.lines))
-        return new > 0 and any(s in line for line in list(self.lines)[-new:] for s in signs)
 
     def end(self) -> None:
         dial.stop(self.proc)
@@ -216,13 +217,15 @@ class Tunnel:
 
     def answers(self, timeout: float = PROBE_TIMEOUT) -> bool:
         assert self.forward
-        return answer(self.forward.local_port, self.token, timeout) == 200
+        try:
+            return answer(self.forward.local_port, self.token, timeout) == 200
+        except ChannelRefused:
+            return False
 
     def wait_ready(self, timeout: float) -> None:
         """Until `/api/status` answers 200 through the tunnel with the token."""
         assert self.forward
         deadline = time.monotonic() + timeout
-        mark = self._keeper.count if self._keeper is not None else 0
         while True:
             check_stop(self.stop)
             if not self.alive:
@@ -233,8 +236,6 @@ class Tunnel:
                 return
             if status is not None:
                 raise Stale()
-            if self._keeper is not None and self._keeper.seen(diagnose.REFUSED_SIGNS, since=mark):
-                raise ChannelRefused()
             if time.monotonic() > deadline:
                 raise HostUnreachable(
                     f"JupyterLab on {self.host} did not answer through the tunnel within {timeout:.0f} s; "

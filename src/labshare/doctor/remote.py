@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from labshare import __version__, probe, proc
+from labshare import __version__, proc
 from labshare.connect import diagnose, dial, hosts, tunnel
 from labshare.connect import ssh as sshcmd
 from labshare.connect.remote import Remote, forward_for, parse_json_output
@@ -151,16 +151,23 @@ def _end(helper: subprocess.Popen[str]) -> None:
 
 
 def _greeted(port: int) -> bool:
-    with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
-        sock.settimeout(5)
-        data = b""
-        while len(data) < len(GREETING):
-            chunk = sock.recv(64)
-            if not chunk:
-                break
-            data += chunk
-        return data == GREETING
-    return False
+    """Whether the test socket's greeting comes through; ChannelRefused when ssh closes the connection
+    without a byte, as it does when sshd refuses the forwarded channel."""
+    data = b""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+            while len(data) < len(GREETING):
+                chunk = sock.recv(64)
+                if not chunk:
+                    break
+                data += chunk
+    except (ConnectionResetError, ConnectionAbortedError):
+        pass
+    except OSError:
+        return False  # not listening yet, or no answer in time
+    if not data:
+        raise tunnel.ChannelRefused()
+    return data == GREETING
 
 
 def forwarding(remote: Remote, info: dict[str, Any] | None) -> Check:
@@ -171,9 +178,9 @@ def forwarding(remote: Remote, info: dict[str, Any] | None) -> Check:
     """
     local = tunnel.free_local_port(None)
     if info and info.get("running") and info.get("token"):
-        address, token = probe.Address(host="127.0.0.1", port=local), str(info["token"])
+        token = str(info["token"])
         return _through(remote, forward_for(info, local), str(info.get("mode") or "socket"), "your JupyterLab",
-                        lambda: probe.status(address, token, timeout=5) is not None)
+                        lambda: tunnel.answer(local, token, timeout=5) == 200)
     helper = proc.start(remote.argv(["doctor", "--serve-test-socket"]),
                         stdin=subprocess.PIPE, stdout=subprocess.PIPE)
     try:
@@ -189,30 +196,36 @@ def forwarding(remote: Remote, info: dict[str, Any] | None) -> Check:
 
 
 def _through(remote: Remote, forward: sshcmd.Forward, mode: str, what: str, reached: Callable[[], bool]) -> Check:
-    """Hold `forward` with a plain `ssh -N -L` until `reached()`, ssh gives up, sshd refuses, or time is up."""
+    """Hold `forward` with a plain `ssh -N -L` until `reached()`, ssh gives up, sshd refuses, or time is up.
+
+    `reached` raises ChannelRefused when sshd refuses the channel: known from
+    the connection itself, so the member's ssh `LogLevel` does not matter.
+    """
     keeper = tunnel.Keeper(dial.spawn(remote.plan.tunnel(forward)))
-    answered = False
+    answered = refused = False
     try:
         deadline = time.monotonic() + TUNNEL_TIMEOUT
-        while keeper.alive and time.monotonic() < deadline and not keeper.seen(diagnose.REFUSED_SIGNS):
-            answered = reached()
-            if answered:
+        while keeper.alive and time.monotonic() < deadline:
+            try:
+                answered = reached()
+            except tunnel.ChannelRefused:
+                refused = True
+            if answered or refused:
                 break
             time.sleep(0.2)
         died = not keeper.alive
     finally:
         keeper.end()
-    text = keeper.text()
     if answered:
         return Check("forwarding", OK, f"a test tunnel to {forward.remote} reached {what}, then closed")
-    if died:
-        return Check("forwarding", FAIL, diagnose.classify_ssh_failure(text, remote.destination).message,
-                     f"ssh -N -L {forward.spec()} {remote.destination}")
-    if any(s in text for s in diagnose.REFUSED_SIGNS):
-        refused = diagnose.forwarding_refused(remote.host, mode)
+    if refused:
+        sentence = diagnose.forwarding_refused(remote.host, mode).message
         fix = ("on the server: labshare stop && labshare start --tcp; or ask the admin to allow forwarding"
                if mode == "socket" else "ask the admin to allow TCP forwarding for your account")
-        return Check("forwarding", FAIL, refused.message.split(";")[0], fix)
+        return Check("forwarding", FAIL, sentence.split(";")[0], fix)
+    if died:
+        return Check("forwarding", FAIL, diagnose.classify_ssh_failure(keeper.text(), remote.destination).message,
+                     f"ssh -N -L {forward.spec()} {remote.destination}")
     return Check("forwarding", FAIL, f"a test tunnel to {forward.remote} opened but nothing answered through it",
                  f"on {remote.host}: labshare status; labshare logs")
 
