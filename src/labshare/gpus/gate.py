@@ -98,11 +98,13 @@ def client_of(pid: int) -> str | None:
 
 def cards(gated: Gated, policy: GpuPolicy) -> dict[str, str]:
     """The environment that tells the kernel its cards, leased in this process's name where kernels lease."""
-    from labshare.envs.pyproject_edit import project_gpus
-    from labshare.gpus import assign, leases
+    from labshare.gpus import assign
 
     if not policy.leased:
         return assign.server_env(policy)
+    from labshare.envs.pyproject_edit import project_gpus
+    from labshare.gpus import leases
+
     count = project_gpus(gated.project) if gated.project else None
     wanted = policy.per_kernel if count is None else count
     if wanted == 0:
