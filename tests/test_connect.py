@@ -450,3 +450,20 @@ def test_start_that_fails_there_says_why_in_one_line(lab: sshd_helper.Lab) -> No
     assert len(errors) == 1, done.stderr
     assert "Starting JupyterLab on gpu1 failed:" in errors[0] and "is a file, not a directory" in errors[0]
     assert "no message" not in done.stderr and "Traceback" not in done.stderr
+
+
+def test_info_that_fails_there_says_why_instead_of_not_running(lab: sshd_helper.Lab) -> None:
+    """`info --json` fails on stdout too: its reason is shown, not "JupyterLab is not running"."""
+    state = lab.server.state_dir
+    state.mkdir(parents=True)
+    (state / "server.json").write_text('{"version": 99, "pid": 1}')
+    top = lab.server.home / ".local"
+    for path in [top, *top.rglob("*")]:
+        os.chown(path, lab.server.uid, -1)
+        if path.is_dir():
+            path.chmod(0o700)
+    done = lab.laptop.run("connect", "--no-browser", "gpu1", timeout=240)
+    assert done.returncode == 1, done.stderr
+    errors = [line for line in done.stderr.splitlines() if line.startswith("labshare: error:")]
+    assert len(errors) == 1 and "labshare on gpu1 could not say how JupyterLab is:" in errors[0], done.stderr
+    assert "was corrupt" in errors[0] and "not running" not in done.stderr

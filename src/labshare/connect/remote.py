@@ -118,6 +118,9 @@ class Remote:
         """What `labshare info --json` says there: running or not, where, the token."""
         done = self.run(["info", "--json"])
         data = parse_json_output(done.stdout)
+        if data is not None and "error" in data:
+            reason, detail = failure_of(done)
+            raise LabshareError(f"labshare on {self.host} could not say how JupyterLab is: {reason}", detail=detail)
         if data is None:
             raise LabshareError(
                 f"labshare on {self.host} did not answer `info --json` as expected; "
