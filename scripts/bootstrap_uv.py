@@ -11,7 +11,8 @@ PyPI); proxies come from the usual variables (urllib reads them) and trust
 from SSL_CERT_FILE / SSL_CERT_DIR, PIP_CERT or pip's `cert`.  The wheel is
 refused unless its sha256 matches the one the index gives.
 
-    python3 scripts/bootstrap_uv.py DIR   # puts DIR/uv and DIR/uvx; prints the index used
+    python3 scripts/bootstrap_uv.py DIR       # puts DIR/uv and DIR/uvx; prints the index used
+    python3 scripts/bootstrap_uv.py --index   # prints the index, for a uv that is already there
 
 Every failure is one line on stderr saying what to do, and exit status 1.
 """
@@ -225,8 +226,11 @@ def bootstrap(into: Path, env: Mapping[str, str]) -> str:
 
 
 def main(argv: list[str]) -> int:
+    if argv[1:] == ["--index"]:
+        print(index_url(os.environ))
+        return 0
     if len(argv) != 2 or not os.path.isdir(argv[1]):
-        print("usage: python3 bootstrap_uv.py EXISTING_DIR", file=sys.stderr)
+        print("usage: python3 bootstrap_uv.py EXISTING_DIR | --index", file=sys.stderr)
         return 2
     try:
         print(bootstrap(Path(argv[1]), os.environ))

@@ -195,6 +195,7 @@ def test_a_fresh_member_without_python3_venv_installs_starts_upgrades_and_uninst
 
     upgraded = as_member(m, ["sh", str(src / "scripts" / "install"), "--upgrade"], env)
     assert upgraded.returncode == 0, upgraded.stdout + upgraded.stderr
+    assert "Fetching uv" not in upgraded.stdout, "the upgrade fetched uv again instead of using the install's own"
     after = as_member(m, ["sh", "-c", f"{line}\nlabshare status --json"], env, timeout=120)
     assert after.returncode == 0, after.stderr
     assert json.loads(after.stdout)["pid"] == status["pid"], "the upgrade stopped the running server"
