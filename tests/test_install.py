@@ -272,14 +272,24 @@ def test_system_install_serves_another_member_on_their_default_path(make_user, s
             wanted = 0o005 if path.is_dir() else 0o004
             assert path.stat().st_mode & wanted == wanted, f"{path} is not readable by every member"
 
-    # Removal, as root, in a namespace of its own: the install and the links it made go, nothing else.
+    # Removal, as root, in a namespace of its own: refused while a member's server runs from /opt/labshare,
+    # then the install and the links it made go, nothing else.
     if not shutil.which("uv", path=root_env["PATH"].replace("/usr/local/bin:", "")):
         assert os.readlink(local_bin / "uv") == "/opt/labshare/bin/uv", "root has no uv, so labshare's is linked"
     uninstall = f"sh {shlex.quote(str(src / 'scripts' / 'install'))} --system --uninstall --yes"
-    done = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c",
-                           "\n".join(["set -e", *mounts, uninstall])], env=root_env, capture_output=True, text=True,
-                          timeout=300, stdin=subprocess.DEVNULL)
+    script = "\n".join([
+        "set -e", *mounts,
+        f"runuser -l {m.user} -c 'labshare start' >/dev/null",
+        f"if {uninstall}; then exit 1; fi",
+        "echo '== stopped'",
+        f"runuser -l {m.user} -c 'labshare stop' >/dev/null",
+        uninstall,
+    ])
+    done = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c", script], env=root_env,
+                          capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
     assert done.returncode == 0, done.stdout + done.stderr
+    refusal = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert len(refusal) == 1 and f"labshare still runs from /opt/labshare for {m.user}" in refusal[0], done.stderr
     assert not (opt / "labshare").exists() and sorted(os.listdir(local_bin)) == [], os.listdir(local_bin)
 
 
@@ -416,3 +426,62 @@ def test_system_needs_root_and_extras_must_be_names(make_user, shared_tmp: Path)
     bad = as_member(m, ["sh", str(src / "scripts" / "install"), "--extra", "gpu;rm -rf ~"], env, timeout=60)
     assert bad.returncode != 0 and "--extra takes names" in bad.stderr
     assert not (m.home / ".local").exists()
+
+
+def test_hints_name_the_command_for_how_labshare_was_installed(tmp_path: Path) -> None:
+    """The record scripts/install leaves picks the command every install, upgrade and extra hint names."""
+    from labshare.install_hint import InstallRecord, install_command
+
+    checkout_path = tmp_path / "my labshare"
+    InstallRecord(method="venv", source=str(checkout_path), extras=("hub",)).write(tmp_path)
+    record = InstallRecord.read(tmp_path)
+    assert install_command("gpu", record=record) == (
+        f"sh '{checkout_path}/scripts/install' --upgrade --extra hub --extra gpu")
+    system = InstallRecord(method="system", source="/srv/labshare")
+    assert install_command("hub", record=system) == "sudo sh /srv/labshare/scripts/install --system --upgrade --extra hub"
+    assert install_command(record=None) == "sh scripts/install --upgrade"
+    (tmp_path / "labshare-install.json").write_text('{"version": 99, "method": "venv", "source": "/x"}')
+    assert InstallRecord.read(tmp_path) is None, "a record of a newer format must fall back, not mislead"
+
+
+def load_bootstrap():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bootstrap_uv", REPO / "scripts" / "bootstrap_uv.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_bootstrap_reads_the_index_as_pip_and_uv_would(tmp_path: Path) -> None:
+    bootstrap = load_bootstrap()
+    home = tmp_path / "home"
+    (home / ".config/pip").mkdir(parents=True)
+    (home / ".config/pip/pip.conf").write_text("[global]\nindex-url = https://global.example/simple\n"
+                                               "[install]\nindex-url = https://install.example/simple/\n")
+    base = {"HOME": str(home), "XDG_CONFIG_DIRS": str(tmp_path / "none")}
+    assert bootstrap.index_url(base) == "https://install.example/simple"
+    assert bootstrap.index_url({**base, "PIP_INDEX_URL": "https://pip.example/simple"}) == "https://pip.example/simple"
+    assert bootstrap.index_url({**base, "PIP_INDEX_URL": "https://pip.example/simple",
+                                "UV_DEFAULT_INDEX": "https://uv.example/simple"}) == "https://uv.example/simple"
+    assert bootstrap.index_url({**base, "PIP_CONFIG_FILE": os.devnull}) == bootstrap.PYPI
+
+    # The same file listed both ways (PEP 691 JSON, PEP 503 HTML); yanked files are never picked.
+    arch = platform.machine()
+    name = f"uv-0.9.10-py3-none-manylinux_2_17_{arch}.manylinux2014_{arch}.whl"
+    digest = "ab" * 32
+    listed = json.dumps({"files": [
+        {"filename": name, "url": f"../../files/{name}", "hashes": {"sha256": digest}},
+        {"filename": name.replace("0.9.10", "0.9.11"), "url": "x", "hashes": {"sha256": digest}, "yanked": True},
+        {"filename": name.replace("0.9.10", "0.9.9"), "url": "y", "hashes": {"sha256": digest}},
+    ]}).encode()
+    page = (f'<a href="../../files/{name}#sha256={digest}">{name}</a>'
+            f'<a href="z#sha256={digest}" data-yanked="">{name.replace("0.9.10", "0.9.11")}</a>').encode()
+    base_url = "https://index.example/simple/uv/"
+    for body, kind in ((listed, "application/vnd.pypi.simple.v1+json"), (page, "text/html")):
+        best = bootstrap.pick(bootstrap.wheel_files(body, kind, base_url), "the index")
+        assert best == {"filename": name, "url": f"https://index.example/files/{name}", "sha256": digest}
+    unhashed = bootstrap.wheel_files(f'<a href="{name}">{name}</a>'.encode(), "text/html", base_url)
+    with pytest.raises(bootstrap.Refused, match="gives no sha256"):
+        bootstrap.pick(unhashed, "the index")

@@ -83,10 +83,12 @@ def running_from(prefix: Path) -> list[str]:
     """`user (pid)` for every process that runs labshare's install at `prefix`: the servers of members."""
     import psutil
 
+    # By the path it was started as: a venv's python is a link to the system's, so its exe is not under prefix.
+    inside = os.path.abspath(prefix) + os.sep
     found = []
-    for proc in psutil.process_iter(["pid", "username", "exe", "cmdline"]):
+    for proc in psutil.process_iter(["pid", "username", "cmdline"]):
         argv0 = (proc.info["cmdline"] or [""])[0]
-        if any(p and _inside(Path(p), prefix) for p in (proc.info["exe"], argv0)) and proc.pid != os.getpid():
+        if os.path.isabs(argv0) and argv0.startswith(inside) and proc.pid != os.getpid():
             found.append(f"{proc.info['username']} ({proc.info['pid']})")
     return found
 
