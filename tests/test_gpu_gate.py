@@ -27,7 +27,7 @@ from conftest import BIN, Member, lab_of, wait_for
 from fake_gpus import FakeNvml, fake_nvml, leases_dir, nvml_stub  # noqa: F401  (fixtures)
 from test_gpu_kernels import environ, kernel_pid, leased_site
 
-from labshare.envs.kernels import Target, problems_of, render
+from labshare.envs.kernels import Target, problems_of, prune_stale, render
 from labshare.gpus import leases
 from labshare.gpus.gate import MODULE, Gated, client_of, unwrap, wait_for_end
 from labshare.monitor import argv as cmd
@@ -63,6 +63,20 @@ def test_the_spec_starts_with_the_gate_and_is_stale_when_either_python_is_gone(t
     gone = str(tmp_path / "old-labshare" / "bin" / "python")
     assert problems_of({**spec, "argv": [gone, *spec["argv"][1:]]}) == [
         f"labshare's own Python {gone}, which starts it under the GPU rules, is missing"]
+
+
+def test_start_keeps_a_spec_whose_labshare_moved_behind_this_labshares_gate(tmp_path: Path) -> None:
+    kernels, project = tmp_path / "kernels", tmp_path / "proj"
+    project.mkdir()
+    gone = str(tmp_path / "old-labshare" / "bin" / "python")
+    for name, python in (("labshare-moved", sys.executable), ("labshare-dead", str(tmp_path / "no-env" / "python"))):
+        spec = render(Target(project=project, env=project / ".venv", python=Path(python), python_version="3.11",
+                             manager="uv", label=name), name)
+        (kernels / name).mkdir(parents=True)
+        (kernels / name / "kernel.json").write_text(json.dumps({**spec, "argv": [gone, *spec["argv"][1:]]}))
+    assert prune_stale(kernels) == ["labshare-dead"]  # its kernel's own Python is gone too
+    kept = json.loads((kernels / "labshare-moved" / "kernel.json").read_text())
+    assert kept["argv"][0] == sys.executable and problems_of(kept) == []
 
 
 def test_ps_counts_the_kernel_after_exec_and_never_the_gate() -> None:

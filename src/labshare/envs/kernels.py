@@ -326,7 +326,9 @@ def prune_stale(kernels_dir: Path | None = None) -> list[str]:
 
     Meant for `labshare start`: it reads only `kernel.json` files in the user's kernels dir
     and checks that two paths exist, so it costs milliseconds and never touches a spec
-    labshare did not write.  Errors are swallowed: pruning must never stop a server start.
+    labshare did not write.  A spec whose only fault is the labshare Python in front of its
+    GPU gate (labshare reinstalled elsewhere) is kept, behind this labshare's gate instead.
+    Errors are swallowed: pruning must never stop a server start.
     """
     if kernels_dir is None:
         from jupyter_core.paths import jupyter_data_dir
@@ -340,11 +342,24 @@ def prune_stale(kernels_dir: Path | None = None) -> list[str]:
         if labshare_meta(spec) is None or not problems_of(spec):
             continue
         try:
+            moved = _regated(spec)
+            if moved is not None and not problems_of(moved):
+                write_spec(kernels_dir, resource_dir.name, moved)
+                continue
             remove_spec(resource_dir)
             removed.append(resource_dir.name)
         except LabshareError:
             continue
     return removed
+
+
+def _regated(spec: Mapping[str, Any]) -> dict[str, Any] | None:
+    """`spec` behind this labshare's gate, where the labshare Python it names is gone; else None."""
+    argv = spec.get("argv") or []
+    gated = Gated.of(argv)
+    if gated is None or os.path.exists(str(argv[0])):
+        return None
+    return {**spec, "argv": gated.argv()}
 
 
 def find_old_specs(places: KernelPlaces, roots: Sequence[Path]) -> list[KernelEntry]:
