@@ -23,6 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from labshare.errors import LabshareError
 from labshare.paths import Paths
 
 # What `scripts/install` links beside `labshare` (uv and uvx only where the member had no uv);
@@ -105,20 +106,32 @@ def stop_server(prefix: Path) -> None:
     """The member's server, stopped by labshare's own `stop` so its kernels end cleanly first."""
     done = subprocess.run([str(prefix / "bin" / "labshare"), "stop"], capture_output=True, text=True)
     if done.returncode != 0:
-        raise SystemExit(f"error: `labshare stop` failed, so nothing was removed ({done.stderr.strip()}); "
-                         "stop the server, then run this again")
+        raise LabshareError(f"`labshare stop` failed, so nothing was removed ({done.stderr.strip()}); "
+                            "stop the server, then run this again")
 
 
-def remove_all(removals: Sequence[Removal]) -> None:
+def remove(prefix: Path, method: str) -> None:
+    """Stop the member's server (the system install: refuse while any runs from it), then remove the plan."""
     from labshare.envs.specfiles import remove_spec
 
-    for item in removals:
-        if item.what == "kernelspec":
-            remove_spec(item.path)
-        elif item.path.is_symlink() or not item.path.is_dir():
-            item.path.unlink(missing_ok=True)
-        else:
-            shutil.rmtree(item.path)
+    if method == "system":
+        users = running_from(prefix)
+        if users:
+            raise LabshareError(f"labshare still runs from {prefix} for {', '.join(users)}; "
+                                "stop those servers (`labshare admin stop NAME`), then run this again")
+    else:
+        stop_server(prefix)
+    for item in plan(prefix, method):
+        try:
+            if item.what == "kernelspec":
+                remove_spec(item.path)
+            elif item.path.is_symlink() or not item.path.is_dir():
+                item.path.unlink(missing_ok=True)
+            else:
+                shutil.rmtree(item.path)
+        except OSError as exc:
+            raise LabshareError(f"could not remove {item.path} ({exc.strerror}); remove it by hand, "
+                                "then run this again to remove the rest") from exc
 
 
 def main(argv: Sequence[str]) -> int:
@@ -127,20 +140,15 @@ def main(argv: Sequence[str]) -> int:
     parser.add_argument("--prefix", type=Path, default=Path(sys.prefix))
     parser.add_argument("--method", choices=sorted(LINKED), required=True)
     args = parser.parse_args(argv)
-    prefix = args.prefix
-    if args.method == "system" and args.action == "remove":
-        users = running_from(prefix)
-        if users:
-            raise SystemExit(f"error: labshare still runs from {prefix} for {', '.join(users)}; "
-                             "stop those servers (`labshare admin stop NAME`), then run this again")
-    elif args.action == "remove":
-        stop_server(prefix)
-    removals = plan(prefix, args.method)
-    if args.action == "plan":
-        for item in removals:
-            print(f"  {item.path}  ({item.what})")
-    else:
-        remove_all(removals)
+    try:
+        if args.action == "plan":
+            for item in plan(args.prefix, args.method):
+                print(f"  {item.path}  ({item.what})")
+        else:
+            remove(args.prefix, args.method)
+    except LabshareError as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        return 1
     return 0
 
 
