@@ -290,13 +290,19 @@ def test_host_unreachable(lab: sshd_helper.Lab) -> None:
     assert "Cannot reach gpu1 over ssh" in done.stderr and "Traceback" not in done.stderr
 
 
-def test_authentication_failed(lab: sshd_helper.Lab, tmp_path: Path) -> None:
+@pytest.mark.parametrize("level", [None, "ERROR", "QUIET"])
+def test_authentication_failed(lab: sshd_helper.Lab, tmp_path: Path, level: str | None) -> None:
+    """Told apart by ssh's own line, which `LogLevel QUIET` hides: connect turns it up to ERROR."""
     wrong = tmp_path / "wrong"
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(wrong)], check=True)
-    sshd_helper.write_client_config(lab.laptop, lab.sshd, "badkey", lab.server.name, key=wrong)
+    sshd_helper.write_client_config(lab.laptop, lab.sshd, "badkey", lab.server.name, key=wrong,
+                                    extra=(f"LogLevel {level}",) if level else ())
     done = lab.laptop.run("connect", "--no-browser", "badkey", timeout=120)
-    assert done.returncode == 5
+    assert done.returncode == 5, done.stderr
     assert "could not log in to badkey (authentication failed)" in done.stderr
+    doctor = json.loads(lab.laptop.run("doctor", "badkey", "--json", timeout=240).stdout)
+    reach = next(c for c in doctor["checks"] if c["name"] == "ssh-reach")
+    assert reach["status"] == "fail" and "authentication failed" in reach["detail"], reach
 
 
 def test_host_key_checking_is_never_skipped(lab: sshd_helper.Lab) -> None:

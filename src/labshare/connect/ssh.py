@@ -21,7 +21,7 @@ import os
 import shlex
 import subprocess
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from labshare import proc
@@ -157,6 +157,23 @@ def control_dir(paths: Paths) -> Path:
     return ensure_private_dir(chosen)
 
 
+# What `ssh -G` calls the levels at which ssh keeps even its own failures to itself (QUIET is "SILENT").
+SILENT_LOG_LEVELS = frozenset({"silent", "fatal"})
+
+
+def audible(target: Target, config: dict[str, str]) -> Target:
+    """`target` with `LogLevel=ERROR` when the member's ssh config hides ssh's own failure lines.
+
+    diagnose.py tells a failed login from an unreachable host by those lines
+    ("Permission denied", "Could not resolve hostname"), which ERROR still
+    shows while it hides the banners such a setting is there to hide.  A
+    refused forward is known from the tunnel itself, at any level.
+    """
+    if config.get("loglevel", "").lower() not in SILENT_LOG_LEVELS:
+        return target
+    return replace(target, options=(*target.options, "LogLevel=ERROR"))
+
+
 def plan(paths: Paths, target: Target, system: str = os.name) -> Plan:
     """Decide between our own master and plain ssh for this destination.
 
@@ -165,6 +182,7 @@ def plan(paths: Paths, target: Target, system: str = os.name) -> Plan:
     are checked on any system.
     """
     config = effective_config(target)
+    target = audible(target, config)
     if system == "nt":
         return Plan(target)
     if user_sets_control_master(config):

@@ -38,13 +38,14 @@ def _major_minor(version: str) -> tuple[str, ...]:
     return tuple(version.split(".")[:2])
 
 
-def ssh_config(target: sshcmd.Target) -> Check:
+def ssh_config(target: sshcmd.Target) -> tuple[Check, dict[str, str]]:
+    """Whether ssh can use the destination, and the options it would use (empty when it cannot)."""
     try:
         cfg = sshcmd.effective_config(target)
     except LabshareError as exc:
-        return Check("ssh-config", FAIL, exc.message, f"ssh {target.destination}")
+        return Check("ssh-config", FAIL, exc.message, f"ssh {target.destination}"), {}
     where = f"{cfg.get('user', '?')}@{cfg.get('hostname', '?')}:{cfg.get('port', '22')}"
-    return Check("ssh-config", OK, f"{target.destination} is {where} in your ssh config")
+    return Check("ssh-config", OK, f"{target.destination} is {where} in your ssh config"), cfg
 
 
 def reach_and_version(remote: Remote) -> tuple[list[Check], bool]:
@@ -247,10 +248,11 @@ def run_all(paths: Paths, destination: str, ssh_options: Sequence[str] = ()) -> 
         settings = hosts.load(paths.user_config_file, destination)
     except LabshareError as exc:
         return [Check("laptop-config", FAIL, exc.message, f"fix {paths.user_config_file}"), browser()]
-    checks = [ssh_config(target)]
-    if checks[0].status == FAIL:
+    found, config = ssh_config(target)
+    checks = [found]
+    if found.status == FAIL:
         return [*checks, browser()]
-    remote = Remote(sshcmd.Plan(target), settings.labshare, paths.user_config_file)
+    remote = Remote(sshcmd.Plan(sshcmd.audible(target, config)), settings.labshare, paths.user_config_file)
     more, go_on = reach_and_version(remote)
     checks += more
     if go_on:
