@@ -129,7 +129,13 @@ def watch(pid: int, leases_dir: Path) -> None:
         pidfd: int | None = os.pidfd_open(pid)
     except (AttributeError, OSError):
         pidfd = None
-    child = os.fork()
+    try:
+        child = os.fork()
+    except OSError as exc:
+        from labshare.errors import LabshareError
+
+        why = f"labshare could not start the process that gives its GPU lease back ({exc.strerror})"
+        raise LabshareError(f"The kernel was not started: {why}; try again, or check `ulimit -u`.") from None
     if child:
         os.waitpid(child, 0)
         if pidfd is not None:
