@@ -146,7 +146,7 @@ def without_python3_venv(m: Member, argv: list[str], env: dict[str, str], stdlib
                        for name in ("ensurepip", "venv"))
     drop = f"exec setpriv --reuid={m.uid} --regid={pwd.getpwuid(m.uid).pw_gid} --clear-groups --"
     return subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c", f'{hide} && {drop} "$@"',
-                           "sh", *argv], env=env, cwd=str(cwd), capture_output=True, text=True,
+                           "sh", *argv], check=False, env=env, cwd=str(cwd), capture_output=True, text=True,
                           timeout=INSTALL_TIMEOUT, stdin=subprocess.DEVNULL)
 
 
@@ -208,8 +208,8 @@ def test_a_fresh_member_without_python3_venv_installs_starts_upgrades_and_uninst
     made = [kernels / "python3", *kernels.glob("labshare-demo-*")]
     assert len(made) == 2 and all((k / "kernel.json").is_file() for k in made), list(kernels.iterdir())
     mine = kernels / "mine" / "kernel.json"
-    m.run_cmd(["sh", "-c", f"mkdir -p {mine.parent} && echo '{{\"argv\": [\"python3\"], "
-               f"\"display_name\": \"Mine\", \"language\": \"python\"}}' > {mine}"], check=True)
+    spec = shlex.quote(json.dumps({"argv": ["python3"], "display_name": "Mine", "language": "python"}))
+    m.run_cmd(["sh", "-c", f"mkdir -p {mine.parent} && echo {spec} > {mine}"], check=True)
     project = m.home / "projects" / "demo"
     kept = {p: p.read_bytes() for p in (mine, own_uvx, project / "pyproject.toml")}
     state = m.home / ".local/state/labshare"
@@ -257,8 +257,9 @@ def test_system_install_serves_another_member_on_their_default_path(make_user, s
         "echo '== member'",
         f"runuser -l {m.user} -c {shlex.quote(member_cmd)}",
     ])
-    done = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c", script], env=root_env,
-                          capture_output=True, text=True, timeout=INSTALL_TIMEOUT + 300, stdin=subprocess.DEVNULL)
+    done = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c", script], check=False,
+                          env=root_env, capture_output=True, text=True, timeout=INSTALL_TIMEOUT + 300,
+                          stdin=subprocess.DEVNULL)
     assert done.returncode == 0, done.stdout + done.stderr
     first, rest = done.stdout.split("== again\n")
     again, member_out = rest.split("== member\n")
@@ -285,8 +286,8 @@ def test_system_install_serves_another_member_on_their_default_path(make_user, s
         f"runuser -l {m.user} -c 'labshare stop' >/dev/null",
         uninstall,
     ])
-    done = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c", script], env=root_env,
-                          capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
+    done = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c", script], check=False,
+                          env=root_env, capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
     assert done.returncode == 0, done.stdout + done.stderr
     refusal = [line for line in done.stderr.splitlines() if line.startswith("error:")]
     assert len(refusal) == 1 and f"labshare still runs from /opt/labshare for {m.user}" in refusal[0], done.stderr
