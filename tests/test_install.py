@@ -179,6 +179,9 @@ def test_a_fresh_member_without_python3_venv_installs_starts_upgrades_and_uninst
     assert not own_uvx.is_symlink()
     record = json.loads((venv / "labshare-install.json").read_text())
     assert (record["method"], record["source"]) == ("venv", str(src))
+    hint = m.run_cmd([str(venv / "bin/python"), "-c", "from labshare.install_hint import reinstall_hint as h; "
+                      "print(h('gpu'))"], env=env, check=True).stdout.strip()
+    assert hint == f"run `sh {src}/scripts/install --upgrade --extra gpu`", "hints must name this install's command"
     line = export_line(done.stdout)  # ~/.local/bin is not on a bare PATH: the one line to add says so
     assert "~/.zprofile" in done.stdout
     assert site_listing(python) == before, "the script installed into the system Python"
