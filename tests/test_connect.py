@@ -411,11 +411,13 @@ def test_connect_and_doctor_run_without_posix_only_modules(running: sshd_helper.
     """Any laptop: `connect` (own master, and plain ssh as on Windows) and `doctor HOST`, end to end."""
     laptop = running.laptop
     sshd_helper.write_client_config(laptop, running.sshd, "plain", running.server.name,
-                                    extra=("ControlMaster no",))
+                                    extra=("ControlMaster no", f"ControlPath {laptop.home}/.ssh/none-%C"))
     posix_less.refuse_posix_modules(laptop)
     for alias in ("gpu1", "plain"):
         c = start_connect(connects, laptop, alias)
         ready = c.wait_for("ready")
+        (tunnel,) = [argv for _, argv in c.ssh_argvs()]
+        assert ("-M" in tunnel) == (alias == "gpu1"), tunnel
         lab = Lab.from_url(ready["url"])
         assert lab.execute(lab.start_kernel(), "print(6 * 7)").strip() == "42"
         c.proc.send_signal(signal.SIGTERM)
