@@ -7,6 +7,7 @@ API runs code and keeps its variables.
 from __future__ import annotations
 
 import json
+import re
 import socket
 import time
 import uuid
@@ -17,6 +18,13 @@ from urllib.parse import urlparse
 import websocket
 
 from labshare import probe
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def plain(output: str) -> str:
+    """Cell output without colours: uv colours what it prints for a notebook, which Lab shows as colour."""
+    return _ANSI.sub("", output)
 
 
 @dataclass

@@ -15,6 +15,7 @@ import zipfile
 from pathlib import Path
 
 from conftest import BIN, Member, lab_of
+from jupyter_api import plain
 from test_envs import lab  # noqa: F401  (the member with the suite's warm uv cache)
 
 from labshare.gpus.gate import unwrap
@@ -88,7 +89,7 @@ def test_default_kernel_is_the_members_own_and_pip_there_leaves_labshare_alone(l
     wheel = tiny_wheel(shared_tmp)
     before = own_environment()
     out = server.execute(kernel, f"%pip install --no-index {wheel}", timeout=180)
-    assert "+ labshare-tiny==1.0" in out and f"changed {default_env(lab)} only" in out, out  # labshare's %pip: uv
+    assert "+ labshare-tiny==1.0" in plain(out) and f"changed {default_env(lab)} only" in out, out  # labshare's %pip: uv
     where = server.execute(kernel, "import labshare_tiny; print(labshare_tiny.WHERE)").strip()
     assert Path(where).resolve().is_relative_to(default_env(lab).resolve())
     assert own_environment() == before, "a member's %pip install changed labshare's own environment"
