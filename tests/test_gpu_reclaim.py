@@ -6,8 +6,9 @@ server's LD_LIBRARY_PATH reporting both kernels' processes as holding
 memory at 0 %.  The site config shortens the timings to 20 s and 10 s.
 The notebook is open through the collaboration API the way Lab opens it,
 and its cell is run on the server side, so its output lives in the
-server's copy.  Every step waits for an event: a log line, an API answer,
-a file.
+server's copy.  A kernel started through the REST API and never
+connected to is judged the same way, once its server has learned it is
+idle.  Every step waits for an event: a log line, an API answer, a file.
 """
 
 from __future__ import annotations
@@ -65,8 +66,8 @@ def test_an_idle_kernel_is_warned_then_reclaimed_with_its_notebook_saved_and_a_b
                                                    "kernel": {"name": "python3"}})["kernel"]["id"]
     room, ws = open_room(server, "idle.ipynb")
     cell = json.loads(path.read_text())["cells"][0]["id"]
-    server.api.ok("POST", f"/api/kernels/{idle}/execute",
-                  {"code": "print('kept output')", "metadata": {"document_id": room, "cell_id": cell}})
+    run = server.api.ok("POST", f"/api/kernels/{idle}/execute",
+                        {"code": "print('kept output')", "metadata": {"document_id": room, "cell_id": cell}})
 
     busy = server.api.start_kernel()
     flag = shared_tmp / "let-go"
@@ -74,7 +75,8 @@ def test_an_idle_kernel_is_warned_then_reclaimed_with_its_notebook_saved_and_a_b
         busy, f"import os, time\nwhile not os.path.exists({str(flag)!r}):\n    time.sleep(0.1)"), kwargs={"timeout": 300})
     runner.start()
     wait_for(lambda: state_of(server, busy) == "busy", what="the busy kernel to run its cell")
-    wait_for(lambda: state_of(server, idle) == "idle", what="the idle kernel to finish its cell")
+    # Not the kernel's "idle": the server learns that as soon as the kernel is up, before the cell runs.
+    wait_for(lambda: server.api.call("GET", run["request_url"]).status == 200, what="the idle kernel's cell to end")
 
     index = {card.uuid: n for n, card in enumerate(fake_nvml.cards)}
     held = {lease.kernel_id: lease.card for lease in leases.leases(leases_dir)}
@@ -106,3 +108,29 @@ def test_an_idle_kernel_is_warned_then_reclaimed_with_its_notebook_saved_and_a_b
     flag.touch()
     runner.join(timeout=60)
     assert not runner.is_alive()
+
+
+def test_a_kernel_no_client_ever_connected_to_shows_idle_then_is_warned_and_reclaimed(
+        member: Member, fake_nvml: FakeNvml, leases_dir: Path, shared_tmp: Path) -> None:
+    # Started as a script or a client gone too soon would start it; nothing ever opens its channels.
+    site = leased_site(shared_tmp, leases_dir, 'idle_reclaim_after = "20s"\nreclaim_warning = "10s"\n')
+    member.extra_env.update({"LABSHARE_SITE_CONFIG": str(site), **fake_nvml.env})
+    server = lo.start_server(member)
+    kernel = server.api.start_kernel()
+    wait_for(lambda: state_of(server, kernel) == "idle", what="Jupyter to learn the kernel is idle")
+    (row,) = [row for card in member.json("gpus")["cards"] for row in card["leases"]]
+    assert (row["kernel_id"], row["state"]) == (kernel, "idle") and row["idle_seconds"] is not None
+    ps = [k for s in member.json("ps") for k in s["kernels"] if k["kernel_id"] == kernel]
+    assert [k["execution_state"] for k in ps] == ["idle"], ps
+
+    index = [card.uuid for card in fake_nvml.cards].index(row["card"])
+    fake_nvml.procs = [GpuProc(gpu=index, pid=kernel_pid(member, kernel), used_mib=HELD_MIB, sm=0)]
+    fake_nvml.write()
+    log = member.state_dir / "server.log"
+    warned = f"labshare: kernel {kernel} holds 29.3 GiB on GPU {row['card']} but has used none of it"
+    wait_for(lambda: warned in log.read_text(), what="the reclaim warning in the server log")
+    wait_for(lambda: state_of(server, kernel) is None, timeout=180, what="the kernel to be shut down")
+    assert leases.leases(leases_dir) == []
+    (entry,) = member.json("gpus", "--history")
+    assert (entry["kernel_id"], entry["notebook"], entry["memory_bytes"]) == (kernel, None, HELD_MIB << 20)
+    assert entry["idle_seconds"] >= 20, entry

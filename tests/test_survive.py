@@ -47,8 +47,8 @@ def send_and_forget(lab: Lab, kernel: str, code: str) -> threading.Thread:
     """Start `code` through a websocket that dies with the server, as a closed browser tab would.
 
     Returns once the kernel reports busy with it.  Not busy is awaited first (a
-    fresh kernel says "starting" until its first run, an adopted one "busy"
-    until probed), so the busy seen after sending is this code's.
+    fresh kernel says "starting" and an adopted one "busy" until it answers
+    the server's `kernel_info`), so the busy seen after sending is this code's.
     """
     def run() -> None:
         try:

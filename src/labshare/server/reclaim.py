@@ -5,8 +5,10 @@ anything only with `[gpus] assign = "per-kernel"` and `idle_reclaim_after`
 set.  jupyter_server's culler ignores the GPU and JupyterHub's sees whole
 servers, so a kernel left idle keeps tens of GiB for days.  Every `tick`
 this sweep looks at this server's own leased kernels: one that Jupyter
-says is idle, whose processes hold memory on its cards but (by NVML's
-per-process samples) have used none of them since it went idle, for
+says is idle (also one no client ever talked to: `survive` asks every
+kernel for `kernel_info` once), whose processes hold memory on its cards
+but (by NVML's per-process samples) have used none of them since it went
+idle, for
 `idle_reclaim_after`, is first warned `reclaim_warning` ahead (the server
 log, `gpu-reclaim.json` that `labshare gpus` reads, and
 `GET /api/labshare/gpu-notices`, which labshare's Lab plugin shows as a

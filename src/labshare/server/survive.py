@@ -20,7 +20,9 @@ start).  It runs inside the Jupyter process, configured by `records.jupyter_args
   starts, before it serves any request, so the sessions database (kept in
   a file) still maps each notebook to its kernel.  Records of kernels that
   died meanwhile are dropped with their connection files, and their
-  sessions go with them.  On shutdown it shuts kernels down as usual unless
+  sessions go with them.  It asks every kernel it starts or adopts for
+  `kernel_info` once, so Jupyter learns the state even of a kernel no
+  client ever connects to.  On shutdown it shuts kernels down as usual unless
   `labshare restart` / `stop --keep-kernels` left a keep marker.
 """
 
@@ -31,12 +33,14 @@ import contextlib
 import fcntl
 import json
 import os
+import queue
 import signal
 from pathlib import Path
 from typing import Any
 
 from jupyter_client.launcher import launch_kernel
 from jupyter_client.provisioning import LocalProvisioner
+from jupyter_client.session import new_id
 from jupyter_server.services.kernels.kernelmanager import AsyncMappingKernelManager
 from tornado import web
 from traitlets import Unicode
@@ -52,6 +56,7 @@ from labshare.server.state import alive as _alive
 from labshare.server.state import process_started
 
 GPU_POLICY_HELP = "The member's GPU policy as JSON (gpus.assign.GpuPolicy), from `labshare start`."
+PROBE_POLL = 1.0  # seconds between looks at whether a kernel yet to answer `kernel_info` runs
 
 
 class Refused(web.HTTPError):  # type: ignore[misc]
@@ -285,24 +290,54 @@ class LabshareKernelManager(AsyncMappingKernelManager):  # type: ignore[misc]
             self.start_watching_activity(kernel_id)
             km.start_restarter()
             self.add_restart_callback(kernel_id, lambda k=kernel_id: self._handle_kernel_died(k), "dead")
-            self._probes.add(asyncio.ensure_future(self._probe(km)))
         if not self._initialized_culler:
             self.initialize_culler()
 
+    def start_watching_activity(self, kernel_id: str) -> None:
+        """Watch the kernel's iopub as Jupyter does, and ask it for `kernel_info` to learn its state.
+
+        jupyter_server (tested against 2.21) marks a fresh kernel "starting"
+        and moves it on only at a status message on iopub, which a kernel
+        sends only when asked something: a kernel started through the REST API
+        that no client ever connects to reads "starting" for ever, so neither
+        the GPU reclaim (which judges idle kernels) nor `ps` / `gpus` would
+        see it as the idle kernel it is.  Jupyter calls this for every kernel
+        it starts, and `_watch_adopted` for every kernel adopted.
+        """
+        super().start_watching_activity(kernel_id)
+        probe = asyncio.ensure_future(self._probe(self.get_kernel(kernel_id)))
+        self._probes.add(probe)
+        probe.add_done_callback(self._probes.discard)
+
     async def _probe(self, km: Any) -> None:
-        """A kernel answers `kernel_info` on its shell channel only between executions: until then it is busy."""
-        client = km.client()
+        """Learn the kernel's state from its `kernel_info` reply, which it gives only between runs.
+
+        Until it answers, the state stays what it was when asked: "starting",
+        or "busy" for an adopted kernel, so that one is never culled
+        meanwhile.  A state Jupyter learns from iopub in the meantime (a
+        client's run) is the truth and ends the wait; so does the kernel's end.
+        """
+        unknown = km.execution_state
+        session = km.session.clone()
+        # A shell identity of its own: every `km.client()` shares km's, and the kernel, which routes
+        # replies by identity, refuses a second peer with one in use (server-side execution's client).
+        session.session = new_id()
+        client = km.client(session=session)
         client.start_channels(iopub=False, stdin=False, hb=False, control=False)
         try:
             msg_id = client.kernel_info()
-            while True:
-                reply = await client.get_shell_msg(timeout=None)
+            while km.kernel_id in self and km.execution_state == unknown:
+                try:
+                    reply = await client.get_shell_msg(timeout=PROBE_POLL)
+                except queue.Empty:
+                    continue
                 if reply.get("parent_header", {}).get("msg_id") == msg_id:
+                    if km.execution_state == unknown:
+                        km.execution_state = "idle"
+                        self.log.info("Kernel %s is idle", km.kernel_id)
                     break
-            km.execution_state = "idle"
-            self.log.info("Adopted kernel %s is idle", km.kernel_id)
         except Exception:
-            self.log.exception("Could not probe adopted kernel %s", km.kernel_id)
+            self.log.exception("Could not ask kernel %s for its state", km.kernel_id)
         finally:
             client.stop_channels()
 
