@@ -174,5 +174,7 @@ def test_kernel_env_names_the_project_for_uv_and_the_servers_path_gets_uv_only_w
     kt.ensure()
     kt.ensure()  # twice is fine
     assert sorted(p.name for p in kt.bin_dir.iterdir()) == ["uv", "uvx"]
-    assert launch.tools_path({"PATH": "/usr/bin"}, kt.bin_dir) == {"PATH": f"/usr/bin:{kt.bin_dir}"}
-    assert launch.tools_path({"PATH": str(kt.bin_dir)}, tmp_path / "x") == {}
+    trusted = {"UV_NATIVE_TLS": "0"}  # the member's own choice stays
+    assert launch.tools_env({"PATH": "/usr/bin", **trusted}, kt.bin_dir) == {"PATH": f"/usr/bin:{kt.bin_dir}"}
+    assert launch.tools_env({"PATH": str(kt.bin_dir), **trusted}, tmp_path / "x") == {}
+    assert launch.tools_env({"PATH": str(kt.bin_dir)}, tmp_path / "x") == {"UV_NATIVE_TLS": "1"}

@@ -13,7 +13,7 @@ import json
 import os
 import shutil
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,11 +50,26 @@ def uv_bin() -> str:
     raise LabshareError(f"uv was not found; reinstall labshare, which brings uv with it: {reinstall_hint()}.")
 
 
+# uv's switches for the system's certificate store: today's name first, then the older one it replaced.
+TRUST_SETTINGS = ("UV_SYSTEM_CERTS", "UV_NATIVE_TLS")
+
+
+def system_trust(environ: Mapping[str, str]) -> dict[str, str]:
+    """uv trusts what the system trusts, as pip and Python do, unless the member chose otherwise.
+
+    uv alone carries its own CA list, so behind a TLS-inspecting proxy whose CA
+    the admin put in the system store, `uv add` failed where `pip` and
+    scripts/install's download worked.
+    """
+    return {} if any(key in environ for key in TRUST_SETTINGS) else {TRUST_SETTINGS[0]: "1"}
+
+
 def run(args: Sequence[str | os.PathLike[str]], *, what: str, cwd: Path, hint: str) -> None:
     """Run `uv ARGS` in `cwd`; a failure names `what` and carries uv's last lines."""
     env = dict(os.environ)
     env.pop("VIRTUAL_ENV", None)
     env.setdefault("UV_NO_PROGRESS", "1")
+    env.update(system_trust(env))
     proc.run([uv_bin(), *args], what=what, cwd=cwd, env=env, hint=hint)
 
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from labshare.config import Limits, Policy
+from labshare.envs import uv
 from labshare.errors import LabshareError
 from labshare.gpus import assign
 from labshare.gpus.assign import GpuPolicy
@@ -105,12 +106,17 @@ def policy_env(gpus: GpuPolicy) -> dict[str, str]:
     return assign.server_env(gpus)
 
 
-def tools_path(environ: Mapping[str, str], uv_dir: Path) -> dict[str, str]:
-    """PATH with the member's uv-only folder last, where PATH has no uv: a Lab terminal can `uv add` too."""
+def tools_env(environ: Mapping[str, str], uv_dir: Path) -> dict[str, str]:
+    """What a Lab terminal and the kernels need to run uv as the member expects.
+
+    PATH gets the member's uv-only folder last, where PATH has no uv, so
+    `uv add` works in a terminal; uv trusts the system's certificates.
+    """
+    found = uv.system_trust(environ)
     path = environ.get("PATH", os.defpath)
-    if shutil.which("uv", path=path):
-        return {}
-    return {"PATH": f"{path}{os.pathsep}{uv_dir}" if path else str(uv_dir)}
+    if not shutil.which("uv", path=path):
+        found["PATH"] = f"{path}{os.pathsep}{uv_dir}" if path else str(uv_dir)
+    return found
 
 
 def systemd_user_manager(environ: Mapping[str, str]) -> bool:

@@ -163,8 +163,8 @@ def _launch(
     )
     write_token(paths, token or new_token())
     write_atomic(paths.launch_file, json.dumps(dataclasses.asdict(spec), indent=2) + "\n")
-    tools_path = launch.tools_path(os.environ, KernelTools.of(paths.data_home).bin_dir)
-    supervisor = _spawn_supervisor(paths, prefix or [], {**launch.policy_env(gpus), **tools_path})
+    tools = launch.tools_env(os.environ, KernelTools.of(paths.data_home).bin_dir)
+    supervisor = _spawn_supervisor(paths, prefix or [], {**launch.policy_env(gpus), **tools})
     limits = {k: v for k, v in dataclasses.asdict(policy.limits).items() if v is not None}
     record = st.ServerState(
         supervisor_pid=supervisor.pid,
