@@ -177,4 +177,4 @@ def test_kernel_env_names_the_project_for_uv_and_the_servers_path_gets_uv_only_w
     trusted = {"UV_NATIVE_TLS": "0"}  # the member's own choice stays
     assert launch.tools_env({"PATH": "/usr/bin", **trusted}, kt.bin_dir) == {"PATH": f"/usr/bin:{kt.bin_dir}"}
     assert launch.tools_env({"PATH": str(kt.bin_dir), **trusted}, tmp_path / "x") == {}
-    assert launch.tools_env({"PATH": str(kt.bin_dir)}, tmp_path / "x") == {"UV_NATIVE_TLS": "1"}
+    assert launch.tools_env({"PATH": str(kt.bin_dir)}, tmp_path / "x") == {"UV_SYSTEM_CERTS": "1"}
