@@ -196,8 +196,11 @@ def test_a_fresh_member_without_python3_venv_installs_starts_upgrades_and_uninst
     again = as_member(m, ["sh", str(src / "scripts" / "install")], env)
     assert again.returncode == 0 and "already installed" in again.stdout, again.stdout + again.stderr
 
-    upgraded = as_member(m, ["sh", str(src / "scripts" / "install"), "--upgrade"], env)
+    # With the PATH line followed, labshare's own uv is on PATH: the upgrade still goes the venv's way.
+    upgraded = as_member(m, ["sh", "-c", f"{line}\nsh {shlex.quote(str(src / 'scripts' / 'install'))} --upgrade"],
+                         env)
     assert upgraded.returncode == 0, upgraded.stdout + upgraded.stderr
+    assert "uv tool install" not in upgraded.stdout, upgraded.stdout
     assert "Fetching uv" not in upgraded.stdout, "the upgrade fetched uv again instead of using the install's own"
     after = as_member(m, ["sh", "-c", f"{line}\nlabshare status --json"], env, timeout=120)
     assert after.returncode == 0, after.stderr
