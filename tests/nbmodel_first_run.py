@@ -22,7 +22,7 @@ from collections.abc import Callable
 from jupyter_server.services.kernels.kernelmanager import AsyncMappingKernelManager
 from jupyter_server_nbmodel.execution_stack import ExecutionStack
 
-from labshare.server import execution_clients
+from labshare.jupyterside import execution_clients
 
 
 async def until(answer: Callable[[], dict | None], what: str) -> dict:

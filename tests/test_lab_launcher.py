@@ -1,4 +1,4 @@
-"""labshare starts JupyterLab through server/lab.py, which leaves out the import of rfc3987_syntax.
+"""labshare starts JupyterLab through jupyterside/lab.py, which leaves out the import of rfc3987_syntax.
 
 The control case runs first: if JupyterLab stops importing it (jsonschema
 made it lazy, or jupyter-events dropped the extra), it fails and says the
@@ -47,7 +47,7 @@ def test_plain_jupyterlab_compiles_the_iri_grammars_at_import(plain: dict) -> No
 
 
 def test_the_launcher_leaves_out_only_the_iri_formats(plain: dict) -> None:
-    ours = loaded("labshare.server.lab")
+    ours = loaded("labshare.jupyterside.lab")
     assert ours["loaded"] is False
     assert set(plain["formats"]) - set(ours["formats"]) == {"iri", "iri-reference"}
 
@@ -56,6 +56,6 @@ def test_start_runs_jupyterlab_through_the_launcher(member: Member) -> None:
     member.run("start", check=True)
     try:
         cmdline = psutil.Process(member.json("status")["pid"]).cmdline()
-        assert cmdline[1:3] == ["-m", "labshare.server.lab"] and argv.server_kind(cmdline) == "lab", cmdline
+        assert cmdline[1:3] == ["-m", "labshare.jupyterside.lab"] and argv.server_kind(cmdline) == "lab", cmdline
     finally:
         member.run("stop", check=True)

@@ -327,8 +327,10 @@ def _alive_as(pid: int, m: Member) -> bool:
     (["/venv/bin/python", "/venv/bin/jupyter", "lab", "--port=9999"], "lab"),
     (["python3", "-m", "jupyterlab"], "lab"),
     (["python3", "-m", "jupyter", "server"], "server"),
+    (["/venv/bin/python", "-m", "labshare.jupyterside.lab", "--no-browser"], "lab"),
+    (["/venv/bin/python", "-m", "labshare.jupyterside.lab", "--version"], None),
+    # A server started before the launcher moved restarts under its former name, and is still a Lab server.
     (["/venv/bin/python", "-m", "labshare.server.lab", "--no-browser"], "lab"),
-    (["/venv/bin/python", "-m", "labshare.server.lab", "--version"], None),
     (["/venv/bin/python", "/venv/bin/jupyter-notebook"], "notebook"),
     # A subcommand is only ever the first argument (as traitlets parses it): a folder named build is served.
     (["/venv/bin/python", "/venv/bin/jupyter-lab", "--notebook-dir", "build"], "lab"),

@@ -237,7 +237,7 @@ def kernel_survival(paths: Paths) -> Check:
     argv = _launch_argv(paths)
     if argv is None:
         return Check("kernel-survival", OK, f"installed ({eps[0].value}); active from the next `labshare start`")
-    if any("labshare.server.survive.LabshareKernelManager" in a for a in argv):
+    if any(a.startswith("--ServerApp.kernel_manager_class=") and a.endswith(".LabshareKernelManager") for a in argv):
         return Check("kernel-survival", OK, "active: your kernels survive a crash or restart of the server")
     return Check("kernel-survival", WARN, "your server was started by an older labshare, without kernel survival",
                  "labshare restart")

@@ -13,14 +13,15 @@ from __future__ import annotations
 import os
 
 from labshare.gpus.gate import Gated
-from labshare.server import lab
+from labshare.jupyterside import lab
+from labshare.server import lab as former_lab
 
 SUPERVISOR_MODULE = "labshare.server.supervise"
 _SCRIPTS = {"jupyter-lab": "lab", "jupyter-notebook": "notebook", "jupyter-server": "server",
             "jupyter-nbclassic": "notebook"}
 _SUBCOMMANDS = {"lab": "lab", "notebook": "notebook", "server": "server", "nbclassic": "notebook"}
 _MODULES = {"jupyterlab": "lab", "notebook": "notebook", "jupyter_server": "server", "nbclassic": "notebook",
-            lab.__name__: "lab"}
+            lab.__name__: "lab", former_lab.__name__: "lab"}
 # The apps' own subcommands (`jupyter lab build`, `jupyter server list`…): short-lived tools, not servers.
 _TOOLS = {"help", "list", "stop", "password", "extension", "labextension", "build", "clean", "licenses", "path",
           "paths", "workspace", "workspaces"}

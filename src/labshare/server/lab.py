@@ -1,28 +1,32 @@
-"""`python -m labshare.server.lab`: `jupyter-lab` as labshare starts it, less one import no Jupyter part uses.
+"""The launcher's former name, for servers started before the in-Jupyter code moved to `jupyterside/`.
 
-jupyter-events asks for `jsonschema[format-nongpl]`, which installs
-rfc3987-syntax, and jsonschema imports it whenever it is there to check the
-`iri` formats.  That import compiles about forty Lark grammars: 0.8 s of
-CPU, close to half of a server's start, paid again on every restart and
-every crash recovery (jupyter_server#1559).  No Jupyter event, settings or
-notebook schema uses an `iri` format, so the server process goes without
-it: jsonschema then skips those two formats and checks every other one.
-Only this process is changed; kernels and terminals start their own
-interpreters with nothing of this.  `ps` knows this module by its name
-(monitor/argv.py reads `__name__` here), so it is a Lab server there too.
+A running supervisor restarts Jupyter from the command line it read from
+`launch.json` when it started, so one started by an earlier labshare runs
+`python -m labshare.server.lab` with classes and extensions named under
+`labshare.server.`, whatever labshare is installed by then.  Upgrading
+labshare under a running server must not break its next restart: this
+module renames those to their place in `jupyterside/` and runs the launcher.
+`labshare start` never names it; once every server on a host has been
+started by this labshare or a later one, delete it with its line in
+`monitor/argv.py`.
 """
 
 from __future__ import annotations
 
 import sys
 
+from labshare.jupyterside import lab
 
-def main() -> None:
-    sys.modules.setdefault("rfc3987_syntax", None)  # type: ignore[arg-type]  # None: importing it fails at once
-    from jupyterlab.labapp import main as lab_main
+MOVED = ("survive", "kernelspecs", "outputs_keeper", "reclaim", "execution_clients")
 
-    sys.exit(lab_main())
+
+def renamed(arg: str) -> str:
+    """`arg` with each moved module's former dotted name replaced by its new one."""
+    for module in MOVED:
+        arg = arg.replace(f"labshare.server.{module}", f"labshare.jupyterside.{module}")
+    return arg
 
 
 if __name__ == "__main__":
-    main()
+    sys.argv[1:] = [renamed(a) for a in sys.argv[1:]]
+    lab.main()

@@ -21,7 +21,8 @@ from labshare.errors import LabshareError
 from labshare.gpus import assign
 from labshare.gpus.assign import GpuPolicy
 from labshare.install_hint import reinstall_hint
-from labshare.server import lab
+
+LAUNCHER = "labshare.jupyterside.lab"  # a string: the CLI side never imports the code that runs inside Jupyter
 
 
 @dataclass(frozen=True)
@@ -38,13 +39,13 @@ class LaunchSpec:
 def find_jupyter_lab(path_env: str | None = None) -> list[str]:
     """The command that starts JupyterLab: labshare's own environment first, so the tested version runs.
 
-    There it is started through `server/lab.py`, which starts faster; a
+    There it is started through `jupyterside/lab.py`, which starts faster; a
     `jupyter-lab` found only on PATH belongs to another environment and is
     run as it is.
     """
     sibling = Path(sys.executable).parent / "jupyter-lab"
     if sibling.is_file() and os.access(sibling, os.X_OK):
-        return [sys.executable, "-m", lab.__name__]
+        return [sys.executable, "-m", LAUNCHER]
     found = shutil.which("jupyter-lab", path=path_env if path_env is not None else os.environ.get("PATH"))
     if found:
         return [found]
@@ -79,7 +80,7 @@ def member_args() -> list[str]:
     extensions without installing any (it would pip-install into that environment).
     """
     return [
-        "--ServerApp.kernel_spec_manager_class=labshare.server.kernelspecs.MemberKernelSpecManager",
+        "--ServerApp.kernel_spec_manager_class=labshare.jupyterside.kernelspecs.MemberKernelSpecManager",
         "--KernelSpecManager.ensure_native_kernel=False",
         "--LabApp.extension_manager=readonly",
     ]

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-KEEPER = "labshare.server.outputs_keeper"
+KEEPER = "labshare.jupyterside.outputs_keeper"
 YSTORE_SQUASH_SECONDS = 3600
 
 

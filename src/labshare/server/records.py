@@ -53,12 +53,12 @@ def jupyter_args(paths: Paths) -> list[str]:
     """The options that give a labshare server kernels which survive it, and idle GPUs reclaimed."""
     records_dir = paths.kernel_records_dir
     return [
-        "--ServerApp.kernel_manager_class=labshare.server.survive.LabshareKernelManager",
+        "--ServerApp.kernel_manager_class=labshare.jupyterside.survive.LabshareKernelManager",
         f"--LabshareKernelManager.records_dir={records_dir}",
         f"--LabshareKernelManager.keep_marker={paths.keep_kernels_marker}",
         f"--LabshareProvisioner.records_dir={records_dir}",
         f"--KernelProvisionerFactory.default_provisioner_name={PROVISIONER_NAME}",
         f"--SessionManager.database_filepath={paths.sessions_db}",
-        "--ServerApp.jpserver_extensions=labshare.server.reclaim=True",
+        "--ServerApp.jpserver_extensions=labshare.jupyterside.reclaim=True",
         f"--GpuReclaimer.state_dir={paths.state_dir}",
     ]

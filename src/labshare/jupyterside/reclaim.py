@@ -192,7 +192,7 @@ class GpuReclaimer(LoggingConfigurable):
     async def _save(self, path: str) -> bool:
         """Save the server's copy of the notebook, outputs and all, the way output keeping does; True when
         it is on disk (also when the server holds no copy: the file is then all there is)."""
-        from labshare.server.outputs_keeper import _is_document, _path
+        from labshare.jupyterside.outputs_keeper import _is_document, _path
 
         keeper = self.serverapp.web_app.settings.get("labshare_output_keeper")
         app = keeper.ydoc_app() if keeper is not None else None
@@ -224,7 +224,7 @@ class NoticesHandler(APIHandler):
 
 
 def _jupyter_server_extension_points() -> list[dict[str, str]]:
-    return [{"module": "labshare.server.reclaim"}]
+    return [{"module": "labshare.jupyterside.reclaim"}]
 
 
 def _load_jupyter_server_extension(serverapp: Any) -> None:

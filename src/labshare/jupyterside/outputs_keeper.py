@@ -40,7 +40,7 @@ from tornado import web
 from traitlets import Bool, Float
 from traitlets.config import LoggingConfigurable
 
-from labshare.server.execution_clients import prepare_execution_clients
+from labshare.jupyterside.execution_clients import prepare_execution_clients
 
 FRONTENDS = ("@jupyter/collaboration-extension", "@jupyter/docprovider-extension", "@datalayer/jupyter-server-nbmodel")
 STOCK_PLUGINS = ("@jupyterlab/notebook-extension:cell-executor", "@jupyterlab/filebrowser-extension:defaultFileBrowser")
@@ -255,7 +255,7 @@ class OutputsHandler(APIHandler):  # type: ignore[misc]
 
 
 def _jupyter_server_extension_points() -> list[dict[str, str]]:
-    return [{"module": "labshare.server.outputs_keeper"}]
+    return [{"module": "labshare.jupyterside.outputs_keeper"}]
 
 
 def _load_jupyter_server_extension(serverapp: Any) -> None:
