@@ -24,7 +24,7 @@ from fake_gpus import FakeNvml, fake_nvml, leases_dir, nvml_stub  # noqa: F401  
 
 from labshare.errors import LabshareError
 from labshare.gpus import leases
-from labshare.gpus.place import Card, Policy
+from labshare.gpus.place import Card, PlacementRules
 
 WORKER = r'''
 import json, sys
@@ -50,7 +50,7 @@ def claim(order):
     policy = dict(order.get("policy", {}))
     if policy.get("allowed") is not None:
         policy["allowed"] = frozenset(policy["allowed"])
-    got = leases.claim(Path(order["dir"]), cards, place.Policy(**policy), leases.Holder(kernel_id=order["kernel_id"]))
+    got = leases.claim(Path(order["dir"]), cards, place.PlacementRules(**policy), leases.Holder(kernel_id=order["kernel_id"]))
     return {"cards": [l.card for l in got], "names": [l.name for l in got]}
 
 print(json.dumps({"ready": True}), flush=True)
@@ -301,7 +301,7 @@ def test_refusals_name_who_holds_what_and_the_policy_limits(claimers, leases_dir
     as_cards = [Card(*c) for c in cards]
     describe = {alice.user: "idle 3 h", bob.user: "busy"}
     with pytest.raises(LabshareError) as refused:
-        leases.claim(leases_dir, as_cards, Policy(allowed=frozenset({0, 1})), leases.Holder(kernel_id="root-k"),
+        leases.claim(leases_dir, as_cards, PlacementRules(allowed=frozenset({0, 1})), leases.Holder(kernel_id="root-k"),
                      describe=lambda lease: describe[lease.user])
     assert str(refused.value) == (f"No GPU is free for this kernel: GPU 0 is leased to {alice.user} (idle 3 h), "
                                   f"GPU 1 to {bob.user} (busy); see `labshare gpus`.")
@@ -332,7 +332,7 @@ def test_release_by_kernel_and_by_pid_only_ones_own(claimers, leases_dir: Path) 
 def test_a_lease_handed_to_the_kernel_lives_and_dies_with_it(leases_dir: Path) -> None:
     need_root("a root-owned leases directory")
     cards = [Card(*c) for c in plain_cards(1)]
-    (lease,) = leases.claim(leases_dir, cards, Policy(), leases.Holder(kernel_id="kern"))
+    (lease,) = leases.claim(leases_dir, cards, PlacementRules(), leases.Holder(kernel_id="kern"))
     kernel = subprocess.Popen(["sleep", "600"])
     try:
         moved = leases.rebind(leases_dir, lease, kernel.pid)
@@ -349,7 +349,7 @@ def test_a_lease_handed_to_the_kernel_lives_and_dies_with_it(leases_dir: Path) -
 def test_a_recycled_pid_or_an_earlier_boot_does_not_hold_a_card(leases_dir: Path) -> None:
     need_root("a root-owned leases directory")
     cards = [Card(*c) for c in plain_cards(2)]
-    taken = leases.claim(leases_dir, cards, Policy(per_kernel=2), leases.Holder(label="run python train.py"))
+    taken = leases.claim(leases_dir, cards, PlacementRules(per_kernel=2), leases.Holder(label="run python train.py"))
     for lease, change in zip(taken, ({"pid_start": taken[0].pid_start - 5.25}, {"boot_id": "another-boot"})):
         path = leases_dir / lease.name
         path.write_text(json.dumps({**json.loads(path.read_text()), **change}))
@@ -362,7 +362,7 @@ def test_a_generation_past_nine_digits_falls_back_to_an_unused_name(leases_dir: 
     need_root("a root-owned leases directory")
     cards = [Card(*c) for c in plain_cards(1)]
     (leases_dir / f"{cards[0].uuid}.999999999").write_text("left by hand")
-    (lease,) = leases.claim(leases_dir, cards, Policy(), leases.Holder(kernel_id="k"))
+    (lease,) = leases.claim(leases_dir, cards, PlacementRules(), leases.Holder(kernel_id="k"))
     assert lease.name == f"{cards[0].uuid}.0"
     assert [(found.name, found.live) for found in leases.leases(leases_dir)] == [(lease.name, True)]  # root swept
 
@@ -381,7 +381,7 @@ def test_a_bad_leases_directory_is_one_sentence_with_the_install_line(leases_dir
     else:
         leases_dir.chmod(mode)
     with pytest.raises(LabshareError) as bad:
-        leases.claim(target, [Card(*c) for c in plain_cards(1)], Policy(), leases.Holder(kernel_id="k"))
+        leases.claim(target, [Card(*c) for c in plain_cards(1)], PlacementRules(), leases.Holder(kernel_id="k"))
     if mode == "missing":
         assert str(bad.value) == (f"The GPU leases directory {target} does not exist; an admin must create it once "
                                   f"with `sudo install -d -m 1777 {target}`.")

@@ -27,7 +27,7 @@ def gpus(app: App, show_history: bool, as_json: bool) -> None:
     from labshare.gpus import history
     from labshare.monitor import gpu_report
     from labshare.monitor.processes import Scanner
-    from labshare.render import gpus as view
+    from labshare.render import gpu_report as view
 
     state_dir = app.paths.state_dir
     if show_history:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from labshare import proc
 from labshare.doctor import FAIL, OK, WARN, Check, hostconf
-from labshare.doctor import gpus as gpu_leases
+from labshare.doctor import gpu_check
 from labshare.doctor.old_servers import find_old_servers, old_servers
 from labshare.doctor.private import private_dirs, socket_path
 from labshare.doctor.projects import project_settings
@@ -281,7 +281,7 @@ def run_all(paths: Paths, environ: Mapping[str, str]) -> list[Check]:
     checks += [sshd_forwarding(paths, user, server_mode(paths)), uv_available(), kernel_path(), gpu()]
     checks.append(project_settings())
     checks += site_policy(paths, user, environ)
-    checks.append(gpu_leases.check(paths, user))
+    checks.append(gpu_check.check(paths, user))
     checks.append(kernel_survival(paths))
     checks.append(output_keeping(paths))
     checks.append(old_servers(find_old_servers(paths.uid)))

@@ -64,10 +64,10 @@ class GpuPolicy:
         allowed = data.get("allowed")
         return cls(**{**data, "allowed": None if allowed is None else tuple(allowed)})
 
-    def placement(self, count: int, *, for_command: bool = False) -> place.Policy:
+    def placement(self, count: int, *, for_command: bool = False) -> place.PlacementRules:
         """Placement's rules for a kernel (or a `labshare run` command) that asks for `count` cards."""
         allowed = None if self.allowed is None else frozenset(self.allowed)
-        return place.Policy(per_kernel=count, sharing=cast(place.Sharing, self.sharing), allowed=allowed,
+        return place.PlacementRules(per_kernel=count, sharing=cast(place.Sharing, self.sharing), allowed=allowed,
                             max_gpus=self.max_gpus, for_command=for_command)
 
 

@@ -44,7 +44,7 @@ import psutil
 from labshare import proc
 from labshare.claims import ClaimsDir, Entry
 from labshare.errors import LabshareError
-from labshare.gpus.place import Card, Describe, Policy, Sharing, candidates, refusal
+from labshare.gpus.place import Card, Describe, PlacementRules, Sharing, candidates, refusal
 from labshare.users import user_name
 
 _NAME = re.compile(r"^(?P<slug>[A-Za-z0-9_-]+)\.(?:(?P<gen>\d{1,9})|s(?P<token>[0-9a-f]{12}))$")
@@ -109,7 +109,7 @@ def leases(path: Path) -> list[Lease]:
     return [lease for entry in directory(path).entries() if (lease := _lease(entry)) is not None]
 
 
-def claim(path: Path, cards: Sequence[Card], policy: Policy, holder: Holder, *,
+def claim(path: Path, cards: Sequence[Card], policy: PlacementRules, holder: Holder, *,
           describe: Describe | None = None) -> list[Lease]:
     """Lease `policy.per_kernel` of `cards` for `holder`, all of them or none; a LabshareError if not.
 
@@ -209,7 +209,7 @@ def _all_or_nothing(claims: ClaimsDir) -> Iterator[list[Lease]]:
         raise
 
 
-def _take_all(claims: ClaimsDir, order: Sequence[Card], policy: Policy, record: dict[str, Any]) -> list[Lease]:
+def _take_all(claims: ClaimsDir, order: Sequence[Card], policy: PlacementRules, record: dict[str, Any]) -> list[Lease]:
     """`policy.per_kernel` leases from `order`, best first; `_Short` (and none kept) when fewer could be had."""
     with _all_or_nothing(claims) as taken:
         for card in order:

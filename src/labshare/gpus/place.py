@@ -32,7 +32,7 @@ class Card:
 
 
 @dataclass(frozen=True)
-class Policy:
+class PlacementRules:
     """The site's `[gpus]` rules as they apply to one member and one kernel."""
 
     per_kernel: int = 1
@@ -67,7 +67,7 @@ Describe = Callable[[Held], "str | None"]
 """Says how a holder uses its card ("idle 3 h", "busy"); optional, for the refusal sentence."""
 
 
-def usable(cards: Iterable[Card], policy: Policy) -> list[Card]:
+def usable(cards: Iterable[Card], policy: PlacementRules) -> list[Card]:
     """The cards this member may use, each UUID once (a MIG listing can repeat a parent)."""
     seen: set[str] = set()
     found = []
@@ -79,7 +79,7 @@ def usable(cards: Iterable[Card], policy: Policy) -> list[Card]:
     return found
 
 
-def candidates(cards: Sequence[Card], policy: Policy, live: Sequence[Held], uid: int,
+def candidates(cards: Sequence[Card], policy: PlacementRules, live: Sequence[Held], uid: int,
                describe: Describe | None = None) -> list[Card]:
     """The cards to try, best first; a LabshareError saying why when they cannot be enough.
 
@@ -108,7 +108,7 @@ def candidates(cards: Sequence[Card], policy: Policy, live: Sequence[Held], uid:
     return order
 
 
-def refusal(cards: Sequence[Card], policy: Policy, live: Sequence[Held],
+def refusal(cards: Sequence[Card], policy: PlacementRules, live: Sequence[Held],
             describe: Describe | None = None) -> LabshareError:
     """The one sentence a member reads when no card is free: who holds which of theirs.
 
@@ -145,7 +145,7 @@ def _by_card(live: Iterable[Held]) -> dict[str, list[Held]]:
     return on_card
 
 
-def _check_policy(cards: Sequence[Card], mine: list[Card], policy: Policy) -> None:
+def _check_policy(cards: Sequence[Card], mine: list[Card], policy: PlacementRules) -> None:
     if policy.per_kernel <= len(mine):
         return
     if not cards:

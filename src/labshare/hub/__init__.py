@@ -56,12 +56,12 @@ def require(spawner: str) -> None:
 
 
 def generate(site_path: Path, spawner: str, command: str) -> HubConfig:
-    from labshare.hub import facts, gpus, jupyterhub, render
+    from labshare.hub import facts, jupyterhub, render, spawner_gpus
 
     require(spawner)
     inputs = facts.gather(site_path)
     host = socket.gethostname()
-    left = gpus.not_carried(inputs.site.gpus, [(m.name, m.limits) for m in inputs.members], spawner,
+    left = spawner_gpus.not_carried(inputs.site.gpus, [(m.name, m.limits) for m in inputs.members], spawner,
                             inputs.nvml_cards, inputs.gpu_unavailable, host)
     head = render.header(command, f"{site_path} on {host}", left)
     _, overrides = jupyterhub.per_member(inputs, spawner)

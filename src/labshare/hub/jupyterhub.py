@@ -17,7 +17,7 @@ from typing import Any
 from labshare.config import Limits, Site, size_bytes
 from labshare.gpus import nvml
 from labshare.gpus.nvml import GpuDevice, GpuReader
-from labshare.hub import gpus
+from labshare.hub import spawner_gpus
 
 SPAWNERS = ("systemd", "slurm", "kubernetes")
 SPAWNER_CLASS = {
@@ -128,7 +128,7 @@ def _override(member: MemberFacts, spawner: str, default_root: str, cards: GpuRe
             out["mem_limit"] = hub_memory(lim.memory_max)
         if lim.cpus is not None:
             out["cpu_limit"] = lim.cpus
-    out.update(gpus.override(lim, spawner, cards))
+    out.update(spawner_gpus.override(lim, spawner, cards))
     if member.root_dir != default_root and spawner != "kubernetes":
         out["notebook_dir"] = member.root_dir
     return out
