@@ -236,6 +236,33 @@ def test_a_fresh_member_without_python3_venv_installs_starts_upgrades_and_uninst
 
 
 @pytest.mark.slow
+def test_an_old_python3_still_installs_labshare_on_a_newer_python(make_user, shared_tmp: Path) -> None:
+    """macOS's own python3 is 3.9: the script and its uv download run on it, and uv makes the venv from a newer one.
+
+    The login carries no SSL_CERT_FILE: where the machine reaches the index through a
+    TLS-inspecting proxy whose CA only the system store holds (this one does), uv
+    must trust the system's certificates as the download did.
+    """
+    m = make_user()
+    src = checkout(shared_tmp)
+    old = shared_tmp / "old-python"
+    old.mkdir()
+    (old / "python3").write_text('#!/bin/sh\n# fails the script\'s version check as a 3.9 would\n'
+                                 'case "$*" in *"(3, 10)"*) exit 1 ;; esac\nexec /usr/bin/python3 "$@"\n')
+    (old / "python3").chmod(0o755)
+    env = fresh_login(m, f"{old}:{BARE_PATH}")
+    env.pop("SSL_CERT_FILE", None)
+    done = as_member(m, ["sh", str(src / "scripts" / "install")], env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "older than labshare needs (3.10); uv takes a newer Python" in done.stdout, done.stdout
+    venv = m.home / ".local/share/labshare/venv"
+    version = m.run_cmd([str(venv / "bin/python"), "-c", "import sys; print(sys.version_info >= (3, 10))"],
+                        env=env, check=True).stdout.strip()
+    assert version == "True"
+    assert m.run_cmd([str(venv / "bin/labshare"), "--version"], env=env).returncode == 0
+
+
+@pytest.mark.slow
 def test_system_install_serves_another_member_on_their_default_path(make_user, shared_tmp: Path) -> None:
     """As root: /opt/labshare and /usr/local/bin/labshare, then their removal, in mount namespaces of the test's own.
 
