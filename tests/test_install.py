@@ -451,6 +451,38 @@ def test_uv_or_pipx_is_used_where_found(member: Member, shared_tmp: Path, tool: 
     assert not (member.home / ".local/share/labshare").exists()
 
 
+@pytest.mark.parametrize("tool", ["uv", "pipx"])
+def test_a_uv_tool_or_pipx_install_is_removed_by_its_own_tool(member: Member, shared_tmp: Path, tool: str) -> None:
+    """--uninstall finds the install the way it was made and leaves removing it to that tool.
+
+    The stand-in tool's install folder is the test's own labshare environment, so
+    labshare's removal list runs for real; the tool's own uninstall is only recorded.
+    """
+    src = checkout(shared_tmp)
+    log = shared_tmp / "calls"
+    bindir, places = shared_tmp / "tools", shared_tmp / "installs"
+    places.mkdir()
+    (places / "labshare").symlink_to(Path(sys.executable).parent.parent)
+    query = {"uv": '[ "$1 $2" = "tool dir" ]', "pipx": '[ "$1" = environment ]'}[tool]
+    fake_tool(bindir, tool, log, f"{query} && echo {places}; exit 0")
+    kernels = member.home / ".local/share/jupyter/kernels"
+    for name, meta in (("labshare-demo-0123abcd", {"labshare": {"project": str(member.home)}}), ("mine", {})):
+        (kernels / name).mkdir(parents=True)
+        (kernels / name / "kernel.json").write_text(json.dumps({"argv": ["python3"], "display_name": name,
+                                                                 "language": "python", "metadata": meta}))
+    state = member.home / ".local/state/labshare"
+    state.mkdir(parents=True)
+    env = fresh_login(member, f"{bindir}:{BARE_PATH}")
+    done = as_member(member, ["sh", str(src / "scripts" / "install"), "--uninstall", "--yes"], env, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert f"{places}/labshare  (labshare's install, {'uv-tool' if tool == 'uv' else tool})" in done.stdout
+    removal = {"uv": "uv tool uninstall labshare", "pipx": "pipx uninstall labshare"}[tool]
+    assert [c for c in log.read_text().splitlines() if "uninstall" in c] == [removal]
+    assert not (kernels / "labshare-demo-0123abcd").exists() and (kernels / "mine" / "kernel.json").is_file()
+    assert not state.exists()
+    assert Path(sys.executable).exists(), "the removal reached into the install it leaves to the tool"
+
+
 def test_system_needs_root_and_extras_must_be_names(make_user, shared_tmp: Path) -> None:
     m = make_user()
     src = checkout(shared_tmp)
