@@ -142,6 +142,16 @@ def test_start_brings_labshares_older_kernelspecs_up_to_date_and_leaves_others_a
     again = bare.run("start")
     assert "Updated" not in again.stdout, again.stdout
 
+    # A server already running may be an older labshare's, whose Lab would lease a gated spec a second
+    # time: its specs stay as they are until the restart that the release note asks for.
+    spec_file = user_kernels(bare) / "labshare-old-00000000" / "kernel.json"
+    spec_file.write_text(json.dumps(old))
+    running = bare.run("start")
+    assert "Updated" not in running.stdout and json.loads(spec_file.read_text()) == old, running.stdout
+    restarted = bare.run("restart")
+    assert restarted.returncode == 0, restarted.stderr
+    assert json.loads(spec_file.read_text())["metadata"]["labshare"]["schema"] > 1
+
 
 # ---------------------------------------------------------------- the parts, without a server
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
 import os
 import signal
 import subprocess
@@ -30,6 +29,7 @@ from labshare.files import ensure_private_dir, remove, write_atomic
 from labshare.gpus.assign import GpuPolicy
 from labshare.listeners import describe, free_port, listener, port_is_free
 from labshare.paths import Paths
+from labshare.records.server import LaunchSpec
 from labshare.server import launch, outputs, ports, records, versions
 from labshare.server import state as st
 from labshare.server.status import (
@@ -95,7 +95,8 @@ def resolve_root(paths: Paths, root_dir: Path | None, default: str = "~/projects
 
 
 def _check_port(port: int) -> None:
-    if not 1 <= port <= 65535:
+    """Ports below 1024 need root and belong to system services, as the sentence says."""
+    if not 1024 <= port <= 65535:
         raise LabshareError(f"Port {port} is not a valid TCP port; pick one between 1024 and 65535.")
     if not port_is_free(port):
         raise LabshareError(
@@ -154,15 +155,15 @@ def _launch(
         + outputs.jupyter_args(keep_outputs, paths.state_dir),
     )
     prefix = launch.limit_prefix(policy.limits, os.environ)
-    spec = launch.LaunchSpec(
-        argv=argv,
+    spec = LaunchSpec(
+        argv=tuple(argv),
         cwd=str(root),
         log_file=str(paths.log_file),
         runtime_dir=str(paths.runtime_dir),
         socket=str(sock) if sock else None,
     )
     write_token(paths, token or new_token())
-    write_atomic(paths.launch_file, json.dumps(dataclasses.asdict(spec), indent=2) + "\n")
+    st.launch_store(paths).write(spec)
     tools = launch.tools_env(os.environ, KernelTools.of(paths.data_home).bin_dir)
     supervisor = _spawn_supervisor(paths, prefix or [], {**launch.policy_env(gpus), **tools})
     limits = {k: v for k, v in dataclasses.asdict(policy.limits).items() if v is not None}
@@ -266,7 +267,8 @@ def start(
             notes += unsupported
             gpus = GpuPolicy.of(site.gpus, policy.limits)
             record = _launch(paths, root, mode, port, token, policy, gpus, keep)
-    notes += refresh_kernels.on_start()  # while Jupyter boots
+    if not already:  # a server already running may be an older labshare's, whose Lab would lease a gated spec twice
+        notes += refresh_kernels.on_start()  # while Jupyter boots
     notes += default_kernel.ensure(paths.data_home)
     if already:
         _wait_ready(paths, record, timeout, log_offset=0)
@@ -304,7 +306,7 @@ def _end_orphan_kernels(paths: Paths) -> int:
     for record in records.read_records(paths.kernel_records_dir):
         if records.running(record):
             with contextlib.suppress(OSError):
-                os.killpg(record["pgid"], signal.SIGKILL)
+                os.killpg(record.pgid or record.pid, signal.SIGKILL)
             ended += 1
         records.drop(paths.kernel_records_dir, record)
     return ended
@@ -335,7 +337,7 @@ def stop(paths: Paths, *, grace: float = STOP_GRACE_SECONDS, keep_kernels: bool 
         return StopResult(stopped=False, pid=None, kernels=None, notes=notes)
     if keep_kernels:
         write_atomic(paths.keep_kernels_marker, "")
-    spare = frozenset(r["pid"] for r in records.living(paths.kernel_records_dir)) if keep_kernels else frozenset()
+    spare = frozenset(r.pid for r in records.living(paths.kernel_records_dir)) if keep_kernels else frozenset()
     procs = _tree(record, spare)
     kernels = None
     addr = address(record)
