@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 
 from labshare import config
+from labshare.config import schema
 
 PAGE = Path(__file__).resolve().parent.parent / "docs" / "en" / "admin" / "site-policy.md"
 
@@ -16,12 +17,12 @@ def test_site_config_example_is_valid_and_complete(tmp_path: Path) -> None:
     path = tmp_path / "config.toml"
     path.write_text(block.group(1))
     site = config.load_site(path)
-    assert set(site.server) == config.SERVER_KEYS
+    assert set(site.server) == set(schema.keys("server"))
     assert site.port_range == (10000, 10999) and site.port_assignments == {"alice": 10001}
     assert site.users["alice"].gpus == (0, 1) and site.groups["students"].memory_max == "16G"
     assert site.admins == ("alice",)
     assert site.gpus.leased, "the example shows GPU leases on"
     text = block.group(1)
-    keys = (config.HUB_KEYS - {"slurm"}) | config.hub._SLURM_TEXT | config.GPU_KEYS | config.MEMBER_KEYS
+    keys = {k.name for k in schema.KEYS if k.section in ("hub", "hub.slurm", "gpus", "users.NAME")} - {"slurm"}
     for key in keys | {"claims_dir", "may_override"}:
         assert re.search(rf"^{key} = ", text, re.MULTILINE), key

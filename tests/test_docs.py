@@ -169,6 +169,7 @@ def test_japanese_manual_names_every_command_of_the_english_tables() -> None:
 
 def test_japanese_site_config_example_loads_and_uses_every_key(tmp_path: Path) -> None:
     from labshare import config
+    from labshare.config import schema
 
     block = re.search(r"^```toml\n(.*?)^```", (JA / "admin" / "site-policy.md").read_text(),
                       flags=re.DOTALL | re.MULTILINE)
@@ -176,13 +177,13 @@ def test_japanese_site_config_example_loads_and_uses_every_key(tmp_path: Path) -
     path = tmp_path / "config.toml"
     path.write_text(block.group(1))
     site = config.load_site(path)
-    assert set(site.server) == config.SERVER_KEYS
+    assert set(site.server) == set(schema.keys("server"))
     assert site.port_range and site.port_assignments and site.claims_dir
     limits = [*site.users.values(), *site.groups.values()]
     assert limits and all(lim.gpus is not None and lim.memory_max and lim.cpus for lim in limits)
     assert site.admins and site.member_may_override
     data = config.values.tomllib.loads(block.group(1))
-    assert set(data["hub"]) == config.HUB_KEYS
+    assert set(data["hub"]) == set(schema.keys("hub"))
     assert set(data["hub"]["slurm"]) == {f.name for f in __import__("dataclasses").fields(config.SlurmSettings)}
 
 

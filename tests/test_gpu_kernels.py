@@ -238,8 +238,8 @@ def test_each_kernel_leases_what_its_project_asks_and_keeps_it_over_a_restart(
     project_kernel(member, "pair", "lots")
     assert lab.call("DELETE", f"/api/kernels/{two}").status == 204
     pyproject = member.home / "projects" / "pair" / "pyproject.toml"
-    assert refusal_of(lab, pair) == (f"{pyproject}: tool.labshare.gpus must be a whole number of GPUs (0 for none), "
-                                     "got 'lots'; fix it and start the kernel again.")
+    assert refusal_of(lab, pair) == (f"{pyproject}: tool.labshare.gpus: must be a whole number of GPUs (0 for none), "
+                                     "got 'lots'.")
 
 
 def test_a_typo_in_tool_labshare_refuses_the_kernel_instead_of_leasing_a_card(

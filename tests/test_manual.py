@@ -4,8 +4,8 @@ Both trees (docs/en, docs/ja) are built with `sphinx-build -W` as the test
 suite's user, with no network where the machine allows it (`unshare -n` as
 root), and the pages must load nothing from elsewhere.  The CLI reference must
 list every command `labshare --help` lists, at every level; the config
-reference every key config.py accepts, read from the module and from its own
-"unknown key (known: ...)" answers rather than copied here; the exit-code and
+reference every key config.py accepts, read from the schema and from the
+loader's own "the keys are ..." answers rather than copied here; the exit-code and
 JSON references exactly what ExitCode and the commands' result dataclasses
 hold.
 """
@@ -154,13 +154,14 @@ def row_keys(body: str) -> set[str]:
 
 
 def known_answer(error: str) -> set[str] | None:
-    m = re.search(r"unknown key \(known: ([^)]*)\)", error)
-    return set(m.group(1).split(", ")) if m else None
+    m = re.search(r"has no key `[^`]*`; the keys are (.*?)\. Fix", error)
+    return set(re.findall(r"`([^`]+)`", m.group(1))) if m else None
 
 
 def site_keys(tmp_path: Path) -> dict[str, set[str]]:
     """Table -> the keys load_site accepts, from the module's sets and from its own refusals."""
     from labshare import config
+    from labshare.config import schema
 
     path = tmp_path / "site.toml"
 
@@ -180,10 +181,10 @@ def site_keys(tmp_path: Path) -> dict[str, set[str]]:
     for table in ("users", "groups"):  # their keys are names; each name's table holds the limits
         del keys[table]
         keys[f"{table}.NAME"] = probe(f"[{table}.somebody]\nzz_not_a_key = 1\n") or set()
-        assert keys[f"{table}.NAME"] == set(config.MEMBER_KEYS)
+        assert keys[f"{table}.NAME"] == set(schema.keys("users.NAME"))
     keys["hub.slurm"] = probe("[hub.slurm]\nzz_not_a_key = 1\n") or set()
-    assert keys["server"] == set(config.SERVER_KEYS)
-    assert keys["hub"] == set(config.HUB_KEYS)
+    assert keys["server"] == set(schema.keys("server"))
+    assert keys["hub"] == set(schema.keys("hub"))
     # [ports] keys other than these two are user names, so load_site names no "known" list for it.
     keys["ports"] = {"range", "claims_dir"}
     return keys
@@ -218,14 +219,14 @@ def test_config_reference_documents_every_site_key(tmp_path: Path) -> None:
 
 
 def test_config_reference_documents_the_member_config(tmp_path: Path) -> None:
-    from labshare import config
+    from labshare.config import schema
     from labshare.connect import hosts
 
     tables = member_tables(tmp_path)
     assert {"server", "hosts"} <= tables, tables
-    assert row_keys(section_for("Member", "hosts.NAME")) >= set(hosts.KNOWN_KEYS)
+    assert row_keys(section_for("Member", "hosts.NAME")) >= set(hosts.HostSettings.__dataclass_fields__)
     member = section_for("Member", "server")
-    missing = [k for k in sorted(config.OVERRIDABLE) if f"`{k}`" not in member]
+    missing = [k for k in sorted(schema.OVERRIDABLE) if f"`{k}`" not in member]
     assert not missing, f"reference/config.md, member [server]: {missing} not named"
 
 
@@ -235,6 +236,7 @@ def toml_literal(value: object) -> str:
 
 def test_config_reference_defaults_match_config_py() -> None:
     from labshare import config
+    from labshare.config import schema
 
     def default_cell(table: str, key: str) -> str:
         m = re.search(rf"^\|\s*`{re.escape(key)}`\s*\|[^|]*\|([^|]*)\|", section_for("Site", table), re.MULTILINE)
@@ -242,14 +244,14 @@ def test_config_reference_defaults_match_config_py() -> None:
         return m.group(1)
 
     policy = {f.name: f.default for f in dataclasses.fields(config.Policy)}
-    for key in sorted(config.SERVER_KEYS):
+    for key in sorted(schema.keys("server")):
         if policy.get(key) is not None:
             assert toml_literal(policy[key]) in default_cell("server", key), (key, policy[key])
     hub = {f.name: f.default for f in dataclasses.fields(config.HubSettings)}
-    for key in sorted(config.HUB_KEYS - {"slurm"}):
+    for key in sorted(set(schema.keys("hub")) - {"slurm"}):
         if isinstance(hub.get(key), (str, int)):
             assert toml_literal(hub[key]) in default_cell("hub", key), (key, hub[key])
-    assert toml_literal(config.DEFAULT_CLAIMS_DIR) in default_cell("ports", "claims_dir")
+    assert toml_literal(schema.key("ports", "claims_dir").default) in default_cell("ports", "claims_dir")
 
 
 # ---------------------------------------------------------------- exit codes, doctor, JSON

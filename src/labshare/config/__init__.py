@@ -8,46 +8,28 @@ keys are errors, because a typo in a limit must not pass as "no limit".
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from labshare.config.gpus import GPU_KEYS, GpuSettings, gpu_count, parse_gpus
-from labshare.config.hub import HUB_KEYS, HubSettings, SlurmSettings, parse_hub
-from labshare.config.values import (
-    MEMORY_SIZE,
-    ConfigError,
-    duration,
-    fail,
-    read_toml,
-    size_bytes,
-    table,
-    unknown,
-)
+from labshare.config import schema
+from labshare.config.gpus import GpuSettings, parse_gpus
+from labshare.config.hub import HubSettings, SlurmSettings, parse_hub
+from labshare.config.values import ConfigError, fail, read_toml, size_bytes, table
 
-__all__ = ["GPU_KEYS", "HUB_KEYS", "ConfigError", "GpuSettings", "HubSettings", "SlurmSettings", "duration", "size_bytes"]
+__all__ = ["ConfigError", "GpuSettings", "HubSettings", "SlurmSettings", "size_bytes"]
 
-SERVER_KEYS = {
-    "mode",
-    "root_dir",
-    "cull_idle_kernels_after",
-    "cull_busy_kernels",
-    "shutdown_idle_server_after",
-    "keep_outputs",
-}
-MEMBER_KEYS = {"gpus", "max_gpus", "memory_max", "cpus"}
-OVERRIDABLE = {"mode", "root_dir", "cull_idle_kernels_after", "shutdown_idle_server_after", "keep_outputs"}
-DEFAULT_CLAIMS_DIR = "/var/lib/labshare/ports"
+_PORT_SETTINGS = set(schema.keys("ports")) - {"USER"}  # any other key of [ports] is a user name
 
 
 @dataclass(frozen=True)
 class Limits:
-    gpus: tuple[int, ...] | None = None  # the only cards (by NVML index) this member may use
-    max_gpus: int | None = None  # how many cards this member may hold at once, with leases
-    memory_max: str | None = None
-    cpus: float | None = None
+    gpus: tuple[int, ...] | None = schema.default("users.NAME", "gpus")  # the only cards (NVML indexes)
+    max_gpus: int | None = schema.default("users.NAME", "max_gpus")  # cards held at once, with leases
+    memory_max: str | None = schema.default("users.NAME", "memory_max")
+    cpus: float | None = schema.default("users.NAME", "cpus")
 
 
 @dataclass(frozen=True)
@@ -58,11 +40,11 @@ class Site:
     server: Mapping[str, Any] = field(default_factory=dict)
     port_range: tuple[int, int] | None = None
     port_assignments: Mapping[str, int] = field(default_factory=dict)
-    claims_dir: Path = Path(DEFAULT_CLAIMS_DIR)
+    claims_dir: Path = schema.default("ports", "claims_dir")
     users: Mapping[str, Limits] = field(default_factory=dict)
     groups: Mapping[str, Limits] = field(default_factory=dict)
-    admins: tuple[str, ...] = ()
-    member_may_override: frozenset[str] = frozenset(OVERRIDABLE)
+    admins: tuple[str, ...] = schema.default("admin", "users")
+    member_may_override: frozenset[str] = schema.default("member", "may_override")
     hub: HubSettings = HubSettings()
     gpus: GpuSettings = GpuSettings()
 
@@ -72,107 +54,49 @@ class Policy:
     """What one member's server gets: site defaults, their groups, their own table, their overrides."""
 
     user: str
-    mode: str = "socket"
-    root_dir: str = "~/projects"
-    cull_idle_kernels_after: float | None = None
-    cull_busy_kernels: bool = False
-    shutdown_idle_server_after: float | None = None
-    keep_outputs: bool = True
+    mode: str = schema.default("server", "mode")
+    root_dir: str = schema.default("server", "root_dir")
+    cull_idle_kernels_after: float | None = schema.default("server", "cull_idle_kernels_after")
+    cull_busy_kernels: bool = schema.default("server", "cull_busy_kernels")
+    shutdown_idle_server_after: float | None = schema.default("server", "shutdown_idle_server_after")
+    keep_outputs: bool = schema.default("server", "keep_outputs")
     port: int | None = None
     limits: Limits = Limits()
     sources: Mapping[str, str] = field(default_factory=dict)
 
 
-def _server(path: Path, table: Mapping[str, Any], where: str) -> dict[str, Any]:
-    unknown(path, where, table, SERVER_KEYS)
-    out: dict[str, Any] = {}
-    for key, value in table.items():
-        name = f"{where}.{key}"
-        if key == "mode":
-            if value not in ("socket", "tcp"):
-                raise fail(path, name, f"must be \"socket\" or \"tcp\", got {value!r}")
-            out[key] = value
-        elif key == "root_dir":
-            if not isinstance(value, str) or not value:
-                raise fail(path, name, "must be a folder path such as \"~/projects\"")
-            out[key] = value
-        elif key in ("cull_busy_kernels", "keep_outputs"):
-            if not isinstance(value, bool):
-                raise fail(path, name, "must be true or false")
-            out[key] = value
-        else:
-            out[key] = duration(path, name, value)
-    return out
-
-
 def _limits(path: Path, where: str, table: object) -> Limits:
-    if not isinstance(table, Mapping):
-        raise fail(path, where, "must be a table")
-    unknown(path, where, table, MEMBER_KEYS)
-    gpus = table.get("gpus")
-    if gpus is not None:
-        if not isinstance(gpus, list) or not all(isinstance(g, int) and not isinstance(g, bool) and g >= 0 for g in gpus):
-            raise fail(path, f"{where}.gpus", "must be a list of GPU indices such as [0, 1]")
-        gpus = tuple(gpus)
-    memory = table.get("memory_max")
-    if memory is not None and (not isinstance(memory, str) or not MEMORY_SIZE.match(memory)):
-        raise fail(path, f"{where}.memory_max", f"must be a size such as \"64G\", got {memory!r}")
-    max_gpus = table.get("max_gpus")
-    if max_gpus is not None:
-        max_gpus = gpu_count(path, f"{where}.max_gpus", max_gpus)
-    cpus = table.get("cpus")
-    if cpus is not None and (isinstance(cpus, bool) or not isinstance(cpus, (int, float)) or cpus <= 0):
-        raise fail(path, f"{where}.cpus", f"must be a positive number of CPUs, got {cpus!r}")
-    return Limits(gpus=gpus, max_gpus=max_gpus, memory_max=memory, cpus=float(cpus) if cpus is not None else None)
+    return Limits(**schema.parse(path, "users.NAME", table, where))
 
 
-def _port_range(path: Path, value: object) -> tuple[int, int]:
-    m = re.match(r"^\s*(\d+)\s*-\s*(\d+)\s*$", value) if isinstance(value, str) else None
-    if not m:
-        raise fail(path, "ports.range", f"must look like \"10000-10999\", got {value!r}")
-    low, high = int(m.group(1)), int(m.group(2))
-    if not 1024 <= low <= high <= 65535:
-        raise fail(path, "ports.range", f"must lie within 1024-65535 with the low end first, got {value!r}")
-    return low, high
+def _ports(path: Path, table: Mapping[str, Any]) -> dict[str, int]:
+    """`[ports]`: every key but the schema's own is a user name with a fixed port, each port once."""
+    fixed = schema.key("ports", "USER")
+    assignments: dict[str, int] = {}
+    owner_of: dict[int, str] = {}
+    for user, value in table.items():
+        if user in _PORT_SETTINGS:
+            continue
+        port = schema.check(path, "ports", dataclasses.replace(fixed, name=user), value)
+        if port in owner_of:
+            raise fail(path, f"ports.{user}", f"port {port} is already assigned to {owner_of[port]}")
+        owner_of[port] = user
+        assignments[user] = port
+    return assignments
 
 
 def load_site(path: Path) -> Site:
     data = read_toml(path)
     if not data:
         return Site(path=path if path.exists() else None)
-    unknown(path, "", data, {"server", "ports", "users", "groups", "admin", "member", "hub", "gpus"})
-    server = _server(path, table(path, data, "server"), "server")
-
-    ports = dict(table(path, data, "ports"))
-    port_range = _port_range(path, ports.pop("range")) if "range" in ports else None
-    claims_dir = ports.pop("claims_dir", DEFAULT_CLAIMS_DIR)
-    if not isinstance(claims_dir, str) or not claims_dir.startswith("/"):
-        raise fail(path, "ports.claims_dir", "must be an absolute path")
-    assignments: dict[str, int] = {}
-    owner_of: dict[int, str] = {}
-    for user, port in ports.items():
-        if isinstance(port, bool) or not isinstance(port, int) or not 1024 <= port <= 65535:
-            raise fail(path, f"ports.{user}", f"must be a port number between 1024 and 65535, got {port!r}")
-        if port in owner_of:
-            raise fail(path, f"ports.{user}", f"port {port} is already assigned to {owner_of[port]}")
-        owner_of[port] = user
-        assignments[user] = port
-
+    schema.unknown(path, "", data, schema.SITE_TABLES)
+    server = schema.parse(path, "server", table(path, data, "server"))
+    ports = table(path, data, "ports")
+    settings = schema.parse(path, "ports", {k: v for k, v in ports.items() if k in _PORT_SETTINGS})
     users = {name: _limits(path, f"users.{name}", t) for name, t in table(path, data, "users").items()}
     groups = {name: _limits(path, f"groups.{name}", t) for name, t in table(path, data, "groups").items()}
-
-    admin = table(path, data, "admin")
-    unknown(path, "admin", admin, {"users"})
-    admins = admin.get("users", [])
-    if not isinstance(admins, list) or not all(isinstance(a, str) for a in admins):
-        raise fail(path, "admin.users", "must be a list of user names")
-
-    member = table(path, data, "member")
-    unknown(path, "member", member, {"may_override"})
-    may = member.get("may_override", sorted(OVERRIDABLE))
-    if not isinstance(may, list) or not set(may) <= OVERRIDABLE:
-        raise fail(path, "member.may_override", f"must be a list drawn from {', '.join(sorted(OVERRIDABLE))}")
-
+    admin = schema.parse(path, "admin", table(path, data, "admin"))
+    member = schema.parse(path, "member", table(path, data, "member"))
     hub = parse_hub(path, table(path, data, "hub"))
     gpus = parse_gpus(path, table(path, data, "gpus"))
     if gpus.leased:
@@ -182,13 +106,13 @@ def load_site(path: Path) -> Site:
     return Site(
         path=path,
         server=server,
-        port_range=port_range,
-        port_assignments=assignments,
-        claims_dir=Path(claims_dir),
+        port_range=settings.get("range"),
+        port_assignments=_ports(path, ports),
+        claims_dir=settings.get("claims_dir", Site.claims_dir),
         users=users,
         groups=groups,
-        admins=tuple(admins),
-        member_may_override=frozenset(may),
+        admins=admin.get("users", Site.admins),
+        member_may_override=member.get("may_override", Site.member_may_override),
         hub=hub,
         gpus=gpus,
     )
@@ -202,13 +126,29 @@ def _check_per_kernel(path: Path, where: str, gpus: GpuSettings, limits: Limits)
                    f"lower per_kernel or give {where} more cards")
 
 
+@dataclass(frozen=True)
+class MemberConfig:
+    """A member's own config, checked whole wherever it is read.
+
+    `[server]` is read on the server, `[hosts.NAME]` on the laptop; both go
+    through the schema, so a typo is refused the same on either machine.
+    """
+
+    server: Mapping[str, Any] = field(default_factory=dict)
+    hosts: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+
+
+def load_member(path: Path) -> MemberConfig:
+    data = read_toml(path)
+    schema.unknown(path, "", data, schema.MEMBER_TABLES)
+    hosts = {name: schema.parse(path, "hosts.NAME", t, f"hosts.{name}")
+             for name, t in table(path, data, "hosts").items()}
+    return MemberConfig(server=schema.parse(path, "server", table(path, data, "server")), hosts=hosts)
+
+
 def load_user(path: Path, site: Site) -> dict[str, Any]:
     """A member's `[server]` overrides; keys the admin did not allow are refused by name."""
-    data = read_toml(path)
-    if not data:
-        return {}
-    unknown(path, "", data, {"server", "hosts"})
-    server = _server(path, table(path, data, "server"), "server")
+    server = dict(load_member(path).server)
     for key in server:
         if key not in site.member_may_override:
             where = site.path or "the site config"

@@ -14,24 +14,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from labshare.config.values import duration, fail, unknown
+from labshare.config import schema
 
-GPU_KEYS = {"assign", "per_kernel", "sharing", "idle_reclaim_after", "reclaim_warning", "leases_dir"}
-ASSIGN = ("off", "per-kernel")
-SHARING = ("exclusive", "shared")
-DEFAULT_LEASES_DIR = "/var/lib/labshare/gpus"
+DEFAULT_LEASES_DIR = str(schema.key("gpus", "leases_dir").default)
 
 
 @dataclass(frozen=True)
 class GpuSettings:
     """The site's `[gpus]` table, validated; the defaults are today's behaviour."""
 
-    assign: str = "off"
-    per_kernel: int = 1
-    sharing: str = "exclusive"
-    idle_reclaim_after: float | None = None  # seconds; None: idle kernels keep their cards
-    reclaim_warning: float | None = 900.0  # seconds of notice before a reclaim
-    leases_dir: Path = Path(DEFAULT_LEASES_DIR)
+    assign: str = schema.default("gpus", "assign")
+    per_kernel: int = schema.default("gpus", "per_kernel")
+    sharing: str = schema.default("gpus", "sharing")
+    idle_reclaim_after: float | None = schema.default("gpus", "idle_reclaim_after")  # None: cards stay
+    reclaim_warning: float | None = schema.default("gpus", "reclaim_warning")  # seconds of notice
+    leases_dir: Path = schema.default("gpus", "leases_dir")
 
     @property
     def leased(self) -> bool:
@@ -39,28 +36,4 @@ class GpuSettings:
 
 
 def parse_gpus(path: Path, table: Mapping[str, Any]) -> GpuSettings:
-    unknown(path, "gpus", table, GPU_KEYS)
-    out: dict[str, Any] = {}
-    for key, choices in (("assign", ASSIGN), ("sharing", SHARING)):
-        if key in table:
-            if table[key] not in choices:
-                raise fail(path, f"gpus.{key}", f"must be one of {', '.join(map(repr, choices))}, got {table[key]!r}")
-            out[key] = table[key]
-    if "per_kernel" in table:
-        out["per_kernel"] = gpu_count(path, "gpus.per_kernel", table["per_kernel"])
-    for key in ("idle_reclaim_after", "reclaim_warning"):
-        if key in table:
-            out[key] = duration(path, f"gpus.{key}", table[key])
-    if "leases_dir" in table:
-        value = table["leases_dir"]
-        if not isinstance(value, str) or not value.startswith("/"):
-            raise fail(path, "gpus.leases_dir", "must be an absolute path such as \"/var/lib/labshare/gpus\"")
-        out["leases_dir"] = Path(value)
-    return GpuSettings(**out)
-
-
-def gpu_count(path: Path, key: str, value: object) -> int:
-    """A number of cards: 0 (CPU only) or more."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise fail(path, key, f"must be a whole number of GPUs (0 for none), got {value!r}")
-    return value
+    return GpuSettings(**schema.parse(path, "gpus", table))

@@ -1,6 +1,6 @@
 """The value types of labshare's config files, checked one way everywhere.
 
-Durations, memory sizes, tables and unknown keys are read the same in the
+Durations, memory sizes and tables are read the same in the
 site config, a member's config and the hub export, so one file's "12h" or
 "64G" never means something else in another.
 """
@@ -34,19 +34,19 @@ def fail(path: Path, key: str, problem: str) -> ConfigError:
     return ConfigError(f"{path}: {key}: {problem}.")
 
 
-def duration(path: Path, key: str, value: object) -> float | None:
-    """Seconds from 3600, "90s", "30m", "12h" or "2d"; 0 means off."""
+def seconds(value: object) -> float | None:
+    """Seconds from 3600, "90s", "30m", "12h" or "2d"; 0 means off (None); a ValueError for anything else."""
     if isinstance(value, bool):
-        raise fail(path, key, "expected a duration such as 3600 or \"12h\", got a boolean")
+        raise ValueError(value)
     if isinstance(value, (int, float)):
-        seconds = float(value)
+        found = float(value)
     elif isinstance(value, str) and (m := _DURATION.match(value)):
-        seconds = float(m.group(1)) * _UNITS[m.group(2)]
+        found = float(m.group(1)) * _UNITS[m.group(2)]
     else:
-        raise fail(path, key, f"expected a duration such as 3600 or \"12h\", got {value!r}")
-    if seconds < 0:
-        raise fail(path, key, "a duration cannot be negative")
-    return seconds or None
+        raise ValueError(value)
+    if found < 0:
+        raise ValueError(value)
+    return found or None
 
 
 def size_bytes(size: str) -> int:
@@ -63,9 +63,9 @@ def read_toml(path: Path) -> dict[str, Any]:
             return tomllib.load(handle)
     except FileNotFoundError:
         return {}
-    except PermissionError:
-        raise ConfigError(f"{path}: cannot be read (permission denied); it must be readable by all members.") from None
-    except tomllib.TOMLDecodeError as exc:
+    except OSError as exc:  # the site config must be readable by every member; a member's own, by them
+        raise ConfigError(f"{path}: cannot be read ({exc.strerror or exc}); fix its permissions.") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: is not valid TOML ({exc}); fix the file.") from None
 
 
@@ -75,8 +75,3 @@ def table(path: Path, data: Mapping[str, Any], key: str) -> Mapping[str, Any]:
         raise fail(path, key, "must be a table")
     return value
 
-
-def unknown(path: Path, where: str, table: Mapping[str, Any], allowed: set[str]) -> None:
-    for key in table:
-        if key not in allowed:
-            raise fail(path, f"{where}.{key}" if where else key, f"unknown key (known: {', '.join(sorted(allowed))})")

@@ -9,26 +9,18 @@ Some servers install labshare where no lookup would find it (a shared
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from labshare.errors import LabshareError
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - Python 3.10
-    import tomli as tomllib
-
-KNOWN_KEYS = {"labshare", "local_port"}
+from labshare.config import load_member, schema
 
 
 @dataclass(frozen=True)
 class HostSettings:
     """What the laptop config says about one host; empty when it says nothing."""
 
-    labshare: str | None = None
-    local_port: int | None = None
+    labshare: str | None = schema.default("hosts.NAME", "labshare")
+    local_port: int | None = schema.default("hosts.NAME", "local_port")
 
 
 def host_of(destination: str) -> str:
@@ -42,32 +34,10 @@ def host_of(destination: str) -> str:
 
 
 def load(config_file: Path, destination: str) -> HostSettings:
-    """Settings for `destination` (`[hosts."user@host"]` first, then `[hosts.host]`)."""
-    try:
-        raw = config_file.read_bytes()
-    except FileNotFoundError:
-        return HostSettings()
-    except OSError as exc:
-        raise LabshareError(f"Cannot read {config_file} ({exc.strerror}); fix its permissions.") from exc
-    try:
-        data = tomllib.loads(raw.decode())
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise LabshareError(f"{config_file} is not valid TOML ({exc}); fix or remove it.") from exc
-    hosts = data.get("hosts", {})
-    if not isinstance(hosts, dict):
-        raise LabshareError(f"In {config_file}, `hosts` must be a table such as [hosts.gpu1].")
-    table = hosts.get(destination, hosts.get(host_of(destination), {}))
-    if not isinstance(table, dict):
-        raise LabshareError(f"In {config_file}, [hosts.{host_of(destination)}] must be a table.")
-    unknown = sorted(set(table) - KNOWN_KEYS)
-    if unknown:
-        raise LabshareError(
-            f"In {config_file}, [hosts.{host_of(destination)}] has unknown keys {', '.join(unknown)}; "
-            f"known keys are {', '.join(sorted(KNOWN_KEYS))}.")
-    labshare = table.get("labshare")
-    if labshare is not None and (not isinstance(labshare, str) or not labshare.strip()):
-        raise LabshareError(f"In {config_file}, `labshare` for {host_of(destination)} must be a path string.")
-    port = table.get("local_port")
-    if port is not None and (not isinstance(port, int) or not 1 <= port <= 65535):
-        raise LabshareError(f"In {config_file}, `local_port` for {host_of(destination)} must be a port number.")
-    return HostSettings(labshare=labshare, local_port=port)
+    """Settings for `destination`: `[hosts."user@host"]` first, then `[hosts.host]`.
+
+    The member's whole file goes through the config's one loader and schema,
+    so a key the laptop does not read is refused as on the server.
+    """
+    hosts = load_member(config_file).hosts
+    return HostSettings(**hosts.get(destination, hosts.get(host_of(destination), {})))

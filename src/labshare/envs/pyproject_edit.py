@@ -19,6 +19,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from labshare.config import schema
 from labshare.errors import LabshareError
 from labshare.files import write_atomic
 
@@ -35,25 +36,10 @@ def load_toml(text: str, where: Path) -> dict[str, Any]:
         raise LabshareError(f"{where} is not valid TOML ({exc}); fix it and try again.") from exc
 
 
-# The keys of a project's `[tool.labshare]`, each with what it sets: the one place they are named.
-SETTINGS = {
-    "env": "environment variables for the project's kernels",
-    "gpus": "how many GPUs each of the project's kernels leases (0: CPU only)",
-}
-
-
 def _own(data: Mapping[str, Any]) -> Mapping[str, Any]:
     tool = data.get("tool", {})
     own = tool.get("labshare", {}) if isinstance(tool, dict) else {}
     return own if isinstance(own, dict) else {}
-
-
-def unknown_key(key: str, where: Path) -> str:
-    """The sentence for a key of `[tool.labshare]` labshare does not read, with the valid key it is closest to."""
-    close = difflib.get_close_matches(key, SETTINGS, n=1)
-    known = " and ".join(f"`{k}`" for k in SETTINGS)
-    guess = f"did you mean `{close[0]}`?" if close else f"the keys are {known}."
-    return f"{where}: [tool.labshare] has no key `{key}`; {guess} Fix or remove it, then try again."
 
 
 def labshare_settings(data: Mapping[str, Any], where: Path) -> Mapping[str, Any]:
@@ -64,13 +50,7 @@ def labshare_settings(data: Mapping[str, Any], where: Path) -> Mapping[str, Any]
     a setting silently ignored and a card silently leased.
     """
     own = _own(data)
-    for key in own:
-        if key not in SETTINGS:
-            raise LabshareError(unknown_key(key, where))
-    value = own.get("gpus")
-    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
-        raise LabshareError(f"{where}: tool.labshare.gpus must be a whole number of GPUs (0 for none), "
-                            f"got {value!r}; fix it and start the kernel again.")
+    schema.parse(where, "tool.labshare", own)
     return own
 
 
