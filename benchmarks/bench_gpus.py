@@ -49,7 +49,7 @@ from labshare.gpus import leases, place
 
 order = json.loads(sys.argv[1])
 got = leases.claim(Path(order["dir"]), [place.Card(*c) for c in order["cards"]],
-                   place.PlacementRules(allowed=frozenset([order["on"]])), leases.Holder(kernel_id=order["kernel_id"]))
+                   place.PlacementRules(gpus=frozenset([order["on"]])), leases.Holder(kernel_id=order["kernel_id"]))
 children = [subprocess.Popen(["sleep", "3600"]).pid for _ in range(order["children"])]
 print(json.dumps(children), flush=True)
 sys.stdin.read()

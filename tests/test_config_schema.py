@@ -173,3 +173,12 @@ def test_the_reference_pages_are_written_from_the_schema(lang: str) -> None:
     assert reference.render(text, lang) == text, (
         f"{page} differs from the config schema; run `python -m labshare.config.reference {lang}` "
         "from the checkout's root and commit the page.")
+
+
+def test_the_members_cards_have_one_name_from_the_config_to_placement() -> None:
+    from labshare.gpus import assign, place
+
+    limits = config.Limits(gpus=(1, 2))
+    policy = assign.GpuPolicy.of(config.GpuSettings(assign="per-kernel"), limits)
+    assert policy.gpus == (1, 2) and assign.GpuPolicy.from_json(policy.to_json()) == policy
+    assert policy.placement(1).gpus == frozenset({1, 2}) == place.PlacementRules(gpus=frozenset({1, 2})).gpus

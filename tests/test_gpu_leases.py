@@ -48,8 +48,8 @@ def nvml_cards():
 def claim(order):
     cards = nvml_cards() if order["cards"] == "nvml" else [place.Card(*c) for c in order["cards"]]
     policy = dict(order.get("policy", {}))
-    if policy.get("allowed") is not None:
-        policy["allowed"] = frozenset(policy["allowed"])
+    if policy.get("gpus") is not None:
+        policy["gpus"] = frozenset(policy["gpus"])
     got = leases.claim(Path(order["dir"]), cards, place.PlacementRules(**policy), leases.Holder(kernel_id=order["kernel_id"]))
     return {"cards": [l.card for l in got], "names": [l.name for l in got]}
 
@@ -285,7 +285,7 @@ def test_shared_cards_go_to_the_most_free_memory_as_nvml_reports_it(claimers, le
     assert carol.claim("nvml", "c2", **shared)["cards"] == [fake_nvml.cards[2].uuid]
     assert bob.claim("nvml", "b2", **shared, per_kernel=2)["cards"] == [fake_nvml.cards[2].uuid,
                                                                          fake_nvml.cards[0].uuid]
-    exclusive = alice.claim("nvml", "a2", allowed=[1, 2])
+    exclusive = alice.claim("nvml", "a2", gpus=[1, 2])
     both = " and ".join(sorted([bob.user, carol.user]))
     assert exclusive == {"error": f"No GPU is free for this kernel: GPU 1 is shared by {both}, "
                                   f"GPU 2 is shared by {both}; see `labshare gpus`."}
@@ -301,14 +301,14 @@ def test_refusals_name_who_holds_what_and_the_policy_limits(claimers, leases_dir
     as_cards = [Card(*c) for c in cards]
     describe = {alice.user: "idle 3 h", bob.user: "busy"}
     with pytest.raises(LabshareError) as refused:
-        leases.claim(leases_dir, as_cards, PlacementRules(allowed=frozenset({0, 1})), leases.Holder(kernel_id="root-k"),
+        leases.claim(leases_dir, as_cards, PlacementRules(gpus=frozenset({0, 1})), leases.Holder(kernel_id="root-k"),
                      describe=lambda lease: describe[lease.user])
     assert str(refused.value) == (f"No GPU is free for this kernel: GPU 0 is leased to {alice.user} (idle 3 h), "
                                   f"GPU 1 to {bob.user} (busy); see `labshare gpus`.")
     assert alice.claim(cards, "k2", max_gpus=1) == {"error": (
         "You already hold 1 GPU and may hold at most 1 at once ([gpus] max_gpus), so this kernel cannot get "
         "1 GPU; shut down a kernel or command that uses one first (see `labshare gpus`).")}
-    assert alice.claim(cards, "k3", per_kernel=2, allowed=[2]) == {"error": (
+    assert alice.claim(cards, "k3", per_kernel=2, gpus=[2]) == {"error": (
         "This kernel asks for 2 GPUs but you may use only 1 (GPU 2); ask for fewer in the project's `gpus` "
         "setting, or ask an admin for more.")}
     assert alice.claim([], "k4") == {"error": "This kernel asks for 1 GPU but NVML shows no GPU on this host."}

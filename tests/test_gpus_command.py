@@ -33,7 +33,7 @@ from labshare.gpus import leases, place
 order = json.loads(sys.argv[1])
 cards = [place.Card(*c) for c in order["cards"]]
 holder = leases.Holder(kernel_id=order.get("kernel_id"), label=order.get("label"), pid=order.get("pid") or os.getpid())
-got = leases.claim(Path(order["dir"]), cards, place.PlacementRules(allowed=frozenset(order["on"])), holder)
+got = leases.claim(Path(order["dir"]), cards, place.PlacementRules(gpus=frozenset(order["on"])), holder)
 child = subprocess.Popen(["sleep", "600"]) if order.get("child") else None
 print(json.dumps({"cards": [l.card for l in got], "child": child.pid if child else None}), flush=True)
 if order.get("hold"):

@@ -36,7 +36,7 @@ class GpuPolicy:
     assign: str = "off"
     per_kernel: int = 1
     sharing: str = "exclusive"
-    allowed: tuple[int, ...] | None = None  # the member's `gpus = [..]`: the only cards, by NVML index
+    gpus: tuple[int, ...] | None = None  # the member's `gpus = [..]`: the only cards, by NVML index
     max_gpus: int | None = None
     leases_dir: str = DEFAULT_LEASES_DIR
     idle_reclaim_after: float | None = None  # seconds; None: idle kernels keep their cards
@@ -45,7 +45,7 @@ class GpuPolicy:
     @classmethod
     def of(cls, settings: GpuSettings, limits: Limits) -> GpuPolicy:
         return cls(assign=settings.assign, per_kernel=settings.per_kernel, sharing=settings.sharing,
-                   allowed=limits.gpus, max_gpus=limits.max_gpus, leases_dir=str(settings.leases_dir),
+                   gpus=limits.gpus, max_gpus=limits.max_gpus, leases_dir=str(settings.leases_dir),
                    idle_reclaim_after=settings.idle_reclaim_after, reclaim_warning=settings.reclaim_warning)
 
     @property
@@ -61,13 +61,13 @@ class GpuPolicy:
         if not text:
             return cls()
         data: dict[str, Any] = json.loads(text)
-        allowed = data.get("allowed")
-        return cls(**{**data, "allowed": None if allowed is None else tuple(allowed)})
+        gpus = data.get("gpus")
+        return cls(**{**data, "gpus": None if gpus is None else tuple(gpus)})
 
     def placement(self, count: int, *, for_command: bool = False) -> place.PlacementRules:
         """Placement's rules for a kernel (or a `labshare run` command) that asks for `count` cards."""
-        allowed = None if self.allowed is None else frozenset(self.allowed)
-        return place.PlacementRules(per_kernel=count, sharing=cast(place.Sharing, self.sharing), allowed=allowed,
+        gpus = None if self.gpus is None else frozenset(self.gpus)
+        return place.PlacementRules(per_kernel=count, sharing=cast(place.Sharing, self.sharing), gpus=gpus,
                             max_gpus=self.max_gpus, for_command=for_command)
 
 
@@ -99,9 +99,9 @@ def server_env(policy: GpuPolicy, reader: GpuReader = read_nvml) -> dict[str, st
     """
     if policy.leased:
         return visible([])
-    if policy.allowed is None:
+    if policy.gpus is None:
         return {}
-    return static_env(policy.allowed, reader)
+    return static_env(policy.gpus, reader)
 
 
 def read_cards(reader: GpuReader = read_nvml) -> list[place.Card]:

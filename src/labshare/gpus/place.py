@@ -37,7 +37,7 @@ class PlacementRules:
 
     per_kernel: int = 1
     sharing: Sharing = "exclusive"
-    allowed: frozenset[int] | None = None  # card indexes ([users.NAME].gpus); None: every card
+    gpus: frozenset[int] | None = None  # the member's cards by index ([users.NAME] gpus); None: every card
     max_gpus: int | None = None  # cards one member may hold at once; None: no cap
     for_command: bool = False  # a `labshare run` command asks, not a kernel: the sentences say so
 
@@ -72,7 +72,7 @@ def usable(cards: Iterable[Card], policy: PlacementRules) -> list[Card]:
     seen: set[str] = set()
     found = []
     for card in sorted(cards, key=lambda c: c.index):
-        if card.uuid in seen or (policy.allowed is not None and card.index not in policy.allowed):
+        if card.uuid in seen or (policy.gpus is not None and card.index not in policy.gpus):
             continue
         seen.add(card.uuid)
         found.append(card)
