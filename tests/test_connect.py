@@ -474,4 +474,4 @@ def test_info_that_fails_there_says_why_instead_of_not_running(lab: sshd_helper.
     assert done.returncode == 1, done.stderr
     errors = [line for line in done.stderr.splitlines() if line.startswith("labshare: error:")]
     assert len(errors) == 1 and "labshare on gpu1 could not say how JupyterLab is:" in errors[0], done.stderr
-    assert "was corrupt" in errors[0] and "not running" not in done.stderr
+    assert "is in format 99" in errors[0] and "upgrade labshare" in errors[0] and "not running" not in done.stderr

@@ -22,7 +22,7 @@ def test_corrupt_state_file_is_moved_aside(member: Member) -> None:
     member.state_dir.mkdir(parents=True)
     (member.state_dir / "server.json").write_text("{not json")
     line = one_clear_line(member.run("start"))
-    assert "corrupt" in line and "moved to" in line
+    assert "server.json was unreadable; kept as" in line and "run the command again" in line
     assert list(member.state_dir.glob("server.json.corrupt-*"))
     assert member.run("start").returncode == 0
 

@@ -22,5 +22,5 @@ def info(app: App, as_json: bool) -> ExitCode:
     from labshare.server import status as server
 
     result = server.info(app.paths)
-    emit(result, as_json=as_json, text=view.info)
+    emit(result.to_json() if as_json else result, as_json=as_json, text=view.info)
     return ExitCode.OK if result.running else ExitCode.NOT_RUNNING

@@ -158,7 +158,7 @@ def start(args: list[str]) -> None:
         return
     state_root = os.path.join(xdg.state_home(os.environ), "labshare")
     info = known.Memory(state_root, destinations[0]).load()
-    if info is None or info.get("own_master") is not True:
+    if info is None or info.own_master is not True:
         return
     directory = control_dir(state_root, "/tmp", os.getuid())
     checked = [directory]
@@ -167,11 +167,11 @@ def start(args: list[str]) -> None:
     if not all(_private(path) for path in checked):
         return
     try:
-        port = pick_local_port(info.get("local_port"))
+        port = pick_local_port(info.local_port)
         if port is None:
             return
         control_path = os.path.join(directory, f"c-{os.getpid()}")
-        argv = master_argv(SSH, [], destinations[0], control_path, forward_spec(port, str(info["socket"])))
+        argv = master_argv(SSH, [], destinations[0], control_path, forward_spec(port, str(info.socket)))
         dialed = Dialed(argv, control_path, port)
     except OSError:
         return

@@ -13,7 +13,7 @@ could have been taken over since, so those are asked for every time.  The
 file is 0600 in a 0700 directory, like an ssh key.
 
 Plain paths and standard modules only: dial.py reads the memory before the
-rest of labshare is imported.
+rest of labshare is imported (so its type, `records.known.KnownServer`, is a named tuple).
 """
 
 from __future__ import annotations
@@ -25,12 +25,12 @@ import re
 import stat
 import zlib
 
-SERVER_KEYS = ("mode", "socket", "socket_fallback", "token", "user", "host", "root_dir")
+from labshare.records import RecordError
+from labshare.records.known import KnownServer
 
-
-def rememberable(info: dict[str, object]) -> bool:
-    return (info.get("mode") == "socket" and not info.get("socket_fallback")
-            and bool(info.get("socket")) and bool(info.get("token")))
+TYPE_CHECKING = False  # as mypy reads it; importing `typing` would cost the early path 4 ms
+if TYPE_CHECKING:
+    from labshare.records.info import ServerInfo
 
 
 def _ours(st: os.stat_result) -> bool:
@@ -46,8 +46,12 @@ class Memory:
         digest = zlib.crc32("\0".join((destination, *options)).encode())
         self.file = os.path.join(state_root, "connect", f"known-{name}-{digest:08x}.json")
 
-    def load(self) -> dict[str, object] | None:
-        """The remembered server info and laptop facts, or None when there is none worth trying."""
+    def load(self) -> KnownServer | None:
+        """The remembered server and laptop facts, or None when there is none worth trying.
+
+        A memory this labshare cannot read (another version's, a broken one)
+        is a cache miss: the server is asked again and the memory rewritten.
+        """
         try:
             parent = os.lstat(os.path.dirname(self.file))
             if not stat.S_ISDIR(parent.st_mode) or not _ours(parent):
@@ -55,24 +59,26 @@ class Memory:
             with open(self.file, "rb") as handle:
                 if not _ours(os.fstat(handle.fileno())):
                     return None
-                data = json.loads(handle.read())
-        except (OSError, ValueError):
+                known = KnownServer.from_json(json.loads(handle.read()), f"the remembered server {self.file}")
+        except (OSError, ValueError, RecordError):
             return None
-        if not isinstance(data, dict) or not rememberable(data):
+        if not known.rememberable:
             return None
-        port = data.get("local_port")
-        if not isinstance(port, int) or not 0 < port < 65536:
-            data["local_port"] = None
-        return {**data, "running": True}
+        if known.local_port is not None and not 0 < known.local_port < 65536:
+            return known._replace(local_port=None)
+        return known
 
-    def save(self, info: dict[str, object], local_port: int, own_master: bool) -> None:
+    def save(self, info: ServerInfo, local_port: int, own_master: bool) -> None:
         """Remember `info` if it is safe to, else forget the host; a disk problem only costs speed next time.
 
         Beside the server's facts: the local port (the next connect takes it
         again when free, so an old tab keeps working) and whether our own ssh
         master held the tunnel (only then may dial.py start one early).
         """
-        if not rememberable(info):
+        known = KnownServer(mode=info.mode, socket=info.socket, socket_fallback=info.socket_fallback,
+                            token=info.token, user=info.user, host=info.host, root_dir=info.root_dir,
+                            local_port=local_port, own_master=own_master)
+        if not known.rememberable:
             self.forget()
             return
         from pathlib import Path
@@ -80,10 +86,9 @@ class Memory:
         from labshare.errors import LabshareError
         from labshare.files import ensure_private_dir, write_atomic
 
-        kept = {key: info.get(key) for key in SERVER_KEYS}
         with contextlib.suppress(OSError, LabshareError):
             ensure_private_dir(Path(self.file).parent)
-            write_atomic(Path(self.file), json.dumps({**kept, "local_port": local_port, "own_master": own_master}))
+            write_atomic(Path(self.file), json.dumps(known.to_json()))
 
     def forget(self) -> None:
         with contextlib.suppress(FileNotFoundError):

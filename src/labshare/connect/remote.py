@@ -23,6 +23,9 @@ from labshare.connect import ssh as sshcmd
 from labshare.connect.hosts import host_of
 from labshare.errors import LabshareError, LabshareMissing, NotRunning
 from labshare.proc import tail
+from labshare.records import older
+from labshare.records.info import ServerInfo
+from labshare.records.known import KnownServer
 
 Event = dict[str, Any]
 REMOTE_TIMEOUT = 120.0
@@ -61,11 +64,11 @@ def failure_of(done: subprocess.CompletedProcess[str]) -> tuple[str, str | None]
     return lines[-1].removeprefix("labshare: error: "), tail(done.stderr)
 
 
-def forward_for(info: dict[str, Any], local_port: int) -> sshcmd.Forward:
-    """The forward from `local_port` here to where `labshare info` says the server listens."""
-    if info.get("mode") == "tcp":
-        return sshcmd.Forward(local_port, remote_port=int(info["port"]))
-    return sshcmd.Forward(local_port, remote_socket=str(info["socket"]))
+def forward_for(info: ServerInfo | KnownServer, local_port: int) -> sshcmd.Forward:
+    """The forward from `local_port` here to where `labshare info` (or the memory of it) says the server listens."""
+    if isinstance(info, ServerInfo) and info.mode == "tcp":
+        return sshcmd.Forward(local_port, remote_port=int(info.port or 0))
+    return sshcmd.Forward(local_port, remote_socket=str(info.socket))
 
 
 def quietly(steps: Generator[Any, None, T]) -> T:
@@ -114,9 +117,13 @@ class Remote:
             f"{REMOTE_INSTALL}, or tell "
             f'labshare where it is in {self.config_file} with [hosts.{self.host}] labshare = "/path/to/labshare".')
 
-    def info(self) -> dict[str, Any]:
-        """What `labshare info --json` says there: running or not, where, the token."""
-        done = self.run(["info", "--json"])
+    def info(self, timeout: float = REMOTE_TIMEOUT) -> ServerInfo:
+        """What `labshare info --json` says there: running or not, where, the token.
+
+        A server whose labshare answers in a format this one cannot read is
+        one sentence naming both versions and which side to upgrade.
+        """
+        done = self.run(["info", "--json"], timeout=timeout)
         data = parse_json_output(done.stdout)
         if data is not None and "error" in data:
             reason, detail = failure_of(done)
@@ -125,16 +132,16 @@ class Remote:
             raise LabshareError(
                 f"labshare on {self.host} did not answer `info --json` as expected; "
                 f"run `labshare info` there to see why, or update it.", detail=tail(done.stderr or done.stdout))
-        return data
+        return ServerInfo.from_json(data, f"`labshare info --json` on {self.host}", remote=True)
 
-    def server(self, start: bool) -> Generator[Event, None, dict[str, Any]]:
+    def server(self, start: bool) -> Generator[Event, None, ServerInfo]:
         """The running server's info, ready to connect to; with `start`, started first when it is not running.
 
         A generator so that the session can say `starting` before the seconds
         a start takes; `quietly` runs it for a caller with nobody to tell.
         """
         data = self.info()
-        if not data.get("running"):
+        if not data.running:
             if not start:
                 raise NotRunning(
                     f"JupyterLab is not running on {self.host}; start it with "
@@ -145,13 +152,12 @@ class Remote:
                 reason, detail = failure_of(done)
                 raise LabshareError(f"Starting JupyterLab on {self.host} failed: {reason}", detail=detail)
             data = self.info()
-            if not data.get("running"):
+            if not data.running:
                 raise LabshareError(
                     f"JupyterLab on {self.host} stopped right after starting; run `labshare logs` there to see why.")
-            yield {"event": "started", "host": self.host, "mode": data.get("mode")}
-        if not data.get("token"):
-            raise LabshareError(f"labshare on {self.host} did not share the server's token; "
-                                "update labshare there to the same version as here.")
-        if data.get("mode") == "socket" and not data.get("socket") or data.get("mode") == "tcp" and not data.get("port"):
-            raise LabshareError(f"labshare on {self.host} did not say where JupyterLab listens; update it there.")
+            yield {"event": "started", "host": self.host, "mode": data.mode}
+        if not data.token:
+            raise older(f"`labshare info --json` on {self.host}", data.labshare, "no token", remote=True)
+        if data.mode == "socket" and not data.socket or data.mode == "tcp" and not data.port:
+            raise older(f"`labshare info --json` on {self.host}", data.labshare, "no address", remote=True)
         return data

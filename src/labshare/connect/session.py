@@ -15,7 +15,6 @@ import threading
 import time
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
-from typing import Any
 
 from labshare.connect import dial, hosts, known
 from labshare.connect import ssh as sshcmd
@@ -24,6 +23,7 @@ from labshare.connect.remote import Event, Remote, forward_for, quietly
 from labshare.connect.tunnel import ChannelRefused, Stale, Stopped, Tunnel, free_local_port
 from labshare.errors import FINAL, HostUnreachable, LabshareError, NotRunning
 from labshare.paths import Paths
+from labshare.records.info import ServerInfo
 
 READY_TIMEOUT = 60.0
 HEAL_READY_TIMEOUT = 8.0
@@ -68,7 +68,7 @@ class Session:
         self._stop_reason = "interrupted"
         self.tunnel: Tunnel | None = None
         self.remote: Remote | None = None
-        self.info: dict[str, Any] = {}
+        self.info = ServerInfo()
 
     def stop(self, reason: str = "interrupted") -> None:
         """Ask the session to end; safe from a signal handler or another thread."""
@@ -100,7 +100,7 @@ class Session:
     def url(self, with_token: bool) -> str:
         assert self.tunnel and self.tunnel.forward
         base = f"http://127.0.0.1:{self.tunnel.forward.local_port}/lab"
-        return f"{base}?token={self.info['token']}" if with_token else base
+        return f"{base}?token={self.info.token}" if with_token else base
 
     # -- connecting -----------------------------------------------------------------------
 
@@ -113,7 +113,7 @@ class Session:
             if self.tunnel.plan.multiplexed and not self.tunnel.alive:
                 self.tunnel.start_master(wait_forever=True)
             self.info = yield from self.remote.server(start=self.options.start)
-            self.tunnel.open(forward_for(self.info, local_port), str(self.info["token"]), wait_forever=True)
+            self.tunnel.open(forward_for(self.info, local_port), str(self.info.token), wait_forever=True)
             try:
                 self._ready_as_told(READY_TIMEOUT)
             except ServerGone:
@@ -126,8 +126,8 @@ class Session:
             opened = bool(self.opener(self.url(with_token=True)))
         yield {"event": "ready", "host": self.host, "url": self.url(with_token=True),
                "url_without_token": self.url(with_token=False), "local_port": self.tunnel.forward.local_port,
-               "remote": self.tunnel.forward.remote, "mode": self.info.get("mode"),
-               "user": self.info.get("user"), "server_host": self.info.get("host"), "browser": opened}
+               "remote": self.tunnel.forward.remote, "mode": self.info.mode,
+               "user": self.info.user, "server_host": self.info.host, "browser": opened}
 
     def _remembered_works(self, requested: int | None) -> bool:
         """Try the server this laptop remembers for the host; True once it answers through the tunnel.
@@ -140,17 +140,17 @@ class Session:
         assert self.tunnel
         dialed = dial.take()
         info = self.memory.load()
-        self.info = info or {}
+        self.info = ServerInfo.remembered(info) if info else ServerInfo()
         adopted = (info is not None and dialed is not None and requested in (None, dialed.local_port)
-                   and self.tunnel.adopt(dialed, forward_for(info, dialed.local_port), str(info["token"])))
+                   and self.tunnel.adopt(dialed, forward_for(info, dialed.local_port), str(info.token)))
         if dialed is not None and not adopted:
             dialed.end()
         if info is None:
             return False
         if not adopted:
-            port = free_local_port(requested) if requested else dial.pick_local_port(info.get("local_port"))
+            port = free_local_port(requested) if requested else dial.pick_local_port(info.local_port)
             forward = forward_for(info, port or free_local_port(None))
-            self.tunnel.open(forward, str(info["token"]), wait_forever=True)
+            self.tunnel.open(forward, str(info.token), wait_forever=True)
         try:
             self.tunnel.wait_ready(READY_TIMEOUT)
             return True
@@ -158,7 +158,7 @@ class Session:
             self._check_stop()
             self.memory.forget()
             self.tunnel.close()
-            self.info = {}
+            self.info = ServerInfo()
             return False
 
     def _remember(self) -> None:
@@ -182,8 +182,8 @@ class Session:
         except ChannelRefused:
             self._check_stop()
             data = self.remote.info()
-            if data.get("running"):
-                raise forwarding_refused(self.host, str(data.get("mode"))) from None
+            if data.running:
+                raise forwarding_refused(self.host, str(data.mode)) from None
             raise ServerGone() from None
         except Stale:
             raise HostUnreachable(
@@ -261,8 +261,7 @@ class Session:
         except (ChannelRefused, Stale, LabshareError):
             if not self.tunnel.alive:
                 raise
-            data = self.remote.info()
-            if not data.get("running"):
+            if not self.remote.info().running:
                 if not said_gone:
                     said_gone = True
                     yield {"event": "server_gone", "host": self.host, "will_start": self.options.start}
@@ -271,7 +270,7 @@ class Session:
             self.info = yield from self.remote.server(start=self.options.start)
             local_port = self.tunnel.forward.local_port
             self.tunnel.close()
-            self.tunnel.open(forward_for(self.info, local_port), str(self.info["token"]))
+            self.tunnel.open(forward_for(self.info, local_port), str(self.info.token))
             self._ready_as_told(HEAL_READY_TIMEOUT)
             self._remember()
         return said_gone
@@ -295,7 +294,7 @@ def manual(paths: Paths, options: Options) -> Manual:
     target = sshcmd.Target(options.destination, tuple(options.ssh_options))
     server = Remote(sshcmd.Plan(target), settings.labshare, paths.user_config_file)
     info = quietly(server.server(start=options.start))
-    local = options.local_port or settings.local_port or (int(info["port"]) if info.get("mode") == "tcp" else 8888)
+    local = options.local_port or settings.local_port or (info.port if info.mode == "tcp" and info.port else 8888)
     forward = forward_for(info, local)
     return Manual(
         host=server.host,

@@ -9,7 +9,6 @@ beside this file: `versions` (and its advisory table), `private`,
 
 from __future__ import annotations
 
-import json
 import shutil
 from collections.abc import Mapping
 from pathlib import Path
@@ -25,6 +24,7 @@ from labshare.errors import LabshareError
 from labshare.gpus import nvml as gpus
 from labshare.install_hint import upgrade_command
 from labshare.paths import Paths
+from labshare.server import state as st
 from labshare.users import enable_linger, has_logind, lingers, user_name
 
 
@@ -217,9 +217,10 @@ def site_policy(paths: Paths, user: str, environ: Mapping[str, str]) -> list[Che
 def _launch_argv(paths: Paths) -> list[str] | None:
     """The command line `labshare start` last launched Jupyter with; None before the first start."""
     try:
-        return list(json.loads(paths.launch_file.read_text()).get("argv", []))
-    except (OSError, ValueError):
+        spec = st.launch_store(paths).read()
+    except (OSError, LabshareError):
         return None
+    return None if spec is None else list(spec.argv)
 
 
 def kernel_survival(paths: Paths) -> Check:
@@ -268,9 +269,10 @@ def output_keeping(paths: Paths) -> Check:
 def server_mode(paths: Paths) -> str:
     """The running server's mode, so the sshd check asks about the forwarding it really needs."""
     try:
-        return str(json.loads(paths.state_file.read_text()).get("mode") or "socket")
-    except (OSError, ValueError):
+        record = st.load(paths)
+    except (OSError, LabshareError):
         return "socket"
+    return record.mode if record else "socket"
 
 
 def run_all(paths: Paths, environ: Mapping[str, str]) -> list[Check]:

@@ -19,16 +19,16 @@ import time
 import webbrowser
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
 
 from labshare import __version__, proc
 from labshare.connect import diagnose, dial, hosts, tunnel
 from labshare.connect import ssh as sshcmd
-from labshare.connect.remote import Remote, forward_for, parse_json_output
+from labshare.connect.remote import Remote, forward_for
 from labshare.doctor import FAIL, OK, WARN, Check
 from labshare.errors import LabshareError, LabshareMissing
 from labshare.install_hint import REMOTE_INSTALL, REMOTE_UPGRADE
 from labshare.paths import Paths
+from labshare.records.info import ServerInfo
 
 REMOTE_TIMEOUT = 60.0
 TUNNEL_TIMEOUT = 20.0
@@ -81,10 +81,10 @@ def reach_and_version(remote: Remote) -> tuple[list[Check], bool]:
     return checks, True
 
 
-def _server_info(remote: Remote) -> dict[str, Any] | None:
-    """What `labshare info --json` says there; None when it cannot be asked."""
+def _server_info(remote: Remote) -> ServerInfo | None:
+    """What `labshare info --json` says there; None when it cannot be asked or read (the version check says why)."""
     try:
-        return parse_json_output(remote.run(["info", "--json"], timeout=REMOTE_TIMEOUT).stdout)
+        return remote.info(timeout=REMOTE_TIMEOUT)
     except LabshareError:
         return None
 
@@ -171,16 +171,16 @@ def _greeted(port: int) -> bool:
     return data == GREETING
 
 
-def forwarding(remote: Remote, info: dict[str, Any] | None) -> Check:
+def forwarding(remote: Remote, info: ServerInfo | None) -> Check:
     """Open a test tunnel the way `connect` does, use it once, and close it.
 
     To the member's JupyterLab when it runs (an authenticated /api/status through the tunnel);
     otherwise to a throwaway socket that `labshare doctor --serve-test-socket` holds on the server.
     """
     local = tunnel.free_local_port(None)
-    if info and info.get("running") and info.get("token"):
-        token = str(info["token"])
-        return _through(remote, forward_for(info, local), str(info.get("mode") or "socket"), "your JupyterLab",
+    if info and info.running and info.token:
+        token = info.token
+        return _through(remote, forward_for(info, local), info.mode or "socket", "your JupyterLab",
                         lambda: tunnel.answer(local, token, timeout=5) == 200)
     helper = proc.start(remote.argv(["doctor", "--serve-test-socket"]),
                         stdin=subprocess.PIPE, stdout=subprocess.PIPE)

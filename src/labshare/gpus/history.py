@@ -5,7 +5,8 @@ process.  They meet in two files of the member's 0700 state directory:
 the history (one JSON line per reclaimed kernel: who, which notebook, how
 long idle, how much GPU memory came back, when) and the warnings now due
 (kernel id -> when its card goes back).  Notebook paths are private, so
-neither file ever goes in the world-readable leases directory.
+neither file ever goes in the world-readable leases directory.  Their
+formats are `records.gpu_leases.Reclaimed` (a line each) and `ReclaimWarnings`.
 """
 
 from __future__ import annotations
@@ -15,35 +16,14 @@ import os
 import pwd
 import socket
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from labshare.files import write_atomic
+from labshare.records import RecordError
+from labshare.records.gpu_leases import Notice, Reclaimed, ReclaimWarnings
+from labshare.records.store import Store
 
 HISTORY = "gpu-history.jsonl"
 WARNINGS = "gpu-reclaim.json"
-
-
-@dataclass(frozen=True)
-class Reclaimed:
-    """One reclaimed kernel, as its history line says."""
-
-    user: str
-    kernel_id: str
-    notebook: str | None
-    cards: list[str]  # UUIDs
-    idle_seconds: int
-    memory_bytes: int  # the GPU memory its processes held, which came back
-    at: float  # seconds since the epoch
-
-
-@dataclass(frozen=True)
-class Notice:
-    """A lease that goes back at `at` unless its kernel is used first."""
-
-    kernel_id: str
-    cards: list[str]
-    at: float
 
 
 def record(state_dir: Path, entry: Reclaimed) -> None:
@@ -51,7 +31,7 @@ def record(state_dir: Path, entry: Reclaimed) -> None:
     path = state_dir / HISTORY
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
     with os.fdopen(fd, "a") as out:
-        out.write(json.dumps(asdict(entry), sort_keys=True) + "\n")
+        out.write(json.dumps(entry.to_json(), sort_keys=True) + "\n")
 
 
 def read(paths: Iterable[Path]) -> list[Reclaimed]:
@@ -64,8 +44,8 @@ def read(paths: Iterable[Path]) -> list[Reclaimed]:
             continue
         for line in lines:
             try:
-                found.append(Reclaimed(**json.loads(line)))
-            except (ValueError, TypeError):
+                found.append(Reclaimed.from_json(json.loads(line), f"a line of {path}"))
+            except (ValueError, RecordError):
                 continue
     return sorted(found, key=lambda entry: entry.at)
 
@@ -77,14 +57,18 @@ def everyones(own_state_dir: Path) -> list[Path]:
     return [own_state_dir / HISTORY] + sorted(d / HISTORY for d in homes if d != own_state_dir)
 
 
+def _warnings_store(state_dir: Path) -> Store[ReclaimWarnings]:
+    return Store(state_dir / WARNINGS, ReclaimWarnings, "the GPU reclaim warnings")
+
+
 def save_warnings(state_dir: Path, warnings: Mapping[str, Notice]) -> None:
-    write_atomic(state_dir / WARNINGS, json.dumps({k: asdict(w) for k, w in warnings.items()}, sort_keys=True))
+    _warnings_store(state_dir).write(ReclaimWarnings(due=tuple(warnings.values())))
 
 
 def warnings(state_dir: Path) -> dict[str, Notice]:
-    """The warnings the member's server has given and not yet carried out or withdrawn."""
+    """The warnings the member's server has given and not yet carried out or withdrawn (none if unreadable)."""
     try:
-        data = json.loads((state_dir / WARNINGS).read_text())
-        return {kernel: Notice(**value) for kernel, value in data.items()}
-    except (OSError, ValueError, TypeError, AttributeError):
+        saved = _warnings_store(state_dir).read()
+    except (OSError, RecordError):
         return {}
+    return {notice.kernel_id: notice for notice in saved.due} if saved else {}

@@ -37,7 +37,6 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
 
 import psutil
 
@@ -45,17 +44,13 @@ from labshare import proc
 from labshare.claims import ClaimsDir, Entry
 from labshare.errors import LabshareError
 from labshare.gpus.place import Card, Describe, PlacementRules, Sharing, candidates, refusal
+from labshare.records import RecordError, TooNew, Unreadable
+from labshare.records.gpu_leases import LeaseRecord
 from labshare.users import user_name
 
 _NAME = re.compile(r"^(?P<slug>[A-Za-z0-9_-]+)\.(?:(?P<gen>\d{1,9})|s(?P<token>[0-9a-f]{12}))$")
 _ATTEMPTS = 5
 _MAX_GENERATION = 999_999_999
-_NUMBER = (int, float)
-_FIELDS: dict[str, tuple[type, ...]] = {
-    "card": (str,), "mode": (str,), "user": (str,), "uid": (int,), "pid": (int,), "pid_start": _NUMBER,
-    "boot_time": _NUMBER, "boot_id": (str,), "since": _NUMBER, "kernel_id": (str, type(None)),
-    "label": (str, type(None)), "client": (str, type(None)),
-}
 
 
 @dataclass(frozen=True)
@@ -173,8 +168,8 @@ def rebind(path: Path, lease: Lease, pid: int) -> Lease:
     """
     claims = directory(path)
     holder = Holder(kernel_id=lease.kernel_id, label=lease.label, pid=pid, client=lease.client)
-    record = _record(holder, lease.uid, "shared" if lease.shared else "exclusive")
-    record["since"] = lease.since
+    record = replace(_record(holder, lease.uid, "shared" if lease.shared else "exclusive"),
+                     since=lease.since or time.time())
     if not claims.replace(lease.name, _text(record, lease.card)):
         raise LabshareError(f"The lease on GPU {lease.card} is gone, so the kernel cannot keep that card.")
     others = [other for other in leases(path) if other.card == lease.card and other.name != lease.name]
@@ -183,7 +178,7 @@ def rebind(path: Path, lease: Lease, pid: int) -> Lease:
         claims.remove(lease.name)
         raise LabshareError(f"GPU {lease.card} was taken by {taker.user} while its lease was being handed to "
                             f"process {pid}; the kernel gives it up.")
-    return replace(lease, pid=pid, pid_start=record["pid_start"])
+    return replace(lease, pid=pid, pid_start=record.pid_start)
 
 
 def sweep(path: Path) -> list[Lease]:
@@ -209,7 +204,7 @@ def _all_or_nothing(claims: ClaimsDir) -> Iterator[list[Lease]]:
         raise
 
 
-def _take_all(claims: ClaimsDir, order: Sequence[Card], policy: PlacementRules, record: dict[str, Any]) -> list[Lease]:
+def _take_all(claims: ClaimsDir, order: Sequence[Card], policy: PlacementRules, record: LeaseRecord) -> list[Lease]:
     """`policy.per_kernel` leases from `order`, best first; `_Short` (and none kept) when fewer could be had."""
     with _all_or_nothing(claims) as taken:
         for card in order:
@@ -223,7 +218,7 @@ def _take_all(claims: ClaimsDir, order: Sequence[Card], policy: PlacementRules, 
     return list(taken)
 
 
-def _take(claims: ClaimsDir, card: str, sharing: Sharing, record: dict[str, Any]) -> Lease | None:
+def _take(claims: ClaimsDir, card: str, sharing: Sharing, record: LeaseRecord) -> Lease | None:
     """Lease one card, or None when a live lease keeps it (found before or just after creating ours)."""
     slug = _slug(card)
     text = _text(record, card)
@@ -269,28 +264,27 @@ def _slug(card: str) -> str:
     return re.sub(r"[^A-Za-z0-9-]", "_", card)
 
 
-def _record(holder: Holder, uid: int, sharing: Sharing) -> dict[str, Any]:
+def _record(holder: Holder, uid: int, sharing: Sharing) -> LeaseRecord:
+    """The content of a new lease for `holder`, on no card yet (`_text` names the card)."""
     try:
         started = psutil.Process(holder.pid).create_time()
     except psutil.NoSuchProcess:
         raise LabshareError(f"Process {holder.pid} is not running, so it cannot hold a GPU lease.") from None
-    return {
-        "mode": sharing, "user": user_name(uid), "uid": uid, "kernel_id": holder.kernel_id, "label": holder.label,
-        "client": holder.client, "pid": holder.pid, "pid_start": started, "boot_time": psutil.boot_time(),
-        "boot_id": _boot_id(),
-        "since": time.time(),
-    }
+    return LeaseRecord(
+        card="", mode=sharing, user=user_name(uid), uid=uid, kernel_id=holder.kernel_id, label=holder.label,
+        client=holder.client, pid=holder.pid, pid_start=started, boot_time=psutil.boot_time(), boot_id=_boot_id(),
+        since=time.time(),
+    )
 
 
-def _text(record: dict[str, Any], card: str) -> str:
-    return json.dumps({**record, "card": card}, sort_keys=True) + "\n"
+def _text(record: LeaseRecord, card: str) -> str:
+    return json.dumps(replace(record, card=card).to_json(), sort_keys=True) + "\n"
 
 
-def _from_record(record: dict[str, Any], card: str, name: str) -> Lease:
-    return Lease(card=card, name=name, uid=record["uid"], user=user_name(record["uid"]),
-                 shared=record["mode"] == "shared", kernel_id=record["kernel_id"], label=record["label"],
-                 client=record.get("client"), pid=record["pid"], pid_start=record["pid_start"],
-                 since=record["since"])
+def _from_record(record: LeaseRecord, card: str, name: str) -> Lease:
+    return Lease(card=card, name=name, uid=record.uid, user=user_name(record.uid),
+                 shared=record.mode == "shared", kernel_id=record.kernel_id, label=record.label,
+                 client=record.client, pid=record.pid, pid_start=record.pid_start, since=record.since)
 
 
 def _lease(entry: Entry) -> Lease | None:
@@ -299,46 +293,53 @@ def _lease(entry: Entry) -> Lease | None:
     if match is None:
         return None
     shared = match["token"] is not None
-    record, problem = _parse(entry, match["slug"], shared)
+    try:
+        record, problem = _parse(entry, match["slug"], shared)
+    except TooNew:  # a newer labshare's lease: it holds its card; that labshare sweeps it
+        return Lease(card=match["slug"], name=entry.name, uid=entry.uid, user=entry.user, shared=shared)
     if record is None:
         return Lease(card=match["slug"], name=entry.name, uid=entry.uid, user=entry.user, shared=shared,
                      stale=f"corrupted: {problem}")
-    lease = replace(_from_record(record, record["card"], entry.name), user=entry.user)
+    lease = replace(_from_record(record, record.card, entry.name), user=entry.user)
     return replace(lease, stale=_gone(record, entry.uid))
 
 
-def _parse(entry: Entry, slug: str, shared: bool) -> tuple[dict[str, Any] | None, str | None]:
-    """The record in a lease file, or None and what is wrong with it."""
+def _parse(entry: Entry, slug: str, shared: bool) -> tuple[LeaseRecord | None, str | None]:
+    """The record in a lease file, or None and what is wrong with it; `TooNew` for a newer labshare's."""
     if entry.text is None:
         return None, entry.problem
     try:
-        record = json.loads(entry.text)
+        data = json.loads(entry.text)
     except ValueError:
         return None, "not JSON"
-    if not isinstance(record, dict):
+    if not isinstance(data, dict):
         return None, "not a JSON object"
-    for key, types in _FIELDS.items():
-        value = record.get(key)
-        if not isinstance(value, types) or isinstance(value, bool):
-            return None, f"no valid {key!r}"
-    if _slug(record["card"]) != slug or record["mode"] != ("shared" if shared else "exclusive"):
+    try:
+        record = LeaseRecord.from_json(data, f"the GPU lease {entry.name}")
+    except Unreadable as exc:
+        return None, exc.problem
+    except TooNew:
+        raise
+    except RecordError as exc:
+        return None, str(exc)
+    if _slug(record.card) != slug or record.mode != ("shared" if shared else "exclusive"):
         return None, "its content names another card or mode than its file name"
-    if record["uid"] != entry.uid:
-        return None, f"it says uid {record['uid']} but belongs to uid {entry.uid}"
-    if not 0 < record["pid"] < 2**31:
+    if record.uid != entry.uid:
+        return None, f"it says uid {record.uid} but belongs to uid {entry.uid}"
+    if not 0 < record.pid < 2**31:
         return None, "no valid 'pid'"
     return record, None
 
 
-def _gone(record: dict[str, Any], owner: int) -> str | None:
+def _gone(record: LeaseRecord, owner: int) -> str | None:
     """Why the lease's holder is no longer there, or None while it is.
 
     A pid this user may not inspect (another member's, under `hidepid`) but
     that exists counts as the holder: a wrong "live" refuses a kernel, a
     wrong "stale" would put two on one card.
     """
-    pid = record["pid"]
-    if record["boot_id"] != _boot_id():
+    pid = record.pid
+    if record.boot_id != _boot_id():
         return "it was taken before the host last started"
     if not _exists(pid):
         return f"its process {pid} has ended"
@@ -346,7 +347,7 @@ def _gone(record: dict[str, Any], owner: int) -> str | None:
         holder = psutil.Process(pid)
         if proc.gone(holder):
             return f"its process {pid} has ended"
-        if not _same_start(holder.create_time() - psutil.boot_time(), record["pid_start"] - record["boot_time"]):
+        if not _same_start(holder.create_time() - psutil.boot_time(), record.pid_start - record.boot_time):
             return f"pid {pid} now belongs to another process"
         if owner != 0 and holder.uids().real != owner:
             return f"pid {pid} is not {user_name(owner)}'s process"

@@ -18,6 +18,8 @@ from labshare.config import Site
 from labshare.errors import LabshareError
 from labshare.gpus import nvml
 from labshare.hub.jupyterhub import HubInputs, MemberFacts
+from labshare.records import RecordError
+from labshare.records.server import ServerState
 from labshare.server import state
 
 
@@ -50,14 +52,14 @@ def group_members(name: str) -> set[str]:
     return users
 
 
-def _record(path: Path | None) -> dict:
+def _record(path: Path | None) -> ServerState | None:
+    """A member's server record, read as root and left as it is: one that cannot be read counts as none."""
     if path is None:
-        return {}
+        return None
     try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
+        return ServerState.from_json(json.loads(path.read_text()), f"the state file {path}")
+    except (OSError, ValueError, RecordError):
+        return None
 
 
 def _own(site: Site, home: str) -> dict:
@@ -102,7 +104,7 @@ def gather(site_path: Path, hostname: str | None = None) -> HubInputs:
             continue
         policy = config.policy_for(site, name, config.groups_of(name), _own(site, entry.pw_dir))
         record = _record(stateful.get(name))
-        running = bool(record) and state.alive(record.get("supervisor_pid"), record.get("supervisor_started"))
+        running = record is not None and state.alive(record.supervisor_pid, record.supervisor_started)
         facts.append(
             MemberFacts(
                 name=name,
@@ -111,9 +113,9 @@ def gather(site_path: Path, hostname: str | None = None) -> HubInputs:
                 admin=name in site.admins,
                 has_state=name in stateful,
                 running=running,
-                mode=record.get("mode") if running else None,
-                port=record.get("port") if running else None,
-                pid=record.get("pid") if running else None,
+                mode=record.mode if record and running else None,
+                port=record.port if record and running else None,
+                pid=record.pid if record and running else None,
             )
         )
     cards = nvml.read(nvml.read_nvml)

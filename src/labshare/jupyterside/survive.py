@@ -31,7 +31,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
-import json
 import os
 import queue
 import signal
@@ -47,11 +46,12 @@ from traitlets import Unicode
 
 from labshare.envs.pyproject_edit import project_gpus
 from labshare.errors import LabshareError
-from labshare.files import ensure_private_dir, remove, write_atomic
+from labshare.files import ensure_private_dir, remove
 from labshare.gpus import kernels as gpu_leases
 from labshare.gpus.assign import GpuPolicy
 from labshare.gpus.gate import unwrap
-from labshare.server.records import drop, read_records, record_path, running
+from labshare.records.server import KernelRecord
+from labshare.server.records import drop, read_records, record_path, running, write_record
 from labshare.server.state import alive as _alive
 from labshare.server.state import process_started
 
@@ -122,27 +122,26 @@ class LabshareProvisioner(LocalProvisioner):  # type: ignore[misc]
         info = dict(self.connection_info)
         if isinstance(info.get("key"), bytes):
             info["key"] = info["key"].decode()
-        record = {
-            "kernel_id": self.kernel_id,
-            "kernel_name": getattr(km, "kernel_name", ""),
-            "connection_file": getattr(km, "connection_file", ""),
-            "connection_info": info,
-            "pid": self.pid,
-            "pgid": self.pgid,
-            "started": process_started(self.pid) if self.pid else None,
-            "cwd": str(self.cwd),
-            "owner_pid": os.getpid(),
-            "owner_started": process_started(os.getpid()),
-            "survived": survived,
-        }
-        write_atomic(record_path(self.records_dir, self.kernel_id), json.dumps(record, indent=1), mode=0o600)
+        write_record(self.records_dir, KernelRecord(
+            kernel_id=self.kernel_id,
+            kernel_name=getattr(km, "kernel_name", ""),
+            connection_file=getattr(km, "connection_file", ""),
+            connection_info=info,
+            pid=self.pid,
+            pgid=self.pgid,
+            started=process_started(self.pid) if self.pid else None,
+            cwd=str(self.cwd),
+            owner_pid=os.getpid(),
+            owner_started=process_started(os.getpid()),
+            survived=survived,
+        ))
 
-    def adopt(self, record: dict[str, Any]) -> None:
-        self.pid = self.adopted_pid = record["pid"]
-        self.pgid = record["pgid"]
-        self.adopted_started = record["started"]
-        self.cwd = record["cwd"]
-        self.connection_info = record["connection_info"]
+    def adopt(self, record: KernelRecord) -> None:
+        self.pid = self.adopted_pid = record.pid
+        self.pgid = record.pgid
+        self.adopted_started = record.started
+        self.cwd = record.cwd
+        self.connection_info = dict(record.connection_info)
 
     async def poll(self) -> int | None:
         if self.process is not None:
@@ -226,17 +225,17 @@ class LabshareKernelManager(AsyncMappingKernelManager):  # type: ignore[misc]
         try:
             fcntl.flock(lock, fcntl.LOCK_EX)
             for record in read_records(self.records_dir):
-                if _alive(record.get("owner_pid"), record.get("owner_started")) and record["owner_pid"] != os.getpid():
+                if _alive(record.owner_pid, record.owner_started) and record.owner_pid != os.getpid():
                     continue  # another live server holds it
                 if not running(record):
-                    self.log.info("Kernel %s died while no server was up; dropping it", record["kernel_id"])
+                    self.log.info("Kernel %s died while no server was up; dropping it", record.kernel_id)
                     drop(self.records_dir, record)
-                    gpu_leases.release(GpuPolicy.from_json(self.gpu_policy), record["kernel_id"])
+                    gpu_leases.release(GpuPolicy.from_json(self.gpu_policy), record.kernel_id)
                     continue
                 try:
                     self._adopt(record)
                 except Exception:
-                    self.log.exception("Could not adopt kernel %s", record.get("kernel_id"))
+                    self.log.exception("Could not adopt kernel %s", record.kernel_id)
         finally:
             os.close(lock)
         if self._adopted:
@@ -244,19 +243,19 @@ class LabshareKernelManager(AsyncMappingKernelManager):  # type: ignore[misc]
 
             IOLoop.current().add_callback(self._watch_adopted)
 
-    def _adopt(self, record: dict[str, Any]) -> None:
+    def _adopt(self, record: KernelRecord) -> None:
         from jupyter_client.provisioning import KernelProvisionerFactory as KPF
         from jupyter_server._tz import utcnow
 
-        kernel_id = record["kernel_id"]
+        kernel_id = record.kernel_id
         km = self.kernel_manager_factory(
-            connection_file=record["connection_file"] or os.path.join(self.connection_dir, f"kernel-{kernel_id}.json"),
+            connection_file=record.connection_file or os.path.join(self.connection_dir, f"kernel-{kernel_id}.json"),
             parent=self,
             log=self.log,
-            kernel_name=record["kernel_name"],
+            kernel_name=record.kernel_name,
             kernel_spec_manager=self.kernel_spec_manager,
         )
-        info = dict(record["connection_info"])
+        info = dict(record.connection_info)
         km.load_connection_info(info)
         km.kernel_id = kernel_id
         km.provisioner = KPF.instance(parent=self.parent).create_provisioner_instance(
@@ -265,21 +264,21 @@ class LabshareKernelManager(AsyncMappingKernelManager):  # type: ignore[misc]
         if not isinstance(km.provisioner, LabshareProvisioner):
             raise RuntimeError(f"kernel {kernel_id} has a provisioner labshare cannot adopt")
         km.provisioner.adopt(record)
-        km._launch_args = {"cwd": record["cwd"]}
+        km._launch_args = {"cwd": record.cwd}
         km._attempted_start = True  # so a restart makes a fresh `ready` future
         km._connection_file_written = True
         km.ready.set_result(None)
         km.execution_state = "busy"  # unknown until the kernel answers; never culled meanwhile
         km.reason = ""
         km.last_activity = utcnow()
-        km.labshare_survived = int(record.get("survived", 0)) + 1
+        km.labshare_survived = record.survived + 1
         km.provisioner.save(survived=km.labshare_survived)
         self._kernels[kernel_id] = km
         self._kernel_connections[kernel_id] = 0
         self._kernel_ports[kernel_id] = km.ports
         self._adopted.append(kernel_id)
         self.log.info("Adopted kernel %s (pid %s), surviving server restart %d", kernel_id,
-                      record["pid"], km.labshare_survived)
+                      record.pid, km.labshare_survived)
 
     async def _watch_adopted(self) -> None:
         """Watch adopted kernels like fresh ones, and find out which of them are busy."""

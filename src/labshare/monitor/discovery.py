@@ -79,7 +79,7 @@ def _token(server: Found, proc: Proc, secrets: bool, answer: Answer) -> str | No
         with contextlib.suppress(OSError):
             token = (server.state_dir / "token").read_text().strip() or None
         answer.survived = {
-            r["kernel_id"]: int(r.get("survived", 0)) for r in read_records(server.state_dir / "kernels")
+            r.kernel_id: r.survived for r in read_records(server.state_dir / "kernels")
         }
     elif not server.managed:
         runtime = _runtime_info(proc)

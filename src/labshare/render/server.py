@@ -9,7 +9,8 @@ from labshare.render import ago
 
 if TYPE_CHECKING:
     from labshare.server.lifecycle import StartResult, StopResult
-    from labshare.server.status import ServerInfo, ServerStatus
+    from labshare.records.info import ServerInfo
+    from labshare.server.status import ServerStatus
 
 
 def _when(value: str | None) -> str:
@@ -88,7 +89,7 @@ def status(s: ServerStatus) -> str:
 
 
 def info(s: ServerInfo) -> str:
-    lines = [status(s)]
+    lines = [status(s)]  # type: ignore[arg-type]  # the same fields as ServerStatus, frozen
     if s.running:
         lines += [f"  {'token':<14}{s.token}", f"  {'user':<14}{s.user}", f"  {'host':<14}{s.host}"]
     return "\n".join(lines)

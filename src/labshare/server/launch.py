@@ -12,7 +12,6 @@ import os
 import shutil
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 
 from labshare.config import Limits, Policy
@@ -23,17 +22,6 @@ from labshare.gpus.assign import GpuPolicy
 from labshare.install_hint import reinstall_hint
 
 LAUNCHER = "labshare.jupyterside.lab"  # a string: the CLI side never imports the code that runs inside Jupyter
-
-
-@dataclass(frozen=True)
-class LaunchSpec:
-    """What the supervisor needs to (re)start Jupyter; contains no secret."""
-
-    argv: list[str]
-    cwd: str
-    log_file: str
-    runtime_dir: str
-    socket: str | None
 
 
 def find_jupyter_lab(path_env: str | None = None) -> list[str]:

@@ -3,16 +3,20 @@
 A claim is a file named after the port in a sticky, world-writable directory
 (labshare.claims, shared with GPU leases): no two users ever get the same
 port however many start at once, and nobody can delete another's claim.
+Its owner is what the filesystem says; its content (`records.port_claim`)
+only tells the admin reading the directory whose it is.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 from labshare.claims import ClaimsDir
 from labshare.config import Site
 from labshare.errors import LabshareError
 from labshare.listeners import port_is_free
+from labshare.records.port_claim import PortClaim
 
 
 @dataclass(frozen=True)
@@ -47,7 +51,7 @@ def port_for(site: Site, user: str, uid: int) -> int | None:
     for port in range(low, high + 1):
         if port in assigned:
             continue
-        if not directory.create(str(port), f"{user}\n"):
+        if not directory.create(str(port), json.dumps(PortClaim(port=port, user=user).to_json()) + "\n"):
             continue
         if port_is_free(port):
             return port

@@ -3,17 +3,21 @@
 `survive` (inside the Jupyter process) writes them; `status`, `stop` and
 `ps` read them.  Each holds a kernel's HMAC key, so they live in the 0700
 state directory as 0600 files, and forgetting a kernel removes its
-connection file (the same key) with its record.
+connection file (the same key) with its record.  Their format is
+`records.server.KernelRecord`; one that cannot be read is skipped, as a
+kernel nobody can re-adopt, and left in place: root reads them too (`ps`).
 """
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 from labshare.files import remove
 from labshare.paths import Paths
+from labshare.records import RecordError
+from labshare.records.server import KernelRecord
+from labshare.records.store import Store
 from labshare.server.state import alive
 
 PROVISIONER_NAME = "labshare-provisioner"
@@ -23,30 +27,38 @@ def record_path(records_dir: str | Path, kernel_id: str) -> Path:
     return Path(records_dir) / f"{kernel_id}.json"
 
 
-def read_records(records_dir: str | Path) -> list[dict[str, Any]]:
+def _store(path: Path) -> Store[KernelRecord]:
+    return Store(path, KernelRecord, "the kernel record")
+
+
+def write_record(records_dir: str | Path, record: KernelRecord) -> None:
+    _store(record_path(records_dir, record.kernel_id)).write(record)
+
+
+def read_records(records_dir: str | Path) -> list[KernelRecord]:
     found = []
     for path in sorted(Path(records_dir).glob("*.json")):
         try:
-            found.append(json.loads(path.read_text()))
-        except (OSError, ValueError):
+            found.append(KernelRecord.from_json(json.loads(path.read_text()), f"the kernel record {path}"))
+        except (OSError, ValueError, RecordError):
             continue
     return found
 
 
-def running(record: dict[str, Any]) -> bool:
+def running(record: KernelRecord) -> bool:
     """Whether the recorded kernel process is still the one that was recorded (pids get reused)."""
-    return alive(record.get("pid"), record.get("started"))
+    return alive(record.pid, record.started)
 
 
-def living(records_dir: str | Path) -> list[dict[str, Any]]:
+def living(records_dir: str | Path) -> list[KernelRecord]:
     return [r for r in read_records(records_dir) if running(r)]
 
 
-def drop(records_dir: str | Path, record: dict[str, Any]) -> None:
+def drop(records_dir: str | Path, record: KernelRecord) -> None:
     """Forget a kernel: its record and its connection file, so its key is nowhere left on disk."""
-    remove(record_path(records_dir, record["kernel_id"]))
-    if record.get("connection_file"):
-        remove(Path(record["connection_file"]))
+    remove(record_path(records_dir, record.kernel_id))
+    if record.connection_file:
+        remove(Path(record.connection_file))
 
 
 def jupyter_args(paths: Paths) -> list[str]:

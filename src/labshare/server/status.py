@@ -15,11 +15,12 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from labshare import probe
+from labshare import __version__, probe
 from labshare.errors import LabshareError
 from labshare.files import remove
 from labshare.gpus import history
 from labshare.paths import Paths
+from labshare.records.info import ServerInfo
 from labshare.server import state as st
 from labshare.server.records import living
 from labshare.server.token import read_token
@@ -47,13 +48,6 @@ class ServerStatus:
     surviving_kernels: list[dict[str, object]] = field(default_factory=list)
     log_file: str = ""
     notes: list[str] = field(default_factory=list)
-
-
-@dataclass
-class ServerInfo(ServerStatus):
-    token: str | None = None
-    user: str = ""
-    host: str = ""
 
 
 def whoami() -> tuple[str, str]:
@@ -138,7 +132,7 @@ def status_of(paths: Paths, record: st.ServerState | None, notes: list[str]) -> 
     elif result.supervisor_pid is not None:
         result.notes.append("Jupyter is being restarted by the supervisor.")
     result.surviving_kernels = [
-        {"id": r["kernel_id"], "name": r["kernel_name"], "pid": r["pid"], "server_restarts_survived": r["survived"]}
+        {"id": r.kernel_id, "name": r.kernel_name, "pid": r.pid, "server_restarts_survived": r.survived}
         for r in living(paths.kernel_records_dir)
     ]
     if result.pid is not None:
@@ -167,9 +161,9 @@ def status(paths: Paths) -> ServerStatus:
 
 
 def info(paths: Paths) -> ServerInfo:
-    base = status(paths)
+    """`status` plus what `connect` needs, as the record the laptop reads (records/info.py)."""
+    base = dataclasses.asdict(status(paths))
     user, host = whoami()
-    token = None
-    if base.running:
-        token = read_token(paths)
-    return ServerInfo(**dataclasses.asdict(base), token=token, user=user, host=host)
+    token = read_token(paths) if base["running"] else None
+    return ServerInfo(**{**base, "surviving_kernels": tuple(base["surviving_kernels"]), "notes": tuple(base["notes"])},
+                      token=token, user=user, host=host, labshare=__version__)

@@ -15,7 +15,7 @@ even the supervisor's own death; rotation is copy-then-truncate.
 
 from __future__ import annotations
 
-import json
+import dataclasses
 import os
 import shutil
 import signal
@@ -27,6 +27,7 @@ from pathlib import Path
 from labshare import proc
 from labshare.files import remove
 from labshare.paths import Paths
+from labshare.records.server import LaunchSpec
 from labshare.server import state as st
 
 LOG_MAX_BYTES = 10 * 1024 * 1024
@@ -56,13 +57,13 @@ def rotate(log: Path) -> None:
 
 
 class Supervisor:
-    def __init__(self, paths: Paths, spec: dict[str, object]):
+    def __init__(self, paths: Paths, spec: LaunchSpec):
         self.paths = paths
-        self.argv = [str(a) for a in spec["argv"]]  # type: ignore[union-attr]
-        self.cwd = str(spec["cwd"])
-        self.runtime_dir = Path(str(spec["runtime_dir"]))
-        self.socket = Path(str(spec["socket"])) if spec.get("socket") else None
-        self.log_path = Path(str(spec["log_file"]))
+        self.argv = list(spec.argv)
+        self.cwd = spec.cwd
+        self.runtime_dir = Path(spec.runtime_dir)
+        self.socket = Path(spec.socket) if spec.socket else None
+        self.log_path = Path(spec.log_file)
         self.stopping = False
 
     def say(self, message: str) -> None:
@@ -78,9 +79,7 @@ class Supervisor:
             record = st.load(self.paths)
             if record is None or record.supervisor_pid != os.getpid():
                 return
-            for key, value in changes.items():
-                setattr(record, key, value)
-            st.save(self.paths, record)
+            st.save(self.paths, dataclasses.replace(record, **changes))  # type: ignore[arg-type]
 
     def spawn(self) -> subprocess.Popen[str]:
         env = dict(os.environ)
@@ -162,7 +161,9 @@ class Supervisor:
 def main(argv: list[str]) -> int:
     os.umask(0o077)
     paths = Paths.from_env()
-    spec = json.loads(paths.launch_file.read_text())
+    spec = st.launch_store(paths).read()
+    if spec is None:
+        raise SystemExit(f"labshare supervisor: {paths.launch_file} is missing; run `labshare start`.")
     return Supervisor(paths, spec).run()
 
 
