@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 # Each section's dataclass; a section's keys are exactly its fields (Site holds [ports], [admin], [member]).
 SECTIONS = {
-    "server": config.Policy,
+    "server": config.ServerPolicy,
     "users.NAME": config.Limits,
     "hub": config.HubSettings,
     "hub.slurm": config.SlurmSettings,

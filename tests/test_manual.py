@@ -243,7 +243,7 @@ def test_config_reference_defaults_match_config_py() -> None:
         assert m, f"reference/config.md, [{table}]: no row for {key}"
         return m.group(1)
 
-    policy = {f.name: f.default for f in dataclasses.fields(config.Policy)}
+    policy = {f.name: f.default for f in dataclasses.fields(config.ServerPolicy)}
     for key in sorted(schema.keys("server")):
         if policy.get(key) is not None:
             assert toml_literal(policy[key]) in default_cell("server", key), (key, policy[key])

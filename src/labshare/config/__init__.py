@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from labshare.config import schema
-from labshare.config.gpus import GpuSettings, parse_gpus
+from labshare.config.gpu_settings import GpuSettings, parse_gpus
 from labshare.config.hub import HubSettings, SlurmSettings, parse_hub
 from labshare.config.values import ConfigError, fail, read_toml, size_bytes, table
 
@@ -50,7 +50,7 @@ class Site:
 
 
 @dataclass(frozen=True)
-class Policy:
+class ServerPolicy:
     """What one member's server gets: site defaults, their groups, their own table, their overrides."""
 
     user: str
@@ -165,7 +165,7 @@ def _merge(base: Limits, top: Limits) -> Limits:
     )
 
 
-def policy_for(site: Site, user: str, groups: list[str], own: Mapping[str, Any] | None = None) -> Policy:
+def policy_for(site: Site, user: str, groups: list[str], own: Mapping[str, Any] | None = None) -> ServerPolicy:
     """The effective policy: defaults < site [server] < member's groups < [users.NAME] < own overrides."""
     settings: dict[str, Any] = {}
     sources: dict[str, str] = {}
@@ -179,7 +179,7 @@ def policy_for(site: Site, user: str, groups: list[str], own: Mapping[str, Any] 
             limits = _merge(limits, site.groups[group])
     if user in site.users:
         limits = _merge(limits, site.users[user])
-    return Policy(
+    return ServerPolicy(
         user=user,
         port=site.port_assignments.get(user),
         limits=limits,
@@ -209,7 +209,7 @@ def members(site: Site) -> list[str]:
     return sorted(set(site.users) | set(site.port_assignments) | set(site.admins))
 
 
-def effective(site_path: Path, user_path: Path, user: str) -> tuple[Site, Policy]:
+def effective(site_path: Path, user_path: Path, user: str) -> tuple[Site, ServerPolicy]:
     """Load the site and the member's own config and resolve this member's policy."""
     site = load_site(site_path)
     own = load_user(user_path, site)

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from labshare.config import GpuSettings, Limits
-from labshare.config.gpus import DEFAULT_LEASES_DIR
+from labshare.config.gpu_settings import DEFAULT_LEASES_DIR
 from labshare.errors import LabshareError
 from labshare.gpus import activity, leases, place
 from labshare.gpus.nvml import GpuReader, NoGpu, NoNvml, read_nvml

@@ -14,7 +14,7 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
-from labshare.config import Limits, Policy
+from labshare.config import Limits, ServerPolicy
 from labshare.envs import uv
 from labshare.errors import LabshareError
 from labshare.gpus import assign
@@ -74,7 +74,7 @@ def member_args() -> list[str]:
     ]
 
 
-def policy_args(policy: Policy, gpus: GpuPolicy) -> list[str]:
+def policy_args(policy: ServerPolicy, gpus: GpuPolicy) -> list[str]:
     """Idle culling from the site policy, in Jupyter's own option names (off unless the admin sets it),
     and the GPU policy labshare's kernel manager and provisioner apply to each kernel."""
     args = [f"--{cls}.gpu_policy={gpus.to_json()}" for cls in ("LabshareKernelManager", "LabshareProvisioner")]

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from labshare import config, probe, proc
-from labshare.config import Policy, Site
+from labshare.config import ServerPolicy, Site
 from labshare.envs import default as default_kernel
 from labshare.envs import refresh as refresh_kernels
 from labshare.envs.kernels import prune_stale
@@ -134,7 +134,7 @@ def _tcp_port(paths: Paths, site: Site, user: str, port: int | None) -> int:
 
 
 def _launch(
-    paths: Paths, root: Path, mode: str, port: int | None, token: str | None, policy: Policy,
+    paths: Paths, root: Path, mode: str, port: int | None, token: str | None, policy: ServerPolicy,
     gpus: GpuPolicy, keep_outputs: bool = True,
 ) -> st.ServerState:
     jupyter = launch.find_jupyter_lab()
