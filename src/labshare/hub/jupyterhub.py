@@ -14,7 +14,7 @@ import sys
 from dataclasses import dataclass, field
 from typing import Any
 
-from labshare.config import Limits, Site, size_bytes
+from labshare.config import Limits, Site, schema, size_bytes
 from labshare.gpus import nvml
 from labshare.gpus.nvml import GpuDevice, GpuReader
 from labshare.hub import spawner_gpus
@@ -30,7 +30,7 @@ CULLER_SCOPES = ["list:users", "read:users:activity", "read:servers", "delete:se
 # Research servers sit idle overnight while a long job's notebook waits for its owner:
 # a day, not TLJH's ten minutes, unless the admin says otherwise.
 DEFAULT_IDLE_TIMEOUT = 86400
-DEFAULT_ROOT_DIR = "~/projects"
+DEFAULT_ROOT_DIR: str = schema.default("server", "root_dir")
 
 
 class Expr(str):
