@@ -35,14 +35,16 @@ def page(lang: str) -> Path:
 
 
 def _default(key: schema.Key) -> str:
-    return key.default_doc if key.default is None or key.default_doc else f"`{json.dumps(key.default)}`"
+    if key.default is None or key.default_doc:
+        return key.default_doc or ""
+    return f"`{json.dumps(key.default)}`"
 
 
 def table(section: str, lang: str, who: str | None = None) -> str:
     """One section's keys as a Markdown table."""
     rows: list[tuple[str, ...]] = [HEADER[lang], ("---",) * len(HEADER[lang])]
     for key in schema.keys(section, who).values():
-        rows.append((f"`{key.name}`", key.kind.doc, _default(key) or "",
+        rows.append((f"`{key.name}`", key.kind.doc, _default(key),
                      ", ".join(WHO[lang][w] for w in key.who), key.help))
     return "".join("| " + " | ".join(row) + " |\n" for row in rows)
 

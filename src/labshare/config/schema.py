@@ -33,10 +33,6 @@ class Kind:
     parse: Callable[[object], object]
 
 
-def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
 def _when(ok: bool, value: object) -> object:
     if not ok:
         raise ValueError(value)
@@ -49,9 +45,10 @@ def choice(*choices: str) -> Kind:
 
 def whole(low: int, high: int | None = None, doc: str | None = None) -> Kind:
     """An integer from `low` (to `high`); `true` is no number here, whatever Python says."""
-    def parse(value: object) -> object:
-        ok = _is_int(value) and low <= value and (high is None or value <= high)  # type: ignore[operator]
-        return _when(ok, value)
+    def parse(value: object) -> int:
+        if not isinstance(value, int) or isinstance(value, bool) or value < low or (high is not None and value > high):
+            raise ValueError(value)
+        return value
 
     return Kind(doc or (f"an integer {low}-{high}" if high else f"an integer ≥ {low}"), parse)
 
@@ -71,8 +68,19 @@ def _port_range(value: object) -> tuple[int, int]:
     return int(m.group(1)), int(m.group(2))
 
 
-def _list_of(test: Callable[[object], bool]) -> Callable[[object], object]:
-    return lambda v: tuple(_when(isinstance(v, list) and all(test(x) for x in v), v))  # type: ignore[arg-type]
+def _list_of(test: Callable[[object], bool]) -> Callable[[object], tuple[object, ...]]:
+    def parse(value: object) -> tuple[object, ...]:
+        if not isinstance(value, list) or not all(test(x) for x in value):
+            raise ValueError(value)
+        return tuple(value)
+
+    return parse
+
+
+def _cpus(value: object) -> float:
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:
+        raise ValueError(value)
+    return float(value)
 
 
 BOOL = Kind("true or false", lambda v: _when(isinstance(v, bool), v))
@@ -90,10 +98,9 @@ MEMBER_PORT = whole(1024, 65535, "a port number 1024-65535")
 PORT_RANGE = Kind('a range "LOW-HIGH" within 1024-65535, low end first', _port_range)
 GPU_COUNT = whole(0, doc="a whole number of GPUs (0 for none)")
 POSITIVE = whole(1, doc="a positive whole number")
-CPUS = Kind("a positive number of CPUs", lambda v: float(_when(
-    isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0, v)))  # type: ignore[arg-type]
+CPUS = Kind("a positive number of CPUs", _cpus)
 GPU_INDEXES = Kind("a list of GPU indices such as [0, 1]",
-                   _list_of(lambda g: _is_int(g) and g >= 0))  # type: ignore[operator]
+                   _list_of(lambda g: isinstance(g, int) and not isinstance(g, bool) and g >= 0))
 NAMES = Kind("a list of user names", _list_of(lambda n: isinstance(n, str)))
 TABLE = Kind("a table", lambda v: _when(isinstance(v, Mapping), v))
 ENV = Kind("a table of strings", lambda v: v)  # as written: the kernel's start reads it and says what is wrong
@@ -139,8 +146,8 @@ _SERVER: tuple[Key, ...] = (
             "`start --keep-outputs/--no-keep-outputs` wins"),
 )
 OVERRIDABLE = tuple(k.name for k in _SERVER if MEMBER in k.who)
-MAY_OVERRIDE = Kind(f"a list drawn from {', '.join(OVERRIDABLE)}", lambda v: frozenset(_when(
-    isinstance(v, list) and set(v) <= set(OVERRIDABLE), v)))  # type: ignore[arg-type]
+MAY_OVERRIDE = Kind(f"a list drawn from {', '.join(OVERRIDABLE)}",
+                    lambda v: frozenset(_list_of(lambda k: k in OVERRIDABLE)(v)))
 
 KEYS: tuple[Key, ...] = (
     *_SERVER,

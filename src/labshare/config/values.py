@@ -36,9 +36,7 @@ def fail(path: Path, key: str, problem: str) -> ConfigError:
 
 def seconds(value: object) -> float | None:
     """Seconds from 3600, "90s", "30m", "12h" or "2d"; 0 means off (None); a ValueError for anything else."""
-    if isinstance(value, bool):
-        raise ValueError(value)
-    if isinstance(value, (int, float)):
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
         found = float(value)
     elif isinstance(value, str) and (m := _DURATION.match(value)):
         found = float(m.group(1)) * _UNITS[m.group(2)]
