@@ -64,6 +64,9 @@ def main(argv: list[str]) -> int:
         print("usage: python -m labshare.config.reference en|ja  (run from the checkout's root)", file=sys.stderr)
         return 2
     path = page(argv[0])
+    if not path.is_file():
+        print(f"{path} is not here; run this from the checkout's root.", file=sys.stderr)
+        return 2
     path.write_text(render(path.read_text(encoding="utf-8"), argv[0]), encoding="utf-8")
     print(f"wrote {path}")
     return 0
