@@ -164,8 +164,8 @@ def main() -> int:
     lab = next(lab_gen)
     try:
         lab.server.run("start", check=True)
-        info = lab.server.json("info")
-        token, socket_path = info["token"], info["socket"]
+        info = lab.server.info()
+        token, socket_path = str(info.token), str(info.socket)
         relay = Relay(lab.sshd.port, RTT)
         far = dataclasses.replace(lab.sshd, port=relay.port)
         sshd_helper.write_client_config(lab.laptop, far, "gpu1-far", lab.server.name)

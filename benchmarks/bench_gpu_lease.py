@@ -25,6 +25,7 @@ from pathlib import Path
 from common import BIN, compare, isolated_home, machine, timed
 
 from labshare import probe
+from labshare.records.info import ServerInfo
 
 LABSHARE = str(BIN / "labshare")
 STUB = Path(__file__).resolve().parent.parent / "tests" / "nvml_stub" / "nvml_stub.c"
@@ -53,9 +54,9 @@ def stand_in_gpus(cards: int = 4) -> Iterator[dict[str, str]]:
 def serve(env: dict[str, str], site: Path, assign: str, leases: str) -> tuple[probe.Address, str]:
     site.write_text(f'[gpus]\nassign = "{assign}"\nleases_dir = "{leases}"\n')
     subprocess.run([LABSHARE, "start"], env=env, check=True, capture_output=True)
-    info = json.loads(subprocess.run([LABSHARE, "info", "--json"], env=env, check=True, capture_output=True,
-                                     text=True).stdout)
-    return probe.Address(socket=info["socket"], port=info["port"]), info["token"]
+    answer = subprocess.run([LABSHARE, "info", "--json"], env=env, check=True, capture_output=True, text=True)
+    info = ServerInfo.from_json(json.loads(answer.stdout), "`labshare info --json`")
+    return probe.Address(socket=info.socket, port=info.port), str(info.token)
 
 
 def start_kernel(address: probe.Address, token: str) -> str:

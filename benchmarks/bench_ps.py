@@ -33,6 +33,7 @@ import psutil
 from common import BIN, machine, timed
 
 from labshare import probe
+from labshare.records.server import ServerState
 
 LABSHARE = str(BIN / "labshare")
 STEPS = (5, 10, 20, 30)
@@ -63,8 +64,9 @@ class Member:
         done = self.run("start")
         if done.returncode != 0:
             raise SystemExit(f"labshare start failed for {self.name}: {done.stderr.strip()}")
-        record = json.loads((self.state_dir / "server.json").read_text())
-        address = probe.Address(socket=record["socket"], port=record["port"])
+        path = self.state_dir / "server.json"
+        record = ServerState.from_json(json.loads(path.read_text()), f"the state file {path}")
+        address = probe.Address(socket=record.socket, port=record.port)
         token = (self.state_dir / "token").read_text().strip()
         for i in range(kernels):
             body = json.dumps({"path": f"nb{i}.ipynb", "type": "notebook", "kernel": {"name": "python3"}})

@@ -32,6 +32,8 @@ import pytest
 from host_env import index_and_trust
 
 from labshare.listeners import free_port  # the tests' one way to find a free port, too
+from labshare.records.info import ServerInfo
+from labshare.records.server import ServerState
 
 if TYPE_CHECKING:
     import sshd
@@ -133,8 +135,13 @@ class Member:
 
         return self.home / ".local/state/labshare" / socket.gethostname()
 
-    def state(self) -> dict:
-        return json.loads((self.state_dir / "server.json").read_text())
+    def state(self) -> ServerState:
+        path = self.state_dir / "server.json"
+        return ServerState.from_json(json.loads(path.read_text()), f"the state file {path}")
+
+    def info(self) -> ServerInfo:
+        """What `labshare info --json` says, read as the laptop reads it."""
+        return ServerInfo.from_json(self.json("info"), "`labshare info --json`")
 
     def _as(self) -> dict:
         if not self.user:

@@ -7,7 +7,6 @@ were started.
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -20,7 +19,7 @@ import sshd as sshd_helper
 from conftest import LABSHARE, wait_for
 from jupyter_api import Lab
 from test_connect import Connect
-from test_connect_known import connect_once
+from test_connect_known import connect_once, memory
 
 pytestmark = pytest.mark.sshd
 
@@ -67,7 +66,7 @@ def lab(make_user) -> Iterator[sshd_helper.Lab]:
 
 def remembered_port(lab: sshd_helper.Lab) -> int:
     (known,) = lab.laptop.home.rglob("known-gpu1-*.json")
-    return json.loads(known.read_text())["local_port"]
+    return memory(known).local_port
 
 
 def ssh_calls(lab: sshd_helper.Lab) -> list[str]:

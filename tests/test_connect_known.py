@@ -12,6 +12,8 @@ from conftest import LABSHARE, Member
 from jupyter_api import Lab
 from test_connect import Connect
 
+from labshare.records.known import KnownServer
+
 pytestmark = pytest.mark.sshd
 
 
@@ -28,13 +30,18 @@ def remembered(laptop: Member) -> list[Path]:
     return sorted(laptop.home.rglob("known-gpu1-*.json"))
 
 
+def memory(path: Path) -> KnownServer:
+    """A remembered server, read as connect reads it."""
+    return KnownServer.from_json(json.loads(path.read_text()), str(path))
+
+
 def test_second_connect_needs_no_round_trip_and_keeps_the_token_private(lab: sshd_helper.Lab) -> None:
     lab.server.run("start", check=True)
     first = connect_once(lab.laptop)
     (known,) = remembered(lab.laptop)
     assert known.stat().st_mode & 0o777 == 0o600 and known.parent.stat().st_mode & 0o777 == 0o700
     assert known.stat().st_uid == lab.laptop.uid
-    assert json.loads(known.read_text())["token"] == Lab.from_url(first["url"]).token
+    assert memory(known).token == Lab.from_url(first["url"]).token
 
     # With labshare gone from the server, only the memory can lead to it.
     (lab.server.home / ".local/bin/labshare").unlink()
@@ -52,12 +59,12 @@ def test_a_restarted_server_with_a_new_token_is_asked_again(lab: sshd_helper.Lab
     first = connect_once(lab.laptop)
     lab.server.run("stop", check=True)
     lab.server.run("start", check=True)
-    token = lab.server.json("info")["token"]
+    token = lab.server.info().token
     assert Lab.from_url(first["url"]).token != token
     again = connect_once(lab.laptop)
     assert Lab.from_url(again["url"]).token == token
     (known,) = remembered(lab.laptop)
-    assert json.loads(known.read_text())["token"] == token
+    assert memory(known).token == token
 
 
 def test_a_stopped_server_is_reported_and_tcp_servers_are_not_remembered(lab: sshd_helper.Lab) -> None:

@@ -19,6 +19,8 @@ from pathlib import Path
 
 from conftest import LABSHARE, Member
 
+from labshare.errors import LabshareError
+
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
 JA = ROOT / "docs" / "ja"
@@ -91,10 +93,9 @@ def follows(command: str) -> bool:
 def stop_by_pid(m: Member) -> None:
     try:
         state = m.state()
-    except (OSError, ValueError):
+    except (OSError, ValueError, LabshareError):
         return
-    for key in ("pid", "supervisor_pid"):
-        pid = state.get(key)
+    for pid in (state.pid, state.supervisor_pid):
         if pid:
             try:
                 os.kill(int(pid), signal.SIGTERM)

@@ -113,8 +113,8 @@ def test_ps_lists_everyones_servers_with_users_memory_and_own_notebooks(site: Si
     b_server, b_kernel = _kernel(servers, site.bob_kernel)
     assert (a_server["user"], b_server["user"]) == (site.alice.user, site.bob.user)
     assert a_server["managed"] and b_server["managed"] and a_server["mode"] == b_server["mode"] == "socket"
-    assert a_server["pid"] == site.alice.state()["pid"] and b_server["pid"] == site.bob.state()["pid"]
-    assert a_server["supervisor_pid"] == site.alice.state()["supervisor_pid"]
+    assert a_server["pid"] == site.alice.state().pid and b_server["pid"] == site.bob.state().pid
+    assert a_server["supervisor_pid"] == site.alice.state().supervisor_pid
     assert a_server["token_required"] is True
 
     # Alice sees her own notebooks and kernel names, never Bob's.
@@ -261,7 +261,7 @@ def test_admin_stop_refuses_a_member(site: Site) -> None:
     assert done.returncode != 0
     assert "needs root" in done.stderr and "sudo labshare admin stop" in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr
-    assert psutil.pid_exists(site.bob.state()["pid"])
+    assert psutil.pid_exists(site.bob.state().pid or 0)
 
 
 def test_admin_stop_as_root_stops_a_members_server_and_hand_started_jupyter(make_user: Accounts) -> None:

@@ -75,7 +75,7 @@ def test_pip_and_uv_add_in_a_uv_project_are_recorded_and_survive_uv_sync(bare: M
     assert 'name = "ls-alpha"' in lock and 'name = "ls-beta"' in lock
 
     # A Lab terminal: the server's PATH ends with the member's uv-only folder, since PATH had no uv.
-    jupyter_path = psutil.Process(bare.state()["pid"]).environ()["PATH"]
+    jupyter_path = psutil.Process(bare.state().pid).environ()["PATH"]
     assert jupyter_path == f"{BARE_PATH}:{tools(bare).bin_dir}"
     synced = bare.run_cmd(["uv", "sync"], cwd=str(project), env={"PATH": jupyter_path}, timeout=300)
     assert synced.returncode == 0, synced.stderr

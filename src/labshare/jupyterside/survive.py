@@ -35,7 +35,7 @@ import os
 import queue
 import signal
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from jupyter_client.launcher import launch_kernel
 from jupyter_client.provisioning import LocalProvisioner
@@ -116,7 +116,7 @@ class LabshareProvisioner(LocalProvisioner):  # type: ignore[misc]
         return self.connection_info
 
     def save(self, survived: int) -> None:
-        if not self.records_dir:
+        if not self.records_dir or self.pid is None:
             return
         km = self.parent
         info = dict(self.connection_info)
@@ -141,7 +141,7 @@ class LabshareProvisioner(LocalProvisioner):  # type: ignore[misc]
         self.pgid = record.pgid
         self.adopted_started = record.started
         self.cwd = record.cwd
-        self.connection_info = dict(record.connection_info)
+        self.connection_info = cast(Any, dict(record.connection_info))  # Jupyter's TypedDict, read from JSON
 
     async def poll(self) -> int | None:
         if self.process is not None:

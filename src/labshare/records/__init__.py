@@ -76,7 +76,7 @@ def older(source: str, writer: str | None, what_is_wrong: str, *, remote: bool) 
 
     upgrade = f"upgrade labshare there: {REMOTE_UPGRADE}" if remote else f"upgrade labshare: {reinstall_hint()}"
     return Unreadable(
-        f"{source} ({what_is_wrong}) comes from labshare {writer or 'older than 0.1.0'}, which labshare "
+        f"{source} ({what_is_wrong}) comes from {f'labshare {writer}' if writer else 'an older labshare'}, which labshare "
         f"{__version__} here cannot read; {upgrade}.",
         what_is_wrong,
     )

@@ -12,7 +12,7 @@ import dataclasses
 from typing import Any, ClassVar, TypeVar
 
 from labshare import __version__
-from labshare.records import RecordError, envelope, older
+from labshare.records import envelope, older
 
 R = TypeVar("R", bound="Record")
 _TYPES: dict[str, tuple[type, ...]] = {

@@ -14,12 +14,16 @@ from collections import namedtuple
 from labshare.records import RecordError, envelope
 
 VERSION = 2
-_FIELDS = ("mode", "socket", "socket_fallback", "token", "user", "host", "root_dir", "local_port", "own_master")
 _TYPES = {"mode": str, "socket": str, "socket_fallback": bool, "token": str, "user": str, "host": str,
           "root_dir": str, "local_port": int, "own_master": bool}
+_Fields = namedtuple(
+    "_Fields",
+    ["mode", "socket", "socket_fallback", "token", "user", "host", "root_dir", "local_port", "own_master"],
+    defaults=(None, None, None, None, None, None, None, None, None),
+)
 
 
-class KnownServer(namedtuple("KnownServer", _FIELDS, defaults=(None,) * len(_FIELDS))):
+class KnownServer(_Fields):
     """Where a host's server listens, its token, and this laptop's facts: the local port, our own ssh master."""
 
     __slots__ = ()
@@ -37,7 +41,7 @@ class KnownServer(namedtuple("KnownServer", _FIELDS, defaults=(None,) * len(_FIE
             value = data.get(key)
             if value is not None and (not isinstance(value, kind) or kind is int and isinstance(value, bool)):
                 raise RecordError(f"{source} has {value!r} for {key!r}; it will be forgotten.")
-        return cls(**{key: data.get(key) for key in _FIELDS})
+        return cls(**{key: data.get(key) for key in _TYPES})
 
     @property
     def rememberable(self) -> bool:

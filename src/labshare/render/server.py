@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING
 from labshare.render import ago
 
 if TYPE_CHECKING:
-    from labshare.server.lifecycle import StartResult, StopResult
     from labshare.records.info import ServerInfo
+    from labshare.server.lifecycle import StartResult, StopResult
     from labshare.server.status import ServerStatus
 
 

@@ -20,6 +20,7 @@ from labshare.records.server import LaunchSpec, ServerState
 from labshare.records.store import Store
 from labshare.records.store import locked as lock_file
 
+
 def now_iso() -> str:
     return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
 
