@@ -14,7 +14,7 @@ import tomllib
 from labshare import config
 from labshare.config import reference, schema
 from labshare.connect import hosts
-from labshare.envs.pyproject_edit import labshare_settings
+from labshare.config.project import labshare_settings
 from labshare.errors import LabshareError
 from labshare.server import lifecycle
 

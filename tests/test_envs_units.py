@@ -11,7 +11,8 @@ import tomllib
 
 from labshare.envs import kernels, naming, projects
 from labshare.envs.detect import detect
-from labshare.envs.pyproject_edit import labshare_settings, migrate_rye, set_labshare_env
+from labshare.config.project import labshare_settings
+from labshare.envs.pyproject_edit import migrate_rye, set_labshare_env
 from labshare.envs.undo import undone_on_failure
 from labshare.errors import LabshareError
 

@@ -2,7 +2,7 @@
 
 A kernel start refuses a project whose settings are wrong (`gpu = 0` for
 `gpus = 0`), so doctor looks at every project a labshare kernelspec names
-first, with the same check (`envs.pyproject_edit.labshare_settings`).
+first, with the same check (`config.project.labshare_settings`).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from labshare.errors import LabshareError
 
 def project_settings() -> Check:
     from labshare.envs import kernels as ks
-    from labshare.envs.pyproject_edit import project_settings as settings_of
+    from labshare.config.project import project_settings as settings_of
 
     projects = sorted({e.project for e in ks.list_kernels(ks.KernelPlaces.current())
                        if e.owner == "labshare" and e.project})

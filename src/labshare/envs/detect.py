@@ -22,7 +22,7 @@ from typing import Any
 
 from labshare import proc
 from labshare.envs.naming import slug
-from labshare.envs.pyproject_edit import load_toml
+from labshare.config.project import load_toml
 from labshare.errors import LabshareError
 
 VENV_DIRS = (".venv", "venv", "env", ".env")

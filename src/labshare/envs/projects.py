@@ -17,14 +17,12 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from labshare.config.project import labshare_env, labshare_settings, load_toml
 from labshare.envs import kernels, uv
 from labshare.envs.detect import Project, declares_ipykernel, detect, uv_env_dir
 from labshare.envs.naming import spec_name
 from labshare.envs.pyproject_edit import (
     diff,
-    labshare_env,
-    labshare_settings,
-    load_toml,
     merge_env,
     migrate_rye,
     save,

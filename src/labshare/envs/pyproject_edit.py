@@ -1,4 +1,4 @@
-"""Reading a member's pyproject.toml, and the edits labshare makes to it.
+"""The edits labshare makes to a member's pyproject.toml (reading its `[tool.labshare]` is `config.project`).
 
 The edits are moving Rye's `dev-dependencies` into `[dependency-groups]`
 (uv ignores the former) and setting `[tool.labshare] env` or `gpus`.  A
@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from labshare.config import schema
+from labshare.config.project import labshare_env, load_toml
 from labshare.errors import LabshareError
 from labshare.files import write_atomic
 
@@ -27,52 +27,6 @@ if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
     import tomli as tomllib
-
-
-def load_toml(text: str, where: Path) -> dict[str, Any]:
-    try:
-        return tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise LabshareError(f"{where} is not valid TOML ({exc}); fix it and try again.") from exc
-
-
-def _own(data: Mapping[str, Any]) -> Mapping[str, Any]:
-    tool = data.get("tool", {})
-    own = tool.get("labshare", {}) if isinstance(tool, dict) else {}
-    return own if isinstance(own, dict) else {}
-
-
-def labshare_settings(data: Mapping[str, Any], where: Path) -> Mapping[str, Any]:
-    """`[tool.labshare]` as written, refused if it holds a key labshare does not read or a `gpus` that is no count.
-
-    Every reader goes through here (env create/adopt, each kernel start,
-    doctor), so a typo such as `gpu = 0` is an error everywhere instead of
-    a setting silently ignored and a card silently leased.
-    """
-    own = _own(data)
-    schema.parse(where, "tool.labshare", own)
-    return own
-
-
-def labshare_env(data: Mapping[str, Any], where: Path) -> object:
-    """`tool.labshare.env` as written (a table, or whatever the member put there); {} when absent."""
-    return labshare_settings(data, where).get("env", {})
-
-
-def project_settings(folder: Path) -> Mapping[str, Any]:
-    """A project's `[tool.labshare]`, checked (`labshare_settings`); {} without a pyproject.
-
-    Read at each kernel start, so a changed `gpus` applies to the next kernel.
-    """
-    path = folder / "pyproject.toml"
-    if not path.is_file():
-        return {}
-    return labshare_settings(load_toml(path.read_text(encoding="utf-8"), path), path)
-
-
-def project_gpus(folder: Path) -> int | None:
-    """What a project's pyproject asks its kernels to lease (0: CPU only); None without a pyproject or the key."""
-    return project_settings(folder).get("gpus")
 
 
 def merge_env(current: Mapping[str, str], updates: Mapping[str, str | None]) -> dict[str, str]:

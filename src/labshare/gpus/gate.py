@@ -102,7 +102,7 @@ def cards(gated: Gated, policy: GpuPolicy) -> dict[str, str]:
 
     if not policy.leased:
         return assign.server_env(policy)
-    from labshare.envs.pyproject_edit import project_gpus
+    from labshare.config.project import project_gpus
     from labshare.gpus import leases
 
     count = project_gpus(gated.project) if gated.project else None

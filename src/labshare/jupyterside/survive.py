@@ -44,7 +44,7 @@ from jupyter_server.services.kernels.kernelmanager import AsyncMappingKernelMana
 from tornado import web
 from traitlets import Unicode
 
-from labshare.envs.pyproject_edit import project_gpus
+from labshare.config.project import project_gpus
 from labshare.errors import LabshareError
 from labshare.files import ensure_private_dir, remove
 from labshare.gpus import kernels as gpu_leases

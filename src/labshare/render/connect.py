@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from labshare.connect.session import Manual
+if TYPE_CHECKING:  # the view only reads attributes; render sits below connect
+    from labshare.connect.session import Manual
 
 
 def event_line(event: dict[str, Any]) -> str | None:
