@@ -20,7 +20,7 @@ from conftest import BIN, LABSHARE, Member, tokenless_jupyter
 from labshare.doctor.old_servers import tokenless_server
 
 SERVER_CHECKS = {
-    "labshare", "jupyter", "vulnerable-packages", "private-dirs", "socket-path", "survives-logout",
+    "labshare", "jupyter", "jupyter-internals", "vulnerable-packages", "private-dirs", "socket-path", "survives-logout",
     "sshd-forwarding", "uv", "kernels", "gpu", "site-policy", "policy-enforcement", "gpus", "kernel-survival",
     "output-keeping", "old-servers", "project-settings", "linger",
 }

@@ -91,17 +91,13 @@ def test_long_home_falls_back_to_private_tmp_socket(member: Member) -> None:
 
 
 def test_version_check_passes_what_is_installed_and_names_what_to_install() -> None:
-    """Checked against labshare's own installed requirements and this environment's real versions."""
-    from importlib.metadata import requires
-
+    """Checked against the adapter's tested ranges and this environment's real versions."""
     from labshare.install_hint import package_command
     from labshare.server import versions
 
-    names = versions.KERNEL_SURVIVAL + versions.OUTPUT_KEEPING
-    bounds = versions.bounds(requires("labshare") or [], names)
-    assert set(bounds) == set(names)
-    assert all(any(s.operator == "<" for s in spec) for spec in bounds.values()), bounds
-    real = versions.installed(names)
+    bounds = versions.tested()
+    assert set(bounds) == {"jupyter-server", "jupyter-client", "jupyter-server-ydoc", "jupyter-server-nbmodel"}
+    real = versions.installed(bounds)
     assert None not in real.values() and versions.unsupported(bounds, real) == []
     lines = versions.unsupported(bounds, {**real, "jupyter-server-nbmodel": "0.3.0"})
     assert lines == [

@@ -1,4 +1,5 @@
-"""What is installed: labshare, Jupyter's parts, and the releases with a known security hole.
+"""What is installed: labshare, Jupyter's parts (against the versions labshare's use of their
+internals was tested with), and the releases with a known security hole.
 
 The advisory table lives here alone, so adding the next CVE is one line in
 one place: (distribution, fixed in, fixed within an older major in, what it
@@ -11,7 +12,7 @@ from __future__ import annotations
 import sys
 
 from labshare import __version__
-from labshare.doctor import FAIL, OK, Check
+from labshare.doctor import FAIL, OK, WARN, Check
 from labshare.errors import LabshareError
 from labshare.install_hint import package_command, upgrade_command
 
@@ -68,6 +69,19 @@ def _jupyter() -> Check:
     return Check("jupyter", OK, f"{listed}; runs {' '.join(lab)}")
 
 
+def _internals() -> Check:
+    """The packages whose private parts labshare uses, against the versions those uses were tested with."""
+    from labshare.server.versions import installed, tested, unsupported
+
+    ranges = tested()
+    have = installed(ranges)
+    outside = unsupported(ranges, have)
+    if outside:
+        return Check("jupyter-internals", WARN, " ".join(outside))
+    listed = ", ".join(f"{name} {have[name] or 'not installed'} (tested {spec})" for name, spec in sorted(ranges.items()))
+    return Check("jupyter-internals", OK, listed)
+
+
 def _advisories() -> Check:
     holes = []
     for dist, fixed, backport, advisory in VULNERABLE:
@@ -82,6 +96,6 @@ def _advisories() -> Check:
 
 
 def versions() -> list[Check]:
-    """labshare, Jupyter's parts, and any installed release with a known hole."""
+    """labshare, Jupyter's parts and whether they are the versions tested, and any release with a known hole."""
     here = Check("labshare", OK, f"labshare {__version__} on Python {sys.version.split()[0]} ({sys.executable})")
-    return [here, _jupyter(), _advisories()]
+    return [here, _jupyter(), _internals(), _advisories()]

@@ -16,8 +16,8 @@ never ended:
   read up to its own reply, empties the queue: a kernel answers shell
   requests in the order they came.
 
-Wraps `ExecutionStack._get_local_client` and `_get_client`;
-tests/nbmodel_first_run.py fails if an upgrade changes either.
+Wraps nbmodel's client making through `internals.wrap_execution_clients`;
+tests/nbmodel_first_run.py fails if an upgrade changes it.
 """
 
 from __future__ import annotations
@@ -30,38 +30,19 @@ from typing import Any
 
 from jupyter_core.utils import ensure_async
 
+from labshare.jupyterside import internals
+
 SETTLE_SECONDS = 30.0
 log = logging.getLogger(__name__)
 
 
 def prepare_execution_clients() -> bool:
-    """Wrap nbmodel's client making once; False when nbmodel no longer has the methods this wraps."""
-    try:
-        from jupyter_server_nbmodel.execution_stack import ExecutionStack
-    except ImportError:
-        return False
-    make = getattr(ExecutionStack, "_get_local_client", None)
-    get = getattr(ExecutionStack, "_get_client", None)
-    if make is None or get is None:
-        return False
-    if getattr(get, "labshare_prepared", False):
-        return True
+    """Have nbmodel's new clients open stdin at once and start with an empty shell queue; False when it changed."""
+    return internals.wrap_execution_clients(_open_stdin, _settled)
 
-    def get_local_client(stack: Any, kernel_id: str) -> Any:
-        client = make(stack, kernel_id)
-        client.stdin_channel  # noqa: B018  (the property opens and connects the socket)
-        return client
 
-    async def get_client(stack: Any, kernel_id: str) -> Any:
-        client = await get(stack, kernel_id)
-        if not getattr(client, "_server_nbmodel_remote", False):
-            await _settled(client)
-        return client
-
-    get_client.labshare_prepared = True  # type: ignore[attr-defined]
-    ExecutionStack._get_local_client = get_local_client
-    ExecutionStack._get_client = get_client
-    return True
+def _open_stdin(client: Any) -> None:
+    client.stdin_channel  # noqa: B018  (the property opens and connects the socket)
 
 
 async def _settled(client: Any) -> None:

@@ -14,11 +14,10 @@ execution front-ends, whose server parts are then disabled, so Lab behaves
 like stock JupyterLab.  `GET /api/labshare/outputs` (token required) says
 which mode is active and how many documents are held.
 
-It reaches into jupyter-collaboration's rooms (`_save_to_disc`,
-`_room_locks`, `file_loaders`), tested against jupyter-collaboration 5.0.4
-(jupyter_server_ydoc 3.0.4), and has `execution_clients` prepare
-jupyter-server-nbmodel 0.2.9's kernel clients; tests/test_outputs*.py fail
-if an upgrade breaks either, labshare's requirements bound both, and `versions` names an unsupported one at start.
+It reaches into jupyter-collaboration's rooms, and has `execution_clients`
+prepare jupyter-server-nbmodel's kernel clients, through `internals` (which
+says which private names, tested with which versions); tests/test_outputs*.py
+fail if an upgrade breaks either, and `versions` names an untested one at start.
 Should one be installed anyway and lack a part the sweep uses, the sweep
 switches itself off with one note in the server log (and says why in
 `/api/labshare/outputs`) instead of failing again every second.
@@ -40,6 +39,7 @@ from tornado import web
 from traitlets import Bool, Float
 from traitlets.config import LoggingConfigurable
 
+from labshare.jupyterside import internals
 from labshare.jupyterside.execution_clients import prepare_execution_clients
 
 FRONTENDS = ("@jupyter/collaboration-extension", "@jupyter/docprovider-extension", "@datalayer/jupyter-server-nbmodel")
@@ -77,7 +77,7 @@ class OutputKeeper(LoggingConfigurable):
         app = self.ydoc_app()
         if app is None:
             return 0
-        return sum(1 for room in app.ywebsocket_server.rooms.values() if _is_document(room))
+        return sum(1 for room in app.ywebsocket_server.rooms.values() if internals.is_document(room))
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run())
@@ -102,7 +102,7 @@ class OutputKeeper(LoggingConfigurable):
         self.problem = (
             f"jupyter-server-ydoc {have} lacks a part labshare uses ({missing}), so outputs are saved only "
             "after a second of quiet and documents are never freed from memory; install a version labshare "
-            f"is tested with: {package_command(requirement('jupyter-collaboration'))}"
+            f"is tested with: {package_command(requirement('jupyter-server-ydoc'))}"
         )
         self.log.warning("labshare: output keeping's sweep switched itself off: %s", self.problem)
 
@@ -111,7 +111,7 @@ class OutputKeeper(LoggingConfigurable):
         if app is None:
             return
         now = time.monotonic()
-        rooms = {rid: room for rid, room in list(app.ywebsocket_server.rooms.items()) if _is_document(room)}
+        rooms = {rid: room for rid, room in list(app.ywebsocket_server.rooms.items()) if internals.is_document(room)}
         for rid in list(self._rooms):
             if rooms.get(rid) is not self._rooms[rid][0]:
                 self._forget(rid)
@@ -126,14 +126,14 @@ class OutputKeeper(LoggingConfigurable):
             changed = self._changed.get(rid)
             if changed is not None and now - changed >= self.save_every:
                 self._changed.pop(rid, None)
-                if room._save_to_disc() is None:
+                if internals.save(room) is None:
                     self._changed[rid] = changed
-            if room.clients or rid in self._changed or _saving(room) or _running_cell(room):
+            if room.clients or rid in self._changed or internals.saving(room) or internals.running_cell(room):
                 self._used[rid] = now
                 continue
             if busy is None:
                 busy = await self._busy_paths()
-            if _path(room) in busy:
+            if internals.room_path(room) in busy:
                 self._used[rid] = now
                 continue
             if now - self._used.get(rid, now) >= self.free_after:
@@ -175,18 +175,15 @@ class OutputKeeper(LoggingConfigurable):
         return busy
 
     async def _free(self, app: Any, rid: str, room: Any) -> None:
-        async with app._room_locks[rid]:
+        async with internals.room_lock(app, rid):
             if room.clients or app.ywebsocket_server.rooms.get(rid) is not room:
                 return
             self.log.info("labshare: freeing the unused, saved document %s from memory", rid)
             await app.ywebsocket_server.delete_room(room=room)
         self._forget(rid)
         self.freed += 1
-        file_id = rid.split(":", 2)[-1]
-        if file_id in app.file_loaders and app.file_loaders[file_id].number_of_subscriptions == 0:
-            await app.file_loaders.remove(file_id)
-        if not app._room_locks[rid].locked():
-            app._room_locks.pop(rid, None)
+        await internals.forget_file(app, rid.split(":", 2)[-1])
+        internals.drop_room_lock(app, rid)
 
 
 def _return_memory() -> None:
@@ -196,31 +193,6 @@ def _return_memory() -> None:
     if libc:
         with contextlib.suppress(OSError, AttributeError):
             ctypes.CDLL(libc).malloc_trim(0)
-
-
-def _is_document(room: Any) -> bool:
-    from jupyter_server_ydoc.rooms import DocumentRoom
-
-    return isinstance(room, DocumentRoom)
-
-
-def _saving(room: Any) -> bool:
-    task = room._saving_document
-    return task is not None and not task.done()
-
-
-def _running_cell(room: Any) -> bool:
-    cells = getattr(room._document, "ycells", None)
-    if cells is None:
-        return False
-    return any(cell.get("execution_state") == "running" for cell in cells)
-
-
-def _path(room: Any) -> str | None:
-    try:
-        return room._file.path
-    except (RuntimeError, KeyError, OSError):
-        return None
 
 
 def _hide_frontends(handler: Any, page_config: dict[str, Any], chained: Any = None) -> dict[str, Any]:

@@ -192,15 +192,15 @@ class GpuReclaimer(LoggingConfigurable):
     async def _save(self, path: str) -> bool:
         """Save the server's copy of the notebook, outputs and all, the way output keeping does; True when
         it is on disk (also when the server holds no copy: the file is then all there is)."""
-        from labshare.jupyterside.outputs_keeper import _is_document, _path
+        from labshare.jupyterside import internals
 
         keeper = self.serverapp.web_app.settings.get("labshare_output_keeper")
         app = keeper.ydoc_app() if keeper is not None else None
         if app is None:
             return True
         for room in list(app.ywebsocket_server.rooms.values()):
-            if _is_document(room) and room.ready and _path(room) == path:
-                task = room._save_to_disc()
+            if internals.is_document(room) and room.ready and internals.room_path(room) == path:
+                task = internals.save(room)
                 if task is None:
                     return False
                 await task

@@ -1,10 +1,10 @@
 """Kernels that outlive their Jupyter server and are re-adopted under the same id.
 
-This is the one module that touches jupyter_server / jupyter_client
-internals (tested against jupyter_server 2.21 and jupyter_client 8.10; the
-tests fail loudly if an upgrade breaks it, labshare's requirements stop
-before the next major of each, and `versions` names an unsupported one at
-start).  It runs inside the Jupyter process, configured by `records.jupyter_args`:
+What it needs of jupyter_server's and jupyter_client's private parts it
+takes from `internals`, which names each with the versions it was tested
+against (the tests fail naming a name an upgrade removes, and `versions`
+names an untested version at start).  It runs inside the Jupyter process,
+configured by `records.jupyter_args`:
 
 - `LabshareProvisioner` starts kernels *independent* of the server (own
   session, no `JPY_PARENT_PID`), so a crash or SIGKILL of the server leaves
@@ -50,6 +50,7 @@ from labshare.files import ensure_private_dir, remove
 from labshare.gpus import kernels as gpu_leases
 from labshare.gpus.assign import GpuPolicy
 from labshare.gpus.gate import unwrap
+from labshare.jupyterside import internals
 from labshare.records.server import KernelRecord
 from labshare.server.records import drop, read_records, record_path, running, write_record
 from labshare.server.state import alive as _alive
@@ -87,7 +88,7 @@ class LabshareProvisioner(LocalProvisioner):  # type: ignore[misc]
         return GpuPolicy.from_json(self.gpu_policy)
 
     async def launch_kernel(self, cmd: list[str], **kwargs: Any) -> Any:
-        kwargs = LocalProvisioner._scrub_kwargs(kwargs)
+        kwargs = internals.launch_kwargs(kwargs)
         kwargs["independent"] = True
         gpus = self.gpus
         try:
@@ -202,7 +203,7 @@ class LabshareProvisioner(LocalProvisioner):  # type: ignore[misc]
             remove(record_path(self.records_dir, self.kernel_id))
 
 
-class LabshareKernelManager(AsyncMappingKernelManager):  # type: ignore[misc]
+class LabshareKernelManager(internals.KernelManagerHooks, AsyncMappingKernelManager):  # type: ignore[misc]
     """Adopts the member's surviving kernels at start-up; keeps them on a restart."""
 
     records_dir = Unicode("", config=True, help="Where kernel records live (the member's private state dir).")
@@ -245,7 +246,6 @@ class LabshareKernelManager(AsyncMappingKernelManager):  # type: ignore[misc]
 
     def _adopt(self, record: KernelRecord) -> None:
         from jupyter_client.provisioning import KernelProvisionerFactory as KPF
-        from jupyter_server._tz import utcnow
 
         kernel_id = record.kernel_id
         km = self.kernel_manager_factory(
@@ -264,18 +264,13 @@ class LabshareKernelManager(AsyncMappingKernelManager):  # type: ignore[misc]
         if not isinstance(km.provisioner, LabshareProvisioner):
             raise RuntimeError(f"kernel {kernel_id} has a provisioner labshare cannot adopt")
         km.provisioner.adopt(record)
-        km._launch_args = {"cwd": record.cwd}
-        km._attempted_start = True  # so a restart makes a fresh `ready` future
-        km._connection_file_written = True
+        internals.mark_running(km, record.cwd)
         km.ready.set_result(None)
         km.execution_state = "busy"  # unknown until the kernel answers; never culled meanwhile
         km.reason = ""
-        km.last_activity = utcnow()
         km.labshare_survived = record.survived + 1
         km.provisioner.save(survived=km.labshare_survived)
-        self._kernels[kernel_id] = km
-        self._kernel_connections[kernel_id] = 0
-        self._kernel_ports[kernel_id] = km.ports
+        internals.register(self, kernel_id, km)
         self._adopted.append(kernel_id)
         self.log.info("Adopted kernel %s (pid %s), surviving server restart %d", kernel_id,
                       record.pid, km.labshare_survived)
@@ -283,14 +278,12 @@ class LabshareKernelManager(AsyncMappingKernelManager):  # type: ignore[misc]
     async def _watch_adopted(self) -> None:
         """Watch adopted kernels like fresh ones, and find out which of them are busy."""
         for kernel_id in self._adopted:
-            if kernel_id not in self._kernels:
+            if kernel_id not in self:
                 continue
-            km = self._kernels[kernel_id]
             self.start_watching_activity(kernel_id)
-            km.start_restarter()
-            self.add_restart_callback(kernel_id, lambda k=kernel_id: self._handle_kernel_died(k), "dead")
-        if not self._initialized_culler:
-            self.initialize_culler()
+            self.get_kernel(kernel_id).start_restarter()
+            internals.drop_when_dead(self, kernel_id)
+        internals.start_culler(self)
 
     def start_watching_activity(self, kernel_id: str) -> None:
         """Watch the kernel's iopub as Jupyter does, and ask it for `kernel_info` to learn its state.
@@ -340,20 +333,10 @@ class LabshareKernelManager(AsyncMappingKernelManager):  # type: ignore[misc]
         finally:
             client.stop_channels()
 
-    def _handle_kernel_died(self, kernel_id: str) -> None:
+    def kernel_died(self, kernel_id: str) -> None:
         """A kernel that died for good (no restart) is only dropped from the map; give back its cards too."""
         gpu_leases.release(GpuPolicy.from_json(self.gpu_policy), kernel_id)
-        super()._handle_kernel_died(kernel_id)
 
-    async def _async_shutdown_all(self, now: bool = False) -> None:
-        if self.keep_marker and Path(self.keep_marker).exists():
-            self.log.info("Leaving %d kernel(s) running for the next server", len(self._kernels))
-            for kernel_id, km in list(self._kernels.items()):
-                with contextlib.suppress(Exception):
-                    self.stop_watching_activity(kernel_id)
-                    km.stop_restarter()
-                    km._close_control_socket()
-            return
-        await super()._async_shutdown_all(now=now)
-
-    shutdown_all = _async_shutdown_all
+    def keeps_kernels(self) -> bool:
+        """`labshare restart` and `stop --keep-kernels` leave the marker while the server shuts down."""
+        return bool(self.keep_marker) and Path(self.keep_marker).exists()

@@ -1,13 +1,15 @@
 """Whether the Jupyter packages whose internals labshare reaches into are versions it was tested with.
 
-`survive` and `outputs_keeper` use private parts of jupyter_server,
-jupyter_client, jupyter-server-ydoc (jupyter-collaboration's server half)
-and jupyter-server-nbmodel, which change without notice.  labshare's
-requirements give each of them an upper bound, and this module reads those
-bounds back from labshare's installed metadata, so pyproject.toml stays the
-one list.  An installer can still put another version beside labshare
-(`pip install -U` in a shared environment, `--no-deps`); `start` then says
-so in one line per package, with what to install.
+Kernel survival, output keeping and the GPU reclaim use private parts of
+jupyter_server, jupyter_client, jupyter-server-ydoc (jupyter-collaboration's
+server half) and jupyter-server-nbmodel, which change without notice.
+`jupyterside.internals` lists each use with the versions it was tested
+against, and this module reads the ranges from there, so that table stays
+the one list (a test keeps labshare's requirements from allowing a major
+version it leaves out).  An installer can still put another version beside
+labshare (`pip install -U` in a shared environment, `--no-deps`); `start`
+then says so in one line per package, with what to install, and `doctor`
+lists them.
 
 It warns and does not refuse: the environment is often the admin's, shared
 by every member, so refusing would take every member's Lab away over a
@@ -21,29 +23,22 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from importlib import metadata
 
-from packaging.requirements import InvalidRequirement, Requirement
 from packaging.specifiers import SpecifierSet
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from labshare.install_hint import package_command
-
-KERNEL_SURVIVAL = ("jupyter-server", "jupyter-client")
-OUTPUT_KEEPING = ("jupyter-collaboration", "jupyter-server-ydoc", "jupyter-server-nbmodel")
+from labshare.jupyterside.internals import KERNEL_SURVIVAL, OUTPUT_KEEPING, USES
 
 
-def bounds(requirements: Iterable[str], names: Iterable[str]) -> dict[str, SpecifierSet]:
-    """labshare's own version bounds for `names`, from its requirement strings (extras left out)."""
-    wanted = {canonicalize_name(n) for n in names}
+def tested(parts: Iterable[str] = (KERNEL_SURVIVAL, OUTPUT_KEEPING)) -> dict[str, SpecifierSet]:
+    """The versions of each package whose internals `parts` use that every one of those uses was tested with."""
+    wanted = set(parts)
     found: dict[str, SpecifierSet] = {}
-    for line in requirements:
-        try:
-            req = Requirement(line)
-        except InvalidRequirement:
-            continue
-        name = canonicalize_name(req.name)
-        if name in wanted and (req.marker is None or req.marker.evaluate({"extra": ""})):
-            found[name] = req.specifier
+    for use in USES:
+        if use.part in wanted:
+            name = canonicalize_name(use.package)
+            found[name] = found.get(name, SpecifierSet()) & SpecifierSet(use.tested)
     return found
 
 
@@ -59,7 +54,7 @@ def installed(names: Iterable[str]) -> dict[str, str | None]:
 
 
 def unsupported(wanted: Mapping[str, SpecifierSet], versions: Mapping[str, str | None]) -> list[str]:
-    """One line for each installed package outside labshare's bounds, saying what to install."""
+    """One line for each installed package outside the versions labshare was tested with, saying what to install."""
     lines = []
     for name, spec in sorted(wanted.items()):
         have = versions.get(name)
@@ -77,20 +72,12 @@ def unsupported(wanted: Mapping[str, SpecifierSet], versions: Mapping[str, str |
     return lines
 
 
-def labshare_bounds(names: Iterable[str]) -> dict[str, SpecifierSet]:
-    """The bounds of the labshare that is installed; none when it runs from a source tree."""
-    try:
-        return bounds(metadata.requires("labshare") or [], names)
-    except metadata.PackageNotFoundError:
-        return {}
-
-
 def requirement(name: str) -> str:
-    """`name` with labshare's bounds (`jupyter-collaboration<6,>=5.0`), for a note saying what to install."""
-    return f"{name}{labshare_bounds([name]).get(canonicalize_name(name), '')}"
+    """`name` with the versions labshare was tested with (`jupyter-server-ydoc<4,>=3.0.4`), to say what to install."""
+    return f"{name}{tested().get(canonicalize_name(name), '')}"
 
 
 def check(keep_outputs: bool) -> list[str]:
     """The lines `start` shows for this server: kernel survival always, output keeping when it is on."""
-    names = KERNEL_SURVIVAL + (OUTPUT_KEEPING if keep_outputs else ())
-    return unsupported(labshare_bounds(names), installed(names))
+    ranges = tested([KERNEL_SURVIVAL, OUTPUT_KEEPING] if keep_outputs else [KERNEL_SURVIVAL])
+    return unsupported(ranges, installed(ranges))
