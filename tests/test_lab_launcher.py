@@ -13,7 +13,7 @@ import sys
 
 import psutil
 import pytest
-from conftest import Member
+from conftest import Member, lab_of, wait_for
 
 from labshare.monitor import argv
 
@@ -59,3 +59,31 @@ def test_start_runs_jupyterlab_through_the_launcher(member: Member) -> None:
         assert cmdline[1:3] == ["-m", "labshare.jupyterside.lab"] and argv.server_kind(cmdline) == "lab", cmdline
     finally:
         member.run("stop", check=True)
+
+
+def test_a_server_started_before_the_move_restarts_under_its_stored_names(member: Member) -> None:
+    """A supervisor of the previous labshare restarts Jupyter from the argv it stored, naming `labshare.server.*`.
+
+    That command line, run by this labshare, is a labshare server: output keeping and the GPU notices
+    answer, and a kernel started there is recorded, so it will survive the next restart.
+    """
+    member.run("start", check=True)
+    lab = lab_of(member)
+    jupyter = psutil.Process(member.json("status")["pid"])
+    stored = [arg.replace("labshare.jupyterside.", "labshare.server.") for arg in jupyter.cmdline()]
+    environ = jupyter.environ()
+    member.run("stop", check=True)
+    assert stored[1:3] == ["-m", "labshare.server.lab"] and argv.server_kind(stored) == "lab"
+    old = member.popen(stored, env=environ, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for(lambda: lab.call("GET", "/api/status").status == 200, what="the server under its former names",
+                 ignoring=(OSError,))
+        assert lab.call("GET", "/api/labshare/outputs").status == 200
+        assert lab.call("GET", "/api/labshare/gpu-notices").status == 200
+        kernel_id = lab.start_kernel()
+        wait_for(lambda: (member.state_dir / "kernels" / f"{kernel_id}.json").exists(), what="the kernel's record")
+    finally:
+        old.terminate()
+        old.wait(timeout=30)
+        member.reap()
+
