@@ -182,3 +182,13 @@ def test_the_members_cards_have_one_name_from_the_config_to_placement() -> None:
     policy = assign.GpuPolicy.of(config.GpuSettings(assign="per-kernel"), limits)
     assert policy.gpus == (1, 2) and assign.GpuPolicy.from_json(policy.to_json()) == policy
     assert policy.placement(1).gpus == frozenset({1, 2}) == place.PlacementRules(gpus=frozenset({1, 2})).gpus
+
+
+def test_regenerating_keeps_the_prose_and_refuses_a_section_the_schema_lacks() -> None:
+    page = "Intro, kept.\n<!-- schema admin -->\n| stale |\n<!-- /schema -->\nOutro, kept.\n"
+    done = reference.render(page, "en")
+    assert done.startswith("Intro, kept.\n<!-- schema admin -->\n| key |")
+    assert done.endswith("<!-- /schema -->\nOutro, kept.\n")
+    assert "| stale |" not in done and "`users`" in done
+    with pytest.raises(ValueError, match="no such section"):
+        reference.render("<!-- schema nowhere -->\n<!-- /schema -->\n", "en")
