@@ -13,8 +13,8 @@ import tomllib
 
 from labshare import config
 from labshare.config import reference, schema
-from labshare.connect import hosts
 from labshare.config.project import labshare_settings
+from labshare.connect import hosts
 from labshare.errors import LabshareError
 from labshare.server import lifecycle
 

@@ -8,8 +8,8 @@ keys are errors, because a typo in a limit must not pass as "no limit".
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
