@@ -12,7 +12,7 @@ from conftest import LABSHARE, Member
 from jupyter_api import Lab
 from test_connect import Connect
 
-from labshare.records.known import KnownServer
+from labshare.records import KnownServer
 
 pytestmark = pytest.mark.sshd
 

@@ -17,11 +17,10 @@ from conftest import Member
 from labshare import __version__
 from labshare.connect import ssh as sshcmd
 from labshare.connect.remote import Remote
-from labshare.records import RecordError, TooNew
+from labshare.records import KnownServer, RecordError, TooNew
 from labshare.records.base import Record
 from labshare.records.gpu_leases import LeaseRecord, Notice, Reclaimed, ReclaimWarnings
 from labshare.records.info import ServerInfo
-from labshare.records.known import KnownServer
 from labshare.records.port_claim import PortClaim
 from labshare.records.server import KernelRecord, LaunchSpec, ServerState
 from labshare.records.store import Corrupt, Store
@@ -58,7 +57,7 @@ def test_the_remembered_server_round_trips_and_stays_light() -> None:
                         own_master=True)
     assert KnownServer.from_json(json.loads(json.dumps(known.to_json())), "a test") == known
     assert known.rememberable
-    code = "import sys, labshare.records.known; print(sorted({'dataclasses', 'typing'} & set(sys.modules)))"
+    code = "import sys, labshare.records; print(sorted({'dataclasses', 'typing'} & set(sys.modules)))"
     done = subprocess.run([__import__("sys").executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]", "connect's early path must not import dataclasses or typing"
 

@@ -13,7 +13,7 @@ could have been taken over since, so those are asked for every time.  The
 file is 0600 in a 0700 directory, like an ssh key.
 
 Plain paths and standard modules only: dial.py reads the memory before the
-rest of labshare is imported (so its type, `records.known.KnownServer`, is a named tuple).
+rest of labshare is imported (so its type, `records.KnownServer`, is a named tuple).
 """
 
 from __future__ import annotations
@@ -25,8 +25,7 @@ import re
 import stat
 import zlib
 
-from labshare.records import RecordError
-from labshare.records.known import KnownServer
+from labshare.records import KnownServer, RecordError
 
 TYPE_CHECKING = False  # as mypy reads it; importing `typing` would cost the early path 4 ms
 if TYPE_CHECKING:

@@ -23,9 +23,8 @@ from labshare.connect import ssh as sshcmd
 from labshare.connect.hosts import host_of
 from labshare.errors import LabshareError, LabshareMissing, NotRunning
 from labshare.proc import tail
-from labshare.records import older
+from labshare.records import KnownServer, older
 from labshare.records.info import ServerInfo
-from labshare.records.known import KnownServer
 
 Event = dict[str, Any]
 REMOTE_TIMEOUT = 120.0

@@ -11,12 +11,18 @@ never a `KeyError` (the habit of pipx's `PipxMetadata`).
 Each document is written as `{"version": N, "labshare": "<writer's version>", ...}`.
 Format 1 is the unversioned JSON labshare wrote before these types.
 
-This `__init__` and `known` import only light standard modules: `connect`
-reads the remembered servers before the rest of labshare is imported
-(connect/dial.py), and its start-up budget is a few milliseconds.
+This `__init__` imports only light standard modules, and holds the one
+record `connect` reads before the rest of labshare is imported
+(connect/dial.py), the laptop's memory of a server: `dataclasses` and
+`typing` would cost more than that whole early path, and even one more
+module costs it 0.4 ms, so it is a named tuple here, its checks written out.
+The memory is a cache: one this labshare cannot read is forgotten by its
+caller, and the server is asked again.
 """
 
 from __future__ import annotations
+
+from collections import namedtuple
 
 from labshare import __version__
 from labshare.errors import LabshareError
@@ -24,6 +30,7 @@ from labshare.errors import LabshareError
 UNVERSIONED = 1
 """The format of a document written before it carried a version: labshare's JSON until records."""
 FOREIGN = "labshare did not write it; remove it, or run the same labshare version on both sides"
+KNOWN_VERSION = 2
 
 
 class RecordError(LabshareError):
@@ -80,3 +87,37 @@ def older(source: str, writer: str | None, what_is_wrong: str, *, remote: bool) 
         f"{__version__} here cannot read; {upgrade}.",
         what_is_wrong,
     )
+
+
+_KNOWN_TYPES = {"mode": str, "socket": str, "socket_fallback": bool, "token": str, "user": str, "host": str,
+                "root_dir": str, "local_port": int, "own_master": bool}
+_Fields = namedtuple(
+    "_Fields",
+    ["mode", "socket", "socket_fallback", "token", "user", "host", "root_dir", "local_port", "own_master"],
+    defaults=(None, None, None, None, None, None, None, None, None),
+)
+
+
+class KnownServer(_Fields):
+    """What a laptop remembers of a host's server (connect/known.py's file): where it listens, its token,
+    and this laptop's facts: the local port, whether our own ssh master held the tunnel."""
+
+    __slots__ = ()
+
+    def to_json(self) -> dict[str, object]:
+        return {"version": KNOWN_VERSION, "labshare": __version__, **self._asdict()}
+
+    @classmethod
+    def from_json(cls, data: object, source: str) -> KnownServer:
+        envelope(data, source, KNOWN_VERSION)
+        assert isinstance(data, dict)
+        for key, kind in _KNOWN_TYPES.items():
+            value = data.get(key)
+            if value is not None and (not isinstance(value, kind) or kind is int and isinstance(value, bool)):
+                raise RecordError(f"{source} has {value!r} for {key!r}; it will be forgotten.")
+        return cls(**{key: data.get(key) for key in _KNOWN_TYPES})
+
+    @property
+    def rememberable(self) -> bool:
+        """Only a socket in the member's own state directory: no other account can listen there."""
+        return self.mode == "socket" and not self.socket_fallback and bool(self.socket) and bool(self.token)

@@ -12,8 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from labshare.records import KnownServer
 from labshare.records.base import Record
-from labshare.records.known import KnownServer
 
 
 @dataclass(frozen=True)
