@@ -122,6 +122,15 @@ def test_outside_jupyter_only_the_launchers_name_and_the_adapters_table_are_read
         assert loaded == [], f"{module} imports Jupyter when imported: {loaded}"
 
 
+def test_the_supervisor_stays_small() -> None:
+    """It lives as long as the member's server, so it loads the state file's code and the ground floor only."""
+    path = SRC / "server" / "supervise.py"
+    allowed = FLOORS[0] | FLOORS[1]
+    heavy = [name for _, name in imports(path)
+             if imported_part(name) not in (None, *allowed) and not name.startswith("labshare.server.state")]
+    assert heavy == [], f"server/supervise.py imports {heavy}"
+
+
 def test_every_part_is_on_a_floor() -> None:
     parts = {part_of(path) for path in modules()}
     assert all(floor(part) >= 0 for part in parts)
