@@ -61,6 +61,11 @@ def test_start_runs_jupyterlab_through_the_launcher(member: Member) -> None:
         member.run("stop", check=True)
 
 
+def former(arg: str) -> str:
+    """An argument as the labshare before the move wrote it: its modules under server/, the cards `allowed`."""
+    return arg.replace("labshare.jupyterside.", "labshare.server.").replace('"gpus":', '"allowed":')
+
+
 def test_a_server_started_before_the_move_restarts_under_its_stored_names(member: Member) -> None:
     """A supervisor of the previous labshare restarts Jupyter from the argv it stored, naming `labshare.server.*`.
 
@@ -70,10 +75,11 @@ def test_a_server_started_before_the_move_restarts_under_its_stored_names(member
     member.run("start", check=True)
     lab = lab_of(member)
     jupyter = psutil.Process(member.json("status")["pid"])
-    stored = [arg.replace("labshare.jupyterside.", "labshare.server.") for arg in jupyter.cmdline()]
+    stored = [former(arg) for arg in jupyter.cmdline()]
     environ = jupyter.environ()
     member.run("stop", check=True)
     assert stored[1:3] == ["-m", "labshare.server.lab"] and argv.server_kind(stored) == "lab"
+    assert any('"allowed": null' in arg for arg in stored), stored
     old = member.popen(stored, env=environ, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
         wait_for(lambda: lab.call("GET", "/api/status").status == 200, what="the server under its former names",
