@@ -34,12 +34,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-import psutil  # noqa: E402
-import sshd as sshd_helper  # noqa: E402
-from conftest import make_user  # noqa: E402
-from test_connect import Connect  # noqa: E402
+import psutil
+import sshd as sshd_helper
+from conftest import make_user
+from test_connect import Connect
 
-from labshare import probe  # noqa: E402
+from labshare import probe
 
 RUNS = int(os.environ.get("BENCH_RUNS", "7"))
 RTT = float(os.environ.get("BENCH_RTT_MS", "40")) / 1000
@@ -64,8 +64,9 @@ class Relay:
 
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
-        await asyncio.gather(self._pipe(reader, up_writer), self._pipe(up_reader, writer),
-                             return_exceptions=True)
+        await asyncio.gather(
+            self._pipe(reader, up_writer), self._pipe(up_reader, writer), return_exceptions=True
+        )
 
     async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         queue: asyncio.Queue[tuple[float, bytes]] = asyncio.Queue()
@@ -120,8 +121,19 @@ def time_connect(lab: sshd_helper.Lab, token: str, remembered: bool, host: str =
 def time_manual(lab: sshd_helper.Lab, token: str, socket_path: str, host: str = "gpu1") -> float:
     port = sshd_helper.free_port()
     began = time.monotonic()
-    lab.laptop.run_cmd(["ssh", "-f", "-N", "-o", "ExitOnForwardFailure=yes",
-                        "-L", f"127.0.0.1:{port}:{socket_path}", host], check=True)
+    lab.laptop.run_cmd(
+        [
+            "ssh",
+            "-f",
+            "-N",
+            "-o",
+            "ExitOnForwardFailure=yes",
+            "-L",
+            f"127.0.0.1:{port}:{socket_path}",
+            host,
+        ],
+        check=True,
+    )
     took = wait_200(port, token) - began
     for p in lab.laptop.processes():
         if p.name() == "ssh":
@@ -179,19 +191,27 @@ def main() -> int:
                 manual.append(time_manual(lab, token, socket_path, host=host))
                 later.append(time_connect(lab, token, remembered=True, host=host))
                 lookup.append(time_manual_lookup(lab, token, host=host))
-            print(f"[{link}] manual ssh -f -N -L to first 200: median {statistics.median(manual):.3f} s, "
-                  f"runs={RUNS}")
+            print(
+                f"[{link}] manual ssh -f -N -L to first 200: median {statistics.median(manual):.3f} s, "
+                f"runs={RUNS}"
+            )
             for name, ours in (("first connect", first), ("later connect", later)):
-                ratios = [a / b for a, b in zip(ours, manual)]
-                print(f"[{link}] labshare {name} to first 200: median {statistics.median(ours):.3f} s, "
-                      f"median ratio {statistics.median(ratios):.2f}x (goal <= 1.15x)")
-            ratios = [a / b for a, b in zip(first, lookup)]
-            print(f"[{link}] context: manual look-up (ssh HOST labshare info) then ssh -f -N -L: median "
-                  f"{statistics.median(lookup):.3f} s; labshare's first connect against it: "
-                  f"median ratio {statistics.median(ratios):.2f}x")
+                ratios = [a / b for a, b in zip(ours, manual, strict=True)]
+                print(
+                    f"[{link}] labshare {name} to first 200: median {statistics.median(ours):.3f} s, "
+                    f"median ratio {statistics.median(ratios):.2f}x (goal <= 1.15x)"
+                )
+            ratios = [a / b for a, b in zip(first, lookup, strict=True)]
+            print(
+                f"[{link}] context: manual look-up (ssh HOST labshare info) then ssh -f -N -L: median "
+                f"{statistics.median(lookup):.3f} s; labshare's first connect against it: "
+                f"median ratio {statistics.median(ratios):.2f}x"
+            )
         heal = time_reconnect(lab, token)
-        print(f"reconnect after killing ssh: median {statistics.median(heal):.3f} s, "
-              f"max {max(heal):.3f} s (goal <= 2 s), runs={len(heal)}")
+        print(
+            f"reconnect after killing ssh: median {statistics.median(heal):.3f} s, "
+            f"max {max(heal):.3f} s (goal <= 2 s), runs={len(heal)}"
+        )
     finally:
         lab.server.run("stop")
         lab_gen.close()

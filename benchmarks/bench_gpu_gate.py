@@ -38,7 +38,9 @@ KERNEL = [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"]
 
 def write_spec(kernels: Path, name: str, argv: list[str]) -> None:
     (kernels / name).mkdir(parents=True)
-    (kernels / name / "kernel.json").write_text(json.dumps({"argv": argv, "display_name": name, "language": "python"}))
+    (kernels / name / "kernel.json").write_text(
+        json.dumps({"argv": argv, "display_name": name, "language": "python"})
+    )
 
 
 def kernel_start(name: str) -> Callable[[], float]:
@@ -88,23 +90,43 @@ def main() -> None:
         kernels = Path(tempfile.mkdtemp(dir=home["HOME"])) / "kernels"
         write_spec(kernels, "plain", KERNEL)
         write_spec(kernels, "gated", Gated(KERNEL).argv())
-        os.environ.update({**home, "LD_LIBRARY_PATH": gpus["LD_LIBRARY_PATH"],
-                           "LABSHARE_FAKE_NVML": gpus["LABSHARE_FAKE_NVML"], "LABSHARE_SITE_CONFIG": str(site),
-                           "JUPYTER_PATH": str(kernels.parent), "JUPYTER_RUNTIME_DIR": str(kernels.parent / "run")})
+        os.environ.update(
+            {
+                **home,
+                "LD_LIBRARY_PATH": gpus["LD_LIBRARY_PATH"],
+                "LABSHARE_FAKE_NVML": gpus["LABSHARE_FAKE_NVML"],
+                "LABSHARE_SITE_CONFIG": str(site),
+                "JUPYTER_PATH": str(kernels.parent),
+                "JUPYTER_RUNTIME_DIR": str(kernels.parent / "run"),
+            }
+        )
         plain, gated = kernel_start("plain"), kernel_start("gated")
 
         site.write_text(f'[gpus]\nassign = "per-kernel"\nleases_dir = "{gpus["LEASES"]}"\n')
         plain(), gated()  # warm both: the first start of each pays for cold caches
-        leased, without = compare("kernel start from its spec until kernel_info: the gate leasing a card (labshare) "
-                                  "vs no gate (manual)", gated, plain, args.runs, "<= 1.15x")
+        leased, without = compare(
+            "kernel start from its spec until kernel_info: the gate leasing a card (labshare) "
+            "vs no gate (manual)",
+            gated,
+            plain,
+            args.runs,
+            "<= 1.15x",
+        )
         print(f"  added     {1000 * (leased - without):+.0f} ms median")
         site.write_text('[gpus]\nassign = "off"\n')
-        off, without = compare("the same with leases off: the gate's own cost (labshare) vs no gate (manual)",
-                               gated, plain, args.runs, "<= 1.15x")
+        off, without = compare(
+            "the same with leases off: the gate's own cost (labshare) vs no gate (manual)",
+            gated,
+            plain,
+            args.runs,
+            "<= 1.15x",
+        )
         print(f"  added     {1000 * (off - without):+.0f} ms median")
         print(f"the gate's own CPU time, leases off: {1000 * gate_cpu(args.runs):.0f} ms median")
         site.write_text(f'[gpus]\nassign = "per-kernel"\nleases_dir = "{gpus["LEASES"]}"\n')
-        print(f"the gate's own CPU time, leasing a card: {1000 * gate_cpu(args.runs):.0f} ms median")
+        print(
+            f"the gate's own CPU time, leasing a card: {1000 * gate_cpu(args.runs):.0f} ms median"
+        )
 
 
 if __name__ == "__main__":

@@ -36,17 +36,34 @@ def stand_in_gpus(cards: int = 4) -> Iterator[dict[str, str]]:
     """The stub `libnvidia-ml.so.1` and a file of `cards` idle A100s; the environment that shows them."""
     where = Path(tempfile.mkdtemp(prefix="labshare-bench-gpus-"))
     try:
-        subprocess.run(["cc", "-shared", "-fPIC", "-O2", "-std=gnu11", "-o", str(where / "libnvidia-ml.so.1"),
-                        str(STUB)], check=True)
+        subprocess.run(
+            [
+                "cc",
+                "-shared",
+                "-fPIC",
+                "-O2",
+                "-std=gnu11",
+                "-o",
+                str(where / "libnvidia-ml.so.1"),
+                str(STUB),
+            ],
+            check=True,
+        )
         lines = ["driver 550.54.15", "nvml 12.550.54.15", "cuda 12040"]
-        lines += [f'gpu GPU-{i:08x}-1111-2222-3333-{0xABCDEF000000 + i:012x} "NVIDIA A100-SXM4-80GB" '
-                  f"00000000:{0x1B + 0x20 * i:02X}:00.0 81920 0 0 mem=0 reserved=0" for i in range(cards)]
+        lines += [
+            f'gpu GPU-{i:08x}-1111-2222-3333-{0xABCDEF000000 + i:012x} "NVIDIA A100-SXM4-80GB" '
+            f"00000000:{0x1B + 0x20 * i:02X}:00.0 81920 0 0 mem=0 reserved=0"
+            for i in range(cards)
+        ]
         (where / "nvml.txt").write_text("\n".join(lines) + "\n")
         leases = where / "leases"
         leases.mkdir(mode=0o1777)
         leases.chmod(0o1777)
-        yield {"LD_LIBRARY_PATH": str(where), "LABSHARE_FAKE_NVML": str(where / "nvml.txt"),
-               "LEASES": str(leases)}
+        yield {
+            "LD_LIBRARY_PATH": str(where),
+            "LABSHARE_FAKE_NVML": str(where / "nvml.txt"),
+            "LEASES": str(leases),
+        }
     finally:
         shutil.rmtree(where, ignore_errors=True)
 
@@ -54,13 +71,17 @@ def stand_in_gpus(cards: int = 4) -> Iterator[dict[str, str]]:
 def serve(env: dict[str, str], site: Path, assign: str, leases: str) -> tuple[probe.Address, str]:
     site.write_text(f'[gpus]\nassign = "{assign}"\nleases_dir = "{leases}"\n')
     subprocess.run([LABSHARE, "start"], env=env, check=True, capture_output=True)
-    answer = subprocess.run([LABSHARE, "info", "--json"], env=env, check=True, capture_output=True, text=True)
+    answer = subprocess.run(
+        [LABSHARE, "info", "--json"], env=env, check=True, capture_output=True, text=True
+    )
     info = ServerInfo.from_json(json.loads(answer.stdout), "`labshare info --json`")
     return probe.Address(socket=info.socket, port=info.port), str(info.token)
 
 
 def start_kernel(address: probe.Address, token: str) -> str:
-    reply = probe.request(address, "/api/kernels", token=token, method="POST", body=b"{}", timeout=60)
+    reply = probe.request(
+        address, "/api/kernels", token=token, method="POST", body=b"{}", timeout=60
+    )
     assert reply.status == 201, reply.body[:300]
     return str(reply.json()["id"])
 
@@ -71,7 +92,9 @@ def kernel_start(address: probe.Address, token: str) -> Callable[[], float]:
     def once() -> float:
         kernel: list[str] = []
         took = timed(lambda: kernel.append(start_kernel(address, token)))
-        probe.request(address, f"/api/kernels/{kernel[0]}", token=token, method="DELETE", timeout=60)
+        probe.request(
+            address, f"/api/kernels/{kernel[0]}", token=token, method="DELETE", timeout=60
+        )
         return took
 
     return once
@@ -95,8 +118,12 @@ def main() -> None:
     print(machine())
     with stand_in_gpus() as gpus, isolated_home() as home:
         site = Path(home["HOME"]) / "site.toml"
-        env = {**home, "LD_LIBRARY_PATH": gpus["LD_LIBRARY_PATH"], "LABSHARE_FAKE_NVML": gpus["LABSHARE_FAKE_NVML"],
-               "LABSHARE_SITE_CONFIG": str(site)}
+        env = {
+            **home,
+            "LD_LIBRARY_PATH": gpus["LD_LIBRARY_PATH"],
+            "LABSHARE_FAKE_NVML": gpus["LABSHARE_FAKE_NVML"],
+            "LABSHARE_SITE_CONFIG": str(site),
+        }
         # One server per side, each warmed by one start; the runs alternate between them.
         env_off = {**env, "XDG_STATE_HOME": f"{home['HOME']}/state-off"}
         try:
@@ -104,10 +131,17 @@ def main() -> None:
             server = serve(env, site, "per-kernel", gpus["LEASES"])
             leased = kernel_start(*server)
             plain(), leased()
-            print(f"(a kernel of the leasing server holds {leases_while_running(*server, Path(gpus['LEASES']))} "
-                  "lease while it runs)")
-            ours, manual = compare("kernel start over REST: with a GPU lease (labshare) vs without (manual)",
-                                   leased, plain, args.runs, "<= +50 ms median")
+            print(
+                f"(a kernel of the leasing server holds {leases_while_running(*server, Path(gpus['LEASES']))} "
+                "lease while it runs)"
+            )
+            ours, manual = compare(
+                "kernel start over REST: with a GPU lease (labshare) vs without (manual)",
+                leased,
+                plain,
+                args.runs,
+                "<= +50 ms median",
+            )
             print(f"  added     {1000 * (ours - manual):+.0f} ms median")
         finally:
             subprocess.run([LABSHARE, "stop"], env=env_off, capture_output=True, check=False)

@@ -42,7 +42,7 @@ LABSHARE = str(BIN / "labshare")
 CARDS, HOLDERS, CHILDREN, UNLEASED = 8, 8, 3, 8
 GOAL = 0.3
 
-HOLD = r'''
+HOLD = r"""
 import json, subprocess, sys
 from pathlib import Path
 from labshare.gpus import leases, place
@@ -53,23 +53,45 @@ got = leases.claim(Path(order["dir"]), [place.Card(*c) for c in order["cards"]],
 children = [subprocess.Popen(["sleep", "3600"]).pid for _ in range(order["children"])]
 print(json.dumps(children), flush=True)
 sys.stdin.read()
-'''
+"""
 
 
 def build_stub(where: Path) -> Path:
     compiler = shutil.which("cc")
     if compiler is None:
         raise SystemExit("bench_gpus needs a C compiler (cc) to build the stand-in NVML")
-    subprocess.run([compiler, "-shared", "-fPIC", "-O2", "-std=gnu11", "-o", str(where / "libnvidia-ml.so.1"),
-                    str(STUB_SOURCE)], check=True)
+    subprocess.run(
+        [
+            compiler,
+            "-shared",
+            "-fPIC",
+            "-O2",
+            "-std=gnu11",
+            "-o",
+            str(where / "libnvidia-ml.so.1"),
+            str(STUB_SOURCE),
+        ],
+        check=True,
+    )
     return where
 
 
 def hold(fake: FakeNvml, leases_dir: Path, on: int) -> tuple[subprocess.Popen, list[int]]:
-    order = {"dir": str(leases_dir), "on": on, "kernel_id": f"bench-kernel-{on}", "children": CHILDREN,
-             "cards": [[i, c.uuid, c.total_mib * MIB, c.used_mib * MIB] for i, c in enumerate(fake.cards)]}
-    proc = subprocess.Popen([sys.executable, "-c", HOLD, json.dumps(order)], stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, text=True)
+    order = {
+        "dir": str(leases_dir),
+        "on": on,
+        "kernel_id": f"bench-kernel-{on}",
+        "children": CHILDREN,
+        "cards": [
+            [i, c.uuid, c.total_mib * MIB, c.used_mib * MIB] for i, c in enumerate(fake.cards)
+        ],
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-c", HOLD, json.dumps(order)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     assert proc.stdout is not None
     line = proc.stdout.readline()
     if not line:
@@ -79,7 +101,9 @@ def hold(fake: FakeNvml, leases_dir: Path, on: int) -> tuple[subprocess.Popen, l
 
 def once(argv: list[str], env: dict[str, str], uid: int | None) -> tuple[float, float]:
     """Wall and CPU seconds (user + system) of one run of `argv`, as `uid` (None: as root)."""
-    as_user = {} if uid is None else {"user": uid, "group": pwd.getpwuid(uid).pw_gid, "extra_groups": []}
+    as_user = (
+        {} if uid is None else {"user": uid, "group": pwd.getpwuid(uid).pw_gid, "extra_groups": []}
+    )
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     began = time.perf_counter()
     subprocess.run(argv, env=env, capture_output=True, check=True, cwd="/", **as_user)
@@ -92,9 +116,14 @@ def measure(env: dict[str, str], uid: int | None, runs: int) -> None:
     who = "as root" if uid is None else "as member"
     for words in (["gpus"], ["gpus", "--json"]):
         timings = [once([LABSHARE, *words], env, uid) for _ in range(runs)]
-        wall, cpu = statistics.median(t[0] for t in timings), statistics.median(t[1] for t in timings)
-        print(f"  {who:<9} labshare {' '.join(words):<12} wall median {wall:.3f} s (goal <= {GOAL} s), "
-              f"CPU median {cpu:.3f} s   walls {', '.join(f'{t[0]:.2f}' for t in timings)}")
+        wall, cpu = (
+            statistics.median(t[0] for t in timings),
+            statistics.median(t[1] for t in timings),
+        )
+        print(
+            f"  {who:<9} labshare {' '.join(words):<12} wall median {wall:.3f} s (goal <= {GOAL} s), "
+            f"CPU median {cpu:.3f} s   walls {', '.join(f'{t[0]:.2f}' for t in timings)}"
+        )
 
 
 def main() -> None:
@@ -102,7 +131,9 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=9)
     args = parser.parse_args()
     if os.geteuid() != 0:
-        raise SystemExit("bench_gpus needs root: the leases directory must be root's with mode 1777")
+        raise SystemExit(
+            "bench_gpus needs root: the leases directory must be root's with mode 1777"
+        )
     base = Path(tempfile.mkdtemp(prefix="labshare-bench-gpus-"))
     base.chmod(0o755)
     leases_dir = base / "leases"
@@ -121,21 +152,33 @@ def main() -> None:
             proc, children = hold(fake, leases_dir, on)
             started.append(proc)
             orphans += children
-            fake.procs += [GpuProc(gpu=on, pid=pid, used_mib=4096, sm=50) for pid in (proc.pid, *children)]
+            fake.procs += [
+                GpuProc(gpu=on, pid=pid, used_mib=4096, sm=50) for pid in (proc.pid, *children)
+            ]
         for i in range(UNLEASED):
             script = subprocess.Popen(["sleep", "3600"])
             started.append(script)
             fake.procs.append(GpuProc(gpu=i % CARDS, pid=script.pid, used_mib=2048, sm=10))
         fake.write()
-        env = {"PATH": os.environ["PATH"], "HOME": str(base), "LANG": "C.UTF-8", "LABSHARE_SITE_CONFIG": str(site),
-               **fake.env}
-        report = json.loads(subprocess.run([LABSHARE, "gpus", "--json"], env=env, capture_output=True, text=True,
-                                           check=True).stdout)
+        env = {
+            "PATH": os.environ["PATH"],
+            "HOME": str(base),
+            "LANG": "C.UTF-8",
+            "LABSHARE_SITE_CONFIG": str(site),
+            **fake.env,
+        }
+        report = json.loads(
+            subprocess.run(
+                [LABSHARE, "gpus", "--json"], env=env, capture_output=True, text=True, check=True
+            ).stdout
+        )
         leased = sum(len(c["leases"]) for c in report["cards"])
         print(machine())
-        print(f"labshare gpus: {len(report['cards'])} cards, {len(fake.procs)} GPU processes, {leased} leases, "
-              f"{len(report['unleased'])} unleased; median of {args.runs} runs; load average "
-              f"{os.getloadavg()[0]:.1f}")
+        print(
+            f"labshare gpus: {len(report['cards'])} cards, {len(fake.procs)} GPU processes, {leased} leases, "
+            f"{len(report['unleased'])} unleased; median of {args.runs} runs; load average "
+            f"{os.getloadavg()[0]:.1f}"
+        )
         measure({**env, "USER": member, "LOGNAME": member}, pwd.getpwnam(member).pw_uid, args.runs)
         measure(env, None, args.runs)
     finally:

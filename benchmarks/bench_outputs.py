@@ -29,10 +29,17 @@ def one_run(keep: bool) -> tuple[float, float]:
     """Seconds from `labshare start` to a server that answers, and its RSS once idle."""
     flag = "--keep-outputs" if keep else "--no-keep-outputs"
     with isolated_home() as env:
-        took = timed(lambda: subprocess.run([LABSHARE, "start", flag], env=env, check=True, capture_output=True))
+        took = timed(
+            lambda: subprocess.run(
+                [LABSHARE, "start", flag], env=env, check=True, capture_output=True
+            )
+        )
         time.sleep(SETTLE_SECONDS)
-        info = json.loads(subprocess.run([LABSHARE, "status", "--json"], env=env, check=True,
-                                         capture_output=True, text=True).stdout)
+        info = json.loads(
+            subprocess.run(
+                [LABSHARE, "status", "--json"], env=env, check=True, capture_output=True, text=True
+            ).stdout
+        )
         assert info["keep_outputs"] is keep, info
         memory = rss_mib(info["pid"])
         subprocess.run([LABSHARE, "stop"], env=env, check=True, capture_output=True)
@@ -46,17 +53,21 @@ def main() -> None:
     print(machine())
     results: dict[bool, list[tuple[float, float]]] = {True: [], False: []}
     for i in range(runs):
-        for keep in ((True, False) if i % 2 == 0 else (False, True)):
+        for keep in (True, False) if i % 2 == 0 else (False, True):
             results[keep].append(one_run(keep))
     for keep, label in ((True, "keep outputs (default)"), (False, "--no-keep-outputs")):
         starts = [s for s, _ in results[keep]]
         memory = [m for _, m in results[keep]]
-        print(f"{label:24} start-to-ready median {statistics.median(starts):.2f} s "
-              f"(runs {', '.join(f'{s:.2f}' for s in starts)}); "
-              f"idle server RSS median {statistics.median(memory):.0f} MiB")
+        print(
+            f"{label:24} start-to-ready median {statistics.median(starts):.2f} s "
+            f"(runs {', '.join(f'{s:.2f}' for s in starts)}); "
+            f"idle server RSS median {statistics.median(memory):.0f} MiB"
+        )
     on = statistics.median(s for s, _ in results[True])
     off = statistics.median(s for s, _ in results[False])
-    extra = statistics.median(m for _, m in results[True]) - statistics.median(m for _, m in results[False])
+    extra = statistics.median(m for _, m in results[True]) - statistics.median(
+        m for _, m in results[False]
+    )
     print(f"output keeping costs {on - off:+.2f} s at start and {extra:+.0f} MiB idle")
 
 

@@ -43,18 +43,34 @@ GOAL = 0.5
 class Member:
     def __init__(self, base: Path):
         self.name = f"lsb{uuid.uuid4().hex[:8]}"
-        subprocess.run(["useradd", "--no-create-home", "--shell", "/bin/bash", self.name], check=True)
+        subprocess.run(
+            ["useradd", "--no-create-home", "--shell", "/bin/bash", self.name], check=True
+        )
         self.pw = pwd.getpwnam(self.name)
         self.home = base / self.name
         self.home.mkdir(mode=0o755)
         os.chown(self.home, self.pw.pw_uid, self.pw.pw_gid)
-        self.env = {"HOME": str(self.home), "PATH": f"{BIN}:/usr/bin:/bin", "LANG": "C.UTF-8",
-                    "USER": self.name, "LOGNAME": self.name}
+        self.env = {
+            "HOME": str(self.home),
+            "PATH": f"{BIN}:/usr/bin:/bin",
+            "LANG": "C.UTF-8",
+            "USER": self.name,
+            "LOGNAME": self.name,
+        }
 
     def run(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([LABSHARE, *args], env=self.env, cwd=self.home, user=self.pw.pw_uid,
-                              group=self.pw.pw_gid, extra_groups=[], capture_output=True, text=True,
-                              timeout=timeout, stdin=subprocess.DEVNULL)
+        return subprocess.run(
+            [LABSHARE, *args],
+            env=self.env,
+            cwd=self.home,
+            user=self.pw.pw_uid,
+            group=self.pw.pw_gid,
+            extra_groups=[],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            stdin=subprocess.DEVNULL,
+        )
 
     @property
     def state_dir(self) -> Path:
@@ -69,15 +85,29 @@ class Member:
         address = probe.Address(socket=record.socket, port=record.port)
         token = (self.state_dir / "token").read_text().strip()
         for i in range(kernels):
-            body = json.dumps({"path": f"nb{i}.ipynb", "type": "notebook", "kernel": {"name": "python3"}})
-            resp = probe.request(address, "/api/sessions", token=token, method="POST", body=body.encode(),
-                                 timeout=120)
+            body = json.dumps(
+                {"path": f"nb{i}.ipynb", "type": "notebook", "kernel": {"name": "python3"}}
+            )
+            resp = probe.request(
+                address,
+                "/api/sessions",
+                token=token,
+                method="POST",
+                body=body.encode(),
+                timeout=120,
+            )
             if resp.status >= 300:
-                raise SystemExit(f"could not start a kernel for {self.name}: {resp.status} {resp.body[:200]!r}")
+                raise SystemExit(
+                    f"could not start a kernel for {self.name}: {resp.status} {resp.body[:200]!r}"
+                )
 
     def remove(self) -> None:
         self.run("stop", timeout=120)
-        procs = [p for p in psutil.process_iter(["uids"]) if p.info["uids"] and p.info["uids"].real == self.pw.pw_uid]
+        procs = [
+            p
+            for p in psutil.process_iter(["uids"])
+            if p.info["uids"] and p.info["uids"].real == self.pw.pw_uid
+        ]
         for proc in procs:
             try:
                 proc.kill()
@@ -90,7 +120,9 @@ class Member:
 def ps_as(member: Member | None) -> list[dict]:
     argv = [LABSHARE, "ps", "--all-users", "--json"]
     if member is None:
-        done = subprocess.run(argv, capture_output=True, text=True, check=True, stdin=subprocess.DEVNULL)
+        done = subprocess.run(
+            argv, capture_output=True, text=True, check=True, stdin=subprocess.DEVNULL
+        )
     else:
         done = member.run("ps", "--all-users", "--json", timeout=60)
     return json.loads(done.stdout)
@@ -107,7 +139,10 @@ def wait_for_kernels(members: list[Member], kernels: int, timeout: float = 300) 
     deadline = time.monotonic() + timeout
     while True:
         servers = [s for s in ps_as(None) if s["user"] in names and s["managed"]]
-        if sum(len(s["kernels"]) for s in servers) >= kernels * len(members) or time.monotonic() > deadline:
+        if (
+            sum(len(s["kernels"]) for s in servers) >= kernels * len(members)
+            or time.monotonic() > deadline
+        ):
             return servers
         time.sleep(1)
 
@@ -120,10 +155,14 @@ def main() -> None:
     parser.add_argument("--parallel", type=int, default=4, help="servers started at once")
     args = parser.parse_args()
     if os.geteuid() != 0:
-        raise SystemExit("bench_ps.py makes Unix users, so it needs root: sudo python benchmarks/bench_ps.py")
+        raise SystemExit(
+            "bench_ps.py makes Unix users, so it needs root: sudo python benchmarks/bench_ps.py"
+        )
     print(machine())
-    print(f"labshare ps --all-users --json, {args.kernels} kernels per server, median of {args.runs} runs "
-          f"(goal ≤ {GOAL} s)")
+    print(
+        f"labshare ps --all-users --json, {args.kernels} kernels per server, median of {args.runs} runs "
+        f"(goal ≤ {GOAL} s)"
+    )
     base = Path(tempfile.mkdtemp(prefix="labshare-bench-ps-"))
     os.chmod(base, 0o755)
     members: list[Member] = []
@@ -140,20 +179,31 @@ def main() -> None:
             kernels = sum(len(s["kernels"]) for s in servers)
             root, runs = median_time(None, args.runs)
             member, _ = median_time(members[0], args.runs)
-            print(f"  {len(servers):>7} {kernels:>7} {root:>8.3f}s {member:>9.3f}s   "
-                  f"{', '.join(f'{t:.2f}' for t in runs)}", flush=True)
+            print(
+                f"  {len(servers):>7} {kernels:>7} {root:>8.3f}s {member:>9.3f}s   "
+                f"{', '.join(f'{t:.2f}' for t in runs)}",
+                flush=True,
+            )
         per_member = [s["server_memory_bytes"] for s in servers]
         kernel_rss = [k["memory_bytes"] for s in servers for k in s["kernels"]]
-        sup = [psutil.Process(s["supervisor_pid"]).memory_info().rss for s in servers if s.get("supervisor_pid")]
+        sup = [
+            psutil.Process(s["supervisor_pid"]).memory_info().rss
+            for s in servers
+            if s.get("supervisor_pid")
+        ]
         mib = 2**20
         avail = psutil.virtual_memory().total
         each = statistics.median(per_member)
         print("memory per member (RSS)")
         print(f"  supervisor           median {statistics.median(sup) / mib:7.1f} MiB")
-        print(f"  supervisor + server  median {each / mib:7.1f} MiB   max {max(per_member) / mib:.1f} MiB")
+        print(
+            f"  supervisor + server  median {each / mib:7.1f} MiB   max {max(per_member) / mib:.1f} MiB"
+        )
         print(f"  each idle kernel     median {statistics.median(kernel_rss) / mib:7.1f} MiB")
-        print(f"  members this machine holds ({avail / 2**30:.0f} GiB, servers only, no kernels): "
-              f"~{int(avail // each)}")
+        print(
+            f"  members this machine holds ({avail / 2**30:.0f} GiB, servers only, no kernels): "
+            f"~{int(avail // each)}"
+        )
     finally:
         with ThreadPoolExecutor(args.parallel) as pool:
             list(pool.map(Member.remove, members))

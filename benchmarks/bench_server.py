@@ -22,7 +22,9 @@ LABSHARE = str(BIN / "labshare")
 
 
 def labshare_start(env: dict[str, str]) -> float:
-    took = timed(lambda: subprocess.run([LABSHARE, "start"], env=env, check=True, capture_output=True))
+    took = timed(
+        lambda: subprocess.run([LABSHARE, "start"], env=env, check=True, capture_output=True)
+    )
     subprocess.run([LABSHARE, "stop"], env=env, check=True, capture_output=True)
     return took
 
@@ -33,13 +35,21 @@ def bare_jupyter(env: dict[str, str]) -> float:
     sock = home / "bare.sock"
     token = secrets.token_urlsafe(32)
     (home / "projects").mkdir(exist_ok=True)
-    argv = [str(BIN / "jupyter-lab"), "--no-browser", f"--ServerApp.sock={sock}",
-            f"--ServerApp.root_dir={home / 'projects'}"]
+    argv = [
+        str(BIN / "jupyter-lab"),
+        "--no-browser",
+        f"--ServerApp.sock={sock}",
+        f"--ServerApp.root_dir={home / 'projects'}",
+    ]
     if os.getuid() == 0:
         argv.append("--ServerApp.allow_root=True")
     began = time.perf_counter()
-    proc = subprocess.Popen(argv, env={**env, "JUPYTER_TOKEN": token},
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        argv,
+        env={**env, "JUPYTER_TOKEN": token},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         while probe.status(probe.Address(socket=str(sock)), token) is None:
             time.sleep(0.02)
@@ -64,23 +74,38 @@ def main() -> None:
     with isolated_home() as env:
         labshare_start(env)  # warm caches on both sides alike
         bare_jupyter(env)
-        compare("start until /api/status answers", lambda: labshare_start(env), lambda: bare_jupyter(env),
-                args.runs, "<= 1.05x")
+        compare(
+            "start until /api/status answers",
+            lambda: labshare_start(env),
+            lambda: bare_jupyter(env),
+            args.runs,
+            "<= 1.05x",
+        )
 
         subprocess.run([LABSHARE, "start"], env=env, check=True, capture_output=True)
-        status = json.loads(subprocess.run([LABSHARE, "status", "--json"], env=env, capture_output=True,
-                                           text=True).stdout)
+        status = json.loads(
+            subprocess.run(
+                [LABSHARE, "status", "--json"], env=env, capture_output=True, text=True
+            ).stdout
+        )
         compare(
             "status of a running server",
-            lambda: timed(lambda: subprocess.run([LABSHARE, "status"], env=env, capture_output=True)),
-            lambda: timed(lambda: subprocess.run([str(BIN / "jupyter"), "server", "list"], env=env,
-                                                 capture_output=True)),
+            lambda: timed(
+                lambda: subprocess.run([LABSHARE, "status"], env=env, capture_output=True)
+            ),
+            lambda: timed(
+                lambda: subprocess.run(
+                    [str(BIN / "jupyter"), "server", "list"], env=env, capture_output=True
+                )
+            ),
             args.runs * 3,
             "labshare status <= 0.15 s",
         )
         sup, jup = rss_kib(status["supervisor_pid"]), rss_kib(status["pid"])
         print("memory per member, idle, no kernels")
-        print(f"  supervisor RSS {sup / 1024:.1f} MiB (goal <= 15 MiB), jupyter server RSS {jup / 1024:.1f} MiB")
+        print(
+            f"  supervisor RSS {sup / 1024:.1f} MiB (goal <= 15 MiB), jupyter server RSS {jup / 1024:.1f} MiB"
+        )
     sys.stdout.flush()
 
 

@@ -40,7 +40,12 @@ def machine() -> str:
 @contextmanager
 def isolated_home() -> Iterator[dict[str, str]]:
     home = Path(tempfile.mkdtemp(prefix="labshare-bench-"))
-    env = {"HOME": str(home), "PATH": f"{BIN}:/usr/bin:/bin", "LANG": "C.UTF-8", **index_and_trust()}
+    env = {
+        "HOME": str(home),
+        "PATH": f"{BIN}:/usr/bin:/bin",
+        "LANG": "C.UTF-8",
+        **index_and_trust(),
+    }
     for key in ("USER", "LOGNAME", "UV_CACHE_DIR"):
         if key in os.environ:
             env[key] = os.environ[key]

@@ -42,7 +42,9 @@ PYPI = "https://pypi.org/simple"
 TIMEOUT = 60
 ACCEPT = "application/vnd.pypi.simple.v1+json, application/vnd.pypi.simple.v1+html;q=0.2, text/html;q=0.1"
 WHEEL = re.compile(r"^uv-(?P<version>\d+(?:\.\d+)*)-py3-none-(?P<platforms>[^-]+)\.whl$")
-INDEX_HINT = "check your network, or set PIP_INDEX_URL (or UV_DEFAULT_INDEX) to your lab's package index"
+INDEX_HINT = (
+    "check your network, or set PIP_INDEX_URL (or UV_DEFAULT_INDEX) to your lab's package index"
+)
 
 
 class Refused(Exception):
@@ -94,22 +96,30 @@ def tls_context(env: Mapping[str, str]) -> ssl.SSLContext:
         try:
             context.load_verify_locations(cafile=cafile)
         except (OSError, ssl.SSLError) as exc:
-            raise Refused(f"cannot read the CA bundle {cafile} named by PIP_CERT or pip's config ({exc}); "
-                          "fix or unset it") from exc
+            raise Refused(
+                f"cannot read the CA bundle {cafile} named by PIP_CERT or pip's config ({exc}); "
+                "fix or unset it"
+            ) from exc
     return context
 
 
 def fetch(url: str, context: ssl.SSLContext, accept: str = "*/*") -> tuple[bytes, str, str]:
     """The body, content type and final URL of `url`; a failure is a Refused naming the index."""
-    request = urllib.request.Request(url, headers={"Accept": accept, "User-Agent": "labshare-install"})
+    request = urllib.request.Request(
+        url, headers={"Accept": accept, "User-Agent": "labshare-install"}
+    )
     try:
         with urllib.request.urlopen(request, timeout=TIMEOUT, context=context) as response:
             return response.read(), response.headers.get("Content-Type", ""), response.geturl()
     except urllib.error.HTTPError as exc:
-        raise Refused(f"the package index answered {exc.code} {exc.reason} for {url}; {INDEX_HINT}") from exc
+        raise Refused(
+            f"the package index answered {exc.code} {exc.reason} for {url}; {INDEX_HINT}"
+        ) from exc
     except (urllib.error.URLError, OSError) as exc:
         reason = getattr(exc, "reason", exc)
-        raise Refused(f"could not reach the package index at {url} ({reason}); {INDEX_HINT}") from exc
+        raise Refused(
+            f"could not reach the package index at {url} ({reason}); {INDEX_HINT}"
+        ) from exc
 
 
 class _Links(html.parser.HTMLParser):
@@ -132,40 +142,64 @@ def wheel_files(body: bytes, content_type: str, base: str) -> list[dict[str, str
     if "json" in content_type:
         for entry in json.loads(body.decode("utf-8"))["files"]:
             if not entry.get("yanked"):
-                files.append({"filename": entry["filename"], "url": urllib.parse.urljoin(base, entry["url"]),
-                              "sha256": (entry.get("hashes") or {}).get("sha256", "")})
+                files.append(
+                    {
+                        "filename": entry["filename"],
+                        "url": urllib.parse.urljoin(base, entry["url"]),
+                        "sha256": (entry.get("hashes") or {}).get("sha256", ""),
+                    }
+                )
         return files
     parser = _Links()
     parser.feed(body.decode("utf-8", "replace"))
     for href, yanked in parser.links:
         url, _, fragment = urllib.parse.urljoin(base, href).partition("#")
         if not yanked:
-            digest = fragment[len("sha256="):] if fragment.startswith("sha256=") else ""
-            files.append({"filename": urllib.parse.unquote(url.rsplit("/", 1)[-1]), "url": url, "sha256": digest})
+            digest = fragment[len("sha256=") :] if fragment.startswith("sha256=") else ""
+            files.append(
+                {
+                    "filename": urllib.parse.unquote(url.rsplit("/", 1)[-1]),
+                    "url": url,
+                    "sha256": digest,
+                }
+            )
     return files
 
 
 def platform_fits(platforms: str) -> bool:
     """Whether one of a wheel's platform tags runs here (manylinux / musllinux / macOS, by arch and version)."""
     machine = platform.machine().lower()
-    arch = {"amd64": "x86_64", "arm64": "aarch64" if sys.platform.startswith("linux") else "arm64"}.get(machine, machine)
+    arch = {
+        "amd64": "x86_64",
+        "arm64": "aarch64" if sys.platform.startswith("linux") else "arm64",
+    }.get(machine, machine)
     if sys.platform == "darwin":
         mac = tuple(int(p) for p in (platform.mac_ver()[0] or "0").split(".")[:2])
         for tag in platforms.split("."):
             found = re.fullmatch(r"macosx_(\d+)_(\d+)_(\w+)", tag)
-            if found and found.group(3) in (arch, "universal2") and (int(found.group(1)), int(found.group(2))) <= mac:
+            if (
+                found
+                and found.group(3) in (arch, "universal2")
+                and (int(found.group(1)), int(found.group(2))) <= mac
+            ):
                 return True
         return False
     libc, libc_version = platform.libc_ver()
     have = tuple(int(p) for p in re.findall(r"\d+", libc_version)[:2]) if libc == "glibc" else None
     for tag in platforms.split("."):
-        tag = {"manylinux1_" + arch: "manylinux_2_5_" + arch,
-               "manylinux2010_" + arch: "manylinux_2_12_" + arch,
-               "manylinux2014_" + arch: "manylinux_2_17_" + arch}.get(tag, tag)
+        tag = {
+            "manylinux1_" + arch: "manylinux_2_5_" + arch,
+            "manylinux2010_" + arch: "manylinux_2_12_" + arch,
+            "manylinux2014_" + arch: "manylinux_2_17_" + arch,
+        }.get(tag, tag)
         found = re.fullmatch(r"(manylinux|musllinux)_(\d+)_(\d+)_(\w+)", tag)
         if not found or found.group(4) != arch:
             continue
-        if found.group(1) == "manylinux" and have and (int(found.group(2)), int(found.group(3))) <= have:
+        if (
+            found.group(1) == "manylinux"
+            and have
+            and (int(found.group(2)), int(found.group(3))) <= have
+        ):
             return True
         if found.group(1) == "musllinux" and not have:
             return True
@@ -180,12 +214,16 @@ def pick(files: list[dict[str, str]], index: str) -> dict[str, str]:
         if found and platform_fits(found.group("platforms")):
             fitting.append((tuple(int(p) for p in found.group("version").split(".")), entry))
     if not fitting:
-        raise Refused(f"the package index {index} has no uv wheel for {sys.platform} {platform.machine()}; "
-                      "install uv another way (https://docs.astral.sh/uv/) and run this again")
+        raise Refused(
+            f"the package index {index} has no uv wheel for {sys.platform} {platform.machine()}; "
+            "install uv another way (https://docs.astral.sh/uv/) and run this again"
+        )
     best = max(fitting, key=lambda pair: pair[0])[1]
     if not re.fullmatch(r"[0-9a-f]{64}", best["sha256"].lower()):
-        raise Refused(f"the package index {index} gives no sha256 for {best['filename']}, so it cannot be checked; "
-                      "use an index that publishes hashes (PEP 503 or PEP 691)")
+        raise Refused(
+            f"the package index {index} gives no sha256 for {best['filename']}, so it cannot be checked; "
+            "use an index that publishes hashes (PEP 503 or PEP 691)"
+        )
     return best
 
 
@@ -193,12 +231,23 @@ def unpack(wheel: Path, into: Path) -> None:
     """uv and uvx out of the wheel's scripts folder, executable."""
     with zipfile.ZipFile(wheel) as archive:
         for name in ("uv", "uvx"):
-            member = next((n for n in archive.namelist() if re.fullmatch(rf"uv-[^/]+\.data/scripts/{name}", n)), None)
+            member = next(
+                (
+                    n
+                    for n in archive.namelist()
+                    if re.fullmatch(rf"uv-[^/]+\.data/scripts/{name}", n)
+                ),
+                None,
+            )
             if member is None:
-                raise Refused(f"{wheel.name} holds no {name} binary; the index serves a broken uv wheel")
+                raise Refused(
+                    f"{wheel.name} holds no {name} binary; the index serves a broken uv wheel"
+                )
             with archive.open(member) as source, open(into / name, "wb") as target:
                 shutil.copyfileobj(source, target)
-            (into / name).chmod(stat.S_IRWXU | stat.S_IRGRP | stat.S_IXGRP | stat.S_IROTH | stat.S_IXOTH)
+            (into / name).chmod(
+                stat.S_IRWXU | stat.S_IRGRP | stat.S_IXGRP | stat.S_IROTH | stat.S_IXOTH
+            )
 
 
 def bootstrap(into: Path, env: Mapping[str, str]) -> str:
@@ -213,15 +262,19 @@ def bootstrap(into: Path, env: Mapping[str, str]) -> str:
         raise Refused(f"{page} is not a package index page ({exc}); {INDEX_HINT}") from exc
     data, _, _ = fetch(best["url"], context)
     if hashlib.sha256(data).hexdigest() != best["sha256"].lower():
-        raise Refused(f"{best['filename']} from {index} does not match the sha256 the index gives, so it was refused; "
-                      "ask whoever runs the index (or your network's proxy) why")
+        raise Refused(
+            f"{best['filename']} from {index} does not match the sha256 the index gives, so it was refused; "
+            "ask whoever runs the index (or your network's proxy) why"
+        )
     with tempfile.TemporaryDirectory(dir=into) as scratch:
         wheel = Path(scratch) / best["filename"]
         wheel.write_bytes(data)
         try:
             unpack(wheel, into)
         except zipfile.BadZipFile as exc:
-            raise Refused(f"{best['filename']} from {index} is not a wheel ({exc}); ask whoever runs the index") from exc
+            raise Refused(
+                f"{best['filename']} from {index} is not a wheel ({exc}); ask whoever runs the index"
+            ) from exc
     return index
 
 

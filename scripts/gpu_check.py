@@ -77,7 +77,9 @@ class Check:
             self.failed.append(what)
 
     def run(self, env: dict[str, str], *argv: str) -> subprocess.CompletedProcess[str]:
-        done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=600, check=False)
+        done = subprocess.run(
+            argv, env=env, capture_output=True, text=True, timeout=600, check=False
+        )
         shown = " ".join("<the allocation>" if arg == ALLOCATE else arg for arg in argv)
         text = f"$ {shown}  (exit {done.returncode})\n{done.stdout}{done.stderr}"
         with open(self.out / "gpu-check.log", "a", encoding="utf-8") as log:
@@ -86,10 +88,16 @@ class Check:
         return done
 
 
-def api(port: int, token: str, method: str, path: str, body: Any = None) -> tuple[int, Any, dict[str, str]]:
+def api(
+    port: int, token: str, method: str, path: str, body: Any = None
+) -> tuple[int, Any, dict[str, str]]:
     data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=data, method=method,
-                                     headers={"Authorization": f"token {token}", "Content-Type": "application/json"})
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}{path}",
+        data=data,
+        method=method,
+        headers={"Authorization": f"token {token}", "Content-Type": "application/json"},
+    )
     try:
         with urllib.request.urlopen(request, timeout=120) as answer:
             text = answer.read()
@@ -100,7 +108,9 @@ def api(port: int, token: str, method: str, path: str, body: Any = None) -> tupl
 
 def execute(port: int, token: str, kernel: str, code: str) -> dict[str, Any]:
     """Run `code` through server-side execution (output keeping's endpoint) and wait for its result."""
-    status, body, headers = api(port, token, "POST", f"/api/kernels/{kernel}/execute", {"code": code})
+    status, body, headers = api(
+        port, token, "POST", f"/api/kernels/{kernel}/execute", {"code": code}
+    )
     if status != 202:
         raise SystemExit(f"the server refused to run the cell ({status}): {body}")
     where = headers.get("Location") or body["request_url"]
@@ -123,7 +133,9 @@ def printed(result: dict[str, Any]) -> str:
 
 
 def failure(result: dict[str, Any]) -> str:
-    errors = [f"{o['ename']}: {o['evalue']}" for o in _outputs(result) if o.get("output_type") == "error"]
+    errors = [
+        f"{o['ename']}: {o['evalue']}" for o in _outputs(result) if o.get("output_type") == "error"
+    ]
     return "; ".join(errors) or str(result)
 
 
@@ -142,18 +154,30 @@ def setup(work: Path) -> dict[str, str]:
     home = work / "home"
     kernels = home / ".local/share/jupyter/kernels/gpucheck"
     kernels.mkdir(parents=True)
-    (kernels / "kernel.json").write_text(json.dumps({
-        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-        "display_name": "GPU check", "language": "python",
-    }))
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("LABSHARE_SITE", "JUPYTER_", "CUDA_"))}
+    (kernels / "kernel.json").write_text(
+        json.dumps(
+            {
+                "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+                "display_name": "GPU check",
+                "language": "python",
+            }
+        )
+    )
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("LABSHARE_SITE", "JUPYTER_", "CUDA_"))
+    }
     env.update({"HOME": str(home), "LABSHARE_SITE_CONFIG": str(site), "XDG_RUNTIME_DIR": ""})
     return env
 
 
 def leased_kernel(check: Check, env: dict[str, str], port: int, token: str) -> None:
     status, kernel, _ = api(port, token, "POST", "/api/kernels", {"name": "gpucheck"})
-    check.expect(status == 201, f"a kernel starts with a lease (HTTP {status}: {kernel if status != 201 else 'ok'})")
+    check.expect(
+        status == 201,
+        f"a kernel starts with a lease (HTTP {status}: {kernel if status != 201 else 'ok'})",
+    )
     if status != 201:
         return
     kernel_id = kernel["id"]
@@ -163,9 +187,15 @@ def leased_kernel(check: Check, env: dict[str, str], port: int, token: str) -> N
     check.expect(bool(seen), f"the kernel allocated 1 GiB through CUDA ({seen or failure(result)})")
     gpus = json.loads(check.run(env, "labshare", "gpus", "--json").stdout)
     check.run(env, "labshare", "gpus")
-    leased = [(card["uuid"], lease) for card in gpus["cards"] for lease in card["leases"]
-              if lease.get("kernel_id") == kernel_id and not lease.get("stale")]
-    check.expect(len(leased) == 1, f"labshare gpus shows one live lease for the kernel ({len(leased)})")
+    leased = [
+        (card["uuid"], lease)
+        for card in gpus["cards"]
+        for lease in card["leases"]
+        if lease.get("kernel_id") == kernel_id and not lease.get("stale")
+    ]
+    check.expect(
+        len(leased) == 1, f"labshare gpus shows one live lease for the kernel ({len(leased)})"
+    )
     servers = json.loads(check.run(env, "labshare", "ps", "--json").stdout)
     check.run(env, "labshare", "ps")
     mine = [k for s in servers for k in s["kernels"] if k.get("kernel_id") == kernel_id]
@@ -173,28 +203,47 @@ def leased_kernel(check: Check, env: dict[str, str], port: int, token: str) -> N
         uuid = leased[0][0]
         visible = environ(mine[0]["pid"]).get("CUDA_VISIBLE_DEVICES")
         check.expect(seen["visible_devices"] == 1, "CUDA sees exactly one card in the kernel")
-        check.expect(seen["uuid"] == uuid, f"CUDA's card is the leased one ({seen['uuid']} vs {uuid})")
-        check.expect(visible == uuid, f"the kernel's CUDA_VISIBLE_DEVICES is the lease's UUID ({visible})")
-        check.expect((mine[0]["gpu_memory_bytes"] or 0) >= 1 << 30,
-                     f"labshare ps shows the kernel's GPU memory ({mine[0]['gpu_memory_bytes']} bytes)")
-        check.expect([g["uuid"] for g in mine[0]["gpu_lease"]] == [uuid], "labshare ps shows the kernel's lease")
+        check.expect(
+            seen["uuid"] == uuid, f"CUDA's card is the leased one ({seen['uuid']} vs {uuid})"
+        )
+        check.expect(
+            visible == uuid, f"the kernel's CUDA_VISIBLE_DEVICES is the lease's UUID ({visible})"
+        )
+        check.expect(
+            (mine[0]["gpu_memory_bytes"] or 0) >= 1 << 30,
+            f"labshare ps shows the kernel's GPU memory ({mine[0]['gpu_memory_bytes']} bytes)",
+        )
+        check.expect(
+            [g["uuid"] for g in mine[0]["gpu_lease"]] == [uuid],
+            "labshare ps shows the kernel's lease",
+        )
     cards = len(gpus["cards"])
-    refused = check.run(env, "labshare", "run", "--gpus", str(cards), "--", sys.executable, "-c", ALLOCATE)
-    check.expect(refused.returncode != 0 and "leased to" in refused.stderr,
-                 f"labshare run --gpus {cards} is refused while the kernel holds a card, naming its holder")
+    refused = check.run(
+        env, "labshare", "run", "--gpus", str(cards), "--", sys.executable, "-c", ALLOCATE
+    )
+    check.expect(
+        refused.returncode != 0 and "leased to" in refused.stderr,
+        f"labshare run --gpus {cards} is refused while the kernel holds a card, naming its holder",
+    )
     api(port, token, "DELETE", f"/api/kernels/{kernel_id}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=Path("gpu-check-out"), help="where the outputs go")
+    parser.add_argument(
+        "--out", type=Path, default=Path("gpu-check-out"), help="where the outputs go"
+    )
     args = parser.parse_args()
     if os.geteuid() != 0:
-        raise SystemExit("gpu_check: run it as root: the leases dir must be root's, with mode 1777.")
+        raise SystemExit(
+            "gpu_check: run it as root: the leases dir must be root's, with mode 1777."
+        )
     try:
         import ipykernel  # noqa: F401
     except ImportError:
-        raise SystemExit(f"gpu_check: {sys.executable} has no ipykernel; run it with labshare's own Python.") from None
+        raise SystemExit(
+            f"gpu_check: {sys.executable} has no ipykernel; run it with labshare's own Python."
+        ) from None
     args.out.mkdir(parents=True, exist_ok=True)
     check = Check(args.out)
     work = Path(tempfile.mkdtemp(prefix="labshare-gpu-check-"))
@@ -202,17 +251,28 @@ def main() -> None:
     try:
         check.run(env, "labshare", "--version")
         check.run(env, "labshare", "doctor")
-        check.expect(check.run(env, "labshare", "start", "--tcp").returncode == 0, "the server starts")
-        info = json.loads(subprocess.run(["labshare", "info", "--json"], env=env, capture_output=True, text=True,
-                                         check=True).stdout)
+        check.expect(
+            check.run(env, "labshare", "start", "--tcp").returncode == 0, "the server starts"
+        )
+        info = json.loads(
+            subprocess.run(
+                ["labshare", "info", "--json"], env=env, capture_output=True, text=True, check=True
+            ).stdout
+        )
         leased_kernel(check, env, info["port"], info["token"])
-        after = check.run(env, "labshare", "run", "--gpus", "1", "--", sys.executable, "-c", ALLOCATE)
-        check.expect(after.returncode == 0 and '"allocated"' in after.stdout,
-                     "labshare run --gpus 1 allocates under its own lease once the kernel is gone")
+        after = check.run(
+            env, "labshare", "run", "--gpus", "1", "--", sys.executable, "-c", ALLOCATE
+        )
+        check.expect(
+            after.returncode == 0 and '"allocated"' in after.stdout,
+            "labshare run --gpus 1 allocates under its own lease once the kernel is gone",
+        )
     finally:
         check.run(env, "labshare", "stop")
         shutil.rmtree(work, ignore_errors=True)
-    summary = "\n".join(check.lines) + f"\n{len(check.failed)} of {len(check.lines)} checks failed\n"
+    summary = (
+        "\n".join(check.lines) + f"\n{len(check.failed)} of {len(check.lines)} checks failed\n"
+    )
     (args.out / "summary.txt").write_text(summary)
     print(summary, end="")
     sys.exit(1 if check.failed else 0)

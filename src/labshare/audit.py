@@ -27,7 +27,9 @@ class MemberPolicy:
     port: int | None
     gpus: list[int] | None  # the only cards this member may use; None: every card
     max_gpus: int | None  # cards held at once, with leases; None: no cap
-    per_kernel: int | None  # cards a new kernel leases unless its project says otherwise; None: no leases
+    per_kernel: (
+        int | None
+    )  # cards a new kernel leases unless its project says otherwise; None: no leases
     memory_max: str | None
     cpus: float | None
     cull_idle_kernels_after: float | None
@@ -63,7 +65,9 @@ def check(site_path: Path) -> SiteCheck:
             has_account = True
         except KeyError:
             has_account = False
-            result.problems.append(f"{user} is named in {site_path} but has no Unix account on this host.")
+            result.problems.append(
+                f"{user} is named in {site_path} but has no Unix account on this host."
+            )
         policy = config.policy_for(site, user, config.groups_of(user))
         limited = policy.limits.memory_max is not None or policy.limits.cpus is not None
         result.members.append(
@@ -99,7 +103,9 @@ def check(site_path: Path) -> SiteCheck:
 
 def port_table(site_path: Path) -> list[PortRow]:
     site = config.load_site(site_path)
-    owners: dict[int, tuple[str, str]] = {p: (u, "assigned") for u, p in site.port_assignments.items()}
+    owners: dict[int, tuple[str, str]] = {
+        p: (u, "assigned") for u, p in site.port_assignments.items()
+    }
     for claim in ports.claims(site):
         owners.setdefault(claim.port, (claim.user, "claimed"))
     rows = []

@@ -122,8 +122,15 @@ class ClaimsDir:
             except OSError:
                 continue
             text, problem = _read(entry.path, st)
-            entries.append(Entry(name=entry.name, uid=st.st_uid, user=user_name(st.st_uid), text=text,
-                                 problem=problem))
+            entries.append(
+                Entry(
+                    name=entry.name,
+                    uid=st.st_uid,
+                    user=user_name(st.st_uid),
+                    text=text,
+                    problem=problem,
+                )
+            )
         return sorted(entries, key=lambda e: e.name)
 
     def _scratch(self, name: str, text: str) -> Path:
@@ -132,7 +139,9 @@ class ClaimsDir:
         fd = os.open(scratch, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                os.fchmod(handle.fileno(), 0o644)  # readable by all whatever the umask (servers run under 077)
+                os.fchmod(
+                    handle.fileno(), 0o644
+                )  # readable by all whatever the umask (servers run under 077)
                 handle.write(text)
         except BaseException:
             _unlink(scratch)

@@ -33,7 +33,9 @@ class LabshareError(Exception):
 
     exit_code: ExitCode = ExitCode.FAILED
 
-    def __init__(self, message: str, *, detail: str | None = None, exit_code: ExitCode | None = None):
+    def __init__(
+        self, message: str, *, detail: str | None = None, exit_code: ExitCode | None = None
+    ):
         super().__init__(message)
         self.message = message
         self.detail = detail
@@ -86,5 +88,10 @@ class LocalPortTaken(LabshareError):
     exit_code = ExitCode.USAGE
 
 
-FINAL: tuple[type[LabshareError], ...] = (AuthFailed, ForwardingRefused, LabshareMissing, LocalPortTaken)
+FINAL: tuple[type[LabshareError], ...] = (
+    AuthFailed,
+    ForwardingRefused,
+    LabshareMissing,
+    LocalPortTaken,
+)
 """Failures no retry can mend: a healing loop re-raises these at once."""

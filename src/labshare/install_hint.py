@@ -24,7 +24,9 @@ RECORD_NAME = "labshare-install.json"
 RECORD_VERSION = 1
 METHODS = ("venv", "system", "uv-tool", "pipx")
 # Said on a host where labshare is missing: nothing there can tell where a checkout is.
-REMOTE_INSTALL = "copy or clone the labshare checkout to the server and run `sh scripts/install` in it"
+REMOTE_INSTALL = (
+    "copy or clone the labshare checkout to the server and run `sh scripts/install` in it"
+)
 REMOTE_UPGRADE = "run `sh scripts/install --upgrade` in the labshare checkout there"
 
 
@@ -38,7 +40,12 @@ class InstallRecord:
     version: int = RECORD_VERSION
 
     def to_json(self) -> dict[str, object]:
-        return {"version": self.version, "method": self.method, "source": self.source, "extras": list(self.extras)}
+        return {
+            "version": self.version,
+            "method": self.method,
+            "source": self.source,
+            "extras": list(self.extras),
+        }
 
     @classmethod
     def from_json(cls, data: object) -> InstallRecord | None:
@@ -89,7 +96,7 @@ def upgrade_command(*extras: str) -> str:
 
 
 def reinstall_hint(*extras: str) -> str:
-    """"run `COMMAND`" for a sentence, saying where to run it when the checkout is not known."""
+    """ "run `COMMAND`" for a sentence, saying where to run it when the checkout is not known."""
     record = InstallRecord.read()
     command = install_command(*extras, record=record)
     return f"run `{command}`" if record else f"run `{command}` in your labshare checkout"
@@ -100,7 +107,9 @@ def package_command(*requirements: str) -> str:
     python = shlex.quote(sys.executable)
     record = InstallRecord.read()
     sudo = "sudo " if record and record.method == "system" else ""
-    return f"{sudo}{python} -m uv pip install --python {python} " + " ".join(shlex.quote(r) for r in requirements)
+    return f"{sudo}{python} -m uv pip install --python {python} " + " ".join(
+        shlex.quote(r) for r in requirements
+    )
 
 
 def main(argv: Sequence[str]) -> int:
@@ -113,8 +122,10 @@ def main(argv: Sequence[str]) -> int:
         record = InstallRecord.read(Path(argv[1]))
         print(",".join(record.extras) if record else "")
         return 0
-    print("usage: python -m labshare.install_hint record PREFIX METHOD SOURCE [EXTRAS] | extras PREFIX",
-          file=sys.stderr)
+    print(
+        "usage: python -m labshare.install_hint record PREFIX METHOD SOURCE [EXTRAS] | extras PREFIX",
+        file=sys.stderr,
+    )
     return 2
 
 

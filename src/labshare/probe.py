@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import socket
 from dataclasses import dataclass
+from socket import socket as Socket  # the field `socket` below hides the module in the class
 from typing import Any
 
 
@@ -26,7 +27,7 @@ class Address:
     def __str__(self) -> str:
         return self.socket if self.socket else f"{self.host}:{self.port}"
 
-    def connect(self, timeout: float) -> socket.socket:
+    def connect(self, timeout: float) -> Socket:
         if self.socket:
             sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             sock.settimeout(timeout)
@@ -99,7 +100,12 @@ def request(
     """One HTTP request; raises OSError (ConnectionError included) when nothing answers there,
     `Unanswered` when the connection was taken but closed without a byte of answer."""
     host = "localhost" if address.socket else f"{address.host}:{address.port}"
-    head = [f"{method} {path} HTTP/1.1", f"Host: {host}", "Connection: close", "User-Agent: labshare"]
+    head = [
+        f"{method} {path} HTTP/1.1",
+        f"Host: {host}",
+        "Connection: close",
+        "User-Agent: labshare",
+    ]
     if token:
         head.append(f"Authorization: token {token}")
     if body is not None or method in ("POST", "PUT", "PATCH"):

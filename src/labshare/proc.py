@@ -40,8 +40,11 @@ def run(
     """
     account: dict[str, Any] = {}
     if as_user is not None:
-        account = {"user": as_user.pw_uid, "group": as_user.pw_gid,
-                   "extra_groups": os.getgrouplist(as_user.pw_name, as_user.pw_gid)}
+        account = {
+            "user": as_user.pw_uid,
+            "group": as_user.pw_gid,
+            "extra_groups": os.getgrouplist(as_user.pw_name, as_user.pw_gid),
+        }
     try:
         done = subprocess.run(
             [os.fspath(a) for a in argv],
@@ -56,7 +59,9 @@ def run(
             **account,
         )
     except FileNotFoundError as exc:
-        raise LabshareError(f"{what} failed: {argv[0]} was not found.{(' ' + hint) if hint else ''}") from exc
+        raise LabshareError(
+            f"{what} failed: {argv[0]} was not found.{(' ' + hint) if hint else ''}"
+        ) from exc
     except OSError as exc:
         raise LabshareError(f"{what} could not run ({exc}).") from exc
     except subprocess.TimeoutExpired as exc:
@@ -100,7 +105,9 @@ def start(
             pass_fds=tuple(pass_fds),
         )
     except FileNotFoundError as exc:
-        raise LabshareError(f"{what or 'starting ' + os.fspath(argv[0])} failed: {argv[0]} was not found.") from exc
+        raise LabshareError(
+            f"{what or 'starting ' + os.fspath(argv[0])} failed: {argv[0]} was not found."
+        ) from exc
 
 
 def gone(proc: object) -> bool:

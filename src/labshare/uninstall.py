@@ -28,8 +28,12 @@ from labshare.paths import Paths
 
 # What `scripts/install` links beside `labshare` (uv and uvx only where the member had no uv);
 # a uv tool or pipx install's own `labshare` link is left to that tool's uninstall.
-LINKED = {"venv": ("labshare", "uv", "uvx"), "system": ("labshare", "uv", "uvx"),
-          "uv-tool": ("uv", "uvx"), "pipx": ("uv", "uvx")}
+LINKED = {
+    "venv": ("labshare", "uv", "uvx"),
+    "system": ("labshare", "uv", "uvx"),
+    "uv-tool": ("uv", "uvx"),
+    "pipx": ("uv", "uvx"),
+}
 SYSTEM_BIN = Path("/usr/local/bin")
 
 
@@ -47,15 +51,22 @@ def _inside(path: Path, prefix: Path) -> bool:
 
 def links(bindir: Path, prefix: Path, method: str) -> list[Removal]:
     """The links in `bindir` that point into labshare's install: only those the installer can have made."""
-    return [Removal("link", bindir / name) for name in LINKED[method]
-            if (bindir / name).is_symlink() and _inside(bindir / name, prefix)]
+    return [
+        Removal("link", bindir / name)
+        for name in LINKED[method]
+        if (bindir / name).is_symlink() and _inside(bindir / name, prefix)
+    ]
 
 
 def kernelspecs(kernels_dir: Path) -> list[Removal]:
     """The member's kernelspecs labshare wrote (they carry `metadata.labshare`); hand-made ones stay."""
     from labshare.envs.specfiles import labshare_meta, read_spec, spec_dirs
 
-    return [Removal("kernelspec", d) for d in spec_dirs(kernels_dir) if labshare_meta(read_spec(d)) is not None]
+    return [
+        Removal("kernelspec", d)
+        for d in spec_dirs(kernels_dir)
+        if labshare_meta(read_spec(d)) is not None
+    ]
 
 
 def member_plan(paths: Paths, prefix: Path, method: str, kernels_dir: Path) -> list[Removal]:
@@ -76,8 +87,11 @@ def member_plan(paths: Paths, prefix: Path, method: str, kernels_dir: Path) -> l
     data = paths.data_home / "labshare"
     envs = default.env_dir(paths.data_home).parent
     children = sorted(data.iterdir()) if data.is_dir() else []
-    return found + [Removal("default kernel's environment" if c == envs else "labshare's data", c)
-                    for c in children if os.path.realpath(c) != os.path.realpath(prefix)]
+    return found + [
+        Removal("default kernel's environment" if c == envs else "labshare's data", c)
+        for c in children
+        if os.path.realpath(c) != os.path.realpath(prefix)
+    ]
 
 
 def running_from(prefix: Path) -> list[str]:
@@ -104,10 +118,14 @@ def plan(prefix: Path, method: str) -> list[Removal]:
 
 def stop_server(prefix: Path) -> None:
     """The member's server, stopped by labshare's own `stop` so its kernels end cleanly first."""
-    done = subprocess.run([str(prefix / "bin" / "labshare"), "stop"], capture_output=True, text=True, check=False)
+    done = subprocess.run(
+        [str(prefix / "bin" / "labshare"), "stop"], capture_output=True, text=True, check=False
+    )
     if done.returncode != 0:
-        raise LabshareError(f"`labshare stop` failed, so nothing was removed ({done.stderr.strip()}); "
-                            "stop the server, then run this again")
+        raise LabshareError(
+            f"`labshare stop` failed, so nothing was removed ({done.stderr.strip()}); "
+            "stop the server, then run this again"
+        )
 
 
 def remove(prefix: Path, method: str) -> None:
@@ -117,8 +135,10 @@ def remove(prefix: Path, method: str) -> None:
     if method == "system":
         users = running_from(prefix)
         if users:
-            raise LabshareError(f"labshare still runs from {prefix} for {', '.join(users)}; "
-                                "stop those servers (`labshare admin stop NAME`), then run this again")
+            raise LabshareError(
+                f"labshare still runs from {prefix} for {', '.join(users)}; "
+                "stop those servers (`labshare admin stop NAME`), then run this again"
+            )
     else:
         stop_server(prefix)
     for item in plan(prefix, method):
@@ -130,8 +150,10 @@ def remove(prefix: Path, method: str) -> None:
             else:
                 shutil.rmtree(item.path)
         except OSError as exc:
-            raise LabshareError(f"could not remove {item.path} ({exc.strerror}); remove it by hand, "
-                                "then run this again to remove the rest") from exc
+            raise LabshareError(
+                f"could not remove {item.path} ({exc.strerror}); remove it by hand, "
+                "then run this again to remove the rest"
+            ) from exc
 
 
 def main(argv: Sequence[str]) -> int:

@@ -14,7 +14,9 @@ from pathlib import Path
 
 from labshare.paths import LINGER_DIR
 
-SYSTEMD_RUN_DIR = Path("/run/systemd/system")  # present only while systemd runs the host (sd_booted's test)
+SYSTEMD_RUN_DIR = Path(
+    "/run/systemd/system"
+)  # present only while systemd runs the host (sd_booted's test)
 
 
 @functools.lru_cache(maxsize=1024)

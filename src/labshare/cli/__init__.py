@@ -61,8 +61,9 @@ class App:
     debug: bool
 
 
-@click.group(cls=LazyGroup, sections=SECTIONS,
-             context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(
+    cls=LazyGroup, sections=SECTIONS, context_settings={"help_option_names": ["-h", "--help"]}
+)
 @click.version_option(__version__, "-V", "--version", prog_name="labshare")
 @click.option("--debug", is_flag=True, help="Show full tracebacks on errors.")
 @click.pass_context
@@ -76,7 +77,7 @@ def cli(ctx: click.Context, debug: bool) -> None:
 
 
 def face(args: list[str]) -> str:
-    """"text", "json", "events" or "lines", read from the words, since a usage error comes before parsing.
+    """ "text", "json", "events" or "lines", read from the words, since a usage error comes before parsing.
 
     The top-level options take no value, so the first word not starting
     with "-" is the command; words after "--" are never options.

@@ -6,6 +6,8 @@ always follows the commands and options that exist, with nothing to regenerate.
 
 from __future__ import annotations
 
+import sys
+
 import click
 
 from labshare.errors import LabshareError
@@ -14,7 +16,7 @@ SHELLS = ("bash", "zsh", "fish")
 WHERE = {
     "bash": "labshare completion bash > ~/.local/share/bash-completion/completions/labshare",
     "zsh": "labshare completion zsh > ~/.zfunc/_labshare   "
-           "# with `fpath+=~/.zfunc; autoload -Uz compinit; compinit` in ~/.zshrc",
+    "# with `fpath+=~/.zfunc; autoload -Uz compinit; compinit` in ~/.zshrc",
     "fish": "labshare completion fish > ~/.config/fish/completions/labshare.fish",
 }
 
@@ -43,6 +45,6 @@ def completion(shell: str) -> None:
     Keep it (fish): labshare completion fish > ~/.config/fish/completions/labshare.fish
     """
     click.echo(script(shell), nl=False)
-    if not click.get_text_stream("stdout").isatty():
+    if not sys.stdout.isatty():
         return
     click.echo(f"\n# To keep it: {WHERE[shell]}", err=True)

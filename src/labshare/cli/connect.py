@@ -18,17 +18,43 @@ from labshare.render import emit_event, note
 
 @click.command()
 @click.argument("destination", metavar="[USER@]HOST")
-@click.option("--local-port", type=click.IntRange(1, 65535), help="Port on 127.0.0.1 here [default: a free one].")
+@click.option(
+    "--local-port",
+    type=click.IntRange(1, 65535),
+    help="Port on 127.0.0.1 here [default: a free one].",
+)
 @click.option("--no-browser", is_flag=True, help="Print the URL instead of opening a browser.")
-@click.option("--start", "start_server", is_flag=True, help="Start JupyterLab on the server if it is not running.")
-@click.option("--print", "print_only", is_flag=True,
-              help="Print the plain ssh command and URL (no token) for use without labshare, and exit.")
-@click.option("-o", "ssh_options", multiple=True, metavar="SSH_OPTION",
-              help="An option for ssh, as in `ssh -o` (repeatable).")
+@click.option(
+    "--start",
+    "start_server",
+    is_flag=True,
+    help="Start JupyterLab on the server if it is not running.",
+)
+@click.option(
+    "--print",
+    "print_only",
+    is_flag=True,
+    help="Print the plain ssh command and URL (no token) for use without labshare, and exit.",
+)
+@click.option(
+    "-o",
+    "ssh_options",
+    multiple=True,
+    metavar="SSH_OPTION",
+    help="An option for ssh, as in `ssh -o` (repeatable).",
+)
 @json_option
 @click.pass_obj
-def connect(app: App, destination: str, local_port: int | None, no_browser: bool, start_server: bool,
-            print_only: bool, ssh_options: tuple[str, ...], as_json: bool) -> int:
+def connect(
+    app: App,
+    destination: str,
+    local_port: int | None,
+    no_browser: bool,
+    start_server: bool,
+    print_only: bool,
+    ssh_options: tuple[str, ...],
+    as_json: bool,
+) -> int:
     """Open your JupyterLab on HOST in a browser here, through ssh, and keep the tunnel up.
 
     Uses your ssh client and ~/.ssh/config as they are; reconnects by itself
@@ -39,8 +65,13 @@ def connect(app: App, destination: str, local_port: int | None, no_browser: bool
     from labshare.render import connect as view
     from labshare.render import jsonable
 
-    options = Options(destination=destination, local_port=local_port, start=start_server,
-                      open_browser=not no_browser, ssh_options=ssh_options)
+    options = Options(
+        destination=destination,
+        local_port=local_port,
+        start=start_server,
+        open_browser=not no_browser,
+        ssh_options=ssh_options,
+    )
     if print_only:
         dial.hand_over()
         result = manual(app.paths, options)

@@ -14,17 +14,37 @@ from labshare.render import emit, note
 
 @click.command()
 @click.argument("host", required=False)
-@click.option("--stop-old", is_flag=True,
-              help="Offer to stop your hand-started Jupyter servers that have no token (asks first).")
-@click.option("--ssh-option", "-o", "ssh_options", multiple=True, metavar="OPTION",
-              help="Extra `ssh -o` option for HOST, as with `labshare connect`.")
-@click.option("--serve-test-socket", is_flag=True, hidden=True,
-              help="Hold a throwaway socket for the laptop's tunnel test (run by `labshare doctor HOST`).")
+@click.option(
+    "--stop-old",
+    is_flag=True,
+    help="Offer to stop your hand-started Jupyter servers that have no token (asks first).",
+)
+@click.option(
+    "--ssh-option",
+    "-o",
+    "ssh_options",
+    multiple=True,
+    metavar="OPTION",
+    help="Extra `ssh -o` option for HOST, as with `labshare connect`.",
+)
+@click.option(
+    "--serve-test-socket",
+    is_flag=True,
+    hidden=True,
+    help="Hold a throwaway socket for the laptop's tunnel test (run by `labshare doctor HOST`).",
+)
 @yes_option
 @json_option
 @click.pass_obj
-def doctor(app: App, host: str | None, stop_old: bool, ssh_options: tuple[str, ...], serve_test_socket: bool,
-           yes: bool, as_json: bool) -> ExitCode:
+def doctor(
+    app: App,
+    host: str | None,
+    stop_old: bool,
+    ssh_options: tuple[str, ...],
+    serve_test_socket: bool,
+    yes: bool,
+    as_json: bool,
+) -> ExitCode:
     """Check what labshare needs and say how to fix what is wrong.
 
     On the server: versions, private directories, logout, sshd forwarding, uv,
@@ -43,13 +63,17 @@ def doctor(app: App, host: str | None, stop_old: bool, ssh_options: tuple[str, .
     if host:
         from labshare.doctor import remote
 
-        report = Report(host=host, side="laptop", checks=remote.run_all(app.paths, host, ssh_options))
+        report = Report(
+            host=host, side="laptop", checks=remote.run_all(app.paths, host, ssh_options)
+        )
     else:
         import socket
 
         from labshare.doctor import checks, old_servers
 
-        report = Report(host=socket.gethostname(), side="server", checks=checks.run_all(app.paths, os.environ))
+        report = Report(
+            host=socket.gethostname(), side="server", checks=checks.run_all(app.paths, os.environ)
+        )
         if stop_old:
             found = old_servers.find_old_servers(app.paths.uid)
             if found:

@@ -10,8 +10,12 @@ from labshare.render import emit
 
 
 @click.command()
-@click.option("--history", "show_history", is_flag=True,
-              help="Show the kernels whose idle GPUs were reclaimed (yours; for root: everyone's).")
+@click.option(
+    "--history",
+    "show_history",
+    is_flag=True,
+    help="Show the kernels whose idle GPUs were reclaimed (yours; for root: everyone's).",
+)
 @json_option
 @click.pass_obj
 def gpus(app: App, show_history: bool, as_json: bool) -> None:
@@ -36,7 +40,15 @@ def gpus(app: App, show_history: bool, as_json: bool) -> None:
         return
     settings = config.load_site(app.paths.site_config).gpus
     # Only the servers whose notebooks the caller may see are asked; every lease and process is read.
-    scanner = Scanner(all_users=os.geteuid() == 0, everyones_gpu_processes=True, interval=0.0,
-                      leases_dir=settings.leases_dir, leasing=settings.leased)
-    emit(gpu_report.build(scanner.scan(), settings, notices=history.warnings(state_dir)), as_json=as_json,
-         text=lambda report: view.report(report, scanner.may_see_secrets))
+    scanner = Scanner(
+        all_users=os.geteuid() == 0,
+        everyones_gpu_processes=True,
+        interval=0.0,
+        leases_dir=settings.leases_dir,
+        leasing=settings.leased,
+    )
+    emit(
+        gpu_report.build(scanner.scan(), settings, notices=history.warnings(state_dir)),
+        as_json=as_json,
+        text=lambda report: view.report(report, scanner.may_see_secrets),
+    )

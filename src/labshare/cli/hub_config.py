@@ -17,16 +17,28 @@ from labshare.render import hub as view
 
 
 @click.command("hub-config")
-@click.option("--spawner", type=click.Choice(["systemd", "slurm", "kubernetes"]), default="systemd",
-              show_default=True, help="Where members' servers run: this server, a Slurm cluster, or Kubernetes.")
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
-              help="Write the config to this file instead of printing it.")
-@click.option("--plan", "show_plan", is_flag=True, help="Print the migration steps for this host instead.")
+@click.option(
+    "--spawner",
+    type=click.Choice(["systemd", "slurm", "kubernetes"]),
+    default="systemd",
+    show_default=True,
+    help="Where members' servers run: this server, a Slurm cluster, or Kubernetes.",
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the config to this file instead of printing it.",
+)
+@click.option(
+    "--plan", "show_plan", is_flag=True, help="Print the migration steps for this host instead."
+)
 @yes_option
 @json_option
 @click.pass_obj
-def hub_config(app: App, spawner: str, output: Path | None, show_plan: bool, yes: bool,
-               as_json: bool) -> ExitCode:
+def hub_config(
+    app: App, spawner: str, output: Path | None, show_plan: bool, yes: bool, as_json: bool
+) -> ExitCode:
     """Move the lab to JupyterHub: write jupyterhub_config.py (or values.yaml) from the site config."""
     from labshare import hub
     from labshare.files import write_atomic
@@ -35,7 +47,9 @@ def hub_config(app: App, spawner: str, output: Path | None, show_plan: bool, yes
     if show_plan:
         from labshare.hub import facts, plan
 
-        emit(plan.make(facts.gather(app.paths.site_config), spawner), as_json=as_json, text=view.plan)
+        emit(
+            plan.make(facts.gather(app.paths.site_config), spawner), as_json=as_json, text=view.plan
+        )
         return ExitCode.OK
     command = f"labshare hub-config --spawner {spawner}" + (f" -o {output}" if output else "")
     result = hub.generate(app.paths.site_config, spawner, command)

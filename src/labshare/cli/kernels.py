@@ -16,7 +16,9 @@ def kernels() -> None:
 
 
 @kernels.command()
-@click.option("--foreign", is_flag=True, help="Also remove stale kernelspecs labshare did not make.")
+@click.option(
+    "--foreign", is_flag=True, help="Also remove stale kernelspecs labshare did not make."
+)
 @yes_option
 @json_option
 @click.pass_obj

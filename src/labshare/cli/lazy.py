@@ -25,10 +25,14 @@ def missing_module(exc: ModuleNotFoundError, command: str) -> LabshareError:
     """The one line for a broken installation: which module is missing, and how to mend it."""
     name = exc.name or str(exc)
     if name in POSIX_ONLY:
-        return LabshareError(f"`{command}` runs on the lab's Linux server, not on this computer (its Python "
-                             f"has no {name!r} module); here, use `labshare connect HOST` or `labshare doctor HOST`.")
-    return LabshareError(f"`{command}` cannot run: the Python module {name!r} is missing; "
-                         f"reinstall labshare: {reinstall_hint()}.")
+        return LabshareError(
+            f"`{command}` runs on the lab's Linux server, not on this computer (its Python "
+            f"has no {name!r} module); here, use `labshare connect HOST` or `labshare doctor HOST`."
+        )
+    return LabshareError(
+        f"`{command}` cannot run: the Python module {name!r} is missing; "
+        f"reinstall labshare: {reinstall_hint()}."
+    )
 
 
 def _unavailable(name: str, exc: ModuleNotFoundError) -> click.Command:
@@ -38,7 +42,9 @@ def _unavailable(name: str, exc: ModuleNotFoundError) -> click.Command:
         raise missing_module(exc, click.get_current_context().command_path) from exc
 
     return click.Command(
-        name, callback=run, add_help_option=False,
+        name,
+        callback=run,
+        add_help_option=False,
         short_help=f"(unavailable: module {exc.name!r} is missing)",
         context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
     )

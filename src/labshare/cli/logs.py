@@ -11,7 +11,9 @@ from labshare.cli.options import json_option
 
 
 @click.command()
-@click.option("-n", "--lines", "lines", default=50, show_default=True, help="How many lines to show.")
+@click.option(
+    "-n", "--lines", "lines", default=50, show_default=True, help="How many lines to show."
+)
 @click.option("-f", "--follow", is_flag=True, help="Keep printing new lines until Ctrl-C.")
 @json_option
 @click.pass_obj
@@ -24,7 +26,9 @@ def logs(app: App, lines: int, follow: bool, as_json: bool) -> None:
     from labshare.render import emit_event
     from labshare.server import logs as log
 
-    show: Callable[[str], None] = (lambda line: emit_event(log.entry(line))) if as_json else click.echo
+    show: Callable[[str], None] = (
+        (lambda line: emit_event(log.entry(line))) if as_json else click.echo
+    )
     for line in log.last_lines(app.paths.log_file, lines):
         show(line)
     if follow:

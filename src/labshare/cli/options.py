@@ -17,5 +17,7 @@ def confirm(question: str, yes: bool) -> bool:
     if not sys.stdin.isatty():
         from labshare.errors import LabshareError
 
-        raise LabshareError(f"{question} Not asked, since there is no terminal; pass --yes to confirm.")
+        raise LabshareError(
+            f"{question} Not asked, since there is no terminal; pass --yes to confirm."
+        )
     return click.confirm(question, default=False)

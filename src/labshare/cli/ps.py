@@ -34,8 +34,12 @@ def scanner(app: App, all_users: bool) -> Scanner:
 
 @click.command()
 @click.option("--all-users", "-a", is_flag=True, help="Show everyone's servers, not only yours.")
-@click.option("--sort", type=click.Choice(["memory", "cpu", "gpu"]), default=None,
-              help="Biggest first by this figure (default: by user, then start time).")
+@click.option(
+    "--sort",
+    type=click.Choice(["memory", "cpu", "gpu"]),
+    default=None,
+    help="Biggest first by this figure (default: by user, then start time).",
+)
 @json_option
 @click.pass_obj
 def ps(app: App, all_users: bool, sort: str | None, as_json: bool) -> None:

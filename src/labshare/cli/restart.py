@@ -14,7 +14,9 @@ from labshare.render import server as view
 
 
 @click.command()
-@click.option("--timeout", default=120.0, show_default=True, help="Seconds to wait for Jupyter to answer.")
+@click.option(
+    "--timeout", default=120.0, show_default=True, help="Seconds to wait for Jupyter to answer."
+)
 @click.option(
     "--keep-kernels/--no-keep-kernels",
     default=True,

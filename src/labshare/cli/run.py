@@ -8,8 +8,14 @@ from labshare.cli import App
 
 
 @click.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
-@click.option("--gpus", "count", type=click.IntRange(min=0), default=None,
-              metavar="N", help="How many GPUs to lease (0: none visible); default: the site's per_kernel.")
+@click.option(
+    "--gpus",
+    "count",
+    type=click.IntRange(min=0),
+    default=None,
+    metavar="N",
+    help="How many GPUs to lease (0: none visible); default: the site's per_kernel.",
+)
 @click.argument("argv", nargs=-1, type=click.UNPROCESSED, metavar="-- CMD [ARGS]...")
 @click.pass_obj
 def run(app: App, count: int | None, argv: tuple[str, ...]) -> int:

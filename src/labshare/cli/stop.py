@@ -11,7 +11,9 @@ from labshare.render import server as view
 
 
 @click.command()
-@click.option("--keep-kernels", is_flag=True, help="Leave running kernels for the next `labshare start`.")
+@click.option(
+    "--keep-kernels", is_flag=True, help="Leave running kernels for the next `labshare start`."
+)
 @json_option
 @click.pass_obj
 def stop(app: App, keep_kernels: bool, as_json: bool) -> None:

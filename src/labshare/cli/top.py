@@ -45,17 +45,41 @@ def _key(fd: int, timeout: float) -> str | None:
 
 @click.command()
 @click.option("--all-users", "-a", is_flag=True, help="Show everyone's servers, not only yours.")
-@click.option("--sort", type=click.Choice(list(KEYS.values())), default="memory", show_default=True,
-              help="Biggest first by this figure; keys m, c and g change it while running.")
-@click.option("--interval", type=click.FloatRange(0.5, 3600), default=2.0, show_default=True,
-              help="Seconds between refreshes.")
-@click.option("--once", is_flag=True, help="Print one table (or one JSON line) and exit (for scripts).")
-@click.option("--iterations", "-n", type=click.IntRange(min=1), default=None,
-              help="Refresh this many times, then exit.")
+@click.option(
+    "--sort",
+    type=click.Choice(list(KEYS.values())),
+    default="memory",
+    show_default=True,
+    help="Biggest first by this figure; keys m, c and g change it while running.",
+)
+@click.option(
+    "--interval",
+    type=click.FloatRange(0.5, 3600),
+    default=2.0,
+    show_default=True,
+    help="Seconds between refreshes.",
+)
+@click.option(
+    "--once", is_flag=True, help="Print one table (or one JSON line) and exit (for scripts)."
+)
+@click.option(
+    "--iterations",
+    "-n",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Refresh this many times, then exit.",
+)
 @json_option
 @click.pass_obj
-def top(app: App, all_users: bool, sort: str, interval: float, once: bool, iterations: int | None,
-        as_json: bool) -> None:
+def top(
+    app: App,
+    all_users: bool,
+    sort: str,
+    interval: float,
+    once: bool,
+    iterations: int | None,
+    as_json: bool,
+) -> None:
     """Watch Jupyter servers and kernels use CPU, memory and GPU memory, live; `q` quits.
 
     Without a terminal (a pipe, a script) it prints the table once, or
@@ -111,9 +135,11 @@ def _live(scanner: Scanner, sort: str, interval: float, iterations: int | None) 
     from labshare.render import monitor as view
 
     done = 0
-    with contextlib.suppress(KeyboardInterrupt), _keys() as fd, Live(
-        console=Console(), auto_refresh=False, screen=False, transient=False
-    ) as live:
+    with (
+        contextlib.suppress(KeyboardInterrupt),
+        _keys() as fd,
+        Live(console=Console(), auto_refresh=False, screen=False, transient=False) as live,
+    ):
         while iterations is None or done < iterations:
             snap = scanner.scan()
             done += 1

@@ -26,8 +26,12 @@ _PORT_SETTINGS = set(schema.keys("ports")) - {"USER"}  # any other key of [ports
 
 @dataclass(frozen=True)
 class Limits:
-    gpus: tuple[int, ...] | None = schema.default("users.NAME", "gpus")  # the only cards (NVML indexes)
-    max_gpus: int | None = schema.default("users.NAME", "max_gpus")  # cards held at once, with leases
+    gpus: tuple[int, ...] | None = schema.default(
+        "users.NAME", "gpus"
+    )  # the only cards (NVML indexes)
+    max_gpus: int | None = schema.default(
+        "users.NAME", "max_gpus"
+    )  # cards held at once, with leases
     memory_max: str | None = schema.default("users.NAME", "memory_max")
     cpus: float | None = schema.default("users.NAME", "cpus")
 
@@ -58,7 +62,9 @@ class ServerPolicy:
     root_dir: str = schema.default("server", "root_dir")
     cull_idle_kernels_after: float | None = schema.default("server", "cull_idle_kernels_after")
     cull_busy_kernels: bool = schema.default("server", "cull_busy_kernels")
-    shutdown_idle_server_after: float | None = schema.default("server", "shutdown_idle_server_after")
+    shutdown_idle_server_after: float | None = schema.default(
+        "server", "shutdown_idle_server_after"
+    )
     keep_outputs: bool = schema.default("server", "keep_outputs")
     port: int | None = None
     limits: Limits = Limits()
@@ -79,7 +85,9 @@ def _ports(path: Path, table: Mapping[str, Any]) -> dict[str, int]:
             continue
         port = schema.check(path, "ports", dataclasses.replace(fixed, name=user), value)
         if port in owner_of:
-            raise fail(path, f"ports.{user}", f"port {port} is already assigned to {owner_of[port]}")
+            raise fail(
+                path, f"ports.{user}", f"port {port} is already assigned to {owner_of[port]}"
+            )
         owner_of[port] = user
         assignments[user] = port
     return assignments
@@ -93,8 +101,12 @@ def load_site(path: Path) -> Site:
     server = schema.parse(path, "server", table(path, data, "server"))
     ports = table(path, data, "ports")
     settings = schema.parse(path, "ports", {k: v for k, v in ports.items() if k in _PORT_SETTINGS})
-    users = {name: _limits(path, f"users.{name}", t) for name, t in table(path, data, "users").items()}
-    groups = {name: _limits(path, f"groups.{name}", t) for name, t in table(path, data, "groups").items()}
+    users = {
+        name: _limits(path, f"users.{name}", t) for name, t in table(path, data, "users").items()
+    }
+    groups = {
+        name: _limits(path, f"groups.{name}", t) for name, t in table(path, data, "groups").items()
+    }
     admin = schema.parse(path, "admin", table(path, data, "admin"))
     member = schema.parse(path, "member", table(path, data, "member"))
     hub = parse_hub(path, table(path, data, "hub"))
@@ -120,10 +132,18 @@ def load_site(path: Path) -> Site:
 
 def _check_per_kernel(path: Path, where: str, gpus: GpuSettings, limits: Limits) -> None:
     """A kernel asking for more cards than its member may ever hold would never start: say so now."""
-    caps = [n for n in (None if limits.gpus is None else len(limits.gpus), limits.max_gpus) if n is not None]
+    caps = [
+        n
+        for n in (None if limits.gpus is None else len(limits.gpus), limits.max_gpus)
+        if n is not None
+    ]
     if caps and gpus.per_kernel > min(caps):
-        raise fail(path, "gpus.per_kernel", f"is {gpus.per_kernel}, but {where} may use only {min(caps)} GPU(s); "
-                   f"lower per_kernel or give {where} more cards")
+        raise fail(
+            path,
+            "gpus.per_kernel",
+            f"is {gpus.per_kernel}, but {where} may use only {min(caps)} GPU(s); "
+            f"lower per_kernel or give {where} more cards",
+        )
 
 
 @dataclass(frozen=True)
@@ -141,9 +161,13 @@ class MemberConfig:
 def load_member(path: Path) -> MemberConfig:
     data = read_toml(path)
     schema.unknown(path, "", data, schema.MEMBER_TABLES)
-    hosts = {name: schema.parse(path, "hosts.NAME", t, f"hosts.{name}")
-             for name, t in table(path, data, "hosts").items()}
-    return MemberConfig(server=schema.parse(path, "server", table(path, data, "server")), hosts=hosts)
+    hosts = {
+        name: schema.parse(path, "hosts.NAME", t, f"hosts.{name}")
+        for name, t in table(path, data, "hosts").items()
+    }
+    return MemberConfig(
+        server=schema.parse(path, "server", table(path, data, "server")), hosts=hosts
+    )
 
 
 def load_user(path: Path, site: Site) -> dict[str, Any]:
@@ -152,7 +176,9 @@ def load_user(path: Path, site: Site) -> dict[str, Any]:
     for key in server:
         if key not in site.member_may_override:
             where = site.path or "the site config"
-            raise fail(path, f"server.{key}", f"the admin does not let members change this (see {where})")
+            raise fail(
+                path, f"server.{key}", f"the admin does not let members change this (see {where})"
+            )
     return server
 
 
@@ -165,7 +191,9 @@ def _merge(base: Limits, top: Limits) -> Limits:
     )
 
 
-def policy_for(site: Site, user: str, groups: list[str], own: Mapping[str, Any] | None = None) -> ServerPolicy:
+def policy_for(
+    site: Site, user: str, groups: list[str], own: Mapping[str, Any] | None = None
+) -> ServerPolicy:
     """The effective policy: defaults < site [server] < member's groups < [users.NAME] < own overrides."""
     settings: dict[str, Any] = {}
     sources: dict[str, str] = {}

@@ -35,10 +35,11 @@ class HubSettings:
     ip: str = schema.default("hub", "ip")
     port: int = schema.default("hub", "port")
     authenticator: str = schema.default("hub", "authenticator")
-    idle_timeout: float | None = schema.default("hub", "idle_timeout")  # None: derived from [server]; 0: no culling
+    idle_timeout: float | None = schema.default(
+        "hub", "idle_timeout"
+    )  # None: derived from [server]; 0: no culling
     prefix: str = schema.default("hub", "prefix")
     slurm: SlurmSettings = SlurmSettings()
-
 
 
 def parse_hub(path: Path, table: Mapping[str, Any]) -> HubSettings:
@@ -46,4 +47,6 @@ def parse_hub(path: Path, table: Mapping[str, Any]) -> HubSettings:
     out.pop("slurm", None)
     if "idle_timeout" in out:
         out["idle_timeout"] = out["idle_timeout"] or 0.0
-    return HubSettings(**out, slurm=SlurmSettings(**schema.parse(path, "hub.slurm", section(path, table, "slurm"))))
+    return HubSettings(
+        **out, slurm=SlurmSettings(**schema.parse(path, "hub.slurm", section(path, table, "slurm")))
+    )

@@ -44,13 +44,21 @@ def table(section: str, lang: str, who: str | None = None) -> str:
     """One section's keys as a Markdown table."""
     rows: list[tuple[str, ...]] = [HEADER[lang], ("---",) * len(HEADER[lang])]
     for key in schema.keys(section, who).values():
-        rows.append((f"`{key.name}`", key.kind.doc, _default(key),
-                     ", ".join(WHO[lang][w] for w in key.who), key.help))
+        rows.append(
+            (
+                f"`{key.name}`",
+                key.kind.doc,
+                _default(key),
+                ", ".join(WHO[lang][w] for w in key.who),
+                key.help,
+            )
+        )
     return "".join("| " + " | ".join(row) + " |\n" for row in rows)
 
 
 def render(text: str, lang: str) -> str:
     """`text` with every marked block rewritten from the schema; an unknown section is an error, not a gap."""
+
     def block(m: re.Match[str]) -> str:
         if not schema.keys(m.group(2)):
             raise ValueError(f"<!-- schema {m.group(2)} -->: the schema has no such section")
@@ -61,7 +69,10 @@ def render(text: str, lang: str) -> str:
 
 def main(argv: list[str]) -> int:
     if len(argv) != 1 or argv[0] not in HEADER:
-        print("usage: python -m labshare.config.reference en|ja  (run from the checkout's root)", file=sys.stderr)
+        print(
+            "usage: python -m labshare.config.reference en|ja  (run from the checkout's root)",
+            file=sys.stderr,
+        )
         return 2
     path = page(argv[0])
     if not path.is_file():

@@ -45,8 +45,14 @@ def choice(*choices: str) -> Kind:
 
 def whole(low: int, high: int | None = None, doc: str | None = None) -> Kind:
     """An integer from `low` (to `high`); `true` is no number here, whatever Python says."""
+
     def parse(value: object) -> int:
-        if not isinstance(value, int) or isinstance(value, bool) or value < low or (high is not None and value > high):
+        if (
+            not isinstance(value, int)
+            or isinstance(value, bool)
+            or value < low
+            or (high is not None and value > high)
+        ):
             raise ValueError(value)
         return value
 
@@ -85,25 +91,35 @@ def _cpus(value: object) -> float:
 
 BOOL = Kind("true or false", lambda v: _when(isinstance(v, bool), v))
 DURATION = Kind('a duration: seconds, or "90s", "30m", "12h", "2d" (0: off)', seconds)
-SIZE = Kind('a size such as "64G" (systemd\'s `MemoryMax`)', lambda v: _when(
-    isinstance(v, str) and bool(MEMORY_SIZE.match(v)), v))
+SIZE = Kind(
+    'a size such as "64G" (systemd\'s `MemoryMax`)',
+    lambda v: _when(isinstance(v, str) and bool(MEMORY_SIZE.match(v)), v),
+)
 FOLDER = Kind('a folder path such as "~/projects"', _text)
 ABSOLUTE = Kind("an absolute path", _absolute)
-DIRECTORY = Kind("an absolute path", lambda v: Path(_absolute(v)))  # a folder labshare itself works in
+DIRECTORY = Kind(
+    "an absolute path", lambda v: Path(_absolute(v))
+)  # a folder labshare itself works in
 TEXT = Kind("a non-empty string", _text)
-IP = Kind('an IP address such as "127.0.0.1"', lambda v: _when(bool(re.match(
-    r"^(\d{1,3}(\.\d{1,3}){3}|[0-9a-fA-F:]+)$", _text(v))), v))
+IP = Kind(
+    'an IP address such as "127.0.0.1"',
+    lambda v: _when(bool(re.match(r"^(\d{1,3}(\.\d{1,3}){3}|[0-9a-fA-F:]+)$", _text(v))), v),
+)
 PORT = whole(1, 65535, "a port number 1-65535")
 MEMBER_PORT = whole(1024, 65535, "a port number 1024-65535")
 PORT_RANGE = Kind('a range "LOW-HIGH" within 1024-65535, low end first', _port_range)
 GPU_COUNT = whole(0, doc="a whole number of GPUs (0 for none)")
 POSITIVE = whole(1, doc="a positive whole number")
 CPUS = Kind("a positive number of CPUs", _cpus)
-GPU_INDEXES = Kind("a list of GPU indices such as [0, 1]",
-                   _list_of(lambda g: isinstance(g, int) and not isinstance(g, bool) and g >= 0))
+GPU_INDEXES = Kind(
+    "a list of GPU indices such as [0, 1]",
+    _list_of(lambda g: isinstance(g, int) and not isinstance(g, bool) and g >= 0),
+)
 NAMES = Kind("a list of user names", _list_of(lambda n: isinstance(n, str)))
 TABLE = Kind("a table", lambda v: _when(isinstance(v, Mapping), v))
-ENV = Kind("a table of strings", lambda v: v)  # as written: the kernel's start reads it and says what is wrong
+ENV = Kind(
+    "a table of strings", lambda v: v
+)  # as written: the kernel's start reads it and says what is wrong
 
 
 @dataclass(frozen=True)
@@ -124,99 +140,262 @@ class Key:
         return None if self.default is None else self.kind.parse(self.default)
 
 
-def _server(name: str, kind: Kind, default: object, help: str, member: bool = True, **kw: Any) -> Key:
+def _server(
+    name: str, kind: Kind, default: object, help: str, member: bool = True, **kw: Any
+) -> Key:
     return Key("server", name, kind, default, help, (SITE, MEMBER) if member else (SITE,), **kw)
 
 
 _SERVER: tuple[Key, ...] = (
-    _server("mode", choice("socket", "tcp"), "socket",
-            "where JupyterLab listens: a private Unix socket, or 127.0.0.1 and a port (token still required)"),
-    _server("root_dir", FOLDER, "~/projects",
-            "the folder the file browser shows (created if missing; the home directory or above it is refused)"),
-    _server("cull_idle_kernels_after", DURATION, None,
-            "shut down kernels idle this long (Jupyter's `MappingKernelManager.cull_idle_timeout`)", default_doc="off"),
-    _server("cull_busy_kernels", BOOL, False,
-            "also cull kernels that are busy (Jupyter's `cull_busy`); members cannot override it", member=False),
-    _server("shutdown_idle_server_after", DURATION, None,
-            "shut the server down after this long with no kernels, terminals or activity "
-            "(Jupyter's `ServerApp.shutdown_no_activity_timeout`); also the default for `[hub] idle_timeout`",
-            default_doc="off"),
-    _server("keep_outputs", BOOL, True,
-            "run cells on the server so output printed while no browser is open is kept; "
-            "`start --keep-outputs/--no-keep-outputs` wins"),
+    _server(
+        "mode",
+        choice("socket", "tcp"),
+        "socket",
+        "where JupyterLab listens: a private Unix socket, or 127.0.0.1 and a port (token still required)",
+    ),
+    _server(
+        "root_dir",
+        FOLDER,
+        "~/projects",
+        "the folder the file browser shows (created if missing; the home directory or above it is refused)",
+    ),
+    _server(
+        "cull_idle_kernels_after",
+        DURATION,
+        None,
+        "shut down kernels idle this long (Jupyter's `MappingKernelManager.cull_idle_timeout`)",
+        default_doc="off",
+    ),
+    _server(
+        "cull_busy_kernels",
+        BOOL,
+        False,
+        "also cull kernels that are busy (Jupyter's `cull_busy`); members cannot override it",
+        member=False,
+    ),
+    _server(
+        "shutdown_idle_server_after",
+        DURATION,
+        None,
+        "shut the server down after this long with no kernels, terminals or activity "
+        "(Jupyter's `ServerApp.shutdown_no_activity_timeout`); also the default for `[hub] idle_timeout`",
+        default_doc="off",
+    ),
+    _server(
+        "keep_outputs",
+        BOOL,
+        True,
+        "run cells on the server so output printed while no browser is open is kept; "
+        "`start --keep-outputs/--no-keep-outputs` wins",
+    ),
 )
 OVERRIDABLE = tuple(k.name for k in _SERVER if MEMBER in k.who)
-MAY_OVERRIDE = Kind(f"a list drawn from {', '.join(OVERRIDABLE)}",
-                    lambda v: frozenset(_list_of(lambda k: k in OVERRIDABLE)(v)))
+MAY_OVERRIDE = Kind(
+    f"a list drawn from {', '.join(OVERRIDABLE)}",
+    lambda v: frozenset(_list_of(lambda k: k in OVERRIDABLE)(v)),
+)
 
 KEYS: tuple[Key, ...] = (
     *_SERVER,
-    Key("ports", "range", PORT_RANGE, None,
-        "members without an assignment claim a port from here", default_doc="none (no claims)"),
-    Key("ports", "claims_dir", DIRECTORY, "/var/lib/labshare/ports",
-        "where claims are made, one file per port; must be owned by root with mode 1777"),
-    Key("ports", "USER", MEMBER_PORT, None,
+    Key(
+        "ports",
+        "range",
+        PORT_RANGE,
+        None,
+        "members without an assignment claim a port from here",
+        default_doc="none (no claims)",
+    ),
+    Key(
+        "ports",
+        "claims_dir",
+        DIRECTORY,
+        "/var/lib/labshare/ports",
+        "where claims are made, one file per port; must be owned by root with mode 1777",
+    ),
+    Key(
+        "ports",
+        "USER",
+        MEMBER_PORT,
+        None,
         "any user name: a fixed assignment, e.g. `alice = 10001`; no two users may have the same port",
-        default_doc="none"),
-    Key("users.NAME", "gpus", GPU_INDEXES, None,
+        default_doc="none",
+    ),
+    Key(
+        "users.NAME",
+        "gpus",
+        GPU_INDEXES,
+        None,
         "the only cards (NVML indexes, as `nvidia-smi` and `labshare gpus` number them) this member's kernels "
         'may use: with `[gpus] assign = "off"` handed over as `CUDA_VISIBLE_DEVICES` by UUID; '
-        'with `"per-kernel"` the only cards their kernels may lease', default_doc="none: every card"),
-    Key("users.NAME", "max_gpus", GPU_COUNT, None,
+        'with `"per-kernel"` the only cards their kernels may lease',
+        default_doc="none: every card",
+    ),
+    Key(
+        "users.NAME",
+        "max_gpus",
+        GPU_COUNT,
+        None,
         'with `[gpus] assign = "per-kernel"`, how many cards this member may hold leases on at once',
-        default_doc="none: no cap"),
-    Key("users.NAME", "memory_max", SIZE, None,
+        default_doc="none: no cap",
+    ),
+    Key(
+        "users.NAME",
+        "memory_max",
+        SIZE,
+        None,
         "`systemd-run --user --scope -p MemoryMax=…` around the member's server, where a systemd user manager runs",
-        default_doc="none"),
-    Key("users.NAME", "cpus", CPUS, None, "`-p CPUQuota=` 100 % per CPU, likewise", default_doc="none"),
-    Key("admin", "users", NAMES, [], "the lab's admins: members, and `admin_users` in the JupyterHub export"),
-    Key("member", "may_override", MAY_OVERRIDE, list(OVERRIDABLE),
-        "which `[server]` keys a member's own config may set; anything else there is refused by name"),
-    Key("hub", "ip", IP, "127.0.0.1", "where the hub listens; anything else exposes it, on purpose"),
+        default_doc="none",
+    ),
+    Key(
+        "users.NAME",
+        "cpus",
+        CPUS,
+        None,
+        "`-p CPUQuota=` 100 % per CPU, likewise",
+        default_doc="none",
+    ),
+    Key(
+        "admin",
+        "users",
+        NAMES,
+        [],
+        "the lab's admins: members, and `admin_users` in the JupyterHub export",
+    ),
+    Key(
+        "member",
+        "may_override",
+        MAY_OVERRIDE,
+        list(OVERRIDABLE),
+        "which `[server]` keys a member's own config may set; anything else there is refused by name",
+    ),
+    Key(
+        "hub", "ip", IP, "127.0.0.1", "where the hub listens; anything else exposes it, on purpose"
+    ),
     Key("hub", "port", PORT, 8000, "the hub's port"),
-    Key("hub", "authenticator", TEXT, "pam",
-        'JupyterHub\'s authenticator (e.g. `"github"` or a class path on Kubernetes, where PAM cannot work)'),
-    Key("hub", "idle_timeout", DURATION, None, "the idle culler's timeout for members' servers; `0` turns it off",
-        default_doc="`[server] shutdown_idle_server_after`, else one day"),
-    Key("hub", "prefix", ABSOLUTE, "/opt/jupyterhub",
-        "the hub's virtual environment, used by `--plan` and the systemd unit"),
+    Key(
+        "hub",
+        "authenticator",
+        TEXT,
+        "pam",
+        'JupyterHub\'s authenticator (e.g. `"github"` or a class path on Kubernetes, where PAM cannot work)',
+    ),
+    Key(
+        "hub",
+        "idle_timeout",
+        DURATION,
+        None,
+        "the idle culler's timeout for members' servers; `0` turns it off",
+        default_doc="`[server] shutdown_idle_server_after`, else one day",
+    ),
+    Key(
+        "hub",
+        "prefix",
+        ABSOLUTE,
+        "/opt/jupyterhub",
+        "the hub's virtual environment, used by `--plan` and the systemd unit",
+    ),
     Key("hub", "slurm", TABLE, None, "`[hub.slurm]`, below", default_doc="empty"),
-    *(Key("hub.slurm", name, kind, None, help, default_doc="not set") for name, kind, help in (
-        ("partition", TEXT, "`req_partition`"),
-        ("runtime", TEXT, '`req_runtime`, e.g. `"24:00:00"`'),
-        ("memory", SIZE, "`req_memory`"),
-        ("cpus", POSITIVE, "`req_nprocs`"),
-        ("gres", TEXT, '`req_gres`, e.g. `"gpu:1"` (a member\'s own `gpus` give them `gpu:N` instead)'),
-        ("account", TEXT, "`req_account`"),
-        ("qos", TEXT, "`req_qos`"),
-    )),
-    Key("gpus", "assign", choice("off", "per-kernel"), "off",
+    *(
+        Key("hub.slurm", name, kind, None, help, default_doc="not set")
+        for name, kind, help in (
+            ("partition", TEXT, "`req_partition`"),
+            ("runtime", TEXT, '`req_runtime`, e.g. `"24:00:00"`'),
+            ("memory", SIZE, "`req_memory`"),
+            ("cpus", POSITIVE, "`req_nprocs`"),
+            (
+                "gres",
+                TEXT,
+                '`req_gres`, e.g. `"gpu:1"` (a member\'s own `gpus` give them `gpu:N` instead)',
+            ),
+            ("account", TEXT, "`req_account`"),
+            ("qos", TEXT, "`req_qos`"),
+        )
+    ),
+    Key(
+        "gpus",
+        "assign",
+        choice("off", "per-kernel"),
+        "off",
         '`"per-kernel"`: every kernel (and every `labshare run`) takes a lease on its cards before it starts, '
-        "and gets only those"),
-    Key("gpus", "per_kernel", GPU_COUNT, 1,
+        "and gets only those",
+    ),
+    Key(
+        "gpus",
+        "per_kernel",
+        GPU_COUNT,
+        1,
         "cards a new kernel gets unless its project's `[tool.labshare] gpus` says otherwise; `0`: CPU only; "
-        "larger than a member's `gpus` list or `max_gpus` is an error"),
-    Key("gpus", "sharing", choice("exclusive", "shared"), "exclusive",
+        "larger than a member's `gpus` list or `max_gpus` is an error",
+    ),
+    Key(
+        "gpus",
+        "sharing",
+        choice("exclusive", "shared"),
+        "exclusive",
         '`"exclusive"`: one kernel per card; `"shared"`: several kernels per card, each placed on the card '
-        "with the most free memory"),
-    Key("gpus", "idle_reclaim_after", DURATION, None,
+        "with the most free memory",
+    ),
+    Key(
+        "gpus",
+        "idle_reclaim_after",
+        DURATION,
+        None,
         "a leased kernel that Jupyter says is idle and that has not used its cards for this long is shut down "
-        "(its notebook saved first) and its cards come back", default_doc="off"),
-    Key("gpus", "reclaim_warning", DURATION, "15m",
+        "(its notebook saved first) and its cards come back",
+        default_doc="off",
+    ),
+    Key(
+        "gpus",
+        "reclaim_warning",
+        DURATION,
+        "15m",
         "how long before such a reclaim its owner is warned (server log, `labshare status`, `labshare gpus`, "
-        "a notification in their open JupyterLab tabs)"),
-    Key("gpus", "leases_dir", DIRECTORY, "/var/lib/labshare/gpus",
-        "where leases are claimed; root-owned, mode 1777, like `[ports] claims_dir`"),
-    Key("hosts.NAME", "labshare", TEXT, None, "where labshare is on that server (`~/` is the home there)",
-        (MEMBER,), default_doc="look on `PATH`, then `~/.local/bin/labshare`, then the login shell"),
-    Key("hosts.NAME", "local_port", PORT, None, "the local port for the tunnel; `--local-port` wins", (MEMBER,),
-        default_doc="the port this host had last time if free, else a free one"),
-    Key("tool.labshare", "env", ENV, None,
+        "a notification in their open JupyterLab tabs)",
+    ),
+    Key(
+        "gpus",
+        "leases_dir",
+        DIRECTORY,
+        "/var/lib/labshare/gpus",
+        "where leases are claimed; root-owned, mode 1777, like `[ports] claims_dir`",
+    ),
+    Key(
+        "hosts.NAME",
+        "labshare",
+        TEXT,
+        None,
+        "where labshare is on that server (`~/` is the home there)",
+        (MEMBER,),
+        default_doc="look on `PATH`, then `~/.local/bin/labshare`, then the login shell",
+    ),
+    Key(
+        "hosts.NAME",
+        "local_port",
+        PORT,
+        None,
+        "the local port for the tunnel; `--local-port` wins",
+        (MEMBER,),
+        default_doc="the port this host had last time if free, else a free one",
+    ),
+    Key(
+        "tool.labshare",
+        "env",
+        ENV,
+        None,
         "environment variables for the project's kernels; values may refer to the server's as `${NAME}`",
-        (PROJECT,), default_doc="empty"),
-    Key("tool.labshare", "gpus", GPU_COUNT, None,
+        (PROJECT,),
+        default_doc="empty",
+    ),
+    Key(
+        "tool.labshare",
+        "gpus",
+        GPU_COUNT,
+        None,
         'with `[gpus] assign = "per-kernel"`, how many GPUs each of the project\'s kernels leases '
-        "(0: CPU only); read at each kernel start", (PROJECT,), default_doc="the site's `[gpus] per_kernel`"),
+        "(0: CPU only); read at each kernel start",
+        (PROJECT,),
+        default_doc="the site's `[gpus] per_kernel`",
+    ),
 )
 
 SITE_TABLES = ("server", "ports", "users", "groups", "admin", "member", "hub", "gpus")
@@ -237,7 +416,9 @@ def default(section: str, name: str) -> Any:
     return key(section, name).value
 
 
-def unknown(path: Path, where: str, table: Mapping[str, Any], known: Mapping[str, object] | tuple[str, ...]) -> None:
+def unknown(
+    path: Path, where: str, table: Mapping[str, Any], known: Mapping[str, object] | tuple[str, ...]
+) -> None:
     """Refuse the first key not in `known`, naming the file, the key and the closest valid one."""
     for name in table:
         if name not in known:
@@ -267,4 +448,6 @@ def parse(path: Path, section: str, table: object, where: str | None = None) -> 
         raise fail(path, where or section, "must be a table")
     known = keys(section)
     unknown(path, where or section, table, known)
-    return {name: check(path, where or section, known[name], value) for name, value in table.items()}
+    return {
+        name: check(path, where or section, known[name], value) for name, value in table.items()
+    }

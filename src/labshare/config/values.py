@@ -61,8 +61,12 @@ def read_toml(path: Path) -> dict[str, Any]:
             return tomllib.load(handle)
     except FileNotFoundError:
         return {}
-    except OSError as exc:  # the site config must be readable by every member; a member's own, by them
-        raise ConfigError(f"{path}: cannot be read ({exc.strerror or exc}); fix its permissions.") from None
+    except (
+        OSError
+    ) as exc:  # the site config must be readable by every member; a member's own, by them
+        raise ConfigError(
+            f"{path}: cannot be read ({exc.strerror or exc}); fix its permissions."
+        ) from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: is not valid TOML ({exc}); fix the file.") from None
 
@@ -72,4 +76,3 @@ def table(path: Path, data: Mapping[str, Any], key: str) -> Mapping[str, Any]:
     if not isinstance(value, Mapping):
         raise fail(path, key, "must be a table")
     return value
-

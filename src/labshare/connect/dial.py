@@ -44,29 +44,48 @@ SSH = "ssh"
 SERVER_ALIVE_INTERVAL = 5
 SERVER_ALIVE_COUNT_MAX = 3
 KEEPALIVE = (
-    "-o", f"ServerAliveInterval={SERVER_ALIVE_INTERVAL}",
-    "-o", f"ServerAliveCountMax={SERVER_ALIVE_COUNT_MAX}",
+    "-o",
+    f"ServerAliveInterval={SERVER_ALIVE_INTERVAL}",
+    "-o",
+    f"ServerAliveCountMax={SERVER_ALIVE_COUNT_MAX}",
 )
 # macOS's sun_path is 104 bytes; ssh adds ".XXXXXXXXXXXXXXXX" while it binds the socket.
 CONTROL_PATH_BUDGET = 104 - 1 - 17
 EARLY_FLAGS = frozenset({"--json", "--no-browser", "--start"})
 
 
-def forward_spec(local_port: int, remote_socket: str | None = None, remote_port: int | None = None) -> str:
+def forward_spec(
+    local_port: int, remote_socket: str | None = None, remote_port: int | None = None
+) -> str:
     """`-L` spec: 127.0.0.1:<local_port> here to the server's socket or its loopback port."""
     if remote_socket:
         return f"127.0.0.1:{local_port}:{remote_socket}"
     return f"127.0.0.1:{local_port}:127.0.0.1:{remote_port}"
 
 
-def master_argv(ssh: str, option_args: list[str], destination: str, control_path: str,
-                forward: str | None = None) -> list[str]:
+def master_argv(
+    ssh: str,
+    option_args: list[str],
+    destination: str,
+    control_path: str,
+    forward: str | None = None,
+) -> list[str]:
     """Our `ssh -M -N`: authenticates once, holds the forward; `ControlPersist=no` ends it with us."""
     return [
-        ssh, *option_args, "-M", "-N", *(["-L", forward] if forward else []),
-        "-o", f"ControlPath=\"{control_path}\"", "-o", "ControlPersist=no",
-        "-o", "ExitOnForwardFailure=yes", *KEEPALIVE,
-        "--", destination,
+        ssh,
+        *option_args,
+        "-M",
+        "-N",
+        *(["-L", forward] if forward else []),
+        "-o",
+        f'ControlPath="{control_path}"',
+        "-o",
+        "ControlPersist=no",
+        "-o",
+        "ExitOnForwardFailure=yes",
+        *KEEPALIVE,
+        "--",
+        destination,
     ]
 
 
@@ -90,8 +109,14 @@ def spawn(argv: list[str], control_path: str | None = None) -> subprocess.Popen[
             os.unlink(control_path)
         except FileNotFoundError:
             pass
-    return subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True, errors="replace")
+    return subprocess.Popen(
+        argv,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        errors="replace",
+    )
 
 
 def stop(proc: subprocess.Popen[str]) -> None:
@@ -154,7 +179,11 @@ def start(args: list[str]) -> None:
     _hold_signals()
     atexit.register(_end_untaken)
     destinations = [a for a in args if not a.startswith("-")]
-    if os.name == "nt" or len(destinations) != 1 or not set(args) - set(destinations) <= EARLY_FLAGS:
+    if (
+        os.name == "nt"
+        or len(destinations) != 1
+        or not set(args) - set(destinations) <= EARLY_FLAGS
+    ):
         return
     state_root = os.path.join(xdg.state_home(os.environ), "labshare")
     info = known.Memory(state_root, destinations[0]).load()
@@ -171,7 +200,9 @@ def start(args: list[str]) -> None:
         if port is None:
             return
         control_path = os.path.join(directory, f"c-{os.getpid()}")
-        argv = master_argv(SSH, [], destinations[0], control_path, forward_spec(port, str(info.socket)))
+        argv = master_argv(
+            SSH, [], destinations[0], control_path, forward_spec(port, str(info.socket))
+        )
         dialed = Dialed(argv, control_path, port)
     except OSError:
         return
@@ -187,7 +218,9 @@ def _private(path: str) -> bool:
         st = os.lstat(path)
     except OSError:
         return False
-    return stat.S_ISDIR(st.st_mode) and st.st_uid == os.getuid() and stat.S_IMODE(st.st_mode) == 0o700
+    return (
+        stat.S_ISDIR(st.st_mode) and st.st_uid == os.getuid() and stat.S_IMODE(st.st_mode) == 0o700
+    )
 
 
 def pending() -> bool:
@@ -210,7 +243,8 @@ def _end_untaken() -> None:
 
 Handler = Callable[[int, FrameType | None], object]
 _DEFAULTS: dict[int, Handler | signal.Handlers] = {
-    signal.SIGINT: signal.default_int_handler, signal.SIGTERM: signal.SIG_DFL,
+    signal.SIGINT: signal.default_int_handler,
+    signal.SIGTERM: signal.SIG_DFL,
 }
 _held: list[int] = []
 

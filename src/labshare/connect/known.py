@@ -58,7 +58,9 @@ class Memory:
             with open(self.file, "rb") as handle:
                 if not _ours(os.fstat(handle.fileno())):
                     return None
-                known = KnownServer.from_json(json.loads(handle.read()), f"the remembered server {self.file}")
+                known = KnownServer.from_json(
+                    json.loads(handle.read()), f"the remembered server {self.file}"
+                )
         except (OSError, ValueError, RecordError):
             return None
         if not known.rememberable:
@@ -74,9 +76,17 @@ class Memory:
         again when free, so an old tab keeps working) and whether our own ssh
         master held the tunnel (only then may dial.py start one early).
         """
-        known = KnownServer(mode=info.mode, socket=info.socket, socket_fallback=info.socket_fallback,
-                            token=info.token, user=info.user, host=info.host, root_dir=info.root_dir,
-                            local_port=local_port, own_master=own_master)
+        known = KnownServer(
+            mode=info.mode,
+            socket=info.socket,
+            socket_fallback=info.socket_fallback,
+            token=info.token,
+            user=info.user,
+            host=info.host,
+            root_dir=info.root_dir,
+            local_port=local_port,
+            own_master=own_master,
+        )
         if not known.rememberable:
             self.forget()
             return

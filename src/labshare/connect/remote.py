@@ -54,9 +54,15 @@ def failure_of(done: subprocess.CompletedProcess[str]) -> tuple[str, str | None]
     """
     data = parse_json_output(done.stdout)
     error = data.get("error") if data else None
-    if isinstance(error, dict) and isinstance(error.get("message"), str) and error["message"].strip():
+    if (
+        isinstance(error, dict)
+        and isinstance(error.get("message"), str)
+        and error["message"].strip()
+    ):
         detail = error.get("detail")
-        return " ".join(error["message"].split()), detail if isinstance(detail, str) and detail else None
+        return " ".join(error["message"].split()), detail if isinstance(
+            detail, str
+        ) and detail else None
     lines = [line.strip() for line in done.stderr.splitlines() if line.strip()]
     if not lines:
         return f"it exited with code {done.returncode} and said nothing", None
@@ -82,8 +88,13 @@ def quietly(steps: Generator[Any, None, T]) -> T:
 class Remote:
     """labshare on the server named by `plan`, through our ssh master when the plan has one."""
 
-    def __init__(self, plan: sshcmd.Plan, labshare: str | None, config_file: Path,
-                 stop: threading.Event | None = None):
+    def __init__(
+        self,
+        plan: sshcmd.Plan,
+        labshare: str | None,
+        config_file: Path,
+        stop: threading.Event | None = None,
+    ):
         self.plan = plan
         self.labshare = labshare
         self.config_file = config_file
@@ -95,7 +106,9 @@ class Remote:
         """The ssh command line that runs `labshare ARGS` there."""
         return self.plan.remote(sshcmd.remote_command(args, self.labshare))
 
-    def run(self, args: list[str], timeout: float = REMOTE_TIMEOUT) -> subprocess.CompletedProcess[str]:
+    def run(
+        self, args: list[str], timeout: float = REMOTE_TIMEOUT
+    ) -> subprocess.CompletedProcess[str]:
         """`labshare ARGS` there, whatever its exit code; a failed login or a missing labshare raises."""
         done = tunnel.call(self.argv(args), timeout, self.host, self.stop)
         if done.returncode == 255:
@@ -108,13 +121,15 @@ class Remote:
         if self.labshare:
             return LabshareMissing(
                 f"labshare was not found at {self.labshare} on {self.host} (set in {self.config_file}); "
-                "fix that path or install labshare there.")
+                "fix that path or install labshare there."
+            )
         from labshare.install_hint import REMOTE_INSTALL
 
         return LabshareMissing(
             f"labshare is not installed on {self.host} (not on PATH, in ~/.local/bin or in a login shell); "
             f"{REMOTE_INSTALL}, or tell "
-            f'labshare where it is in {self.config_file} with [hosts.{self.host}] labshare = "/path/to/labshare".')
+            f'labshare where it is in {self.config_file} with [hosts.{self.host}] labshare = "/path/to/labshare".'
+        )
 
     def info(self, timeout: float = REMOTE_TIMEOUT) -> ServerInfo:
         """What `labshare info --json` says there: running or not, where, the token.
@@ -126,11 +141,15 @@ class Remote:
         data = parse_json_output(done.stdout)
         if data is not None and "error" in data:
             reason, detail = failure_of(done)
-            raise LabshareError(f"labshare on {self.host} could not say how JupyterLab is: {reason}", detail=detail)
+            raise LabshareError(
+                f"labshare on {self.host} could not say how JupyterLab is: {reason}", detail=detail
+            )
         if data is None:
             raise LabshareError(
                 f"labshare on {self.host} did not answer `info --json` as expected; "
-                f"run `labshare info` there to see why, or update it.", detail=tail(done.stderr or done.stdout))
+                f"run `labshare info` there to see why, or update it.",
+                detail=tail(done.stderr or done.stdout),
+            )
         return ServerInfo.from_json(data, f"`labshare info --json` on {self.host}", remote=True)
 
     def server(self, start: bool) -> Generator[Event, None, ServerInfo]:
@@ -144,19 +163,27 @@ class Remote:
             if not start:
                 raise NotRunning(
                     f"JupyterLab is not running on {self.host}; start it with "
-                    f"`labshare connect --start {self.destination}` (or `labshare start` there).")
+                    f"`labshare connect --start {self.destination}` (or `labshare start` there)."
+                )
             yield {"event": "starting", "host": self.host}
             done = self.run(["start", "--json"], timeout=START_TIMEOUT)
             if done.returncode != 0:
                 reason, detail = failure_of(done)
-                raise LabshareError(f"Starting JupyterLab on {self.host} failed: {reason}", detail=detail)
+                raise LabshareError(
+                    f"Starting JupyterLab on {self.host} failed: {reason}", detail=detail
+                )
             data = self.info()
             if not data.running:
                 raise LabshareError(
-                    f"JupyterLab on {self.host} stopped right after starting; run `labshare logs` there to see why.")
+                    f"JupyterLab on {self.host} stopped right after starting; run `labshare logs` there to see why."
+                )
             yield {"event": "started", "host": self.host, "mode": data.mode}
         if not data.token:
-            raise older(f"`labshare info --json` on {self.host}", data.labshare, "no token", remote=True)
-        if data.mode == "socket" and not data.socket or data.mode == "tcp" and not data.port:
-            raise older(f"`labshare info --json` on {self.host}", data.labshare, "no address", remote=True)
+            raise older(
+                f"`labshare info --json` on {self.host}", data.labshare, "no token", remote=True
+            )
+        if (data.mode == "socket" and not data.socket) or (data.mode == "tcp" and not data.port):
+            raise older(
+                f"`labshare info --json` on {self.host}", data.labshare, "no address", remote=True
+            )
         return data

@@ -78,14 +78,20 @@ class Session:
     def events(self) -> Iterator[Event]:
         """Connect, report `ready`, keep the tunnel up until stopped, then report `closed`."""
         try:
-            yield {"event": "connecting", "host": self.host, "destination": self.options.destination,
-                   "login_started": dial.pending()}
+            yield {
+                "event": "connecting",
+                "host": self.host,
+                "destination": self.options.destination,
+                "login_started": dial.pending(),
+            }
             self._check_stop()
             plan = sshcmd.plan(self.paths, self.target)
             for note in plan.notes:
                 yield {"event": "note", "host": self.host, "message": note}
             self.tunnel = Tunnel(plan, self._stop)
-            self.remote = Remote(plan, self.settings.labshare, self.paths.user_config_file, self._stop)
+            self.remote = Remote(
+                plan, self.settings.labshare, self.paths.user_config_file, self._stop
+            )
             yield from self._connect()
             yield from self._watch()
         except Stopped:
@@ -94,8 +100,12 @@ class Session:
             if self.tunnel is not None:
                 self.tunnel.end()
         forward = self.tunnel.forward if self.tunnel else None
-        yield {"event": "closed", "host": self.host, "reason": self._stop_reason,
-               "local_port": forward.local_port if forward else None}
+        yield {
+            "event": "closed",
+            "host": self.host,
+            "reason": self._stop_reason,
+            "local_port": forward.local_port if forward else None,
+        }
 
     def url(self, with_token: bool) -> str:
         assert self.tunnel and self.tunnel.forward
@@ -113,21 +123,35 @@ class Session:
             if self.tunnel.plan.multiplexed and not self.tunnel.alive:
                 self.tunnel.start_master(wait_forever=True)
             self.info = yield from self.remote.server(start=self.options.start)
-            self.tunnel.open(forward_for(self.info, local_port), str(self.info.token), wait_forever=True)
+            self.tunnel.open(
+                forward_for(self.info, local_port), str(self.info.token), wait_forever=True
+            )
             try:
                 self._ready_as_told(READY_TIMEOUT)
             except ServerGone:
                 raise NotRunning(
                     f"JupyterLab on {self.host} stopped while connecting; start it with "
-                    f"`labshare connect --start {self.options.destination}`.") from None
+                    f"`labshare connect --start {self.options.destination}`."
+                ) from None
+        forward = self.tunnel.forward
+        if forward is None:  # every way here opens or adopts one
+            raise LabshareError(f"The tunnel to {self.host} has no forward; run the command again.")
         self._remember()
         opened = False
         if self.options.open_browser:
             opened = bool(self.opener(self.url(with_token=True)))
-        yield {"event": "ready", "host": self.host, "url": self.url(with_token=True),
-               "url_without_token": self.url(with_token=False), "local_port": self.tunnel.forward.local_port,
-               "remote": self.tunnel.forward.remote, "mode": self.info.mode,
-               "user": self.info.user, "server_host": self.info.host, "browser": opened}
+        yield {
+            "event": "ready",
+            "host": self.host,
+            "url": self.url(with_token=True),
+            "url_without_token": self.url(with_token=False),
+            "local_port": forward.local_port,
+            "remote": forward.remote,
+            "mode": self.info.mode,
+            "user": self.info.user,
+            "server_host": self.info.host,
+            "browser": opened,
+        }
 
     def _remembered_works(self, requested: int | None) -> bool:
         """Try the server this laptop remembers for the host; True once it answers through the tunnel.
@@ -141,14 +165,20 @@ class Session:
         dialed = dial.take()
         info = self.memory.load()
         self.info = ServerInfo.remembered(info) if info else ServerInfo()
-        adopted = (info is not None and dialed is not None and requested in (None, dialed.local_port)
-                   and self.tunnel.adopt(dialed, forward_for(info, dialed.local_port), str(info.token)))
+        adopted = (
+            info is not None
+            and dialed is not None
+            and requested in (None, dialed.local_port)
+            and self.tunnel.adopt(dialed, forward_for(info, dialed.local_port), str(info.token))
+        )
         if dialed is not None and not adopted:
             dialed.end()
         if info is None:
             return False
         if not adopted:
-            port = free_local_port(requested) if requested else dial.pick_local_port(info.local_port)
+            port = (
+                free_local_port(requested) if requested else dial.pick_local_port(info.local_port)
+            )
             forward = forward_for(info, port or free_local_port(None))
             self.tunnel.open(forward, str(info.token), wait_forever=True)
         try:
@@ -163,7 +193,9 @@ class Session:
 
     def _remember(self) -> None:
         assert self.tunnel and self.tunnel.forward
-        self.memory.save(self.info, self.tunnel.forward.local_port, own_master=self.tunnel.plan.multiplexed)
+        self.memory.save(
+            self.info, self.tunnel.forward.local_port, own_master=self.tunnel.plan.multiplexed
+        )
 
     def _check_stop(self) -> None:
         if self._stop.is_set():
@@ -188,7 +220,8 @@ class Session:
         except Stale:
             raise HostUnreachable(
                 f"Something other than your JupyterLab answered through the tunnel to {self.host} "
-                f"(it refused the token); run `labshare restart` there and connect again.") from None
+                f"(it refused the token); run `labshare restart` there and connect again."
+            ) from None
 
     # -- staying up -----------------------------------------------------------------------
 
@@ -222,8 +255,12 @@ class Session:
         """
         assert self.tunnel and self.tunnel.forward
         began = time.monotonic()
-        yield {"event": "reconnecting", "host": self.host, "reason": reason,
-               "local_port": self.tunnel.forward.local_port}
+        yield {
+            "event": "reconnecting",
+            "host": self.host,
+            "reason": reason,
+            "local_port": self.tunnel.forward.local_port,
+        }
         said_gone = False
         attempt = 0
         while True:
@@ -235,19 +272,33 @@ class Session:
             try:
                 said_gone = yield from self._mend(said_gone)
             except ServerGone:
-                yield {"event": "retry", "host": self.host, "attempt": attempt,
-                       "reason": f"JupyterLab is not running on {self.host}",
-                       "next_in": BACKOFF[min(attempt, len(BACKOFF) - 1)]}
+                yield {
+                    "event": "retry",
+                    "host": self.host,
+                    "attempt": attempt,
+                    "reason": f"JupyterLab is not running on {self.host}",
+                    "next_in": BACKOFF[min(attempt, len(BACKOFF) - 1)],
+                }
                 continue
             except LabshareError as exc:
                 if isinstance(exc, FINAL):
                     raise
-                yield {"event": "retry", "host": self.host, "attempt": attempt, "reason": exc.message,
-                       "next_in": BACKOFF[min(attempt, len(BACKOFF) - 1)]}
+                yield {
+                    "event": "retry",
+                    "host": self.host,
+                    "attempt": attempt,
+                    "reason": exc.message,
+                    "next_in": BACKOFF[min(attempt, len(BACKOFF) - 1)],
+                }
                 continue
-            yield {"event": "reconnected", "host": self.host, "url": self.url(with_token=True),
-                   "local_port": self.tunnel.forward.local_port, "attempts": attempt,
-                   "downtime_s": round(time.monotonic() - began, 3)}
+            yield {
+                "event": "reconnected",
+                "host": self.host,
+                "url": self.url(with_token=True),
+                "local_port": self.tunnel.forward.local_port,
+                "attempts": attempt,
+                "downtime_s": round(time.monotonic() - began, 3),
+            }
             return
 
     def _mend(self, said_gone: bool) -> Generator[Event, None, bool]:
@@ -264,7 +315,11 @@ class Session:
             if not self.remote.info().running:
                 if not said_gone:
                     said_gone = True
-                    yield {"event": "server_gone", "host": self.host, "will_start": self.options.start}
+                    yield {
+                        "event": "server_gone",
+                        "host": self.host,
+                        "will_start": self.options.start,
+                    }
                 if not self.options.start:
                     raise ServerGone() from None
             self.info = yield from self.remote.server(start=self.options.start)
@@ -294,7 +349,11 @@ def manual(paths: Paths, options: Options) -> Manual:
     target = sshcmd.Target(options.destination, tuple(options.ssh_options))
     server = Remote(sshcmd.Plan(target), settings.labshare, paths.user_config_file)
     info = quietly(server.server(start=options.start))
-    local = options.local_port or settings.local_port or (info.port if info.mode == "tcp" and info.port else 8888)
+    local = (
+        options.local_port
+        or settings.local_port
+        or (info.port if info.mode == "tcp" and info.port else 8888)
+    )
     forward = forward_for(info, local)
     return Manual(
         host=server.host,

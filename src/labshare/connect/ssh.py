@@ -83,20 +83,31 @@ class Plan:
 
     def _mux(self) -> list[str]:
         assert self.control_path is not None
-        return ["-o", "ControlMaster=no", "-o", f"ControlPath=\"{self.control_path}\""]
+        return ["-o", "ControlMaster=no", "-o", f'ControlPath="{self.control_path}"']
 
     def master(self, forward: Forward | None = None) -> list[str]:
         """The long-lived process in own-master mode: authenticates once, holds the forward."""
         assert self.control_path is not None
-        return dial.master_argv(self.target.ssh, self.target.option_args(), self.target.destination,
-                                str(self.control_path), forward.spec() if forward else None)
+        return dial.master_argv(
+            self.target.ssh,
+            self.target.option_args(),
+            self.target.destination,
+            str(self.control_path),
+            forward.spec() if forward else None,
+        )
 
     def tunnel(self, forward: Forward) -> list[str]:
         """The long-lived process in plain mode: `ssh -N -L ...`."""
         return [
-            *self._base(), "-N", "-L", forward.spec(),
-            "-o", "ExitOnForwardFailure=yes", *dial.KEEPALIVE,
-            "--", self.target.destination,
+            *self._base(),
+            "-N",
+            "-L",
+            forward.spec(),
+            "-o",
+            "ExitOnForwardFailure=yes",
+            *dial.KEEPALIVE,
+            "--",
+            self.target.destination,
         ]
 
     def add_forward(self, forward: Forward) -> list[str]:
@@ -106,7 +117,9 @@ class Plan:
         return [*self._mux_control("cancel"), "-L", forward.spec(), "--", self.target.destination]
 
     def _mux_control(self, command: str) -> list[str]:
-        base = self._base() + (["-o", f"ControlPath=\"{self.control_path}\""] if self.control_path else [])
+        base = self._base() + (
+            ["-o", f'ControlPath="{self.control_path}"'] if self.control_path else []
+        )
         return [*base, "-O", command]
 
     def remote(self, command: str) -> list[str]:
@@ -134,12 +147,16 @@ def _unusable(target: Target, exc: LabshareError) -> LabshareError:
     if isinstance(exc.__cause__, FileNotFoundError):
         return LabshareError(
             f"The OpenSSH client `{target.ssh}` was not found; install OpenSSH "
-            "(on Windows: Settings > Optional features > OpenSSH Client) and try again.")
+            "(on Windows: Settings > Optional features > OpenSSH Client) and try again."
+        )
     if isinstance(exc.__cause__, subprocess.TimeoutExpired):
-        return LabshareError(f"`ssh -G {target.destination}` did not finish; check your ssh config.")
+        return LabshareError(
+            f"`ssh -G {target.destination}` did not finish; check your ssh config."
+        )
     last = exc.last_said or "(no message)"
     return LabshareError(
-        f"ssh cannot use the destination {target.destination!r} ({last}); check the name and your ~/.ssh/config.")
+        f"ssh cannot use the destination {target.destination!r} ({last}); check the name and your ~/.ssh/config."
+    )
 
 
 def user_sets_control_master(config: dict[str, str]) -> bool:
@@ -186,7 +203,10 @@ def plan(paths: Paths, target: Target, system: str = os.name) -> Plan:
     if system == "nt":
         return Plan(target)
     if user_sets_control_master(config):
-        return Plan(target, notes=("your ssh config sets ControlMaster for this host; labshare uses it as is",))
+        return Plan(
+            target,
+            notes=("your ssh config sets ControlMaster for this host; labshare uses it as is",),
+        )
     directory = control_dir(paths)
     path = directory / f"c-{os.getpid()}"
     return Plan(target, control_path=path)
@@ -203,7 +223,11 @@ def remote_command(args: Sequence[str], labshare: str | None = None) -> str:
     quoted = " ".join(shlex.quote(a) for a in args)
     missing = f"echo {shlex.quote(NOT_FOUND_MARK)} >&2; exit {NOT_FOUND_CODE}"
     if labshare:
-        exe = f'"$HOME"/{shlex.quote(labshare[2:])}' if labshare.startswith("~/") else shlex.quote(labshare)
+        exe = (
+            f'"$HOME"/{shlex.quote(labshare[2:])}'
+            if labshare.startswith("~/")
+            else shlex.quote(labshare)
+        )
         script = f"if [ -x {exe} ]; then exec {exe} {quoted}; fi; {missing}"
     else:
         login = f"command -v labshare >/dev/null 2>&1 || {{ {missing}; }}; exec labshare {quoted}"

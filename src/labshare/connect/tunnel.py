@@ -49,8 +49,9 @@ def check_stop(stop: threading.Event | None) -> None:
         raise Stopped()
 
 
-def call(argv: list[str], timeout: float, host: str,
-         stop: threading.Event | None = None) -> subprocess.CompletedProcess[str]:
+def call(
+    argv: list[str], timeout: float, host: str, stop: threading.Event | None = None
+) -> subprocess.CompletedProcess[str]:
     """Run a short ssh command and return what it printed, whatever its exit code.
 
     Raises Stopped once `stop` is set and NoAnswer past `timeout`; the ssh is
@@ -183,7 +184,8 @@ class Tunnel:
             if not wait_forever and time.monotonic() > deadline:
                 keeper.end()
                 raise HostUnreachable(
-                    f"ssh to {self.destination} did not connect within {MASTER_TIMEOUT:.0f} s.")
+                    f"ssh to {self.destination} did not connect within {MASTER_TIMEOUT:.0f} s."
+                )
             self.stop.wait(0.002)  # a stat per wait; ready sooner
 
     def open(self, forward: sshcmd.Forward, token: str, wait_forever: bool = False) -> None:
@@ -239,11 +241,14 @@ class Tunnel:
             if time.monotonic() > deadline:
                 raise HostUnreachable(
                     f"JupyterLab on {self.host} did not answer through the tunnel within {timeout:.0f} s; "
-                    "run `labshare status` there and try again.")
+                    "run `labshare status` there and try again."
+                )
             self.stop.wait(0.01)
 
     def _failure(self, stderr: str) -> LabshareError:
-        return diagnose.tunnel_failure(stderr, self.destination, self.forward.local_port if self.forward else None)
+        return diagnose.tunnel_failure(
+            stderr, self.destination, self.forward.local_port if self.forward else None
+        )
 
     def close(self) -> None:
         """Take down the forward but keep our master, so a 2FA prompt is not asked again."""

@@ -14,8 +14,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from labshare import proc
-from labshare.doctor import FAIL, OK, WARN, Check, hostconf
-from labshare.doctor import gpu_check
+from labshare.doctor import FAIL, OK, WARN, Check, gpu_check, hostconf
 from labshare.doctor.old_servers import find_old_servers, old_servers
 from labshare.doctor.private import private_dirs, socket_path
 from labshare.doctor.projects import project_settings
@@ -35,17 +34,35 @@ def survives_logout(paths: Paths, user: str) -> Check:
     lingering = lingers(user, paths.linger_dir)
     if (kill or "").lower() in ("yes", "true", "1", "on"):
         if lingering:
-            return Check("survives-logout", OK,
-                         f"KillUserProcesses=yes ({where}), but {user} lingers, so labshare keeps running")
+            return Check(
+                "survives-logout",
+                OK,
+                f"KillUserProcesses=yes ({where}), but {user} lingers, so labshare keeps running",
+            )
         if excluded and user in excluded.split():
-            return Check("survives-logout", OK, f"KillUserProcesses=yes ({where}), but {user} is in KillExcludeUsers")
-        return Check("survives-logout", FAIL,
-                     f"KillUserProcesses=yes in {where}: logging out kills your JupyterLab and its kernels",
-                     f"ask an admin to run `{enable_linger(user)}`")
+            return Check(
+                "survives-logout",
+                OK,
+                f"KillUserProcesses=yes ({where}), but {user} is in KillExcludeUsers",
+            )
+        return Check(
+            "survives-logout",
+            FAIL,
+            f"KillUserProcesses=yes in {where}: logging out kills your JupyterLab and its kernels",
+            f"ask an admin to run `{enable_linger(user)}`",
+        )
     if unreadable:
-        return Check("survives-logout", WARN, f"cannot read {', '.join(map(str, unreadable))}",
-                     f"ask an admin whether KillUserProcesses is set; if so, to run `{enable_linger(user)}`")
-    said = f"KillUserProcesses={kill} ({where})" if kill else "KillUserProcesses is not set (the distribution's default, no)"
+        return Check(
+            "survives-logout",
+            WARN,
+            f"cannot read {', '.join(map(str, unreadable))}",
+            f"ask an admin whether KillUserProcesses is set; if so, to run `{enable_linger(user)}`",
+        )
+    said = (
+        f"KillUserProcesses={kill} ({where})"
+        if kill
+        else "KillUserProcesses is not set (the distribution's default, no)"
+    )
     return Check("survives-logout", OK, f"{said}: your server outlives your ssh session")
 
 
@@ -59,19 +76,34 @@ def linger(paths: Paths, user: str) -> list[Check]:
     if not has_logind(paths.linger_dir):
         return []
     if lingers(user, paths.linger_dir):
-        return [Check("linger", OK, f"lingering is on for {user}: systemd keeps your user manager after you log out")]
-    return [Check("linger", WARN,
-                  f"lingering is off for {user}: systemd stops your user manager when your last session ends, "
-                  "and with it anything started under it (the scope that enforces memory/CPU limits)",
-                  f"ask an admin to run `{enable_linger(user)}` (members cannot without polkit)")]
+        return [
+            Check(
+                "linger",
+                OK,
+                f"lingering is on for {user}: systemd keeps your user manager after you log out",
+            )
+        ]
+    return [
+        Check(
+            "linger",
+            WARN,
+            f"lingering is off for {user}: systemd stops your user manager when your last session ends, "
+            "and with it anything started under it (the scope that enforces memory/CPU limits)",
+            f"ask an admin to run `{enable_linger(user)}` (members cannot without polkit)",
+        )
+    ]
 
 
 def sshd_forwarding(paths: Paths, user: str, mode: str = "socket") -> Check:
     """`labshare connect` forwards a local port to the server's Unix socket: sshd must allow it."""
     config = paths.sshd_config
     if not config.exists():
-        return Check("sshd-forwarding", WARN, f"no {config} on this host, so its sshd settings are unknown",
-                     "run `labshare doctor HOST` from your laptop to test forwarding end to end")
+        return Check(
+            "sshd-forwarding",
+            WARN,
+            f"no {config} on this host, so its sshd settings are unknown",
+            "run `labshare doctor HOST` from your laptop to test forwarding end to end",
+        )
     settings = hostconf.sshd_t(config, user)
     source, via = "sshd -T", " (sshd -T)"
     if settings is None:
@@ -83,27 +115,45 @@ def sshd_forwarding(paths: Paths, user: str, mode: str = "socket") -> Check:
             if value is not None:
                 settings[key] = f"{value.lower()} ({where})"
         if unreadable:
-            return Check("sshd-forwarding", WARN, f"cannot read {', '.join(map(str, sorted(set(unreadable))))}",
-                         "run `labshare doctor HOST` from your laptop to test forwarding end to end")
+            return Check(
+                "sshd-forwarding",
+                WARN,
+                f"cannot read {', '.join(map(str, sorted(set(unreadable))))}",
+                "run `labshare doctor HOST` from your laptop to test forwarding end to end",
+            )
         source, via = str(config), ""
     disable = settings.get("disableforwarding", "no").split()[0]
     stream = settings.get("allowstreamlocalforwarding", "yes").split()[0]
     tcp = settings.get("allowtcpforwarding", "yes").split()[0]
     if disable == "yes":
-        return Check("sshd-forwarding", FAIL,
-                     f"DisableForwarding {settings['disableforwarding']}{via}: sshd forwards nothing, "
-                     "so `labshare connect` cannot reach your server",
-                     "ask the admin to remove DisableForwarding for members (labshare needs -L forwarding only)")
+        return Check(
+            "sshd-forwarding",
+            FAIL,
+            f"DisableForwarding {settings['disableforwarding']}{via}: sshd forwards nothing, "
+            "so `labshare connect` cannot reach your server",
+            "ask the admin to remove DisableForwarding for members (labshare needs -L forwarding only)",
+        )
     if stream in ("no", "remote"):
-        fix = ("ask the admin to set `AllowStreamLocalForwarding local` in sshd_config, "
-               "or use `labshare start --tcp` on this host")
+        fix = (
+            "ask the admin to set `AllowStreamLocalForwarding local` in sshd_config, "
+            "or use `labshare start --tcp` on this host"
+        )
         status = FAIL if mode == "socket" else WARN
-        return Check("sshd-forwarding", status,
-                     f"AllowStreamLocalForwarding {settings['allowstreamlocalforwarding']}{via}: "
-                     "forwarding to the server's Unix socket is refused", fix)
+        return Check(
+            "sshd-forwarding",
+            status,
+            f"AllowStreamLocalForwarding {settings['allowstreamlocalforwarding']}{via}: "
+            "forwarding to the server's Unix socket is refused",
+            fix,
+        )
     if mode == "tcp" and tcp in ("no", "remote"):
-        return Check("sshd-forwarding", FAIL, f"AllowTcpForwarding {settings['allowtcpforwarding']}{via} "
-                     "but your server listens on TCP", "run `labshare restart` without --tcp, or ask the admin")
+        return Check(
+            "sshd-forwarding",
+            FAIL,
+            f"AllowTcpForwarding {settings['allowtcpforwarding']}{via} "
+            "but your server listens on TCP",
+            "run `labshare restart` without --tcp, or ask the admin",
+        )
     return Check("sshd-forwarding", OK, f"sshd allows forwarding to Unix sockets ({source})")
 
 
@@ -132,7 +182,9 @@ def kernel_path() -> Check:
 
     places = ks.KernelPlaces.current()
     entries = ks.list_kernels(places)
-    order = " > ".join(str(p) for p in places.search[:4]) + (" > ..." if len(places.search) > 4 else "")
+    order = " > ".join(str(p) for p in places.search[:4]) + (
+        " > ..." if len(places.search) > 4 else ""
+    )
     stale = [e for e in entries if e.status == ks.STALE]
     shadowed = [e for e in entries if e.status == ks.SHADOWED]
     dup = [e for e in entries if e.status == ks.DUPLICATE]
@@ -150,7 +202,9 @@ def kernel_path() -> Check:
         if foreign:
             fixes.append("labshare kernels prune --foreign")
     if shadowed:
-        parts.append("shadowed: " + ", ".join(f"{e.resource_dir} ({e.problems[-1]})" for e in shadowed))
+        parts.append(
+            "shadowed: " + ", ".join(f"{e.resource_dir} ({e.problems[-1]})" for e in shadowed)
+        )
         fixes.append("remove the hidden copy, or `labshare env list` to see which one Jupyter uses")
     if dup:
         parts.append("same label twice: " + ", ".join(sorted({e.display_name for e in dup})))
@@ -160,22 +214,36 @@ def kernel_path() -> Check:
 
 def gpu() -> Check:
     """The NVIDIA driver answers through NVML (what GPU limits and hub-config rely on)."""
-    driver_present = Path("/proc/driver/nvidia/version").exists() or bool(shutil.which("nvidia-smi"))
+    driver_present = Path("/proc/driver/nvidia/version").exists() or bool(
+        shutil.which("nvidia-smi")
+    )
     try:
         driver, devices = gpus.read_driver()
     except gpus.NoNvml:
         if driver_present:
-            return Check("gpu", WARN, "an NVIDIA driver is installed but nvidia-ml-py is not",
-                         upgrade_command("gpu"))
+            return Check(
+                "gpu",
+                WARN,
+                "an NVIDIA driver is installed but nvidia-ml-py is not",
+                upgrade_command("gpu"),
+            )
         return Check("gpu", OK, "no NVIDIA GPU on this host")
     except gpus.NoGpu as exc:
         if not driver_present:
             return Check("gpu", OK, "no NVIDIA GPU on this host")
-        return Check("gpu", FAIL, f"the NVIDIA driver does not answer through NVML ({exc.cause})",
-                     "ask the admin: the driver and the kernel module may not match (a reboot after an update)")
+        return Check(
+            "gpu",
+            FAIL,
+            f"the NVIDIA driver does not answer through NVML ({exc.cause})",
+            "ask the admin: the driver and the kernel module may not match (a reboot after an update)",
+        )
     if not devices:
         return Check("gpu", OK, f"NVIDIA driver {driver}, no GPU visible")
-    return Check("gpu", OK, f"NVIDIA driver {driver}, {len(devices)} GPU(s): {', '.join(d.name for d in devices)}")
+    return Check(
+        "gpu",
+        OK,
+        f"NVIDIA driver {driver}, {len(devices)} GPU(s): {', '.join(d.name for d in devices)}",
+    )
 
 
 def site_policy(paths: Paths, user: str, environ: Mapping[str, str]) -> list[Check]:
@@ -186,7 +254,14 @@ def site_policy(paths: Paths, user: str, environ: Mapping[str, str]) -> list[Che
     try:
         site, policy = config.effective(paths.site_config, paths.user_config_file, user)
     except LabshareError as exc:
-        return [Check("site-policy", FAIL, exc.message, "fix the file named above (the admin owns the site config)")]
+        return [
+            Check(
+                "site-policy",
+                FAIL,
+                exc.message,
+                "fix the file named above (the admin owns the site config)",
+            )
+        ]
     where = str(site.path) if site.path else f"no site config at {paths.site_config}, defaults"
     lim = policy.limits
     bits = [f"mode {policy.mode}", f"folder {policy.root_dir}"]
@@ -204,13 +279,27 @@ def site_policy(paths: Paths, user: str, environ: Mapping[str, str]) -> list[Che
     if (lim.memory_max or lim.cpus) and not systemd_user_manager(environ):
         unenforced.append("the memory/CPU limits (no systemd user manager for you here)")
     if lim.gpus is not None:
-        unenforced.append("the GPU list, which is CUDA_VISIBLE_DEVICES for your kernels, a convention, not a wall")
+        unenforced.append(
+            "the GPU list, which is CUDA_VISIBLE_DEVICES for your kernels, a convention, not a wall"
+        )
     if unenforced:
-        fix = f"ask an admin to run `{enable_linger(user)}`, then log in again and `labshare restart`" \
-            if (lim.memory_max or lim.cpus) and not systemd_user_manager(environ) else None
-        out.append(Check("policy-enforcement", WARN, "not enforced on this host: " + "; ".join(unenforced), fix))
+        fix = (
+            f"ask an admin to run `{enable_linger(user)}`, then log in again and `labshare restart`"
+            if (lim.memory_max or lim.cpus) and not systemd_user_manager(environ)
+            else None
+        )
+        out.append(
+            Check(
+                "policy-enforcement",
+                WARN,
+                "not enforced on this host: " + "; ".join(unenforced),
+                fix,
+            )
+        )
     else:
-        out.append(Check("policy-enforcement", OK, "every limit that applies to you is enforced here"))
+        out.append(
+            Check("policy-enforcement", OK, "every limit that applies to you is enforced here")
+        )
     return out
 
 
@@ -229,19 +318,38 @@ def kernel_survival(paths: Paths) -> Check:
 
     from labshare.server.records import PROVISIONER_NAME
 
-    eps = [ep for ep in metadata.entry_points(group="jupyter_client.kernel_provisioners")
-           if ep.name == PROVISIONER_NAME]
+    eps = [
+        ep
+        for ep in metadata.entry_points(group="jupyter_client.kernel_provisioners")
+        if ep.name == PROVISIONER_NAME
+    ]
     if not eps:
-        return Check("kernel-survival", FAIL,
-                     f"the {PROVISIONER_NAME} entry point is not installed, so kernels die with the server",
-                     upgrade_command())
+        return Check(
+            "kernel-survival",
+            FAIL,
+            f"the {PROVISIONER_NAME} entry point is not installed, so kernels die with the server",
+            upgrade_command(),
+        )
     argv = _launch_argv(paths)
     if argv is None:
-        return Check("kernel-survival", OK, f"installed ({eps[0].value}); active from the next `labshare start`")
-    if any(a.startswith("--ServerApp.kernel_manager_class=") and a.endswith(".LabshareKernelManager") for a in argv):
-        return Check("kernel-survival", OK, "active: your kernels survive a crash or restart of the server")
-    return Check("kernel-survival", WARN, "your server was started by an older labshare, without kernel survival",
-                 "labshare restart")
+        return Check(
+            "kernel-survival",
+            OK,
+            f"installed ({eps[0].value}); active from the next `labshare start`",
+        )
+    if any(
+        a.startswith("--ServerApp.kernel_manager_class=") and a.endswith(".LabshareKernelManager")
+        for a in argv
+    ):
+        return Check(
+            "kernel-survival", OK, "active: your kernels survive a crash or restart of the server"
+        )
+    return Check(
+        "kernel-survival",
+        WARN,
+        "your server was started by an older labshare, without kernel survival",
+        "labshare restart",
+    )
 
 
 def output_keeping(paths: Paths) -> Check:
@@ -250,20 +358,38 @@ def output_keeping(paths: Paths) -> Check:
 
     missing = [m for m in ("jupyter_server_ydoc", "jupyter_server_nbmodel") if find_spec(m) is None]
     if missing:
-        return Check("output-keeping", FAIL,
-                     f"{' and '.join(missing)} are not installed, so output printed while no browser is open is lost",
-                     upgrade_command())
+        return Check(
+            "output-keeping",
+            FAIL,
+            f"{' and '.join(missing)} are not installed, so output printed while no browser is open is lost",
+            upgrade_command(),
+        )
     argv = _launch_argv(paths)
     if argv is None:
-        return Check("output-keeping", OK, "installed; active from the next `labshare start` unless turned off")
+        return Check(
+            "output-keeping",
+            OK,
+            "installed; active from the next `labshare start` unless turned off",
+        )
     if "--OutputKeeper.keep=True" in argv:
-        return Check("output-keeping", OK, "active: output printed while no browser is open is kept in the notebook")
+        return Check(
+            "output-keeping",
+            OK,
+            "active: output printed while no browser is open is kept in the notebook",
+        )
     if "--OutputKeeper.keep=False" in argv:
-        return Check("output-keeping", OK,
-                     "off for this server (--no-keep-outputs or the site policy): output printed while "
-                     "no browser is open is lost")
-    return Check("output-keeping", WARN, "your server was started by an older labshare, without output keeping",
-                 "labshare restart")
+        return Check(
+            "output-keeping",
+            OK,
+            "off for this server (--no-keep-outputs or the site policy): output printed while "
+            "no browser is open is lost",
+        )
+    return Check(
+        "output-keeping",
+        WARN,
+        "your server was started by an older labshare, without output keeping",
+        "labshare restart",
+    )
 
 
 def server_mode(paths: Paths) -> str:
@@ -280,7 +406,12 @@ def run_all(paths: Paths, environ: Mapping[str, str]) -> list[Check]:
     checks = versions()
     checks += [private_dirs(paths), socket_path(paths), survives_logout(paths, user)]
     checks += linger(paths, user)
-    checks += [sshd_forwarding(paths, user, server_mode(paths)), uv_available(), kernel_path(), gpu()]
+    checks += [
+        sshd_forwarding(paths, user, server_mode(paths)),
+        uv_available(),
+        kernel_path(),
+        gpu(),
+    ]
     checks.append(project_settings())
     checks += site_policy(paths, user, environ)
     checks.append(gpu_check.check(paths, user))

@@ -34,7 +34,9 @@ def check(paths: Paths, user: str, reader: nvml.GpuReader = nvml.read_nvml) -> C
     try:
         site, policy = config.effective(paths.site_config, paths.user_config_file, user)
     except LabshareError:
-        return Check(NAME, WARN, "not checked, since the site config does not load (see site-policy)")
+        return Check(
+            NAME, WARN, "not checked, since the site config does not load (see site-policy)"
+        )
     return gpus(site.gpus, policy.limits, nvml.read(reader))
 
 
@@ -43,29 +45,43 @@ def gpus(settings: GpuSettings, limits: Limits, reading: nvml.GpuReading) -> Che
     if not settings.leased:
         return _static(limits, reading)
     if reading.unavailable is not None:
-        return Check(NAME, FAIL, f'[gpus] assign = "per-kernel", but NVML does not answer ({reading.unavailable}), '
-                     "so no kernel that needs a GPU can start", "see the `gpu` check above; an admin may set "
-                     'assign = "off" until the driver answers')
+        return Check(
+            NAME,
+            FAIL,
+            f'[gpus] assign = "per-kernel", but NVML does not answer ({reading.unavailable}), '
+            "so no kernel that needs a GPU can start",
+            'see the `gpu` check above; an admin may set assign = "off" until the driver answers',
+        )
     directory = gpu_leases.directory(settings.leases_dir)
     try:
         directory.checked()
     except LabshareError as exc:
-        return Check(NAME, FAIL, exc.message, f"sudo install -d -m 1777 -o root {settings.leases_dir}")
+        return Check(
+            NAME, FAIL, exc.message, f"sudo install -d -m 1777 -o root {settings.leases_dir}"
+        )
     found = gpu_leases.leases(settings.leases_dir)
     live = [lease for lease in found if lease.live]
     stale = [lease for lease in found if not lease.live]
     stray = leased.unleased(reading.devices, read_processes(), live)
-    head = (f"leases in {settings.leases_dir}: {len(live)} live on {len(reading.devices)} card(s), "
-            f"{settings.per_kernel} per kernel, {settings.sharing}")
+    head = (
+        f"leases in {settings.leases_dir}: {len(live)} live on {len(reading.devices)} card(s), "
+        f"{settings.per_kernel} per kernel, {settings.sharing}"
+    )
     if not stale and not stray:
         return Check(NAME, OK, head + "; every GPU process holds a lease")
     parts, fixes = [head], []
     if stale:
         parts.append(f"{len(stale)} stale: " + _listed([_stale(lease) for lease in stale]))
-        fixes.append(f"each goes at its owner's next kernel start; root may remove them now from {settings.leases_dir}")
+        fixes.append(
+            f"each goes at its owner's next kernel start; root may remove them now from {settings.leases_dir}"
+        )
     if stray:
-        parts.append(f"{len(stray)} GPU process(es) without a lease: " + _listed([_stray(p) for p in stray]))
-        fixes.append("run such commands with `labshare run --gpus N -- COMMAND` (see `labshare gpus`)")
+        parts.append(
+            f"{len(stray)} GPU process(es) without a lease: " + _listed([_stray(p) for p in stray])
+        )
+        fixes.append(
+            "run such commands with `labshare run --gpus N -- COMMAND` (see `labshare gpus`)"
+        )
     return Check(NAME, WARN, "; ".join(parts), "; ".join(fixes))
 
 
@@ -75,9 +91,13 @@ def _static(limits: Limits, reading: nvml.GpuReading) -> Check:
         return Check(NAME, OK, f"{head}: your kernels may use every card")
     cards = ",".join(map(str, limits.gpus)) or "none"
     if reading.unavailable is not None:
-        return Check(NAME, WARN, f"{head}: your kernels get GPUs {cards} by index with CUDA_DEVICE_ORDER=PCI_BUS_ID, "
-                     f"since NVML does not answer here ({reading.unavailable}) to name them by UUID",
-                     f"{upgrade_command('gpu')}, or ask the admin whether the driver is loaded")
+        return Check(
+            NAME,
+            WARN,
+            f"{head}: your kernels get GPUs {cards} by index with CUDA_DEVICE_ORDER=PCI_BUS_ID, "
+            f"since NVML does not answer here ({reading.unavailable}) to name them by UUID",
+            f"{upgrade_command('gpu')}, or ask the admin whether the driver is loaded",
+        )
     return Check(NAME, OK, f"{head}: your kernels get GPUs {cards}, named by UUID")
 
 

@@ -55,14 +55,18 @@ def _logind_files(main: Path) -> list[Path]:
     dirs = [main.parent / "logind.conf.d"]
     if main == Paths.logind_config:
         dirs = [Path("/usr/lib/systemd/logind.conf.d"), Path("/run/systemd/logind.conf.d"), *dirs]
-    drop_ins = sorted({p.name: p for d in dirs for p in sorted(d.glob("*.conf"))}.values(), key=lambda p: p.name)
+    drop_ins = sorted(
+        {p.name: p for d in dirs for p in sorted(d.glob("*.conf"))}.values(), key=lambda p: p.name
+    )
     return [main, *drop_ins]
 
 
 def logind_value(main: Path, key: str) -> tuple[str | None, Path | None, list[Path]]:
     """logind's setting `key`, the file that set it, and the files that could not be read."""
     unreadable: list[Path] = []
-    entries = [(path, line) for path in _logind_files(main) for line in _read_lines(path, unreadable)]
+    entries = [
+        (path, line) for path in _logind_files(main) for line in _read_lines(path, unreadable)
+    ]
     value, where = lookup(entries, key, first_wins=False)
     return value, where, unreadable
 
@@ -89,12 +93,17 @@ def sshd_entries(main: Path, unreadable: list[Path]) -> list[Entry]:
 
 def sshd_t(config: Path, user: str) -> dict[str, str] | None:
     """`sshd -T` (the effective settings for this user) where it can run, which needs the host keys."""
-    sshd = shutil.which("sshd", path="/usr/sbin:/usr/local/sbin:/sbin:" + os.environ.get("PATH", ""))
+    sshd = shutil.which(
+        "sshd", path="/usr/sbin:/usr/local/sbin:/sbin:" + os.environ.get("PATH", "")
+    )
     if not sshd:
         return None
     try:
-        done = proc.run([sshd, "-T", "-f", config, "-C", f"user={user},host=localhost,addr=127.0.0.1"],
-                        what="sshd -T", timeout=10)
+        done = proc.run(
+            [sshd, "-T", "-f", config, "-C", f"user={user},host=localhost,addr=127.0.0.1"],
+            what="sshd -T",
+            timeout=10,
+        )
     except (LabshareError, OSError):
         return None
     settings: dict[str, str] = {}

@@ -47,9 +47,18 @@ def find_old_servers(uid: int) -> list[OldServer]:
     for proc in psutil.process_iter(["pid", "uids", "cmdline"]):
         try:
             uids, argv = proc.info["uids"], proc.info["cmdline"] or []
-            if uids is None or uids.real != uid or not tokenless_server(argv) or _under_labshare(proc):
+            if (
+                uids is None
+                or uids.real != uid
+                or not tokenless_server(argv)
+                or _under_labshare(proc)
+            ):
                 continue
-            found.append(OldServer(pid=proc.pid, cmdline=shlex.join(argv), port=cmd.listen_port(cmd.options(argv))))
+            found.append(
+                OldServer(
+                    pid=proc.pid, cmdline=shlex.join(argv), port=cmd.listen_port(cmd.options(argv))
+                )
+            )
         except psutil.Error:
             continue
     return sorted(found, key=lambda s: s.pid)
@@ -58,11 +67,16 @@ def find_old_servers(uid: int) -> list[OldServer]:
 def old_servers(found: list[OldServer]) -> Check:
     if not found:
         return Check("old-servers", OK, "no hand-started token-less Jupyter of yours is running")
-    listed = "; ".join(f"pid {s.pid}" + (f" on port {s.port}" if s.port else "") + f": {s.cmdline[:120]}"
-                       for s in found)
-    return Check("old-servers", FAIL,
-                 f"{len(found)} Jupyter server(s) without a token: any account here can run code as you ({listed})",
-                 "labshare doctor --stop-old (asks first), then use `labshare start`")
+    listed = "; ".join(
+        f"pid {s.pid}" + (f" on port {s.port}" if s.port else "") + f": {s.cmdline[:120]}"
+        for s in found
+    )
+    return Check(
+        "old-servers",
+        FAIL,
+        f"{len(found)} Jupyter server(s) without a token: any account here can run code as you ({listed})",
+        "labshare doctor --stop-old (asks first), then use `labshare start`",
+    )
 
 
 def stop_old(servers: list[OldServer], uid: int, grace: float = 10.0) -> list[int]:

@@ -34,16 +34,32 @@ def _private_problem(path: Path, uid: int) -> str | None:
 
 def private_dirs(paths: Paths) -> Check:
     """The state, runtime and socket directories must be 0700 and ours: they hold the token and the socket."""
-    places = [paths.state_root, paths.state_dir, paths.runtime_dir, paths.kernel_records_dir,
-              paths.preferred_socket.parent, paths.fallback_socket.parent, paths.token_file]
+    places = [
+        paths.state_root,
+        paths.state_dir,
+        paths.runtime_dir,
+        paths.kernel_records_dir,
+        paths.preferred_socket.parent,
+        paths.fallback_socket.parent,
+        paths.token_file,
+    ]
     found = [(place, _private_problem(place, paths.uid)) for place in places]
     bad = [place for place, problem in found if problem]
     if bad:
-        return Check("private-dirs", FAIL, "; ".join(problem for _, problem in found if problem),
-                     "chmod go-rwx " + " ".join(shlex.quote(str(b)) for b in bad)
-                     + " (or remove what is not yours, then `labshare start`)")
+        return Check(
+            "private-dirs",
+            FAIL,
+            "; ".join(problem for _, problem in found if problem),
+            "chmod go-rwx "
+            + " ".join(shlex.quote(str(b)) for b in bad)
+            + " (or remove what is not yours, then `labshare start`)",
+        )
     if not paths.state_dir.exists():
-        return Check("private-dirs", OK, f"{paths.state_dir} does not exist yet; `labshare start` makes it 0700")
+        return Check(
+            "private-dirs",
+            OK,
+            f"{paths.state_dir} does not exist yet; `labshare start` makes it 0700",
+        )
     return Check("private-dirs", OK, f"{paths.state_dir} and what is under it are private to you")
 
 
@@ -51,11 +67,21 @@ def socket_path(paths: Paths) -> Check:
     """A Unix socket path over 107 bytes cannot be bound; labshare then moves it to /tmp."""
     size = len(os.fsencode(paths.preferred_socket))
     if socket_path_fits(paths.preferred_socket):
-        return Check("socket-path", OK, f"{paths.preferred_socket} ({size} bytes, the limit is 107)")
+        return Check(
+            "socket-path", OK, f"{paths.preferred_socket} ({size} bytes, the limit is 107)"
+        )
     fix = "export XDG_STATE_HOME=~/.local/state (or another short path) in your shell profile"
     if socket_path_fits(paths.fallback_socket):
-        return Check("socket-path", WARN,
-                     f"{paths.preferred_socket} is {size} bytes, over the 107 a socket path may have; "
-                     f"labshare uses {paths.fallback_socket} instead", fix)
-    return Check("socket-path", FAIL,
-                 f"neither {paths.preferred_socket} nor {paths.fallback_socket} fits in 107 bytes", fix)
+        return Check(
+            "socket-path",
+            WARN,
+            f"{paths.preferred_socket} is {size} bytes, over the 107 a socket path may have; "
+            f"labshare uses {paths.fallback_socket} instead",
+            fix,
+        )
+    return Check(
+        "socket-path",
+        FAIL,
+        f"neither {paths.preferred_socket} nor {paths.fallback_socket} fits in 107 bytes",
+        fix,
+    )

@@ -14,11 +14,16 @@ from labshare.errors import LabshareError
 
 
 def project_settings() -> Check:
-    from labshare.envs import kernels as ks
     from labshare.config.project import project_settings as settings_of
+    from labshare.envs import kernels as ks
 
-    projects = sorted({e.project for e in ks.list_kernels(ks.KernelPlaces.current())
-                       if e.owner == "labshare" and e.project})
+    projects = sorted(
+        {
+            e.project
+            for e in ks.list_kernels(ks.KernelPlaces.current())
+            if e.owner == "labshare" and e.project
+        }
+    )
     problems = []
     for project in projects:
         try:
@@ -26,7 +31,14 @@ def project_settings() -> Check:
         except LabshareError as exc:
             problems.append(exc.message)
     if problems:
-        return Check("project-settings", FAIL, " ".join(problems),
-                     "fix what is named above in that pyproject.toml; until then its kernels do not start")
-    return Check("project-settings", OK,
-                 f"{len(projects)} labshare project(s); each [tool.labshare] sets only what labshare reads")
+        return Check(
+            "project-settings",
+            FAIL,
+            " ".join(problems),
+            "fix what is named above in that pyproject.toml; until then its kernels do not start",
+        )
+    return Check(
+        "project-settings",
+        OK,
+        f"{len(projects)} labshare project(s); each [tool.labshare] sets only what labshare reads",
+    )

@@ -54,30 +54,59 @@ def reach_and_version(remote: Remote) -> tuple[list[Check], bool]:
     try:
         done = remote.run(["--version"], timeout=REMOTE_TIMEOUT)
     except tunnel.NoAnswer:
-        return [Check("ssh-reach", FAIL, f"ssh to {destination} did not finish within {REMOTE_TIMEOUT:.0f} s",
-                      f"run `ssh {destination}` to see where it hangs (a password or 2FA prompt?)")], False
+        return [
+            Check(
+                "ssh-reach",
+                FAIL,
+                f"ssh to {destination} did not finish within {REMOTE_TIMEOUT:.0f} s",
+                f"run `ssh {destination}` to see where it hangs (a password or 2FA prompt?)",
+            )
+        ], False
     except LabshareMissing:
-        where = f"at {remote.labshare}" if remote.labshare else "on PATH, in ~/.local/bin or in a login shell"
-        return [Check("ssh-reach", OK, f"ssh logs in to {destination}"),
-                Check("labshare-remote", FAIL, f"labshare was not found on {host} ({where})",
-                      f"on {host}: {REMOTE_INSTALL}; or set [hosts.{host}] "
-                      "labshare = \"/path/to/labshare\" in your labshare config")], False
+        where = (
+            f"at {remote.labshare}"
+            if remote.labshare
+            else "on PATH, in ~/.local/bin or in a login shell"
+        )
+        return [
+            Check("ssh-reach", OK, f"ssh logs in to {destination}"),
+            Check(
+                "labshare-remote",
+                FAIL,
+                f"labshare was not found on {host} ({where})",
+                f"on {host}: {REMOTE_INSTALL}; or set [hosts.{host}] "
+                'labshare = "/path/to/labshare" in your labshare config',
+            ),
+        ], False
     except LabshareError as exc:
         return [Check("ssh-reach", FAIL, exc.message, f"ssh {destination}")], False
     checks = [Check("ssh-reach", OK, f"ssh logs in to {destination}")]
     m = re.search(r"version\s+(\S+)", done.stdout)
     if done.returncode != 0 or not m:
-        checks.append(Check("labshare-remote", FAIL, f"`labshare --version` failed on {host} "
-                            f"({(done.stderr.strip().splitlines() or ['no message'])[-1]})",
-                            f"on {host}: {REMOTE_UPGRADE}"))
+        checks.append(
+            Check(
+                "labshare-remote",
+                FAIL,
+                f"`labshare --version` failed on {host} "
+                f"({(done.stderr.strip().splitlines() or ['no message'])[-1]})",
+                f"on {host}: {REMOTE_UPGRADE}",
+            )
+        )
         return checks, False
     theirs = m.group(1)
     if _major_minor(theirs) != _major_minor(__version__):
-        checks.append(Check("labshare-remote", WARN,
-                            f"labshare {theirs} on {host}, {__version__} here: versions differ",
-                            "install the same labshare version on both sides"))
+        checks.append(
+            Check(
+                "labshare-remote",
+                WARN,
+                f"labshare {theirs} on {host}, {__version__} here: versions differ",
+                "install the same labshare version on both sides",
+            )
+        )
     else:
-        checks.append(Check("labshare-remote", OK, f"labshare {theirs} on {host} (here {__version__})"))
+        checks.append(
+            Check("labshare-remote", OK, f"labshare {theirs} on {host} (here {__version__})")
+        )
     return checks, True
 
 
@@ -92,7 +121,9 @@ def _server_info(remote: Remote) -> ServerInfo | None:
 GREETING = b"labshare-doctor\n"
 
 
-def serve_test_socket(paths: Paths, announce: Callable[[Path], None], timeout: float = 60.0) -> None:
+def serve_test_socket(
+    paths: Paths, announce: Callable[[Path], None], timeout: float = 60.0
+) -> None:
     """The server end of the tunnel test: a private socket that greets visitors until the laptop hangs up.
 
     Run on the server as `labshare doctor --serve-test-socket`; `announce` tells the laptop the path.
@@ -117,7 +148,9 @@ def serve_test_socket(paths: Paths, announce: Callable[[Path], None], timeout: f
         announce(path)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            ready, _, _ = select.select([server, sys.stdin], [], [], max(0.0, deadline - time.monotonic()))
+            ready, _, _ = select.select(
+                [server, sys.stdin], [], [], max(0.0, deadline - time.monotonic())
+            )
             if sys.stdin in ready:
                 break  # the laptop closed its end: the test is over
             if server in ready:
@@ -134,8 +167,9 @@ def _first_line(helper: subprocess.Popen[str], timeout: float) -> str | None:
     import threading
 
     box: list[str] = []
-    reader = threading.Thread(target=lambda: box.append(helper.stdout.readline() if helper.stdout else ""),
-                              daemon=True)
+    reader = threading.Thread(
+        target=lambda: box.append(helper.stdout.readline() if helper.stdout else ""), daemon=True
+    )
     reader.start()
     reader.join(timeout)
     return box[0].strip() if box and box[0].strip() else None
@@ -180,23 +214,41 @@ def forwarding(remote: Remote, info: ServerInfo | None) -> Check:
     local = tunnel.free_local_port(None)
     if info and info.running and info.token:
         token = info.token
-        return _through(remote, forward_for(info, local), info.mode or "socket", "your JupyterLab",
-                        lambda: tunnel.answer(local, token, timeout=5) == 200)
-    helper = proc.start(remote.argv(["doctor", "--serve-test-socket"]),
-                        stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        return _through(
+            remote,
+            forward_for(info, local),
+            info.mode or "socket",
+            "your JupyterLab",
+            lambda: tunnel.answer(local, token, timeout=5) == 200,
+        )
+    helper = proc.start(
+        remote.argv(["doctor", "--serve-test-socket"]),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+    )
     try:
         path = _first_line(helper, REMOTE_TIMEOUT)
         if not path or not path.startswith("/"):
-            return Check("forwarding", WARN,
-                         f"your JupyterLab on {remote.host} is not running and labshare there cannot hold a test socket",
-                         f"labshare connect --start {remote.destination} tests it for real")
-        return _through(remote, sshcmd.Forward(local, remote_socket=path), "socket",
-                        "a test socket on the server", lambda: _greeted(local))
+            return Check(
+                "forwarding",
+                WARN,
+                f"your JupyterLab on {remote.host} is not running and labshare there cannot hold a test socket",
+                f"labshare connect --start {remote.destination} tests it for real",
+            )
+        return _through(
+            remote,
+            sshcmd.Forward(local, remote_socket=path),
+            "socket",
+            "a test socket on the server",
+            lambda: _greeted(local),
+        )
     finally:
         _end(helper)
 
 
-def _through(remote: Remote, forward: sshcmd.Forward, mode: str, what: str, reached: Callable[[], bool]) -> Check:
+def _through(
+    remote: Remote, forward: sshcmd.Forward, mode: str, what: str, reached: Callable[[], bool]
+) -> Check:
     """Hold `forward` with a plain `ssh -N -L` until `reached()`, ssh gives up, sshd refuses, or time is up.
 
     `reached` raises ChannelRefused when sshd refuses the channel: known from
@@ -218,17 +270,30 @@ def _through(remote: Remote, forward: sshcmd.Forward, mode: str, what: str, reac
     finally:
         keeper.end()
     if answered:
-        return Check("forwarding", OK, f"a test tunnel to {forward.remote} reached {what}, then closed")
+        return Check(
+            "forwarding", OK, f"a test tunnel to {forward.remote} reached {what}, then closed"
+        )
     if refused:
         sentence = diagnose.forwarding_refused(remote.host, mode).message
-        fix = ("on the server: labshare stop && labshare start --tcp; or ask the admin to allow forwarding"
-               if mode == "socket" else "ask the admin to allow TCP forwarding for your account")
+        fix = (
+            "on the server: labshare stop && labshare start --tcp; or ask the admin to allow forwarding"
+            if mode == "socket"
+            else "ask the admin to allow TCP forwarding for your account"
+        )
         return Check("forwarding", FAIL, sentence.split(";")[0], fix)
     if died:
-        return Check("forwarding", FAIL, diagnose.classify_ssh_failure(keeper.text(), remote.destination).message,
-                     f"ssh -N -L {forward.spec()} {remote.destination}")
-    return Check("forwarding", FAIL, f"a test tunnel to {forward.remote} opened but nothing answered through it",
-                 f"on {remote.host}: labshare status; labshare logs")
+        return Check(
+            "forwarding",
+            FAIL,
+            diagnose.classify_ssh_failure(keeper.text(), remote.destination).message,
+            f"ssh -N -L {forward.spec()} {remote.destination}",
+        )
+    return Check(
+        "forwarding",
+        FAIL,
+        f"a test tunnel to {forward.remote} opened but nothing answered through it",
+        f"on {remote.host}: labshare status; labshare logs",
+    )
 
 
 def browser() -> Check:
@@ -236,8 +301,12 @@ def browser() -> Check:
     try:
         found = webbrowser.get()
     except webbrowser.Error:
-        return Check("browser", WARN, "no web browser can be opened from here",
-                     "labshare connect --no-browser HOST prints the URL to open by hand")
+        return Check(
+            "browser",
+            WARN,
+            "no web browser can be opened from here",
+            "labshare connect --no-browser HOST prints the URL to open by hand",
+        )
     name = getattr(found, "name", None) or type(found).__name__
     return Check("browser", OK, f"a browser can be opened ({name})")
 
@@ -247,12 +316,17 @@ def run_all(paths: Paths, destination: str, ssh_options: Sequence[str] = ()) -> 
     try:
         settings = hosts.load(paths.user_config_file, destination)
     except LabshareError as exc:
-        return [Check("laptop-config", FAIL, exc.message, f"fix {paths.user_config_file}"), browser()]
+        return [
+            Check("laptop-config", FAIL, exc.message, f"fix {paths.user_config_file}"),
+            browser(),
+        ]
     found, config = ssh_config(target)
     checks = [found]
     if found.status == FAIL:
         return [*checks, browser()]
-    remote = Remote(sshcmd.Plan(sshcmd.audible(target, config)), settings.labshare, paths.user_config_file)
+    remote = Remote(
+        sshcmd.Plan(sshcmd.audible(target, config)), settings.labshare, paths.user_config_file
+    )
     more, go_on = reach_and_version(remote)
     checks += more
     if go_on:

@@ -18,10 +18,24 @@ from labshare.install_hint import package_command, upgrade_command
 
 # (distribution, vulnerable below, unless at least this within the same major, advisory)
 VULNERABLE: tuple[tuple[str, str, str | None, str], ...] = (
-    ("jupyter-server-proxy", "4.1.1", "3.2.3",
-     "CVE-2024-28179: its websocket proxy skips authentication"),
-    ("jupyterlab", "4.2.5", "3.6.8", "CVE-2024-43805: HTML injection in the Markdown preview and notebooks"),
-    ("jupyter-lsp", "2.2.2", None, "CVE-2024-22415: unauthenticated file access through the LSP endpoint"),
+    (
+        "jupyter-server-proxy",
+        "4.1.1",
+        "3.2.3",
+        "CVE-2024-28179: its websocket proxy skips authentication",
+    ),
+    (
+        "jupyterlab",
+        "4.2.5",
+        "3.6.8",
+        "CVE-2024-43805: HTML injection in the Markdown preview and notebooks",
+    ),
+    (
+        "jupyter-lsp",
+        "2.2.2",
+        None,
+        "CVE-2024-22415: unauthenticated file access through the LSP endpoint",
+    ),
     ("jupyter-server", "2.14.1", None, "CVE-2024-35178: leaks the NTLM hash on Windows"),
 )
 JUPYTER_DISTS = ("jupyterlab", "jupyter-server", "jupyter-client", "ipykernel")
@@ -64,8 +78,9 @@ def _jupyter() -> Check:
     except LabshareError as exc:
         return Check("jupyter", FAIL, exc.message, upgrade_command())
     if missing:
-        return Check("jupyter", FAIL, f"missing: {', '.join(missing)} (found {listed})",
-                     upgrade_command())
+        return Check(
+            "jupyter", FAIL, f"missing: {', '.join(missing)} (found {listed})", upgrade_command()
+        )
     return Check("jupyter", OK, f"{listed}; runs {' '.join(lab)}")
 
 
@@ -78,7 +93,10 @@ def _internals() -> Check:
     outside = unsupported(ranges, have)
     if outside:
         return Check("jupyter-internals", WARN, " ".join(outside))
-    listed = ", ".join(f"{name} {have[name] or 'not installed'} (tested {spec})" for name, spec in sorted(ranges.items()))
+    listed = ", ".join(
+        f"{name} {have[name] or 'not installed'} (tested {spec})"
+        for name, spec in sorted(ranges.items())
+    )
     return Check("jupyter-internals", OK, listed)
 
 
@@ -89,7 +107,11 @@ def _advisories() -> Check:
         if have and _is_vulnerable(have, fixed, backport):
             holes.append((dist, have, fixed, advisory))
     if not holes:
-        return Check("vulnerable-packages", OK, "no installed package has a known advisory labshare checks for")
+        return Check(
+            "vulnerable-packages",
+            OK,
+            "no installed package has a known advisory labshare checks for",
+        )
     detail = "; ".join(f"{d} {have} is vulnerable ({adv})" for d, have, _, adv in holes)
     fix = package_command("--upgrade", *(f"{d}>={fixed}" for d, _, fixed, _ in holes))
     return Check("vulnerable-packages", FAIL, detail, fix)
@@ -97,5 +119,9 @@ def _advisories() -> Check:
 
 def versions() -> list[Check]:
     """labshare, Jupyter's parts and whether they are the versions tested, and any release with a known hole."""
-    here = Check("labshare", OK, f"labshare {__version__} on Python {sys.version.split()[0]} ({sys.executable})")
+    here = Check(
+        "labshare",
+        OK,
+        f"labshare {__version__} on Python {sys.version.split()[0]} ({sys.executable})",
+    )
     return [here, _jupyter(), _internals(), _advisories()]

@@ -48,13 +48,38 @@ def _make(places: KernelPlaces, env: Path) -> None:
         if not python.exists():  # never made, half made, or the Python it was made from is gone
             shutil.rmtree(env, ignore_errors=True)
             undo.made(env)
-            uv.run(["venv", "--python", uv.default_python(), "--python-preference", "only-system", str(env)],
-                   what="uv venv", cwd=env.parent, hint="Check that your home directory is writable.")
-        uv.run(["pip", "install", "--python", str(python), *PACKAGES], what="uv pip install ipykernel",
-               cwd=env.parent, hint="Check your network (or your uv index settings).")
+            uv.run(
+                [
+                    "venv",
+                    "--python",
+                    uv.default_python(),
+                    "--python-preference",
+                    "only-system",
+                    str(env),
+                ],
+                what="uv venv",
+                cwd=env.parent,
+                hint="Check that your home directory is writable.",
+            )
+        uv.run(
+            ["pip", "install", "--python", str(python), *PACKAGES],
+            what="uv pip install ipykernel",
+            cwd=env.parent,
+            hint="Check your network (or your uv index settings).",
+        )
         version = uv.probe_python(python).version
-        spec = render_in(places, Target(project=env, env=env, python=python, python_version=version,
-                                        manager="uv", label=LABEL), LABEL)
+        spec = render_in(
+            places,
+            Target(
+                project=env,
+                env=env,
+                python=python,
+                python_version=version,
+                manager="uv",
+                label=LABEL,
+            ),
+            LABEL,
+        )
         spec["metadata"]["labshare"]["default"] = True
         write_spec(places.user, NATIVE_KERNEL_NAME, spec)
 
@@ -76,6 +101,14 @@ def ensure(data_home: Path, places: KernelPlaces | None = None) -> list[str]:
                 return []
             _make(places, env)
     except (LabshareError, OSError) as exc:
-        said = f" (uv said: {exc.last_said})" if isinstance(exc, LabshareError) and exc.last_said else ""
-        return [f"Could not make your {LABEL} kernel: {exc}{said} `labshare start` tries again next time."]
-    return [f"Made your {LABEL} kernel in {env}: `%pip install` there changes only that environment."]
+        said = (
+            f" (uv said: {exc.last_said})"
+            if isinstance(exc, LabshareError) and exc.last_said
+            else ""
+        )
+        return [
+            f"Could not make your {LABEL} kernel: {exc}{said} `labshare start` tries again next time."
+        ]
+    return [
+        f"Made your {LABEL} kernel in {env}: `%pip install` there changes only that environment."
+    ]

@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from labshare import proc
-from labshare.envs.naming import slug
 from labshare.config.project import load_toml
+from labshare.envs.naming import slug
 from labshare.errors import LabshareError
 
 VENV_DIRS = (".venv", "venv", "env", ".env")
@@ -75,7 +75,9 @@ def _workspace_root(project: Path) -> Path:
         rel = project.relative_to(parent).as_posix()
         members = ws.get("members", [])
         excluded = ws.get("exclude", [])
-        if any(fnmatch.fnmatch(rel, g) for g in members) and not any(fnmatch.fnmatch(rel, g) for g in excluded):
+        if any(fnmatch.fnmatch(rel, g) for g in members) and not any(
+            fnmatch.fnmatch(rel, g) for g in excluded
+        ):
             return parent
     return project
 
@@ -134,7 +136,9 @@ def _hatch_env(project: Path, name: str) -> Path | None:
     if asked is not None:
         return asked
     data_home = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
-    found_envs = [p for p in (data_home / "hatch" / "env" / "virtual" / name).glob(f"*/{name}") if _is_venv(p)]
+    found_envs = [
+        p for p in (data_home / "hatch" / "env" / "virtual" / name).glob(f"*/{name}") if _is_venv(p)
+    ]
     if len(found_envs) == 1:
         return found_envs[0]
     return _local_venv(project)
@@ -148,6 +152,7 @@ def _by_manager(
     folder: Path, name: str, tool: Mapping[str, Any], data: Mapping[str, Any]
 ) -> tuple[str, Path | None] | None:
     """(manager, env) for a folder with a pyproject.toml, judged by its tables and lock files."""
+
     def has(*names: str) -> bool:
         return any((folder / n).is_file() for n in names)
 
@@ -172,7 +177,9 @@ def detect(path: Path) -> Project:
     if not raw.exists():
         raise LabshareError(f"{raw} does not exist; pass the folder of an existing project.")
     if not raw.is_dir():
-        raise LabshareError(f"{raw} is a file, not a project folder; pass the folder that holds it.")
+        raise LabshareError(
+            f"{raw} is a file, not a project folder; pass the folder that holds it."
+        )
     folder = Path(os.path.realpath(raw))
     if _is_venv(folder):
         return Project(folder, folder.name, "venv", folder, None)
@@ -180,18 +187,24 @@ def detect(path: Path) -> Project:
         return Project(folder, folder.name, "conda", folder, None)
     pyproject, data = read_pyproject(folder)
     tool = data.get("tool", {}) if isinstance(data.get("tool"), dict) else {}
-    name = str(data.get("project", {}).get("name") or tool.get("poetry", {}).get("name") or folder.name)
+    name = str(
+        data.get("project", {}).get("name") or tool.get("poetry", {}).get("name") or folder.name
+    )
     if (folder / "pixi.toml").is_file() or "pixi" in tool:
         env = folder / ".pixi" / "envs" / "default"
         if not _is_conda(env) and not (env / "bin" / "python").exists():
-            raise LabshareError(f"{folder} is a pixi project without an environment yet; run `pixi install` there first.")
+            raise LabshareError(
+                f"{folder} is a pixi project without an environment yet; run `pixi install` there first."
+            )
         return Project(folder, name, "pixi", env, pyproject)
     found = _by_manager(folder, name, tool, data) if pyproject is not None else None
     if found is not None:
         return Project(folder, name, found[0], found[1], pyproject)
     local = _local_venv(folder)
     if local is not None:
-        return Project(folder, folder.name, "conda" if _is_conda(local) else "venv", local, pyproject)
+        return Project(
+            folder, folder.name, "conda" if _is_conda(local) else "venv", local, pyproject
+        )
     raise LabshareError(
         f"No Python project found in {folder} (no pyproject.toml with a [project] table, virtual environment "
         f"or conda prefix); run `labshare env create {slug(folder.name)} --path {folder}` to make one."

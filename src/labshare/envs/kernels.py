@@ -37,7 +37,11 @@ from labshare.gpus.gate import Gated
 SCHEMA = 2
 NATIVE_KERNEL_NAME = "python3"
 # jupyter_client swaps these argv[0] names for its own interpreter, so they are never stale.
-SELF_PYTHONS = {"python", f"python{sys.version_info[0]}", "python{}.{}".format(*sys.version_info[:2])}
+SELF_PYTHONS = {
+    "python",
+    f"python{sys.version_info[0]}",
+    "python{}.{}".format(*sys.version_info[:2]),
+}
 _VALID_SPEC_NAME = re.compile(r"^[a-z0-9._\-]+$", re.IGNORECASE)
 
 OK, STALE, SHADOWED, DUPLICATE = "ok", "stale", "shadowed", "duplicate label"
@@ -83,7 +87,9 @@ def own_kernel_dirs() -> tuple[Path, ...]:
 def is_own(path: Path) -> bool:
     """Whether a kernels folder, or a spec's own folder, lies in one of `own_kernel_dirs`."""
     real = os.path.realpath(path)
-    return any(real == d or real.startswith(d + os.sep) for d in map(os.path.realpath, own_kernel_dirs()))
+    return any(
+        real == d or real.startswith(d + os.sep) for d in map(os.path.realpath, own_kernel_dirs())
+    )
 
 
 @dataclass(frozen=True)
@@ -129,8 +135,17 @@ def render(target: Target, display_name: str, tools: KernelTools | None = None) 
     env_vars.update(target.extra_env)
     ipykernel_tail = tools.kernel_args() if tools is not None else []
     return {
-        "argv": Gated([str(target.python), "-m", "ipykernel_launcher", "-f", "{connection_file}", *ipykernel_tail],
-                      target.project).argv(),  # behind the GPU gate, whichever Jupyter client starts it
+        "argv": Gated(
+            [
+                str(target.python),
+                "-m",
+                "ipykernel_launcher",
+                "-f",
+                "{connection_file}",
+                *ipykernel_tail,
+            ],
+            target.project,
+        ).argv(),  # behind the GPU gate, whichever Jupyter client starts it
         "display_name": display_name,
         "language": "python",
         "interrupt_mode": "signal",
@@ -178,11 +193,17 @@ def _relabel(places: KernelPlaces) -> None:
             else:
                 taken.append(str(spec.get("display_name", resource_dir.name)))
     labels = distinct_labels(
-        [(str(m.get("label") or Path(m["project"]).name), str(m.get("python_version", "")), str(m["project"]))
-         for _, _, m in ours],
+        [
+            (
+                str(m.get("label") or Path(m["project"]).name),
+                str(m.get("python_version", "")),
+                str(m["project"]),
+            )
+            for _, _, m in ours
+        ],
         taken,
     )
-    for (resource_dir, spec, _), label in zip(ours, labels):
+    for (resource_dir, spec, _), label in zip(ours, labels, strict=True):
         if spec.get("display_name") != label:
             write_spec(places.user, resource_dir.name, {**spec, "display_name": label})
 
@@ -192,8 +213,10 @@ def register(places: KernelPlaces, target: Target) -> tuple[str, str, Path]:
     name = spec_name(target.project, target.label)
     with locked(places.user):
         stale_same_project = [
-            d for d in spec_dirs(places.user)
-            if d.name != name and (m := labshare_meta(read_spec(d)))
+            d
+            for d in spec_dirs(places.user)
+            if d.name != name
+            and (m := labshare_meta(read_spec(d)))
             and os.path.realpath(m["project"]) == os.path.realpath(target.project)
         ]
         for old in stale_same_project:
@@ -220,7 +243,9 @@ def _interpreter_problem(argv0: str, env: Mapping[str, Any]) -> str | None:
         if not os.path.exists(argv0):
             return f"interpreter {argv0} is missing"
         return None
-    path = str(env.get("PATH", os.environ.get("PATH", ""))).replace("${PATH}", os.environ.get("PATH", ""))
+    path = str(env.get("PATH", os.environ.get("PATH", ""))).replace(
+        "${PATH}", os.environ.get("PATH", "")
+    )
     return None if shutil.which(argv0, path=path) else f"command {argv0} is not on PATH"
 
 
@@ -235,7 +260,9 @@ def problems_of(spec: Mapping[str, Any] | None) -> list[str]:
     command = gated.command if gated is not None else argv
     found = [p for p in [_interpreter_problem(str(command[0]), env)] if p]
     if gated is not None and not os.path.exists(str(argv[0])):
-        found.append(f"labshare's own Python {argv[0]}, which starts it under the GPU rules, is missing")
+        found.append(
+            f"labshare's own Python {argv[0]}, which starts it under the GPU rules, is missing"
+        )
     meta = labshare_meta(spec)
     if meta is not None and not os.path.isdir(meta["project"]):
         found.append(f"project {meta['project']} is gone")
@@ -301,8 +328,11 @@ def is_writable(resource_dir: Path) -> bool:
 def prune_candidates(places: KernelPlaces, *, foreign: bool = False) -> list[KernelEntry]:
     """Stale specs that `kernels prune` would remove: labshare's own, and foreign ones only if asked."""
     return [
-        e for e in list_kernels(places)
-        if e.status == STALE and (e.owner == "labshare" or foreign) and e.name != NATIVE_KERNEL_NAME
+        e
+        for e in list_kernels(places)
+        if e.status == STALE
+        and (e.owner == "labshare" or foreign)
+        and e.name != NATIVE_KERNEL_NAME
         and Path(e.resource_dir).parent in places.search
     ]
 
@@ -339,7 +369,7 @@ def prune_stale(kernels_dir: Path | None = None) -> list[str]:
         if not resource_dir.name.startswith(PREFIX):
             continue
         spec = read_spec(resource_dir)
-        if labshare_meta(spec) is None or not problems_of(spec):
+        if spec is None or labshare_meta(spec) is None or not problems_of(spec):
             continue
         try:
             moved = _regated(spec)
@@ -367,10 +397,18 @@ def find_old_specs(places: KernelPlaces, roots: Sequence[Path]) -> list[KernelEn
     real_roots = [os.path.realpath(r) for r in roots]
     found = []
     for e in list_kernels(places):
-        if e.owner != "foreign" or not e.python or os.sep not in e.python or e.name == NATIVE_KERNEL_NAME:
+        if (
+            e.owner != "foreign"
+            or not e.python
+            or os.sep not in e.python
+            or e.name == NATIVE_KERNEL_NAME
+        ):
             continue
         py = os.path.abspath(e.python)
-        inside = any(py == r or py.startswith(r + os.sep) for r in {*real_roots, *map(os.path.abspath, roots)})
+        inside = any(
+            py == r or py.startswith(r + os.sep)
+            for r in {*real_roots, *map(os.path.abspath, roots)}
+        )
         if inside and is_writable(Path(e.resource_dir)):
             found.append(e)
     return found

@@ -97,24 +97,34 @@ def parse_env_pairs(pairs: Sequence[str]) -> dict[str, str | None]:
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not ENV_KEY_RE.match(key):
-            raise LabshareError(f"--env {pair!r} is not KEY=VALUE; write it like --env CUDA_VISIBLE_DEVICES=0.")
+            raise LabshareError(
+                f"--env {pair!r} is not KEY=VALUE; write it like --env CUDA_VISIBLE_DEVICES=0."
+            )
         if key in ("PATH", "VIRTUAL_ENV", "CONDA_PREFIX"):
-            raise LabshareError(f"--env cannot set {key}, which labshare sets to the project's environment.")
+            raise LabshareError(
+                f"--env cannot set {key}, which labshare sets to the project's environment."
+            )
         out[key] = value or None
     return out
 
 
-def _kernel_env(project: Project, places: kernels.KernelPlaces, updates: Mapping[str, str | None]) -> dict[str, str]:
+def _kernel_env(
+    project: Project, places: kernels.KernelPlaces, updates: Mapping[str, str | None]
+) -> dict[str, str]:
     """`[tool.labshare] env` from the pyproject; without one, what the last registration stored, updated."""
     if project.pyproject is not None:
-        env = labshare_env(load_toml(project.pyproject.read_text(encoding="utf-8"), project.pyproject),
-                           project.pyproject)
+        env = labshare_env(
+            load_toml(project.pyproject.read_text(encoding="utf-8"), project.pyproject),
+            project.pyproject,
+        )
         return {str(k): str(v) for k, v in env.items()} if isinstance(env, dict) else {}
     meta = labshare_meta(read_spec(places.user / spec_name(project.path, project.label))) or {}
     return merge_env({str(k): str(v) for k, v in (meta.get("extra_env") or {}).items()}, updates)
 
 
-def _register(places: kernels.KernelPlaces, project: Project, extra_env: Mapping[str, str]) -> EnvResult:
+def _register(
+    places: kernels.KernelPlaces, project: Project, extra_env: Mapping[str, str]
+) -> EnvResult:
     assert project.env is not None and project.python is not None
     info = uv.probe_python(project.python)
     if not info.ipykernel:
@@ -122,13 +132,27 @@ def _register(places: kernels.KernelPlaces, project: Project, extra_env: Mapping
             f"ipykernel is not installed in {project.env}, so Jupyter could not start this kernel; "
             "run `labshare env adopt` on the project again and accept adding it."
         )
-    name, display, spec_dir = kernels.register(places, kernels.Target(
-        project=project.path, env=project.env, python=project.python, python_version=info.version,
-        manager=project.manager, label=project.label, extra_env=dict(extra_env),
-    ))
+    name, display, spec_dir = kernels.register(
+        places,
+        kernels.Target(
+            project=project.path,
+            env=project.env,
+            python=project.python,
+            python_version=info.version,
+            manager=project.manager,
+            label=project.label,
+            extra_env=dict(extra_env),
+        ),
+    )
     return EnvResult(
-        name=name, display_name=display, project=str(project.path), env=str(project.env),
-        python=str(project.python), python_version=info.version, manager=project.manager, spec_dir=str(spec_dir),
+        name=name,
+        display_name=display,
+        project=str(project.path),
+        env=str(project.env),
+        python=str(project.python),
+        python_version=info.version,
+        manager=project.manager,
+        spec_dir=str(spec_dir),
     )
 
 
@@ -147,7 +171,9 @@ def _new_folder(root: Path, name: str, path: Path | None, packages: Sequence[str
         )
     for package in packages:
         if not package.strip() or package.startswith("-"):
-            raise LabshareError(f"{package!r} is not a package name; pass names such as numpy or 'pandas>=2'.")
+            raise LabshareError(
+                f"{package!r} is not a package name; pass names such as numpy or 'pandas>=2'."
+            )
     return folder
 
 
@@ -175,18 +201,40 @@ def create(
         undo.new_entries(folder)
         folder.mkdir(parents=True, exist_ok=True)
         folder = Path(os.path.realpath(folder))
-        pref = ["--python", python or uv.default_python(),
-                "--python-preference", "only-system" if python is None else "system"]
+        pref = [
+            "--python",
+            python or uv.default_python(),
+            "--python-preference",
+            "only-system" if python is None else "system",
+        ]
         progress(f"Creating project {name} in {folder}")
-        uv.run(["init", "--bare", "--no-workspace", "--vcs", "none", "--name", name, *pref, str(folder)],
-               what="uv init", cwd=folder, hint="Check --python and that the folder is writable.")
+        uv.run(
+            [
+                "init",
+                "--bare",
+                "--no-workspace",
+                "--vcs",
+                "none",
+                "--name",
+                name,
+                *pref,
+                str(folder),
+            ],
+            what="uv init",
+            cwd=folder,
+            hint="Check --python and that the folder is writable.",
+        )
         pyproject = folder / "pyproject.toml"
         if env_updates or gpus is not None:
             text = pyproject.read_text(encoding="utf-8")
             save(pyproject, _labshare_settings(text, pyproject, env_updates or {}, gpus))
         progress(f"Installing {', '.join(wanted)} with uv")
-        uv.run(["add", *pref, *wanted], what="uv add " + " ".join(wanted), cwd=folder,
-               hint="Check the package names, --python and your network, then try again.")
+        uv.run(
+            ["add", *pref, *wanted],
+            what="uv add " + " ".join(wanted),
+            cwd=folder,
+            hint="Check the package names, --python and your network, then try again.",
+        )
         project = Project(folder, name, "uv", uv_env_dir(folder), pyproject)
         result = _register(places, project, _kernel_env(project, places, {}))
     result.created_project = True
@@ -205,10 +253,14 @@ def plan_adopt(places: kernels.KernelPlaces, path: Path, gpus: int | None = None
     """
     project = detect(path)
     if gpus is not None and project.pyproject is None:
-        raise LabshareError(f"{project.path} has no pyproject.toml to keep `gpus = {gpus}` in; "
-                            "adopt it without --gpus, or add a pyproject.toml first.")
+        raise LabshareError(
+            f"{project.path} has no pyproject.toml to keep `gpus = {gpus}` in; "
+            "adopt it without --gpus, or add a pyproject.toml first."
+        )
     text = project.pyproject.read_text(encoding="utf-8") if project.pyproject else None
-    if text is not None and project.pyproject is not None:  # a typo in [tool.labshare] stops it before any change
+    if (
+        text is not None and project.pyproject is not None
+    ):  # a typo in [tool.labshare] stops it before any change
         labshare_settings(load_toml(text, project.pyproject), project.pyproject)
     plan = AdoptPlan(project=project, pyproject_text=text)
     if project.manager == "rye" and text is not None and project.pyproject is not None:
@@ -222,29 +274,44 @@ def plan_adopt(places: kernels.KernelPlaces, path: Path, gpus: int | None = None
         )
     plan.env_exists = project.python is not None and project.python.exists()
     if not plan.env_exists and not project.uv_managed:
-        raise LabshareError(f"The environment {project.env} has no working python; recreate it, then adopt again.")
-    has_kernel = uv.probe_python(project.python).ipykernel if plan.env_exists and project.python else False
+        raise LabshareError(
+            f"The environment {project.env} has no working python; recreate it, then adopt again."
+        )
+    has_kernel = (
+        uv.probe_python(project.python).ipykernel if plan.env_exists and project.python else False
+    )
     data = load_toml(plan.rye_text or text, project.pyproject) if text and project.pyproject else {}
     plan.needs_ipykernel = not has_kernel and not (project.uv_managed and declares_ipykernel(data))
     plan.old_specs = kernels.find_old_specs(places, [project.path, project.env])
     return plan
 
 
-def _labshare_settings(text: str, where: Path, env_updates: Mapping[str, str | None], gpus: int | None) -> str:
+def _labshare_settings(
+    text: str, where: Path, env_updates: Mapping[str, str | None], gpus: int | None
+) -> str:
     """`text` with the `[tool.labshare]` settings asked for: `--env` pairs, `--gpus N`."""
     if env_updates:
         text = set_labshare_env(text, where, env_updates)
     return text if gpus is None else set_labshare_gpus(text, where, gpus)
 
 
-def _update_pyproject(plan: AdoptPlan, migrate: bool, env_updates: Mapping[str, str | None],
-                      gpus: int | None, progress: Progress) -> bool:
+def _update_pyproject(
+    plan: AdoptPlan,
+    migrate: bool,
+    env_updates: Mapping[str, str | None],
+    gpus: int | None,
+    progress: Progress,
+) -> bool:
     """Write the agreed pyproject edits (Rye migration, `--env`, `--gpus`); whether the file changed."""
     pyproject, text = plan.project.pyproject, plan.pyproject_text
     if pyproject is None or text is None:
         return False
-    new = _labshare_settings(plan.rye_text if migrate and plan.rye_text is not None else text, pyproject,
-                             env_updates, gpus)
+    new = _labshare_settings(
+        plan.rye_text if migrate and plan.rye_text is not None else text,
+        pyproject,
+        env_updates,
+        gpus,
+    )
     if new == text:
         return False
     progress(f"Updating {pyproject}")
@@ -256,12 +323,20 @@ def _add_ipykernel(project: Project, progress: Progress) -> None:
     """Into the dev group of a uv project (synced later), or straight into any other env."""
     if project.uv_managed:
         progress("Adding ipykernel to the dev group with uv")
-        uv.run(["add", "--dev", "--no-sync", "ipykernel"], what="uv add --dev ipykernel", cwd=project.path,
-               hint="Check your network, then try again.")
+        uv.run(
+            ["add", "--dev", "--no-sync", "ipykernel"],
+            what="uv add --dev ipykernel",
+            cwd=project.path,
+            hint="Check your network, then try again.",
+        )
     else:
         progress(f"Installing ipykernel into {project.env} with uv")
-        uv.run(["pip", "install", "--python", str(project.python), "ipykernel"], what="uv pip install ipykernel",
-               cwd=project.path, hint="Check your network, then try again.")
+        uv.run(
+            ["pip", "install", "--python", str(project.python), "ipykernel"],
+            what="uv pip install ipykernel",
+            cwd=project.path,
+            hint="Check your network, then try again.",
+        )
 
 
 def adopt(
@@ -300,8 +375,12 @@ def adopt(
                 changed.append(str(project.pyproject))
         if project.uv_managed and (not plan.env_exists or changed):
             progress(f"Syncing {project.env} with uv")
-            uv.run(["sync", "--inexact", "--python-preference", "system"], what="uv sync", cwd=project.path,
-                   hint="Check the project's dependencies and your network, then try again.")
+            uv.run(
+                ["sync", "--inexact", "--python-preference", "system"],
+                what="uv sync",
+                cwd=project.path,
+                hint="Check the project's dependencies and your network, then try again.",
+            )
         result = _register(places, project, _kernel_env(project, places, env_updates or {}))
     if replace_old:
         for old in plan.old_specs:
@@ -331,17 +410,27 @@ def resolve(places: kernels.KernelPlaces, what: str) -> kernels.KernelEntry:
         hits = [e for e in entries if e.project and e.project in (real, absolute)]
         if hits:
             return hits[0]
-        raise LabshareError(f"No labshare kernel belongs to {what}; `labshare env list` shows the registered ones.")
-    hits = [e for e in entries if e.owner == "labshare" and e.project and Path(e.project).name == what]
+        raise LabshareError(
+            f"No labshare kernel belongs to {what}; `labshare env list` shows the registered ones."
+        )
+    hits = [
+        e for e in entries if e.owner == "labshare" and e.project and Path(e.project).name == what
+    ]
     if len(hits) == 1:
         return hits[0]
     if len(hits) > 1:
         options = ", ".join(f"{e.name} ({e.project})" for e in hits)
-        raise LabshareError(f"{what!r} names {len(hits)} kernels: {options}; pass the kernel name or project path.")
-    raise LabshareError(f"No kernel called {what!r}; `labshare env list` shows the names and projects.")
+        raise LabshareError(
+            f"{what!r} names {len(hits)} kernels: {options}; pass the kernel name or project path."
+        )
+    raise LabshareError(
+        f"No kernel called {what!r}; `labshare env list` shows the names and projects."
+    )
 
 
-def remove(places: kernels.KernelPlaces, entry: kernels.KernelEntry, *, delete_files: bool) -> RemoveResult:
+def remove(
+    places: kernels.KernelPlaces, entry: kernels.KernelEntry, *, delete_files: bool
+) -> RemoveResult:
     """Unregister `entry`; with `delete_files`, also delete its project folder (the CLI has asked)."""
     resource_dir = Path(entry.resource_dir)
     if not resource_dir.parent.is_dir() or resource_dir.parent not in places.search:
@@ -352,6 +441,10 @@ def remove(places: kernels.KernelPlaces, entry: kernels.KernelEntry, *, delete_f
         shutil.rmtree(entry.project)
         deleted = True
     return RemoveResult(
-        name=entry.name, display_name=entry.display_name, project=entry.project, owner=entry.owner,
-        removed_spec=True, deleted_files=deleted,
+        name=entry.name,
+        display_name=entry.display_name,
+        project=entry.project,
+        owner=entry.owner,
+        removed_spec=True,
+        deleted_files=deleted,
     )

@@ -40,8 +40,14 @@ def save(path: Path, text: str) -> None:
 
 
 def diff(before: str, after: str, name: str) -> str:
-    return "".join(difflib.unified_diff(
-        before.splitlines(keepends=True), after.splitlines(keepends=True), f"{name} (now)", f"{name} (after)"))
+    return "".join(
+        difflib.unified_diff(
+            before.splitlines(keepends=True),
+            after.splitlines(keepends=True),
+            f"{name} (now)",
+            f"{name} (after)",
+        )
+    )
 
 
 def _edit(
@@ -80,7 +86,9 @@ def migrate_rye(text: str, where: Path) -> str | None:
         return None
     groups = data.get("dependency-groups", {})
     if not isinstance(dev, list) or not isinstance(groups, dict):
-        raise LabshareError(f"{where} has an unusual [tool.rye] layout; move dev-dependencies by hand.")
+        raise LabshareError(
+            f"{where} has an unusual [tool.rye] layout; move dev-dependencies by hand."
+        )
     existing = list(groups.get("dev", []))
     added = [d for d in dev if d not in existing]
     expected = copy.deepcopy(data)
@@ -96,7 +104,9 @@ def migrate_rye(text: str, where: Path) -> str | None:
             doc.append("dependency-groups", tomlkit.table())
         target = doc["dependency-groups"]
         if isinstance(target, InlineTable):
-            raise LabshareError(f"{where}: [dependency-groups] is written inline; move dev-dependencies by hand.")
+            raise LabshareError(
+                f"{where}: [dependency-groups] is written inline; move dev-dependencies by hand."
+            )
         if "dev" in target:
             target["dev"].extend(added)
             return
@@ -116,7 +126,9 @@ def set_labshare_env(text: str, where: Path, updates: Mapping[str, str | None]) 
     data = _plain_labshare(load_toml(text, where), where, "add the env table by hand")
     current = labshare_env(data, where)
     if not isinstance(current, dict):
-        raise LabshareError(f"{where}: tool.labshare.env is not a table; make it one, like env = {{A = \"1\"}}.")
+        raise LabshareError(
+            f'{where}: tool.labshare.env is not a table; make it one, like env = {{A = "1"}}.'
+        )
     merged = merge_env(current, updates)
     expected = copy.deepcopy(data)
     expected.setdefault("tool", {}).setdefault("labshare", {})["env"] = merged
@@ -175,5 +187,7 @@ def _inline(values: Mapping[str, Any]) -> Any:
     """An inline table spaced as uv and most formatters write one: `{ A = "1", B = "2" }`, or `{}`."""
     import tomlkit
 
-    pairs = ", ".join(f"{tomlkit.key(k).as_string()} = {tomlkit.item(v).as_string()}" for k, v in values.items())
+    pairs = ", ".join(
+        f"{tomlkit.key(k).as_string()} = {tomlkit.item(v).as_string()}" for k, v in values.items()
+    )
     return tomlkit.parse(f"v = {{ {pairs} }}\n" if pairs else "v = {}\n")["v"]

@@ -23,8 +23,11 @@ def _target(meta: dict[str, Any]) -> Target | None:
     """The registration an older spec was rendered from, or None when its metadata is not labshare's shape."""
     try:
         return Target(
-            project=Path(meta["project"]), env=Path(meta["env"]), python=Path(meta["python"]),
-            python_version=str(meta["python_version"]), manager=str(meta["manager"]),
+            project=Path(meta["project"]),
+            env=Path(meta["env"]),
+            python=Path(meta["python"]),
+            python_version=str(meta["python_version"]),
+            manager=str(meta["manager"]),
             label=str(meta.get("label") or Path(meta["project"]).name),
             extra_env={str(k): str(v) for k, v in dict(meta.get("extra_env") or {}).items()},
         )
@@ -60,9 +63,13 @@ def on_start(places: KernelPlaces | None = None) -> list[str]:
     try:
         done = refresh(places or KernelPlaces.current())
     except (LabshareError, OSError) as exc:
-        return [f"Could not update your older labshare kernels for uv and %pip ({exc}); "
-                "`labshare start` tries again next time."]
+        return [
+            f"Could not update your older labshare kernels for uv and %pip ({exc}); "
+            "`labshare start` tries again next time."
+        ]
     if not done:
         return []
-    return [f"Updated {len(done)} kernel(s) so `uv` and `%pip` work in them ({', '.join(done)}); "
-            "restart a kernel that is running to use it."]
+    return [
+        f"Updated {len(done)} kernel(s) so `uv` and `%pip` work in them ({', '.join(done)}); "
+        "restart a kernel that is running to use it."
+    ]

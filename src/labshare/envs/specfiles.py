@@ -43,7 +43,11 @@ def spec_dirs(directory: Path) -> list[Path]:
         names = sorted(os.listdir(directory))
     except OSError:
         return []
-    return [directory / n for n in names if not n.startswith(".") and (directory / n / "kernel.json").is_file()]
+    return [
+        directory / n
+        for n in names
+        if not n.startswith(".") and (directory / n / "kernel.json").is_file()
+    ]
 
 
 def ipykernel_resources() -> Path | None:
@@ -70,7 +74,11 @@ def _logos() -> list[Path]:
     resources = ipykernel_resources()
     if resources is None:
         return []
-    return [p for p in (resources / n for n in ("logo-32x32.png", "logo-64x64.png", "logo-svg.svg")) if p.is_file()]
+    return [
+        p
+        for p in (resources / n for n in ("logo-32x32.png", "logo-64x64.png", "logo-svg.svg"))
+        if p.is_file()
+    ]
 
 
 def write_spec(kernels_dir: Path, name: str, spec: Mapping[str, Any]) -> Path:
@@ -91,7 +99,9 @@ def write_spec(kernels_dir: Path, name: str, spec: Mapping[str, Any]) -> Path:
             raise
         return dest
     # Built beside, not inside, the kernels dir: a rescanning server must not list the half-made spec.
-    tmp_dir = Path(tempfile.mkdtemp(dir=kernels_dir.parent, prefix=f".labshare-{name}.", suffix=".tmp"))
+    tmp_dir = Path(
+        tempfile.mkdtemp(dir=kernels_dir.parent, prefix=f".labshare-{name}.", suffix=".tmp")
+    )
     try:
         os.chmod(tmp_dir, 0o755)
         for logo in _logos():

@@ -44,10 +44,12 @@ def uv_bin() -> str:
             return str(found)
     except (ImportError, FileNotFoundError):
         pass
-    found = shutil.which("uv")
-    if found:
-        return found
-    raise LabshareError(f"uv was not found; reinstall labshare, which brings uv with it: {reinstall_hint()}.")
+    on_path = shutil.which("uv")
+    if on_path:
+        return on_path
+    raise LabshareError(
+        f"uv was not found; reinstall labshare, which brings uv with it: {reinstall_hint()}."
+    )
 
 
 # uv's switches for the system's certificate store: today's name first, then the older one it replaced.
@@ -82,8 +84,12 @@ def default_python() -> str:
 def probe_python(python: Path) -> PythonInfo:
     """Ask the interpreter itself: its version, prefix and whether it can import ipykernel."""
     done = proc.run(
-        [python, "-c", _PROBE], what=f"Running {python}", timeout=60,
+        [python, "-c", _PROBE],
+        what=f"Running {python}",
+        timeout=60,
         hint="Check that the environment is intact, or recreate it.",
     )
     data = json.loads(done.stdout.strip().splitlines()[-1])
-    return PythonInfo(version=data["version"], prefix=data["prefix"], ipykernel=bool(data["ipykernel"]))
+    return PythonInfo(
+        version=data["version"], prefix=data["prefix"], ipykernel=bool(data["ipykernel"])
+    )

@@ -37,6 +37,10 @@ def describer() -> Describe:
         mine = family(holder.pid)
         if any(s.pid in mine and s.card == holder.card and s.sm_percent > 0 for s in use.samples):
             return "busy"
-        return f"idle, leased {duration(int(time.time() - holder.since))} ago" if holder.since else "idle"
+        return (
+            f"idle, leased {duration(int(time.time() - holder.since))} ago"
+            if holder.since
+            else "idle"
+        )
 
     return describe

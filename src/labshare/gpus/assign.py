@@ -44,9 +44,16 @@ class GpuPolicy:
 
     @classmethod
     def of(cls, settings: GpuSettings, limits: Limits) -> GpuPolicy:
-        return cls(assign=settings.assign, per_kernel=settings.per_kernel, sharing=settings.sharing,
-                   gpus=limits.gpus, max_gpus=limits.max_gpus, leases_dir=str(settings.leases_dir),
-                   idle_reclaim_after=settings.idle_reclaim_after, reclaim_warning=settings.reclaim_warning)
+        return cls(
+            assign=settings.assign,
+            per_kernel=settings.per_kernel,
+            sharing=settings.sharing,
+            gpus=limits.gpus,
+            max_gpus=limits.max_gpus,
+            leases_dir=str(settings.leases_dir),
+            idle_reclaim_after=settings.idle_reclaim_after,
+            reclaim_warning=settings.reclaim_warning,
+        )
 
     @property
     def leased(self) -> bool:
@@ -67,8 +74,13 @@ class GpuPolicy:
     def placement(self, count: int, *, for_command: bool = False) -> place.PlacementRules:
         """Placement's rules for a kernel (or a `labshare run` command) that asks for `count` cards."""
         gpus = None if self.gpus is None else frozenset(self.gpus)
-        return place.PlacementRules(per_kernel=count, sharing=cast(place.Sharing, self.sharing), gpus=gpus,
-                            max_gpus=self.max_gpus, for_command=for_command)
+        return place.PlacementRules(
+            per_kernel=count,
+            sharing=cast(place.Sharing, self.sharing),
+            gpus=gpus,
+            max_gpus=self.max_gpus,
+            for_command=for_command,
+        )
 
 
 def visible(uuids: Sequence[str]) -> dict[str, str]:
@@ -113,14 +125,25 @@ def read_cards(reader: GpuReader = read_nvml) -> list[place.Card]:
     except NoGpu as exc:
         why = f"NVML does not answer ({exc.cause})"
     else:
-        return [place.Card(index=d.index, uuid=d.uuid, memory_total=d.memory_total_bytes or 0,
-                           memory_used=d.memory_used_bytes or 0) for d in devices if d.uuid]
-    raise LabshareError(f"GPUs are leased per kernel on this host ([gpus] assign = \"per-kernel\") but {why}, "
-                        "so no GPU can be leased and nothing was started.")
+        return [
+            place.Card(
+                index=d.index,
+                uuid=d.uuid,
+                memory_total=d.memory_total_bytes or 0,
+                memory_used=d.memory_used_bytes or 0,
+            )
+            for d in devices
+            if d.uuid
+        ]
+    raise LabshareError(
+        f'GPUs are leased per kernel on this host ([gpus] assign = "per-kernel") but {why}, '
+        "so no GPU can be leased and nothing was started."
+    )
 
 
-def take(policy: GpuPolicy, count: int, holder: leases.Holder,
-         reader: GpuReader = read_nvml) -> tuple[list[leases.Lease], dict[str, str]]:
+def take(
+    policy: GpuPolicy, count: int, holder: leases.Holder, reader: GpuReader = read_nvml
+) -> tuple[list[leases.Lease], dict[str, str]]:
     """Lease `count` cards for `holder`, and the environment that shows exactly those.
 
     The cards are listed in bus order, so `cuda:0` is the same card each time
@@ -130,11 +153,18 @@ def take(policy: GpuPolicy, count: int, holder: leases.Holder,
         return [], visible([])
     leases.directory(Path(policy.leases_dir)).checked()
     cards = read_cards(reader)
-    taken = leases.claim(Path(policy.leases_dir), cards, policy.placement(count, for_command=not holder.kernel),
-                         holder, describe=activity.describer())
+    taken = leases.claim(
+        Path(policy.leases_dir),
+        cards,
+        policy.placement(count, for_command=not holder.kernel),
+        holder,
+        describe=activity.describer(),
+    )
     return taken, env_of(taken, cards)
 
 
 def env_of(held: Sequence[leases.Lease], cards: Sequence[place.Card]) -> dict[str, str]:
     index = {card.uuid: card.index for card in cards}
-    return visible(sorted((lease.card for lease in held), key=lambda uuid: (index.get(uuid, len(index)), uuid)))
+    return visible(
+        sorted((lease.card for lease in held), key=lambda uuid: (index.get(uuid, len(index)), uuid))
+    )

@@ -35,7 +35,9 @@ if TYPE_CHECKING:
     from labshare.gpus.assign import GpuPolicy
 
 MODULE = "labshare.gpus.gate"  # not __name__, which is "__main__" when the gate runs
-PYTHON_FLAGS = ("-I",)  # isolated: the kernel's PYTHONPATH and the notebook's folder never shadow labshare
+PYTHON_FLAGS = (
+    "-I",
+)  # isolated: the kernel's PYTHONPATH and the notebook's folder never shadow labshare
 WATCH_POLL = 1.0  # seconds between looks at the kernel, only where Linux has no pidfd (before 5.3)
 
 
@@ -86,7 +88,9 @@ def client_of(pid: int) -> str | None:
         name, words = parent.name(), parent.cmdline()
     except psutil.Error:
         return None
-    if words and "vscode" in words[0].lower():  # VS Code's server is a `node` under ~/.vscode-server
+    if (
+        words and "vscode" in words[0].lower()
+    ):  # VS Code's server is a `node` under ~/.vscode-server
         return "code"
     if name.startswith("python") and len(words) > 1:
         if words[1] == "-m" and len(words) > 2:
@@ -110,8 +114,10 @@ def cards(gated: Gated, policy: GpuPolicy) -> dict[str, str]:
     if wanted == 0:
         return assign.visible([])
     watch(os.getpid(), Path(policy.leases_dir))
-    holder = leases.Holder(client=client_of(os.getppid()) or "unknown",
-                           label=gated.project.name if gated.project else None)
+    holder = leases.Holder(
+        client=client_of(os.getppid()) or "unknown",
+        label=gated.project.name if gated.project else None,
+    )
     _, env = assign.take(policy, wanted, holder)
     return env
 
@@ -135,7 +141,9 @@ def watch(pid: int, leases_dir: Path) -> None:
         from labshare.errors import LabshareError
 
         why = f"labshare could not start the process that gives its GPU lease back ({exc.strerror})"
-        raise LabshareError(f"The kernel was not started: {why}; try again, or check `ulimit -u`.") from None
+        raise LabshareError(
+            f"The kernel was not started: {why}; try again, or check `ulimit -u`."
+        ) from None
     if child:
         os.waitpid(child, 0)
         if pidfd is not None:
@@ -191,8 +199,11 @@ def main(args: Sequence[str]) -> NoReturn:
 
     gated = Gated.parse(args)
     if gated is None:
-        _fail("labshare's GPU gate runs a kernel: `python -m labshare.gpus.gate [--project DIR] -- KERNEL...`; "
-              "labshare writes it into the kernelspecs it makes.", ExitCode.USAGE)
+        _fail(
+            "labshare's GPU gate runs a kernel: `python -m labshare.gpus.gate [--project DIR] -- KERNEL...`; "
+            "labshare writes it into the kernelspecs it makes.",
+            ExitCode.USAGE,
+        )
     try:
         from labshare.gpus.run import my_policy
         from labshare.paths import Paths
@@ -205,8 +216,11 @@ def main(args: Sequence[str]) -> NoReturn:
     try:
         os.execvpe(gated.command[0], gated.command, {**os.environ, **env})
     except OSError as exc:
-        _fail(f"The kernel's command {gated.command[0]} cannot be run ({exc.strerror}); `labshare env list` "
-              "shows whether its environment is gone.", ExitCode.FAILED)
+        _fail(
+            f"The kernel's command {gated.command[0]} cannot be run ({exc.strerror}); `labshare env list` "
+            "shows whether its environment is gone.",
+            ExitCode.FAILED,
+        )
 
 
 def _fail(sentence: str, code: int) -> NoReturn:

@@ -23,8 +23,9 @@ from labshare.gpus.assign import GpuPolicy
 from labshare.gpus.nvml import GpuReader, read_nvml
 
 
-def start(policy: GpuPolicy, kernel_id: str, count: int | None,
-          reader: GpuReader = read_nvml) -> tuple[list[leases.Lease], dict[str, str]]:
+def start(
+    policy: GpuPolicy, kernel_id: str, count: int | None, reader: GpuReader = read_nvml
+) -> tuple[list[leases.Lease], dict[str, str]]:
     """The leases for a kernel about to start, and the environment that shows it those cards.
 
     `count` is what the kernel's project asks for (None: the site's
@@ -71,4 +72,8 @@ def release(policy: GpuPolicy, kernel_id: str) -> list[leases.Lease]:
 def _mine(policy: GpuPolicy, kernel_id: str) -> list[leases.Lease]:
     """This member's leases for `kernel_id`, live or stale."""
     uid = os.geteuid()
-    return [lease for lease in leases.leases(Path(policy.leases_dir)) if lease.uid == uid and lease.kernel_id == kernel_id]
+    return [
+        lease
+        for lease in leases.leases(Path(policy.leases_dir))
+        if lease.uid == uid and lease.kernel_id == kernel_id
+    ]

@@ -104,8 +104,14 @@ def leases(path: Path) -> list[Lease]:
     return [lease for entry in directory(path).entries() if (lease := _lease(entry)) is not None]
 
 
-def claim(path: Path, cards: Sequence[Card], policy: PlacementRules, holder: Holder, *,
-          describe: Describe | None = None) -> list[Lease]:
+def claim(
+    path: Path,
+    cards: Sequence[Card],
+    policy: PlacementRules,
+    holder: Holder,
+    *,
+    describe: Describe | None = None,
+) -> list[Lease]:
     """Lease `policy.per_kernel` of `cards` for `holder`, all of them or none; a LabshareError if not.
 
     `cards` is what the caller read from NVML; `describe` may add how each
@@ -119,7 +125,9 @@ def claim(path: Path, cards: Sequence[Card], policy: PlacementRules, holder: Hol
     uid = os.geteuid()
     record = _record(holder, uid, policy.sharing)
     for _ in range(_ATTEMPTS):
-        order = candidates(cards, policy, [lease for lease in leases(path) if lease.live], uid, describe)
+        order = candidates(
+            cards, policy, [lease for lease in leases(path) if lease.live], uid, describe
+        )
         try:
             taken = _take_all(claims, order, policy, record)
         except _Short:
@@ -138,7 +146,9 @@ def release(path: Path, *, kernel_id: str | None = None, pid: int | None = None)
     removed = []
     for lease in leases(path):
         ours = uid == 0 or lease.uid == uid
-        held = (kernel_id is not None and lease.kernel_id == kernel_id) or (pid is not None and lease.pid == pid)
+        held = (kernel_id is not None and lease.kernel_id == kernel_id) or (
+            pid is not None and lease.pid == pid
+        )
         if ours and held and claims.remove(lease.name):
             removed.append(lease)
     return removed
@@ -168,24 +178,35 @@ def rebind(path: Path, lease: Lease, pid: int) -> Lease:
     """
     claims = directory(path)
     holder = Holder(kernel_id=lease.kernel_id, label=lease.label, pid=pid, client=lease.client)
-    record = replace(_record(holder, lease.uid, "shared" if lease.shared else "exclusive"),
-                     since=lease.since or time.time())
+    record = replace(
+        _record(holder, lease.uid, "shared" if lease.shared else "exclusive"),
+        since=lease.since or time.time(),
+    )
     if not claims.replace(lease.name, _text(record, lease.card)):
-        raise LabshareError(f"The lease on GPU {lease.card} is gone, so the kernel cannot keep that card.")
-    others = [other for other in leases(path) if other.card == lease.card and other.name != lease.name]
+        raise LabshareError(
+            f"The lease on GPU {lease.card} is gone, so the kernel cannot keep that card."
+        )
+    others = [
+        other for other in leases(path) if other.card == lease.card and other.name != lease.name
+    ]
     taker = _blocker(others, "shared" if lease.shared else "exclusive")
     if taker is not None:
         claims.remove(lease.name)
-        raise LabshareError(f"GPU {lease.card} was taken by {taker.user} while its lease was being handed to "
-                            f"process {pid}; the kernel gives it up.")
+        raise LabshareError(
+            f"GPU {lease.card} was taken by {taker.user} while its lease was being handed to "
+            f"process {pid}; the kernel gives it up."
+        )
     return replace(lease, pid=pid, pid_start=record.pid_start)
 
 
 def sweep(path: Path) -> list[Lease]:
     """Remove the stale leases this user may remove (their own; root: all); returns those removed."""
     claims, uid = directory(path), os.geteuid()
-    return [lease for lease in leases(path)
-            if not lease.live and (uid == 0 or lease.uid == uid) and claims.remove(lease.name)]
+    return [
+        lease
+        for lease in leases(path)
+        if not lease.live and (uid == 0 or lease.uid == uid) and claims.remove(lease.name)
+    ]
 
 
 class _Short(Exception):
@@ -204,7 +225,9 @@ def _all_or_nothing(claims: ClaimsDir) -> Iterator[list[Lease]]:
         raise
 
 
-def _take_all(claims: ClaimsDir, order: Sequence[Card], policy: PlacementRules, record: LeaseRecord) -> list[Lease]:
+def _take_all(
+    claims: ClaimsDir, order: Sequence[Card], policy: PlacementRules, record: LeaseRecord
+) -> list[Lease]:
     """`policy.per_kernel` leases from `order`, best first; `_Short` (and none kept) when fewer could be had."""
     with _all_or_nothing(claims) as taken:
         for card in order:
@@ -226,10 +249,17 @@ def _take(claims: ClaimsDir, card: str, sharing: Sharing, record: LeaseRecord) -
         here = _on_card(claims, slug)
         if _blocker(here, sharing) is not None:
             return None
-        name = f"{slug}.s{secrets.token_hex(6)}" if sharing == "shared" else f"{slug}.{_next_generation(here)}"
+        name = (
+            f"{slug}.s{secrets.token_hex(6)}"
+            if sharing == "shared"
+            else f"{slug}.{_next_generation(here)}"
+        )
         if not claims.create(name, text):
             continue  # another claimer took this generation first; look again
-        if _blocker([lease for lease in _on_card(claims, slug) if lease.name != name], sharing) is None:
+        if (
+            _blocker([lease for lease in _on_card(claims, slug) if lease.name != name], sharing)
+            is None
+        ):
             return _from_record(record, card, name)
         claims.remove(name)
     return None
@@ -254,7 +284,9 @@ def _next_generation(here: Sequence[Lease]) -> int:
     Past nine digits (a name a member made by hand) any unused one will do:
     the look after creating, not the number, keeps a card to one holder.
     """
-    used = {int(m["gen"]) for lease in here if (m := _NAME.match(lease.name)) and m["gen"] is not None}
+    used = {
+        int(m["gen"]) for lease in here if (m := _NAME.match(lease.name)) and m["gen"] is not None
+    }
     following = max(used, default=-1) + 1
     return following if following <= _MAX_GENERATION else min(set(range(len(used) + 1)) - used)
 
@@ -269,10 +301,21 @@ def _record(holder: Holder, uid: int, sharing: Sharing) -> LeaseRecord:
     try:
         started = psutil.Process(holder.pid).create_time()
     except psutil.NoSuchProcess:
-        raise LabshareError(f"Process {holder.pid} is not running, so it cannot hold a GPU lease.") from None
+        raise LabshareError(
+            f"Process {holder.pid} is not running, so it cannot hold a GPU lease."
+        ) from None
     return LeaseRecord(
-        card="", mode=sharing, user=user_name(uid), uid=uid, kernel_id=holder.kernel_id, label=holder.label,
-        client=holder.client, pid=holder.pid, pid_start=started, boot_time=psutil.boot_time(), boot_id=_boot_id(),
+        card="",
+        mode=sharing,
+        user=user_name(uid),
+        uid=uid,
+        kernel_id=holder.kernel_id,
+        label=holder.label,
+        client=holder.client,
+        pid=holder.pid,
+        pid_start=started,
+        boot_time=psutil.boot_time(),
+        boot_id=_boot_id(),
         since=time.time(),
     )
 
@@ -282,9 +325,19 @@ def _text(record: LeaseRecord, card: str) -> str:
 
 
 def _from_record(record: LeaseRecord, card: str, name: str) -> Lease:
-    return Lease(card=card, name=name, uid=record.uid, user=user_name(record.uid),
-                 shared=record.mode == "shared", kernel_id=record.kernel_id, label=record.label,
-                 client=record.client, pid=record.pid, pid_start=record.pid_start, since=record.since)
+    return Lease(
+        card=card,
+        name=name,
+        uid=record.uid,
+        user=user_name(record.uid),
+        shared=record.mode == "shared",
+        kernel_id=record.kernel_id,
+        label=record.label,
+        client=record.client,
+        pid=record.pid,
+        pid_start=record.pid_start,
+        since=record.since,
+    )
 
 
 def _lease(entry: Entry) -> Lease | None:
@@ -296,10 +349,18 @@ def _lease(entry: Entry) -> Lease | None:
     try:
         record, problem = _parse(entry, match["slug"], shared)
     except TooNew:  # a newer labshare's lease: it holds its card; that labshare sweeps it
-        return Lease(card=match["slug"], name=entry.name, uid=entry.uid, user=entry.user, shared=shared)
+        return Lease(
+            card=match["slug"], name=entry.name, uid=entry.uid, user=entry.user, shared=shared
+        )
     if record is None:
-        return Lease(card=match["slug"], name=entry.name, uid=entry.uid, user=entry.user, shared=shared,
-                     stale=f"corrupted: {problem}")
+        return Lease(
+            card=match["slug"],
+            name=entry.name,
+            uid=entry.uid,
+            user=entry.user,
+            shared=shared,
+            stale=f"corrupted: {problem}",
+        )
     lease = replace(_from_record(record, record.card, entry.name), user=entry.user)
     return replace(lease, stale=_gone(record, entry.uid))
 
@@ -347,7 +408,9 @@ def _gone(record: LeaseRecord, owner: int) -> str | None:
         holder = psutil.Process(pid)
         if proc.gone(holder):
             return f"its process {pid} has ended"
-        if not _same_start(holder.create_time() - psutil.boot_time(), record.pid_start - record.boot_time):
+        if not _same_start(
+            holder.create_time() - psutil.boot_time(), record.pid_start - record.boot_time
+        ):
             return f"pid {pid} now belongs to another process"
         if owner != 0 and holder.uids().real != owner:
             return f"pid {pid} is not {user_name(owner)}'s process"

@@ -29,8 +29,12 @@ class GpuDevice:
     memory_total_bytes: int | None = None
     # pid -> bytes of GPU memory; None where the driver does not say (e.g. some vGPU/MIG setups).
     processes: Mapping[int, int | None] = field(default_factory=dict)
-    uuid: str | None = None  # GPU-… or MIG-…: what a process is told, since CUDA and NVML number cards apart
-    pci_bus_id: str | None = None  # e.g. 00000000:1B:00.0, the order CUDA_DEVICE_ORDER=PCI_BUS_ID follows
+    uuid: str | None = (
+        None  # GPU-… or MIG-…: what a process is told, since CUDA and NVML number cards apart
+    )
+    pci_bus_id: str | None = (
+        None  # e.g. 00000000:1B:00.0, the order CUDA_DEVICE_ORDER=PCI_BUS_ID follows
+    )
 
 
 class NoGpu(Exception):
@@ -100,7 +104,9 @@ def _nvml() -> Iterator[Any]:
     except ImportError:
         from labshare.install_hint import reinstall_hint
 
-        raise NoNvml(f"n/a: nvidia-ml-py is not installed (to add it, {reinstall_hint('gpu')})") from None
+        raise NoNvml(
+            f"n/a: nvidia-ml-py is not installed (to add it, {reinstall_hint('gpu')})"
+        ) from None
     try:
         pynvml.nvmlInit()
     except (pynvml.NVMLError, OSError) as exc:
@@ -115,7 +121,10 @@ def _nvml() -> Iterator[Any]:
 
 
 def _devices(nv: Any) -> list[GpuDevice]:
-    return [_device(nv, index, nv.nvmlDeviceGetHandleByIndex(index)) for index in range(nv.nvmlDeviceGetCount())]
+    return [
+        _device(nv, index, nv.nvmlDeviceGetHandleByIndex(index))
+        for index in range(nv.nvmlDeviceGetCount())
+    ]
 
 
 def read_nvml() -> list[GpuDevice]:
@@ -212,6 +221,14 @@ def read_process_use(since: float) -> UseReading:
                 if exc.value not in (nv.NVML_ERROR_NOT_FOUND, nv.NVML_SUCCESS):
                     unknown.add(uuid)  # e.g. Not Supported: this card cannot say a process is idle
                 continue
-            samples += [ProcessUse(pid=int(s.pid), card=uuid, at=int(s.timeStamp) / 1_000_000,
-                                   sm_percent=int(s.smUtil), memory_percent=int(s.memUtil)) for s in found]
+            samples += [
+                ProcessUse(
+                    pid=int(s.pid),
+                    card=uuid,
+                    at=int(s.timeStamp) / 1_000_000,
+                    sm_percent=int(s.smUtil),
+                    memory_percent=int(s.memUtil),
+                )
+                for s in found
+            ]
         return UseReading(samples=samples, unknown=frozenset(unknown))

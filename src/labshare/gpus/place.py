@@ -37,7 +37,9 @@ class PlacementRules:
 
     per_kernel: int = 1
     sharing: Sharing = "exclusive"
-    gpus: frozenset[int] | None = None  # the member's cards by index ([users.NAME] gpus); None: every card
+    gpus: frozenset[int] | None = (
+        None  # the member's cards by index ([users.NAME] gpus); None: every card
+    )
     max_gpus: int | None = None  # cards one member may hold at once; None: no cap
     for_command: bool = False  # a `labshare run` command asks, not a kernel: the sentences say so
 
@@ -79,8 +81,13 @@ def usable(cards: Iterable[Card], policy: PlacementRules) -> list[Card]:
     return found
 
 
-def candidates(cards: Sequence[Card], policy: PlacementRules, live: Sequence[Held], uid: int,
-               describe: Describe | None = None) -> list[Card]:
+def candidates(
+    cards: Sequence[Card],
+    policy: PlacementRules,
+    live: Sequence[Held],
+    uid: int,
+    describe: Describe | None = None,
+) -> list[Card]:
     """The cards to try, best first; a LabshareError saying why when they cannot be enough.
 
     Exclusive: only cards nobody holds, most free memory first (a script
@@ -108,8 +115,12 @@ def candidates(cards: Sequence[Card], policy: PlacementRules, live: Sequence[Hel
     return order
 
 
-def refusal(cards: Sequence[Card], policy: PlacementRules, live: Sequence[Held],
-            describe: Describe | None = None) -> LabshareError:
+def refusal(
+    cards: Sequence[Card],
+    policy: PlacementRules,
+    live: Sequence[Held],
+    describe: Describe | None = None,
+) -> LabshareError:
     """The one sentence a member reads when no card is free: who holds which of theirs.
 
     In shared mode only an exclusive holder keeps a kernel off a card, so only those are named.
@@ -131,10 +142,15 @@ def refusal(cards: Sequence[Card], policy: PlacementRules, live: Sequence[Held],
             leased_before = True
     free = len(mine) - len(parts)
     if free >= policy.per_kernel:
-        return LabshareError(f"No GPU could be leased for {policy.asker}: other kernels were taking the same "
-                             "cards at the same moment; try again, or see `labshare gpus`.")
-    head = (f"No GPU is free for {policy.asker}" if policy.per_kernel == 1 else
-            f"{policy.asker.capitalize()} needs {policy.per_kernel} GPUs but {_free(free)}")
+        return LabshareError(
+            f"No GPU could be leased for {policy.asker}: other kernels were taking the same "
+            "cards at the same moment; try again, or see `labshare gpus`."
+        )
+    head = (
+        f"No GPU is free for {policy.asker}"
+        if policy.per_kernel == 1
+        else f"{policy.asker.capitalize()} needs {policy.per_kernel} GPUs but {_free(free)}"
+    )
     return LabshareError(f"{head}: {', '.join(parts)}; see `labshare gpus`.")
 
 
@@ -150,8 +166,13 @@ def _check_policy(cards: Sequence[Card], mine: list[Card], policy: PlacementRule
         return
     if not cards:
         raise LabshareError(
-            f"{policy.asker.capitalize()} asks for {_count(policy.per_kernel)} but NVML shows no GPU on this host.")
-    which = f"only {len(mine)} ({', '.join(f'GPU {c.index}' for c in mine)})" if mine else "none of this host's"
+            f"{policy.asker.capitalize()} asks for {_count(policy.per_kernel)} but NVML shows no GPU on this host."
+        )
+    which = (
+        f"only {len(mine)} ({', '.join(f'GPU {c.index}' for c in mine)})"
+        if mine
+        else "none of this host's"
+    )
     fewer = "with `--gpus`" if policy.for_command else "in the project's `gpus` setting"
     raise LabshareError(
         f"{policy.asker.capitalize()} asks for {_count(policy.per_kernel)} but you may use {which}; "

@@ -30,28 +30,39 @@ from labshare.paths import Paths
 from labshare.users import user_name
 
 FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
-FROM_TERMINAL = (signal.SIGINT, signal.SIGQUIT)  # Ctrl-C, Ctrl-\: the terminal signals the command itself
+FROM_TERMINAL = (
+    signal.SIGINT,
+    signal.SIGQUIT,
+)  # Ctrl-C, Ctrl-\: the terminal signals the command itself
 # Waits for "go" on the inherited pipe, then becomes the command; if labshare dies first, it never runs.
 GATE = 'read -r go <&{fd} && [ "$go" = go ] && exec "$@" {fd}<&-; exit 125'
 
 
 def my_policy(paths: Paths) -> GpuPolicy:
     """The GPU policy of whoever runs this, from the site config as `labshare start` reads it."""
-    site, policy = config.effective(paths.site_config, paths.user_config_file, user_name(os.getuid()))
+    site, policy = config.effective(
+        paths.site_config, paths.user_config_file, user_name(os.getuid())
+    )
     return GpuPolicy.of(site.gpus, policy.limits)
 
 
-def run(policy: GpuPolicy, count: int | None, argv: Sequence[str], reader: GpuReader = read_nvml) -> int:
+def run(
+    policy: GpuPolicy, count: int | None, argv: Sequence[str], reader: GpuReader = read_nvml
+) -> int:
     """Run `argv` under a lease of `count` cards (None: the site's `per_kernel`); its exit status.
 
     A signal that comes while the cards are being leased means the command
     is not started at all; one that comes later is the command's.
     """
     if not argv:
-        raise LabshareError("Name the command to run after `--`, e.g. `labshare run --gpus 1 -- python train.py`.")
+        raise LabshareError(
+            "Name the command to run after `--`, e.g. `labshare run --gpus 1 -- python train.py`."
+        )
     if not policy.leased:
-        raise LabshareError("GPUs are not leased on this host ([gpus] assign is \"off\" in the site config), so "
-                            "`labshare run` has nothing to take; run the command directly.")
+        raise LabshareError(
+            'GPUs are not leased on this host ([gpus] assign is "off" in the site config), so '
+            "`labshare run` has nothing to take; run the command directly."
+        )
     wanted = policy.per_kernel if count is None else count
     with _signals() as signals:
         held, env = assign.take(policy, wanted, leases.Holder(label=Path(argv[0]).name), reader)
@@ -62,7 +73,9 @@ def run(policy: GpuPolicy, count: int | None, argv: Sequence[str], reader: GpuRe
             try:
                 signals.attach(child)
                 _hand_over(policy, held, child)
-                with contextlib.suppress(BrokenPipeError):  # a signal passed on has ended it at the gate
+                with contextlib.suppress(
+                    BrokenPipeError
+                ):  # a signal passed on has ended it at the gate
                     os.write(gate, b"go\n")
             finally:
                 os.close(gate)
@@ -72,7 +85,9 @@ def run(policy: GpuPolicy, count: int | None, argv: Sequence[str], reader: GpuRe
     return 128 - status if status < 0 else status
 
 
-def _hand_over(policy: GpuPolicy, held: Sequence[leases.Lease], child: subprocess.Popen[str]) -> None:
+def _hand_over(
+    policy: GpuPolicy, held: Sequence[leases.Lease], child: subprocess.Popen[str]
+) -> None:
     """Make the command's pid the holder; a card lost meanwhile ends the command, never leaves it unleased."""
     try:
         leases.hand_over(Path(policy.leases_dir), held, child.pid)
@@ -93,9 +108,15 @@ def _start(argv: Sequence[str], env: dict[str, str]) -> tuple[subprocess.Popen[s
     _check_runnable(argv[0], full.get("PATH", os.defpath))
     gate_in, gate = os.pipe()
     try:
-        child = proc.start(["/bin/sh", "-c", GATE.format(fd=gate_in), "labshare-run", *argv], env=full,
-                           stdin=None, stdout=None, stderr=None, pass_fds=(gate_in,),
-                           what=f"labshare run {argv[0]}")
+        child = proc.start(
+            ["/bin/sh", "-c", GATE.format(fd=gate_in), "labshare-run", *argv],
+            env=full,
+            stdin=None,
+            stdout=None,
+            stderr=None,
+            pass_fds=(gate_in,),
+            what=f"labshare run {argv[0]}",
+        )
     except BaseException:
         os.close(gate)
         raise

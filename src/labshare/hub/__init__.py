@@ -17,14 +17,24 @@ from labshare.install_hint import reinstall_hint
 
 # What must be importable to write and check each spawner's config: (module, PyPI package).
 NEEDS = {
-    "systemd": [("jupyterhub", "jupyterhub"), ("systemdspawner", "jupyterhub-systemdspawner"),
-                ("jupyterhub_idle_culler", "jupyterhub-idle-culler")],
-    "slurm": [("jupyterhub", "jupyterhub"), ("batchspawner", "batchspawner"),
-              ("jupyterhub_idle_culler", "jupyterhub-idle-culler")],
+    "systemd": [
+        ("jupyterhub", "jupyterhub"),
+        ("systemdspawner", "jupyterhub-systemdspawner"),
+        ("jupyterhub_idle_culler", "jupyterhub-idle-culler"),
+    ],
+    "slurm": [
+        ("jupyterhub", "jupyterhub"),
+        ("batchspawner", "batchspawner"),
+        ("jupyterhub_idle_culler", "jupyterhub-idle-culler"),
+    ],
     "kubernetes": [("yaml", "pyyaml"), ("kubespawner", "jupyterhub-kubespawner")],
 }
 EXTRA = {"systemd": "hub", "slurm": "slurm", "kubernetes": "kubernetes"}
-FILE_NAME = {"systemd": "jupyterhub_config.py", "slurm": "jupyterhub_config.py", "kubernetes": "values.yaml"}
+FILE_NAME = {
+    "systemd": "jupyterhub_config.py",
+    "slurm": "jupyterhub_config.py",
+    "kubernetes": "values.yaml",
+}
 
 
 @dataclass
@@ -41,12 +51,16 @@ class HubConfig:
     bind_url: str = ""
     text: str = ""
     written_to: str | None = None
-    not_carried: list[str] = field(default_factory=list)  # the GPU policy's parts the hub cannot hold
+    not_carried: list[str] = field(
+        default_factory=list
+    )  # the GPU policy's parts the hub cannot hold
 
 
 def require(spawner: str) -> None:
     """Fail in one sentence naming the package when the spawner's extra is not installed."""
-    absent = [package for module, package in NEEDS[spawner] if importlib.util.find_spec(module) is None]
+    absent = [
+        package for module, package in NEEDS[spawner] if importlib.util.find_spec(module) is None
+    ]
     if absent:
         names = ", ".join(absent)
         raise LabshareError(
@@ -61,8 +75,14 @@ def generate(site_path: Path, spawner: str, command: str) -> HubConfig:
     require(spawner)
     inputs = facts.gather(site_path)
     host = socket.gethostname()
-    left = spawner_gpus.not_carried(inputs.site.gpus, [(m.name, m.limits) for m in inputs.members], spawner,
-                            inputs.nvml_cards, inputs.gpu_unavailable, host)
+    left = spawner_gpus.not_carried(
+        inputs.site.gpus,
+        [(m.name, m.limits) for m in inputs.members],
+        spawner,
+        inputs.nvml_cards,
+        inputs.gpu_unavailable,
+        host,
+    )
     head = render.header(command, f"{site_path} on {host}", left)
     _, overrides = jupyterhub.per_member(inputs, spawner)
     result = HubConfig(
@@ -84,5 +104,8 @@ def generate(site_path: Path, spawner: str, command: str) -> HubConfig:
     result.bind_url = c.JupyterHub.bind_url
     result.text = render.python_file(c, head)
     if render.load_python(result.text) != c:
-        raise LabshareError("The written JupyterHub config does not load back to the same values; this is a bug in labshare, please report it.")
+        raise LabshareError(
+            "The written JupyterHub config does not load back to the same values; "
+            "this is a bug in labshare, please report it."
+        )
     return result

@@ -89,7 +89,8 @@ def gather(site_path: Path, hostname: str | None = None) -> HubInputs:
     if missing:
         who = ", ".join(missing)
         raise LabshareError(
-            f"{who} {'is' if len(missing) == 1 else 'are'} named in {site_path} but {'has' if len(missing) == 1 else 'have'} "
+            f"{who} {'is' if len(missing) == 1 else 'are'} named in {site_path} "
+            f"but {'has' if len(missing) == 1 else 'have'} "
             f"no Unix account on this host; create the account (useradd) or remove the name, then run again."
         )
     stateful = members_with_state(host)
@@ -104,7 +105,9 @@ def gather(site_path: Path, hostname: str | None = None) -> HubInputs:
             continue
         policy = config.policy_for(site, name, config.groups_of(name), _own(site, entry.pw_dir))
         record = _record(stateful.get(name))
-        running = record is not None and state.alive(record.supervisor_pid, record.supervisor_started)
+        running = record is not None and state.alive(
+            record.supervisor_pid, record.supervisor_started
+        )
         facts.append(
             MemberFacts(
                 name=name,
@@ -119,6 +122,10 @@ def gather(site_path: Path, hostname: str | None = None) -> HubInputs:
             )
         )
     cards = nvml.read(nvml.read_nvml)
-    return HubInputs(site=site, members=tuple(facts), group_names=tuple(sorted(site.groups)),
-                     nvml_cards=None if cards.unavailable else tuple(cards.devices),
-                     gpu_unavailable=cards.unavailable)
+    return HubInputs(
+        site=site,
+        members=tuple(facts),
+        group_names=tuple(sorted(site.groups)),
+        nvml_cards=None if cards.unavailable else tuple(cards.devices),
+        gpu_unavailable=cards.unavailable,
+    )

@@ -69,7 +69,9 @@ class HubInputs:
     site: Site
     members: tuple[MemberFacts, ...] = ()
     group_names: tuple[str, ...] = field(default=())
-    nvml_cards: tuple[GpuDevice, ...] | None = None  # what NVML lists on this host; None: NVML is silent
+    nvml_cards: tuple[GpuDevice, ...] | None = (
+        None  # what NVML lists on this host; None: NVML is silent
+    )
     gpu_unavailable: str | None = None  # why NVML did not answer
 
     @property
@@ -114,7 +116,9 @@ def override_group(name: str) -> str:
     return f"labshare-{name}"
 
 
-def _override(member: MemberFacts, spawner: str, default_root: str, cards: GpuReader) -> dict[str, Any]:
+def _override(
+    member: MemberFacts, spawner: str, default_root: str, cards: GpuReader
+) -> dict[str, Any]:
     """The spawner settings that differ for this member, in the chosen spawner's own trait names."""
     lim = member.limits
     out: dict[str, Any] = {}
@@ -180,7 +184,9 @@ def culler_service(timeout: int) -> tuple[dict[str, Any], dict[str, Any]]:
 def apply_config(inputs: HubInputs, spawner: str, c: Any) -> Any:
     """Set the lab's JupyterHub configuration on `c` (a traitlets Config) and return it."""
     if spawner not in ("systemd", "slurm"):
-        raise ValueError(f"apply_config writes jupyterhub_config.py for systemd or slurm, not {spawner!r}")
+        raise ValueError(
+            f"apply_config writes jupyterhub_config.py for systemd or slurm, not {spawner!r}"
+        )
     site, hub = inputs.site, inputs.site.hub
 
     c.JupyterHub.bind_url = f"http://{hub.ip}:{hub.port}/"
@@ -237,7 +243,10 @@ def values(inputs: HubInputs) -> dict[str, Any]:
     """A Zero to JupyterHub `values.yaml`, as data: the chart runs the culler with the right scopes itself."""
     site, hub = inputs.site, inputs.site.hub
     groups, overrides = per_member(inputs, "kubernetes")
-    jupyterhub: dict[str, Any] = {"cleanup_servers": False, "authenticator_class": hub.authenticator}
+    jupyterhub: dict[str, Any] = {
+        "cleanup_servers": False,
+        "authenticator_class": hub.authenticator,
+    }
     if groups:
         jupyterhub["load_groups"] = groups
     config: dict[str, Any] = {

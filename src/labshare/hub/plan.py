@@ -16,7 +16,12 @@ from labshare.hub.jupyterhub import HubInputs
 
 CONFIG_PATH = "/etc/jupyterhub/jupyterhub_config.py"
 PIP = {
-    "systemd": ["jupyterhub>=5.1", "jupyterlab", "jupyterhub-idle-culler", "jupyterhub-systemdspawner"],
+    "systemd": [
+        "jupyterhub>=5.1",
+        "jupyterlab",
+        "jupyterhub-idle-culler",
+        "jupyterhub-systemdspawner",
+    ],
     "slurm": ["jupyterhub>=5.1", "jupyterlab", "jupyterhub-idle-culler", "batchspawner"],
 }
 
@@ -50,52 +55,66 @@ class Plan:
 
 def unit_text(prefix: str, config_path: str) -> str:
     """A systemd unit for the hub, run from its own virtual environment."""
-    return "\n".join([
-        "[Unit]",
-        "Description=JupyterHub (set up by labshare hub-config)",
-        "After=network.target",
-        "",
-        "[Service]",
-        "User=root",
-        f"Environment=PATH={prefix}/bin:/usr/local/bin:/usr/bin:/bin",
-        "WorkingDirectory=/var/lib/jupyterhub",
-        "StateDirectory=jupyterhub",
-        f"ExecStart={prefix}/bin/jupyterhub -f {config_path}",
-        "Restart=on-failure",
-        "",
-        "[Install]",
-        "WantedBy=multi-user.target",
-        "",
-    ])
+    return "\n".join(
+        [
+            "[Unit]",
+            "Description=JupyterHub (set up by labshare hub-config)",
+            "After=network.target",
+            "",
+            "[Service]",
+            "User=root",
+            f"Environment=PATH={prefix}/bin:/usr/local/bin:/usr/bin:/bin",
+            "WorkingDirectory=/var/lib/jupyterhub",
+            "StateDirectory=jupyterhub",
+            f"ExecStart={prefix}/bin/jupyterhub -f {config_path}",
+            "Restart=on-failure",
+            "",
+            "[Install]",
+            "WantedBy=multi-user.target",
+            "",
+        ]
+    )
 
 
 def make(inputs: HubInputs, spawner: str, host: str | None = None, node: str | None = None) -> Plan:
     """The migration plan for `spawner` on this host; `node` is the path of node, if found."""
     host = host or socket.gethostname()
     plan = Plan(spawner=spawner, host=host)
-    plan.running = [RunningServer(m.name, m.mode, m.port, m.pid) for m in inputs.members if m.running]
+    plan.running = [
+        RunningServer(m.name, m.mode, m.port, m.pid) for m in inputs.members if m.running
+    ]
     freed = {m.port for m in inputs.members if m.running and m.port}
     freed |= set(inputs.site.port_assignments.values())
     plan.ports_freed = sorted(freed)
     if spawner == "kubernetes":
         _on_kubernetes(plan)
     else:
-        _on_this_host(plan, inputs.site.hub, node if node is not None else shutil.which("node") or "")
+        _on_this_host(
+            plan, inputs.site.hub, node if node is not None else shutil.which("node") or ""
+        )
     for m in inputs.members:
         if m.root_dir and not m.root_dir.startswith(("~", "/")):
-            plan.warnings.append(f"{m.name}'s root dir {m.root_dir!r} is relative; the hub starts servers in it from the home.")
+            plan.warnings.append(
+                f"{m.name}'s root dir {m.root_dir!r} is relative; the hub starts servers in it from the home."
+            )
     return plan
 
 
 def _on_kubernetes(plan: Plan) -> None:
     plan.steps = [
-        Step("Write the Zero to JupyterHub values", ["labshare hub-config --spawner kubernetes -o values.yaml"],
-             "Pick an authenticator that works inside Kubernetes (PAM does not) with [hub] authenticator, "
-             "and mount the members' homes so their kernels come along."),
-        Step("Install the chart", [
-            "helm upgrade --install jhub jupyterhub --repo https://hub.jupyter.org/helm-chart/ "
-            "--namespace jhub --create-namespace --values values.yaml",
-        ]),
+        Step(
+            "Write the Zero to JupyterHub values",
+            ["labshare hub-config --spawner kubernetes -o values.yaml"],
+            "Pick an authenticator that works inside Kubernetes (PAM does not) with [hub] authenticator, "
+            "and mount the members' homes so their kernels come along.",
+        ),
+        Step(
+            "Install the chart",
+            [
+                "helm upgrade --install jhub jupyterhub --repo https://hub.jupyter.org/helm-chart/ "
+                "--namespace jhub --create-namespace --values values.yaml",
+            ],
+        ),
     ]
     plan.access = "kubectl --namespace jhub port-forward service/proxy-public 8000:80, then open http://127.0.0.1:8000"
 
@@ -112,26 +131,38 @@ def _on_this_host(plan: Plan, hub: HubSettings, node: str) -> None:
     plan.unit = unit_text(hub.prefix, CONFIG_PATH)
     plan.steps = [
         Step("Install JupyterHub, configurable-http-proxy and the spawner", install),
-        Step("Write the hub's config", [
-            "install -d -m 0755 /etc/jupyterhub",
-            f"labshare hub-config --spawner {spawner} -o {CONFIG_PATH}",
-        ]),
-        Step("Install the systemd unit for the hub", [
-            "editor /etc/systemd/system/jupyterhub.service   # the unit below",
-            "systemctl daemon-reload",
-        ]),
+        Step(
+            "Write the hub's config",
+            [
+                "install -d -m 0755 /etc/jupyterhub",
+                f"labshare hub-config --spawner {spawner} -o {CONFIG_PATH}",
+            ],
+        ),
+        Step(
+            "Install the systemd unit for the hub",
+            [
+                "editor /etc/systemd/system/jupyterhub.service   # the unit below",
+                "systemctl daemon-reload",
+            ],
+        ),
     ]
     if plan.running:
         names = ", ".join(r.user for r in plan.running)
-        plan.steps.append(Step(
-            "Ask the members with a running server to save their work and stop it",
-            [f"sudo -u {r.user} -H labshare stop" for r in plan.running],
-            f"Running now: {names}. Their kernels and environments stay in their homes and appear in the hub.",
-        ))
-    plan.steps.append(Step("Start the hub", ["systemctl enable --now jupyterhub", "systemctl status jupyterhub"]))
+        plan.steps.append(
+            Step(
+                "Ask the members with a running server to save their work and stop it",
+                [f"sudo -u {r.user} -H labshare stop" for r in plan.running],
+                f"Running now: {names}. Their kernels and environments stay in their homes and appear in the hub.",
+            )
+        )
+    plan.steps.append(
+        Step("Start the hub", ["systemctl enable --now jupyterhub", "systemctl status jupyterhub"])
+    )
     plan.access = f"ssh -N -L {hub.port}:127.0.0.1:{hub.port} USER@{host}, then open http://127.0.0.1:{hub.port}"
     if hub.ip != "127.0.0.1":
-        plan.access = f"open http://{host}:{hub.port} (the hub listens on {hub.ip}, as [hub] ip says)"
+        plan.access = (
+            f"open http://{host}:{hub.port} (the hub listens on {hub.ip}, as [hub] ip says)"
+        )
     if spawner == "slurm":
         plan.warnings.append(
             "Single-user servers run on compute nodes: set c.JupyterHub.hub_connect_ip to an address the nodes "

@@ -14,7 +14,14 @@ from typing import Any
 
 MARK = "labshare-generated"
 # Sections in the order an admin reads them: the hub, who may log in, what each server gets.
-ORDER = ["JupyterHub", "Authenticator", "PAMAuthenticator", "Spawner", "SystemdSpawner", "SlurmSpawner"]
+ORDER = [
+    "JupyterHub",
+    "Authenticator",
+    "PAMAuthenticator",
+    "Spawner",
+    "SystemdSpawner",
+    "SlurmSpawner",
+]
 
 
 def header(command: str, source: str, notes: Sequence[str] = ()) -> list[str]:
@@ -24,8 +31,13 @@ def header(command: str, source: str, notes: Sequence[str] = ()) -> list[str]:
         "# Re-run that command after changing the site config; edits made here are lost then.",
     ]
     for note in notes:
-        lines += textwrap.wrap(note, width=100, initial_indent="# Note: ", subsequent_indent="#   ",
-                               break_on_hyphens=False)
+        lines += textwrap.wrap(
+            note,
+            width=100,
+            initial_indent="# Note: ",
+            subsequent_indent="#   ",
+            break_on_hyphens=False,
+        )
     return lines
 
 

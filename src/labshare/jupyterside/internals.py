@@ -46,9 +46,16 @@ _YDOC_APP = "jupyter_server_ydoc.app.YDocExtension"
 _STACK = "jupyter_server_nbmodel.execution_stack.ExecutionStack"
 
 USES: tuple[Internal, ...] = (
-    Internal("jupyter-client", "jupyter_client.provisioning.LocalProvisioner._scrub_kwargs", _CLIENT, KERNEL_SURVIVAL),
+    Internal(
+        "jupyter-client",
+        "jupyter_client.provisioning.LocalProvisioner._scrub_kwargs",
+        _CLIENT,
+        KERNEL_SURVIVAL,
+    ),
     Internal("jupyter-client", f"{_KM}._launch_args", _CLIENT, KERNEL_SURVIVAL),
-    Internal("jupyter-client", f"{_KM}._attempted_start", _CLIENT, KERNEL_SURVIVAL, on_instances=True),
+    Internal(
+        "jupyter-client", f"{_KM}._attempted_start", _CLIENT, KERNEL_SURVIVAL, on_instances=True
+    ),
     Internal("jupyter-client", f"{_KM}._connection_file_written", _CLIENT, KERNEL_SURVIVAL),
     Internal("jupyter-client", f"{_KM}._close_control_socket", _CLIENT, KERNEL_SURVIVAL),
     Internal("jupyter-client", f"{_MKM}._kernels", _CLIENT, KERNEL_SURVIVAL),
@@ -59,15 +66,25 @@ USES: tuple[Internal, ...] = (
     Internal("jupyter-server", f"{_MAPPING}._initialized_culler", _SERVER, KERNEL_SURVIVAL),
     Internal("jupyter-server", f"{_MAPPING}._handle_kernel_died", _SERVER, KERNEL_SURVIVAL),
     Internal("jupyter-server-ydoc", f"{_ROOM}._save_to_disc", _YDOC, OUTPUT_KEEPING),
-    Internal("jupyter-server-ydoc", f"{_ROOM}._saving_document", _YDOC, OUTPUT_KEEPING, on_instances=True),
+    Internal(
+        "jupyter-server-ydoc", f"{_ROOM}._saving_document", _YDOC, OUTPUT_KEEPING, on_instances=True
+    ),
     Internal("jupyter-server-ydoc", f"{_ROOM}._document", _YDOC, OUTPUT_KEEPING, on_instances=True),
     Internal("jupyter-server-ydoc", f"{_ROOM}._file", _YDOC, OUTPUT_KEEPING, on_instances=True),
     Internal("jupyter-server-ydoc", f"{_YDOC_APP}._room_locks", _YDOC, OUTPUT_KEEPING),
-    Internal("jupyter-server-ydoc", f"{_YDOC_APP}.file_loaders", _YDOC, OUTPUT_KEEPING, on_instances=True),
+    Internal(
+        "jupyter-server-ydoc", f"{_YDOC_APP}.file_loaders", _YDOC, OUTPUT_KEEPING, on_instances=True
+    ),
     Internal("jupyter-server-nbmodel", f"{_STACK}._get_local_client", _NBMODEL, OUTPUT_KEEPING),
     Internal("jupyter-server-nbmodel", f"{_STACK}._get_client", _NBMODEL, OUTPUT_KEEPING),
     # set by the stack on the kernel clients it makes for another process's kernel
-    Internal("jupyter-server-nbmodel", f"{_STACK}._server_nbmodel_remote", _NBMODEL, OUTPUT_KEEPING, on_instances=True),
+    Internal(
+        "jupyter-server-nbmodel",
+        f"{_STACK}._server_nbmodel_remote",
+        _NBMODEL,
+        OUTPUT_KEEPING,
+        on_instances=True,
+    ),
 )
 
 
@@ -78,7 +95,7 @@ def launch_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:
     """What the stock provisioner passes on to `launch_kernel` of a kernel manager's launch arguments."""
     from jupyter_client.provisioning import LocalProvisioner
 
-    return LocalProvisioner._scrub_kwargs(kwargs)  # type: ignore[no-any-return]
+    return LocalProvisioner._scrub_kwargs(kwargs)
 
 
 def mark_running(km: Any, cwd: str) -> None:
@@ -155,7 +172,7 @@ def is_document(room: Any) -> bool:
 
 def save(room: Any) -> Awaitable[None] | None:
     """Start saving the room's document now; None when it cannot be saved."""
-    return room._save_to_disc()  # type: ignore[no-any-return]
+    return room._save_to_disc()
 
 
 def saving(room: Any) -> bool:
@@ -174,7 +191,7 @@ def running_cell(room: Any) -> bool:
 def room_path(room: Any) -> str | None:
     """The path of the room's file, relative to the server's root; None when it is gone."""
     try:
-        return room._file.path  # type: ignore[no-any-return]
+        return room._file.path
     except (RuntimeError, KeyError, OSError):
         return None
 
@@ -198,7 +215,9 @@ async def forget_file(app: Any, file_id: str) -> None:
 # Output keeping: jupyter-server-nbmodel's kernel clients.
 
 
-def wrap_execution_clients(made: Callable[[Any], None], handed: Callable[[Any], Awaitable[None]]) -> bool:
+def wrap_execution_clients(
+    made: Callable[[Any], None], handed: Callable[[Any], Awaitable[None]]
+) -> bool:
     """Have server-side execution call `made(client)` on each kernel client it makes, and await
     `handed(client)` before it uses one of a kernel in this process; once, however often called.
 

@@ -27,6 +27,8 @@ class MemberKernelSpecManager(KernelSpecManager):
 
     def get_kernel_spec(self, kernel_name: str) -> KernelSpec:
         spec = super().get_kernel_spec(kernel_name)
-        if is_own(Path(spec.resource_dir)):  # jupyter_client falls back to ipykernel's python3 by name
+        if is_own(
+            Path(spec.resource_dir)
+        ):  # jupyter_client falls back to ipykernel's python3 by name
             raise NoSuchKernel(kernel_name)
         return spec

@@ -42,19 +42,31 @@ from traitlets.config import LoggingConfigurable
 from labshare.jupyterside import internals
 from labshare.jupyterside.execution_clients import prepare_execution_clients
 
-FRONTENDS = ("@jupyter/collaboration-extension", "@jupyter/docprovider-extension", "@datalayer/jupyter-server-nbmodel")
-STOCK_PLUGINS = ("@jupyterlab/notebook-extension:cell-executor", "@jupyterlab/filebrowser-extension:defaultFileBrowser")
+FRONTENDS = (
+    "@jupyter/collaboration-extension",
+    "@jupyter/docprovider-extension",
+    "@datalayer/jupyter-server-nbmodel",
+)
+STOCK_PLUGINS = (
+    "@jupyterlab/notebook-extension:cell-executor",
+    "@jupyterlab/filebrowser-extension:defaultFileBrowser",
+)
 
 
 class OutputKeeper(LoggingConfigurable):
     """Periodic save and safe freeing of the server's shared documents."""
 
-    keep = Bool(True, config=True, help="Whether cells run on the server side and keep their outputs.")
+    keep = Bool(
+        True, config=True, help="Whether cells run on the server side and keep their outputs."
+    )
     save_every = Float(
-        2.0, config=True, help="Longest time, in seconds, a change waits before it is saved, even mid-output."
+        2.0,
+        config=True,
+        help="Longest time, in seconds, a change waits before it is saved, even mid-output.",
     )
     free_after = Float(
-        60.0, config=True,
+        60.0,
+        config=True,
         help="Seconds a document must be unused (no tab, idle kernel, no running cell, saved) before it is freed.",
     )
     tick = Float(1.0, config=True, help="Seconds between two sweeps.")
@@ -77,7 +89,9 @@ class OutputKeeper(LoggingConfigurable):
         app = self.ydoc_app()
         if app is None:
             return 0
-        return sum(1 for room in app.ywebsocket_server.rooms.values() if internals.is_document(room))
+        return sum(
+            1 for room in app.ywebsocket_server.rooms.values() if internals.is_document(room)
+        )
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run())
@@ -111,7 +125,11 @@ class OutputKeeper(LoggingConfigurable):
         if app is None:
             return
         now = time.monotonic()
-        rooms = {rid: room for rid, room in list(app.ywebsocket_server.rooms.items()) if internals.is_document(room)}
+        rooms = {
+            rid: room
+            for rid, room in list(app.ywebsocket_server.rooms.items())
+            if internals.is_document(room)
+        }
         for rid in list(self._rooms):
             if rooms.get(rid) is not self._rooms[rid][0]:
                 self._forget(rid)
@@ -128,7 +146,12 @@ class OutputKeeper(LoggingConfigurable):
                 self._changed.pop(rid, None)
                 if internals.save(room) is None:
                     self._changed[rid] = changed
-            if room.clients or rid in self._changed or internals.saving(room) or internals.running_cell(room):
+            if (
+                room.clients
+                or rid in self._changed
+                or internals.saving(room)
+                or internals.running_cell(room)
+            ):
                 self._used[rid] = now
                 continue
             if busy is None:
@@ -195,16 +218,22 @@ def _return_memory() -> None:
             ctypes.CDLL(libc).malloc_trim(0)
 
 
-def _hide_frontends(handler: Any, page_config: dict[str, Any], chained: Any = None) -> dict[str, Any]:
+def _hide_frontends(
+    handler: Any, page_config: dict[str, Any], chained: Any = None
+) -> dict[str, Any]:
     """Lab without collaboration and server-side execution, with the stock executor and file browser back."""
     if chained is not None:
         page_config = chained(handler, page_config)
-    disabled = [name for name in page_config.get("disabledExtensions", []) if name not in STOCK_PLUGINS]
-    page_config["disabledExtensions"] = disabled + [name for name in FRONTENDS if name not in disabled]
+    disabled = [
+        name for name in page_config.get("disabledExtensions", []) if name not in STOCK_PLUGINS
+    ]
+    page_config["disabledExtensions"] = disabled + [
+        name for name in FRONTENDS if name not in disabled
+    ]
     return page_config
 
 
-class OutputsHandler(APIHandler):  # type: ignore[misc]
+class OutputsHandler(APIHandler):
     """Whether output keeping is active here, and how many documents the server holds."""
 
     keeper: OutputKeeper
@@ -216,14 +245,16 @@ class OutputsHandler(APIHandler):  # type: ignore[misc]
     async def get(self) -> None:
         keeper = self.keeper
         active = keeper.keep and keeper.ydoc_app() is not None
-        self.finish({
-            "keep_outputs": active,
-            "documents": keeper.documents(),
-            "freed": keeper.freed,
-            "save_every": keeper.save_every,
-            "free_after": keeper.free_after,
-            "problem": keeper.problem,
-        })
+        self.finish(
+            {
+                "keep_outputs": active,
+                "documents": keeper.documents(),
+                "freed": keeper.freed,
+                "save_every": keeper.save_every,
+                "free_after": keeper.free_after,
+                "problem": keeper.problem,
+            }
+        )
 
 
 def _jupyter_server_extension_points() -> list[dict[str, str]]:
@@ -239,10 +270,14 @@ def _load_jupyter_server_extension(serverapp: Any) -> None:
         chained = serverapp.web_app.settings.get("page_config_hook")
         serverapp.web_app.settings["page_config_hook"] = lambda h, c: _hide_frontends(h, c, chained)
     elif keeper.ydoc_app() is None:
-        serverapp.log.warning("labshare: jupyter-collaboration is not loaded, so outputs are not kept")
+        serverapp.log.warning(
+            "labshare: jupyter-collaboration is not loaded, so outputs are not kept"
+        )
     elif not prepare_execution_clients():
-        serverapp.log.warning("labshare: jupyter-server-nbmodel changed, so the answer to input() in a kernel's "
-                              "first run may be lost on a busy server; report it to labshare")
+        serverapp.log.warning(
+            "labshare: jupyter-server-nbmodel changed, so the answer to input() in a kernel's "
+            "first run may be lost on a busy server; report it to labshare"
+        )
 
 
 async def _start_jupyter_server_extension(serverapp: Any) -> None:

@@ -52,13 +52,17 @@ class Idle:
     cards: list[str]
     pids: set[int]
     memory: int = 0
-    labels: list[str] | None = None  # "GPU 0", by NVML index, for people; the cards' UUIDs where unknown
+    labels: list[str] | None = (
+        None  # "GPU 0", by NVML index, for people; the cards' UUIDs where unknown
+    )
 
 
 class GpuReclaimer(LoggingConfigurable):
     """The periodic sweep that warns about, then shuts down, kernels idle on their GPUs."""
 
-    state_dir = Unicode("", config=True, help="The member's private state dir, for the history and warnings.")
+    state_dir = Unicode(
+        "", config=True, help="The member's private state dir, for the history and warnings."
+    )
     tick = Float(2.0, config=True, help="Seconds between two sweeps.")
 
     def __init__(self, serverapp: Any, **kwargs: Any):
@@ -128,22 +132,42 @@ class GpuReclaimer(LoggingConfigurable):
             if use.unknown & set(kernel.cards):
                 kernel.memory = 0  # this card cannot say its kernel is idle: never reclaimed
                 continue
-            used = [s.at for s in use.samples
-                    if s.pid in kernel.pids and s.card in kernel.cards and s.sm_percent > 0 and s.at > kernel.since]
+            used = [
+                s.at
+                for s in use.samples
+                if s.pid in kernel.pids
+                and s.card in kernel.cards
+                and s.sm_percent > 0
+                and s.at > kernel.since
+            ]
             if used:
                 self._used[kernel.kernel_id] = kernel.since = max(used)
-            kernel.memory = sum(amount or 0 for d in devices if d.uuid in kernel.cards
-                                for pid, amount in d.processes.items() if pid in kernel.pids)
-            kernel.labels = [f"GPU {d.index}" for d in devices if d.uuid in kernel.cards] or kernel.cards
+            kernel.memory = sum(
+                amount or 0
+                for d in devices
+                if d.uuid in kernel.cards
+                for pid, amount in d.processes.items()
+                if pid in kernel.pids
+            )
+            kernel.labels = [
+                f"GPU {d.index}" for d in devices if d.uuid in kernel.cards
+            ] or kernel.cards
 
     def _warn(self, kernel: Idle, at: float) -> None:
-        self._notices[kernel.kernel_id] = history.Notice(kernel_id=kernel.kernel_id, cards=kernel.cards, at=at)
+        self._notices[kernel.kernel_id] = history.Notice(
+            kernel_id=kernel.kernel_id, cards=tuple(kernel.cards), at=at
+        )
         history.save_warnings(Path(self.state_dir), self._notices)
         idle_for = duration(int(time.time() - kernel.since))
         self.log.warning(
             "labshare: kernel %s holds %s on GPU %s but has used none of it for %s; it will be shut down "
-            "(its notebook saved) at %s unless it runs something", kernel.kernel_id, size(kernel.memory),
-            ", ".join(kernel.cards), idle_for, time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(at)))
+            "(its notebook saved) at %s unless it runs something",
+            kernel.kernel_id,
+            size(kernel.memory),
+            ", ".join(kernel.cards),
+            idle_for,
+            time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(at)),
+        )
         self._messages[kernel.kernel_id] = (
             f"at {time.strftime('%H:%M', time.localtime(at))} to free {', '.join(kernel.labels or kernel.cards)} "
             f"(idle {idle_for}, holding {size(kernel.memory)}); run a cell to keep it."
@@ -155,8 +179,15 @@ class GpuReclaimer(LoggingConfigurable):
         for kernel_id, notice in sorted(self._notices.items(), key=lambda item: item[1].at):
             notebook = await self._notebook(kernel_id)
             when = self._messages[kernel_id]
-            shown.append({"kernel_id": kernel_id, "notebook": notebook, "cards": notice.cards, "at": notice.at,
-                          "message": f"labshare will shut down the kernel of {notebook or 'a console'} {when}"})
+            shown.append(
+                {
+                    "kernel_id": kernel_id,
+                    "notebook": notebook,
+                    "cards": notice.cards,
+                    "at": notice.at,
+                    "message": f"labshare will shut down the kernel of {notebook or 'a console'} {when}",
+                }
+            )
         return shown
 
     def _withdraw(self, kernel_id: str) -> None:
@@ -176,12 +207,26 @@ class GpuReclaimer(LoggingConfigurable):
         self._notices.pop(kernel.kernel_id, None)
         self._messages.pop(kernel.kernel_id, None)
         history.save_warnings(Path(self.state_dir), self._notices)
-        history.record(Path(self.state_dir), history.Reclaimed(
-            user=psutil.Process().username(), kernel_id=kernel.kernel_id, notebook=notebook, cards=kernel.cards,
-            idle_seconds=int(now - kernel.since), memory_bytes=kernel.memory, at=now))
-        self.log.warning("labshare: shut down kernel %s (%s), idle on GPU %s for %s; %s of GPU memory came back",
-                         kernel.kernel_id, notebook or "no notebook", ", ".join(kernel.cards),
-                         duration(int(now - kernel.since)), size(kernel.memory))
+        history.record(
+            Path(self.state_dir),
+            history.Reclaimed(
+                user=psutil.Process().username(),
+                kernel_id=kernel.kernel_id,
+                notebook=notebook,
+                cards=tuple(kernel.cards),
+                idle_seconds=int(now - kernel.since),
+                memory_bytes=kernel.memory,
+                at=now,
+            ),
+        )
+        self.log.warning(
+            "labshare: shut down kernel %s (%s), idle on GPU %s for %s; %s of GPU memory came back",
+            kernel.kernel_id,
+            notebook or "no notebook",
+            ", ".join(kernel.cards),
+            duration(int(now - kernel.since)),
+            size(kernel.memory),
+        )
 
     async def _notebook(self, kernel_id: str) -> str | None:
         for session in await self.serverapp.session_manager.list_sessions():
@@ -217,7 +262,9 @@ class NoticesHandler(APIHandler):
     async def get(self) -> None:
         reclaimer = self.reclaimer
         if not reclaimer.active:
-            self.finish({"notices": [], "every": None})  # nothing here is ever reclaimed: Lab stops asking
+            self.finish(
+                {"notices": [], "every": None}
+            )  # nothing here is ever reclaimed: Lab stops asking
             return
         every = min(30.0, max(reclaimer.tick, float(reclaimer.policy.reclaim_warning or 0) / 10))
         self.finish({"notices": await reclaimer.notices(), "every": every})

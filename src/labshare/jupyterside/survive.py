@@ -60,7 +60,7 @@ GPU_POLICY_HELP = "The member's GPU policy as JSON (gpus.assign.GpuPolicy), from
 PROBE_POLL = 1.0  # seconds between looks at whether a kernel yet to answer `kernel_info` runs
 
 
-class Refused(web.HTTPError):  # type: ignore[misc]
+class Refused(web.HTTPError):
     """A kernel labshare will not start; Lab's dialog and the REST API's 500 show the sentence as it is."""
 
     def __init__(self, sentence: str):
@@ -70,10 +70,12 @@ class Refused(web.HTTPError):  # type: ignore[misc]
         return str(self.log_message)
 
 
-class LabshareProvisioner(LocalProvisioner):  # type: ignore[misc]
+class LabshareProvisioner(LocalProvisioner):
     """A local provisioner whose kernels survive the server and can be managed by the next one."""
 
-    records_dir = Unicode("", config=True, help="Where kernel records live (the member's private state dir).")
+    records_dir = Unicode(
+        "", config=True, help="Where kernel records live (the member's private state dir)."
+    )
     gpu_policy = Unicode("", config=True, help=GPU_POLICY_HELP)
 
     adopted_pid: int | None = None
@@ -92,13 +94,17 @@ class LabshareProvisioner(LocalProvisioner):  # type: ignore[misc]
         kwargs["independent"] = True
         gpus = self.gpus
         try:
-            wanted = self._project_gpus()  # read even without leasing: a typo in it refuses the kernel
+            wanted = (
+                self._project_gpus()
+            )  # read even without leasing: a typo in it refuses the kernel
             held, env = gpu_leases.start(gpus, self.kernel_id, wanted if gpus.leased else None)
         except LabshareError as exc:
             raise self._refused(exc) from None
         kwargs["env"] = {**(kwargs.get("env") or os.environ), **env}
         try:
-            self.process = launch_kernel(unwrap(cmd), **kwargs)  # leased here: the spec's gate would lease again
+            self.process = launch_kernel(
+                unwrap(cmd), **kwargs
+            )  # leased here: the spec's gate would lease again
         except BaseException:
             gpu_leases.release(gpus, self.kernel_id)
             raise
@@ -121,28 +127,34 @@ class LabshareProvisioner(LocalProvisioner):  # type: ignore[misc]
             return
         km = self.parent
         info = dict(self.connection_info)
-        if isinstance(info.get("key"), bytes):
-            info["key"] = info["key"].decode()
-        write_record(self.records_dir, KernelRecord(
-            kernel_id=self.kernel_id,
-            kernel_name=getattr(km, "kernel_name", ""),
-            connection_file=getattr(km, "connection_file", ""),
-            connection_info=info,
-            pid=self.pid,
-            pgid=self.pgid,
-            started=process_started(self.pid) if self.pid else None,
-            cwd=str(self.cwd),
-            owner_pid=os.getpid(),
-            owner_started=process_started(os.getpid()),
-            survived=survived,
-        ))
+        key = info.get("key")
+        if isinstance(key, bytes):
+            info["key"] = key.decode()
+        write_record(
+            self.records_dir,
+            KernelRecord(
+                kernel_id=self.kernel_id,
+                kernel_name=getattr(km, "kernel_name", ""),
+                connection_file=getattr(km, "connection_file", ""),
+                connection_info=info,
+                pid=self.pid,
+                pgid=self.pgid,
+                started=process_started(self.pid) if self.pid else None,
+                cwd=str(self.cwd),
+                owner_pid=os.getpid(),
+                owner_started=process_started(os.getpid()),
+                survived=survived,
+            ),
+        )
 
     def adopt(self, record: KernelRecord) -> None:
         self.pid = self.adopted_pid = record.pid
         self.pgid = record.pgid
         self.adopted_started = record.started
         self.cwd = record.cwd
-        self.connection_info = cast(Any, dict(record.connection_info))  # Jupyter's TypedDict, read from JSON
+        self.connection_info = cast(
+            Any, dict(record.connection_info)
+        )  # Jupyter's TypedDict, read from JSON
 
     async def poll(self) -> int | None:
         if self.process is not None:
@@ -162,7 +174,11 @@ class LabshareProvisioner(LocalProvisioner):  # type: ignore[misc]
     async def send_signal(self, signum: int) -> None:
         if self.process is not None:
             return await super().send_signal(signum)
-        if self.adopted_pid is None or not _alive(self.adopted_pid, self.adopted_started):
+        if (
+            self.adopted_pid is None
+            or self.pgid is None
+            or not _alive(self.adopted_pid, self.adopted_started)
+        ):
             return
         try:
             os.killpg(self.pgid, signum)
@@ -183,8 +199,9 @@ class LabshareProvisioner(LocalProvisioner):  # type: ignore[misc]
 
     def _refused(self, exc: LabshareError) -> Refused:
         """The error for a kernel that will not start, its connection file (with its key) removed."""
-        with contextlib.suppress(OSError, AttributeError):
-            self.parent.cleanup_connection_file()
+        if self.parent is not None:
+            with contextlib.suppress(OSError, AttributeError):
+                self.parent.cleanup_connection_file()
         return Refused(str(exc))
 
     def _project_gpus(self) -> int | None:
@@ -206,8 +223,12 @@ class LabshareProvisioner(LocalProvisioner):  # type: ignore[misc]
 class LabshareKernelManager(internals.KernelManagerHooks, AsyncMappingKernelManager):  # type: ignore[misc]
     """Adopts the member's surviving kernels at start-up; keeps them on a restart."""
 
-    records_dir = Unicode("", config=True, help="Where kernel records live (the member's private state dir).")
-    keep_marker = Unicode("", config=True, help="A file that, while present, keeps kernels running at shutdown.")
+    records_dir = Unicode(
+        "", config=True, help="Where kernel records live (the member's private state dir)."
+    )
+    keep_marker = Unicode(
+        "", config=True, help="A file that, while present, keeps kernels running at shutdown."
+    )
     gpu_policy = Unicode("", config=True, help=GPU_POLICY_HELP)
 
     def __init__(self, **kwargs: Any):
@@ -226,10 +247,15 @@ class LabshareKernelManager(internals.KernelManagerHooks, AsyncMappingKernelMana
         try:
             fcntl.flock(lock, fcntl.LOCK_EX)
             for record in read_records(self.records_dir):
-                if _alive(record.owner_pid, record.owner_started) and record.owner_pid != os.getpid():
+                if (
+                    _alive(record.owner_pid, record.owner_started)
+                    and record.owner_pid != os.getpid()
+                ):
                     continue  # another live server holds it
                 if not running(record):
-                    self.log.info("Kernel %s died while no server was up; dropping it", record.kernel_id)
+                    self.log.info(
+                        "Kernel %s died while no server was up; dropping it", record.kernel_id
+                    )
                     drop(self.records_dir, record)
                     gpu_leases.release(GpuPolicy.from_json(self.gpu_policy), record.kernel_id)
                     continue
@@ -249,7 +275,8 @@ class LabshareKernelManager(internals.KernelManagerHooks, AsyncMappingKernelMana
 
         kernel_id = record.kernel_id
         km = self.kernel_manager_factory(
-            connection_file=record.connection_file or os.path.join(self.connection_dir, f"kernel-{kernel_id}.json"),
+            connection_file=record.connection_file
+            or os.path.join(self.connection_dir, f"kernel-{kernel_id}.json"),
             parent=self,
             log=self.log,
             kernel_name=record.kernel_name,
@@ -272,8 +299,12 @@ class LabshareKernelManager(internals.KernelManagerHooks, AsyncMappingKernelMana
         km.provisioner.save(survived=km.labshare_survived)
         internals.register(self, kernel_id, km)
         self._adopted.append(kernel_id)
-        self.log.info("Adopted kernel %s (pid %s), surviving server restart %d", kernel_id,
-                      record.pid, km.labshare_survived)
+        self.log.info(
+            "Adopted kernel %s (pid %s), surviving server restart %d",
+            kernel_id,
+            record.pid,
+            km.labshare_survived,
+        )
 
     async def _watch_adopted(self) -> None:
         """Watch adopted kernels like fresh ones, and find out which of them are busy."""

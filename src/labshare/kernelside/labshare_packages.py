@@ -44,7 +44,9 @@ def uv_project() -> Path | None:
         return None
     root = Path(named).expanduser()
     env = root / Path(os.environ.get("UV_PROJECT_ENVIRONMENT") or ".venv").expanduser()
-    if not (root / "pyproject.toml").is_file() or os.path.realpath(env) != os.path.realpath(sys.prefix):
+    if not (root / "pyproject.toml").is_file() or os.path.realpath(env) != os.path.realpath(
+        sys.prefix
+    ):
         return None
     return root
 
@@ -69,19 +71,30 @@ def plan(args: list[str], project: Path | None) -> tuple[list[str], str]:
         uv_args = ["pip", *args]
     if verb not in ("install", "uninstall"):
         return uv_args, ""
-    return uv_args, (f"{NAME}: %pip {verb} ran `uv pip {verb}`: changed {here} only "
-                     "(recorded in no pyproject.toml).")
+    return uv_args, (
+        f"{NAME}: %pip {verb} ran `uv pip {verb}`: changed {here} only "
+        "(recorded in no pyproject.toml)."
+    )
 
 
 def run_uv(uv_args: list[str]) -> int:
     """Run labshare's uv (or the member's own, whichever is first on PATH), its output shown as it comes."""
     uv = shutil.which("uv")
     if uv is None:
-        print(f"{NAME}: uv is not on this kernel's PATH; run `labshare start` on the server, "
-              "then restart this kernel.", file=sys.stderr)
+        print(
+            f"{NAME}: uv is not on this kernel's PATH; run `labshare start` on the server, "
+            "then restart this kernel.",
+            file=sys.stderr,
+        )
         return 127
-    child = subprocess.Popen([uv, *uv_args], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                             stderr=subprocess.STDOUT, text=True, errors="replace")
+    child = subprocess.Popen(
+        [uv, *uv_args],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        errors="replace",
+    )
     try:
         assert child.stdout is not None
         for line in child.stdout:
@@ -103,8 +116,10 @@ def pip(line: str) -> None:
     if code == 0 and said:
         print(said)
     elif code != 0:
-        print(f"{NAME}: `uv {shlex.join(uv_args)}` failed (exit {code}); uv said why above.",
-              file=sys.stderr)
+        print(
+            f"{NAME}: `uv {shlex.join(uv_args)}` failed (exit {code}); uv said why above.",
+            file=sys.stderr,
+        )
 
 
 def uv(line: str) -> None:

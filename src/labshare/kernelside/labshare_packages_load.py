@@ -14,12 +14,15 @@ def _labshare_load_packages(here):
         spec.loader.exec_module(module)
         sys.modules[spec.name] = module
         get_ipython().extension_manager.load_extension(spec.name)  # noqa: F821 (IPython's own)
-    except Exception as exc:  # noqa: BLE001 (whatever it is, the kernel must start)
-        warnings.warn(f"labshare's %pip for uv was not loaded ({exc}); run `labshare start`, "
-                      "then restart this kernel.", stacklevel=1)
+    except Exception as exc:
+        warnings.warn(
+            f"labshare's %pip for uv was not loaded ({exc}); run `labshare start`, "
+            "then restart this kernel.",
+            stacklevel=1,
+        )
 
 
 try:
-    _labshare_load_packages(__file__)  # noqa: F821 (IPython sets it for the file it runs)
+    _labshare_load_packages(__file__)
 finally:
     del _labshare_load_packages

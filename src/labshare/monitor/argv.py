@@ -17,14 +17,37 @@ from labshare.jupyterside import lab
 from labshare.server import lab as former_lab
 
 SUPERVISOR_MODULE = "labshare.server.supervise"
-_SCRIPTS = {"jupyter-lab": "lab", "jupyter-notebook": "notebook", "jupyter-server": "server",
-            "jupyter-nbclassic": "notebook"}
+_SCRIPTS = {
+    "jupyter-lab": "lab",
+    "jupyter-notebook": "notebook",
+    "jupyter-server": "server",
+    "jupyter-nbclassic": "notebook",
+}
 _SUBCOMMANDS = {"lab": "lab", "notebook": "notebook", "server": "server", "nbclassic": "notebook"}
-_MODULES = {"jupyterlab": "lab", "notebook": "notebook", "jupyter_server": "server", "nbclassic": "notebook",
-            lab.__name__: "lab", former_lab.__name__: "lab"}
+_MODULES = {
+    "jupyterlab": "lab",
+    "notebook": "notebook",
+    "jupyter_server": "server",
+    "nbclassic": "notebook",
+    lab.__name__: "lab",
+    former_lab.__name__: "lab",
+}
 # The apps' own subcommands (`jupyter lab build`, `jupyter server list`…): short-lived tools, not servers.
-_TOOLS = {"help", "list", "stop", "password", "extension", "labextension", "build", "clean", "licenses", "path",
-          "paths", "workspace", "workspaces"}
+_TOOLS = {
+    "help",
+    "list",
+    "stop",
+    "password",
+    "extension",
+    "labextension",
+    "build",
+    "clean",
+    "licenses",
+    "path",
+    "paths",
+    "workspace",
+    "workspaces",
+}
 _EXITS_AT_ONCE = {"-h", "--help", "--help-all", "--version", "-V", "--generate-config"}
 _TOKEN_KEYS = ("identityprovider.token", "serverapp.token", "notebookapp.token", "token")
 
@@ -47,7 +70,7 @@ def _app_args(argv: list[str]) -> tuple[str, list[str]] | None:
 
 
 def server_kind(argv: list[str]) -> str | None:
-    """"lab", "notebook" or "server" when `argv` runs a Jupyter server, else None."""
+    """ "lab", "notebook" or "server" when `argv` runs a Jupyter server, else None."""
     found = _app_args(argv)
     if found is None:
         return None
@@ -61,7 +84,9 @@ def server_kind(argv: list[str]) -> str | None:
 
 
 def is_supervisor(argv: list[str]) -> bool:
-    return any(a == "-m" and argv[i + 1 : i + 2] == [SUPERVISOR_MODULE] for i, a in enumerate(argv[:3]))
+    return any(
+        a == "-m" and argv[i + 1 : i + 2] == [SUPERVISOR_MODULE] for i, a in enumerate(argv[:3])
+    )
 
 
 def connection_file(argv: list[str]) -> str | None:
@@ -123,7 +148,13 @@ def listen_socket(opts: dict[str, str]) -> str | None:
 
 
 def root_dir(opts: dict[str, str]) -> str | None:
-    return first(opts, "serverapp.root_dir", "notebookapp.notebook_dir", "serverapp.notebook_dir", "notebook-dir")
+    return first(
+        opts,
+        "serverapp.root_dir",
+        "notebookapp.notebook_dir",
+        "serverapp.notebook_dir",
+        "notebook-dir",
+    )
 
 
 def token_required(opts: dict[str, str]) -> bool | None:

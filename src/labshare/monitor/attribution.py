@@ -64,8 +64,18 @@ def find(procs: dict[int, Proc], only_uid: int | None) -> list[Found]:
     serving = {f.supervisor.pid for f in found if f.supervisor}
     for pid, sup in supervisors.items():
         if pid not in serving and visible(sup):
-            found.append(Found(proc=None, uid=sup.uid, kind="lab", managed=True, options={}, supervisor=sup,
-                               token_required=True, notes=["Jupyter is being (re)started by the supervisor"]))
+            found.append(
+                Found(
+                    proc=None,
+                    uid=sup.uid,
+                    kind="lab",
+                    managed=True,
+                    options={},
+                    supervisor=sup,
+                    token_required=True,
+                    notes=["Jupyter is being (re)started by the supervisor"],
+                )
+            )
     for proc in procs.values():
         if visible(proc) and cmd.connection_file(proc.argv) is not None:
             _kernel_of(proc, procs, found, by_state, by_pid).kernels.append(proc)
@@ -75,8 +85,15 @@ def find(procs: dict[int, Proc], only_uid: int | None) -> list[Found]:
 def _server(proc: Proc, kind: str, supervisor: Proc | None) -> Found:
     opts = cmd.options(proc.argv)
     records = opts.get("labsharekernelmanager.records_dir")
-    server = Found(proc=proc, uid=proc.uid, kind=kind, managed=bool(records or supervisor), options=opts,
-                   supervisor=supervisor, state_dir=Path(records).parent if records else None)
+    server = Found(
+        proc=proc,
+        uid=proc.uid,
+        kind=kind,
+        managed=bool(records or supervisor),
+        options=opts,
+        supervisor=supervisor,
+        state_dir=Path(records).parent if records else None,
+    )
     if server.managed:
         server.token_required = True
         if supervisor is None:
@@ -87,7 +104,11 @@ def _server(proc: Proc, kind: str, supervisor: Proc | None) -> Found:
 
 
 def _kernel_of(
-    proc: Proc, procs: dict[int, Proc], found: list[Found], by_state: dict[Path, Found], by_pid: dict[int, Found]
+    proc: Proc,
+    procs: dict[int, Proc],
+    found: list[Found],
+    by_state: dict[Path, Found],
+    by_pid: dict[int, Found],
 ) -> Found:
     """The server a kernel belongs to; kernels no server runs for are grouped by owner and state folder."""
     runtime = Path(cmd.connection_file(proc.argv) or "").parent
@@ -96,17 +117,32 @@ def _kernel_of(
         server = _ancestor(proc, procs, by_pid)
     if server is not None:
         return server
-    labshare_dir = runtime.parent if runtime.name == "runtime" and "labshare" in runtime.parts else None
+    labshare_dir = (
+        runtime.parent if runtime.name == "runtime" and "labshare" in runtime.parts else None
+    )
     for other in found:
-        if other.proc is None and other.uid == proc.uid and other.kind == "kernels" and other.state_dir == labshare_dir:
+        if (
+            other.proc is None
+            and other.uid == proc.uid
+            and other.kind == "kernels"
+            and other.state_dir == labshare_dir
+        ):
             return other
     waiting = [f for f in found if f.proc is None and f.uid == proc.uid and f.kind != "kernels"]
     if len(waiting) == 1 and labshare_dir is not None:
         return waiting[0]
-    orphans = Found(proc=None, uid=proc.uid, kind="kernels", managed=labshare_dir is not None, options={},
-                    state_dir=labshare_dir,
-                    notes=["no server runs for these kernels"
-                           + ("; the next `labshare start` adopts them" if labshare_dir else "")])
+    orphans = Found(
+        proc=None,
+        uid=proc.uid,
+        kind="kernels",
+        managed=labshare_dir is not None,
+        options={},
+        state_dir=labshare_dir,
+        notes=[
+            "no server runs for these kernels"
+            + ("; the next `labshare start` adopts them" if labshare_dir else "")
+        ],
+    )
     found.append(orphans)
     return orphans
 

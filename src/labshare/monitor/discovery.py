@@ -29,7 +29,8 @@ from labshare.server.records import read_records
 
 HTTP_TIMEOUT = 1.0
 _CONFIG_EMPTY_TOKEN = re.compile(
-    r"""^\s*c\.(?:IdentityProvider|ServerApp|NotebookApp)\.token\s*=\s*(?:''|"")\s*(?:#.*)?$""", re.MULTILINE
+    r"""^\s*c\.(?:IdentityProvider|ServerApp|NotebookApp)\.token\s*=\s*(?:''|"")\s*(?:#.*)?$""",
+    re.MULTILINE,
 )
 
 
@@ -55,7 +56,9 @@ def ask(server: Found, secrets: bool) -> Answer:
     answer.port = cmd.listen_port(server.options)
     token = _token(server, server.proc, secrets, answer)
     if answer.socket is None and answer.port is None:
-        answer.notes.append("its port is not on its command line (only its owner or root can see it)")
+        answer.notes.append(
+            "its port is not on its command line (only its owner or root can see it)"
+        )
         return answer
     address = probe.Address(socket=answer.socket, port=answer.port)
     if not server.managed:
@@ -137,7 +140,9 @@ def _runtime_info(proc: Proc) -> dict[str, Any] | None:
 def _config_says_no_token(proc: Proc) -> bool:
     """Whether the owner's Jupyter config sets an empty token (read only by the owner or root)."""
     env = _environ(proc)
-    folder = env.get("JUPYTER_CONFIG_DIR") or (os.path.join(env["HOME"], ".jupyter") if env.get("HOME") else "")
+    folder = env.get("JUPYTER_CONFIG_DIR") or (
+        os.path.join(env["HOME"], ".jupyter") if env.get("HOME") else ""
+    )
     if not folder:
         return False
     for app in ("jupyter_server_config", "jupyter_notebook_config"):

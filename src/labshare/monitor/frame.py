@@ -44,7 +44,23 @@ def frame(snap: Snapshot, sort: str) -> TopFrame:
     key = sort_key(sort)
     servers = sorted(snap.servers, key=key, reverse=True) if key else list(snap.servers)
     users = card_users(snap)
-    cards = [CardUse(d.index, d.uuid, d.name, d.utilization_percent, d.memory_used_bytes, d.memory_total_bytes,
-                     users.get(d.index, [])) for d in snap.gpus]
-    return TopFrame(snap.taken_at, sort, servers, cards, snap.gpu_unavailable,
-                    list(snap.unleased) if snap.leasing else [])
+    cards = [
+        CardUse(
+            d.index,
+            d.uuid,
+            d.name,
+            d.utilization_percent,
+            d.memory_used_bytes,
+            d.memory_total_bytes,
+            users.get(d.index, []),
+        )
+        for d in snap.gpus
+    ]
+    return TopFrame(
+        snap.taken_at,
+        sort,
+        servers,
+        cards,
+        snap.gpu_unavailable,
+        list(snap.unleased) if snap.leasing else [],
+    )

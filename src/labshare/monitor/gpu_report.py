@@ -30,7 +30,9 @@ class LeaseRow:
     user: str
     uid: int
     kernel_id: str | None
-    label: str | None  # a `labshare run` command's, instead of a kernel id; a gated kernel's project
+    label: (
+        str | None
+    )  # a `labshare run` command's, instead of a kernel id; a gated kernel's project
     pid: int | None
     since: str | None
     shared: bool
@@ -39,7 +41,9 @@ class LeaseRow:
     idle_seconds: int | None = None
     notebook: str | None = None
     client: str | None = None  # the program that started a kernel outside the Lab (papermill, code)
-    reclaim_at: str | None = None  # when idle reclaim shuts its kernel down unless it is used (owner, root)
+    reclaim_at: str | None = (
+        None  # when idle reclaim shuts its kernel down unless it is used (owner, root)
+    )
 
 
 @dataclass
@@ -78,14 +82,24 @@ class GpusReport:
         return [row for card in self.cards for row in card.leases] + self.other_leases
 
 
-def build(snap: Snapshot, settings: GpuSettings, now: float | None = None,
-          notices: Mapping[str, Notice] | None = None) -> GpusReport:
+def build(
+    snap: Snapshot,
+    settings: GpuSettings,
+    now: float | None = None,
+    notices: Mapping[str, Notice] | None = None,
+) -> GpusReport:
     """The report, from a snapshot that read the leases (`Scanner(leases_dir=...)`) of everyone;
     `notices` are the caller's server's reclaim warnings, by kernel id."""
     now = time.time() if now is None else now
     kernels = _kernels(snap)
-    rows = [_row(lease, kernels.get((lease.uid, lease.kernel_id or "")) or kernels.get((lease.uid, lease.pid)), now)
-            for lease in snap.leases]
+    rows = [
+        _row(
+            lease,
+            kernels.get((lease.uid, lease.kernel_id or "")) or kernels.get((lease.uid, lease.pid)),
+            now,
+        )
+        for lease in snap.leases
+    ]
     for row in rows:
         notice = (notices or {}).get(row.kernel_id or "")
         if notice is not None and row.user == snap.user and not row.stale:
@@ -93,15 +107,27 @@ def build(snap: Snapshot, settings: GpuSettings, now: float | None = None,
     rows.sort(key=lambda r: (r.stale is not None, r.since or "", r.user))
     known = {d.uuid for d in snap.gpus if d.uuid}
     cards = [
-        CardRow(index=d.index, uuid=d.uuid, name=d.name, utilization_percent=d.utilization_percent,
-                memory_used_bytes=d.memory_used_bytes, memory_total_bytes=d.memory_total_bytes,
-                leases=[r for r in rows if d.uuid and r.card == d.uuid])
+        CardRow(
+            index=d.index,
+            uuid=d.uuid,
+            name=d.name,
+            utilization_percent=d.utilization_percent,
+            memory_used_bytes=d.memory_used_bytes,
+            memory_total_bytes=d.memory_total_bytes,
+            leases=[r for r in rows if d.uuid and r.card == d.uuid],
+        )
         for d in snap.gpus
     ]
     return GpusReport(
-        user=snap.user, taken_at=snap.taken_at, assign=settings.assign, sharing=settings.sharing,
-        leases_dir=str(settings.leases_dir), cards=cards, unleased=snap.unleased,
-        other_leases=[r for r in rows if r.card not in known], gpu_unavailable=snap.gpu_unavailable,
+        user=snap.user,
+        taken_at=snap.taken_at,
+        assign=settings.assign,
+        sharing=settings.sharing,
+        leases_dir=str(settings.leases_dir),
+        cards=cards,
+        unleased=snap.unleased,
+        other_leases=[r for r in rows if r.card not in known],
+        gpu_unavailable=snap.gpu_unavailable,
     )
 
 
@@ -117,8 +143,18 @@ def _kernels(snap: Snapshot) -> dict[tuple[int, object], Kernel]:
 
 
 def _row(lease: Lease, kernel: Kernel | None, now: float) -> LeaseRow:
-    row = LeaseRow(card=lease.card, user=lease.user, uid=lease.uid, kernel_id=lease.kernel_id, label=lease.label, pid=lease.pid,
-                   since=_iso(lease.since), shared=lease.shared, stale=lease.stale, client=lease.client)
+    row = LeaseRow(
+        card=lease.card,
+        user=lease.user,
+        uid=lease.uid,
+        kernel_id=lease.kernel_id,
+        label=lease.label,
+        pid=lease.pid,
+        since=_iso(lease.since),
+        shared=lease.shared,
+        stale=lease.stale,
+        client=lease.client,
+    )
     if kernel is not None and lease.live:
         row.state, row.notebook = kernel.execution_state, kernel.notebook
         last = _parse(kernel.last_activity)

@@ -72,8 +72,12 @@ def by_pid(live: Iterable[Lease]) -> dict[int, list[Lease]]:
     return held
 
 
-def unleased(devices: Sequence[GpuDevice], procs: dict[int, Proc], live: Sequence[Lease],
-             only_uid: int | None = None) -> list[Unleased]:
+def unleased(
+    devices: Sequence[GpuDevice],
+    procs: dict[int, Proc],
+    live: Sequence[Lease],
+    only_uid: int | None = None,
+) -> list[Unleased]:
     """Every process on a card without a lease on it (of `only_uid`, or everyone's), by card then pid."""
     held = by_pid(live)
     found = []
@@ -85,20 +89,31 @@ def unleased(devices: Sequence[GpuDevice], procs: dict[int, Proc], live: Sequenc
             mine = [lease for p in lineage(pid, procs) for lease in held.get(p, [])]
             if any(device.uuid is None or lease.card == device.uuid for lease in mine):
                 continue
-            found.append(Unleased(
-                gpu=device.index, uuid=device.uuid, pid=pid, user=user_name(proc.uid) if proc else None,
-                uid=proc.uid if proc else None, command=command(proc.argv) if proc else None,
-                memory_bytes=memory, leased_elsewhere=bool(mine),
-            ))
+            found.append(
+                Unleased(
+                    gpu=device.index,
+                    uuid=device.uuid,
+                    pid=pid,
+                    user=user_name(proc.uid) if proc else None,
+                    uid=proc.uid if proc else None,
+                    command=command(proc.argv) if proc else None,
+                    memory_bytes=memory,
+                    leased_elsewhere=bool(mine),
+                )
+            )
     return found
 
 
-def cards_of(kernel_id: str | None, pid: int, live: Sequence[Lease],
-             devices: Sequence[GpuDevice]) -> list[LeasedCard]:
+def cards_of(
+    kernel_id: str | None, pid: int, live: Sequence[Lease], devices: Sequence[GpuDevice]
+) -> list[LeasedCard]:
     """The cards a kernel holds leases on, found by its id or its pid, in index order."""
     index = {d.uuid: d.index for d in devices if d.uuid}
-    cards = {lease.card for lease in live
-             if lease.live and ((kernel_id and lease.kernel_id == kernel_id) or lease.pid == pid)}
+    cards = {
+        lease.card
+        for lease in live
+        if lease.live and ((kernel_id and lease.kernel_id == kernel_id) or lease.pid == pid)
+    }
     found = [LeasedCard(uuid=card, index=index.get(card)) for card in cards]
     return sorted(found, key=lambda c: (c.index is None, c.index or 0, c.uuid))
 

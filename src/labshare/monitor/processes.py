@@ -106,14 +106,18 @@ class Snapshot:
     user: str
     taken_at: str
     leases: list[Lease] = field(default_factory=list)  # everyone's, live and stale
-    unleased: list[Unleased] = field(default_factory=list)  # in the scope of `servers`, or everyone's
+    unleased: list[Unleased] = field(
+        default_factory=list
+    )  # in the scope of `servers`, or everyone's
     leasing: bool = False  # whether the site gives GPUs by lease, so unleased processes matter
 
 
 class _Meter:
     """Adds up what each role (a kernel, or a server itself) uses, over the processes charged to it."""
 
-    def __init__(self, procs: dict[int, Proc], owners: dict[int, int], cpu: dict[int, float], gpu: GpuReading):
+    def __init__(
+        self, procs: dict[int, Proc], owners: dict[int, int], cpu: dict[int, float], gpu: GpuReading
+    ):
         self.procs, self.cpu, self.unavailable = procs, cpu, gpu.unavailable is not None
         self.gpu_bytes, self.gpu_devices = gpu.memory_by_pid(), gpu.devices_by_pid()
         self.members: dict[int, list[int]] = {}
@@ -125,7 +129,9 @@ class _Meter:
         return Usage(
             cpu_percent=round(sum(self.cpu.get(p, 0.0) for p in pids), 1),
             memory_bytes=sum(self.procs[p].rss for p in pids),
-            gpu_memory_bytes=None if self.unavailable else sum(self.gpu_bytes.get(p, 0) for p in pids),
+            gpu_memory_bytes=None
+            if self.unavailable
+            else sum(self.gpu_bytes.get(p, 0) for p in pids),
             gpus=sorted({d for p in pids for d in self.gpu_devices.get(p, [])}),
         )
 
@@ -137,8 +143,16 @@ def _iso(created: float) -> str:
 class Scanner:
     """Takes snapshots; keeps CPU times between them, so `top` measures over its refresh period."""
 
-    def __init__(self, *, all_users: bool = False, gpu: GpuReader = read_nvml, interval: float = CPU_INTERVAL,
-                 leases_dir: Path | None = None, leasing: bool = False, everyones_gpu_processes: bool = False):
+    def __init__(
+        self,
+        *,
+        all_users: bool = False,
+        gpu: GpuReader = read_nvml,
+        interval: float = CPU_INTERVAL,
+        leases_dir: Path | None = None,
+        leasing: bool = False,
+        everyones_gpu_processes: bool = False,
+    ):
         """`everyones_gpu_processes`: name every unleased GPU process even when `servers` are only yours."""
         self.all_users = all_users
         self.everyone_on_gpus = all_users or everyones_gpu_processes
@@ -156,7 +170,9 @@ class Scanner:
         began = time.monotonic()
         with ThreadPoolExecutor(max_workers=16) as pool:
             gpu_future = pool.submit(read, self.gpu)
-            lease_future = pool.submit(gpu_leases.leases, self.leases_dir) if self.leases_dir else None
+            lease_future = (
+                pool.submit(gpu_leases.leases, self.leases_dir) if self.leases_dir else None
+            )
             procs = read_processes()
             found = attribution.find(procs, None if self.all_users else self.uid)
             owners = attribution.owners(procs, found)
@@ -167,15 +183,23 @@ class Scanner:
             held = lease_future.result() if lease_future else []
         meter = _Meter(procs, owners, cpu, gpu)
         live = [lease for lease in held if lease.live]
-        unleased = leased.unleased(gpu.devices, procs, live, None if self.everyone_on_gpus else self.uid)
-        servers = [_server(f, a, meter) for f, a in zip(found, answers)]
+        unleased = leased.unleased(
+            gpu.devices, procs, live, None if self.everyone_on_gpus else self.uid
+        )
+        servers = [_server(f, a, meter) for f, a in zip(found, answers, strict=True)]
         servers.sort(key=lambda s: (s.user, s.started_at or "", s.pid or 0))
         for kernel in (k for s in servers for k in s.kernels):
             kernel.gpu_lease = leased.cards_of(kernel.kernel_id, kernel.pid, live, gpu.devices)
         return Snapshot(
-            servers=servers, gpus=gpu.devices, gpu_unavailable=gpu.unavailable, all_users=self.all_users,
-            user=user_name(self.uid), taken_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-            leases=held, unleased=unleased, leasing=self.leasing,
+            servers=servers,
+            gpus=gpu.devices,
+            gpu_unavailable=gpu.unavailable,
+            all_users=self.all_users,
+            user=user_name(self.uid),
+            taken_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            leases=held,
+            unleased=unleased,
+            leasing=self.leasing,
         )
 
 
@@ -183,9 +207,14 @@ def _kernel(proc: Proc, answer: discovery.Answer, meter: _Meter) -> Kernel:
     kid = cmd.kernel_id(cmd.connection_file(proc.argv))
     info = answer.kernel_info.get(kid or "", {})
     return Kernel(
-        pid=proc.pid, kernel_id=kid, name=info.get("name"), notebook=answer.sessions.get(kid or ""),
-        execution_state=info.get("execution_state"), started_at=_iso(proc.created),
-        python=proc.argv[0] if proc.argv else None, server_restarts_survived=answer.survived.get(kid or ""),
+        pid=proc.pid,
+        kernel_id=kid,
+        name=info.get("name"),
+        notebook=answer.sessions.get(kid or ""),
+        execution_state=info.get("execution_state"),
+        started_at=_iso(proc.created),
+        python=proc.argv[0] if proc.argv else None,
+        server_restarts_survived=answer.survived.get(kid or ""),
         last_activity=info.get("last_activity"),
         **meter.usage(proc.pid).figures(),
     )
@@ -194,18 +223,31 @@ def _kernel(proc: Proc, answer: discovery.Answer, meter: _Meter) -> Kernel:
 def _server(found: attribution.Found, answer: discovery.Answer, meter: _Meter) -> Server:
     kernels = [_kernel(k, answer, meter) for k in sorted(found.kernels, key=lambda k: k.created)]
     own = meter.usage(found.role)
-    start = found.supervisor or found.proc or (min(found.kernels, key=lambda k: k.created) if found.kernels else None)
+    start = (
+        found.supervisor
+        or found.proc
+        or (min(found.kernels, key=lambda k: k.created) if found.kernels else None)
+    )
     mode = None
     if answer.socket or answer.port or found.proc:
         mode = "socket" if answer.socket else "tcp"
     return Server(
-        user=user_name(found.uid), uid=found.uid, pid=found.proc.pid if found.proc else None,
-        managed=found.managed, kind=found.kind, mode=mode, port=answer.port, socket=answer.socket,
+        user=user_name(found.uid),
+        uid=found.uid,
+        pid=found.proc.pid if found.proc else None,
+        managed=found.managed,
+        kind=found.kind,
+        mode=mode,
+        port=answer.port,
+        socket=answer.socket,
         started_at=_iso(start.created) if start else None,
         uptime_seconds=int(time.time() - start.created) if start else None,
-        token_required=answer.token_required, kernels=kernels,
+        token_required=answer.token_required,
+        kernels=kernels,
         supervisor_pid=found.supervisor.pid if found.supervisor else None,
-        server_cpu_percent=own.cpu_percent, server_memory_bytes=own.memory_bytes,
-        root_dir=cmd.root_dir(found.options), notes=found.notes + answer.notes,
+        server_cpu_percent=own.cpu_percent,
+        server_memory_bytes=own.memory_bytes,
+        root_dir=cmd.root_dir(found.options),
+        notes=found.notes + answer.notes,
         **Usage.total([own, *kernels]).figures(),
     )

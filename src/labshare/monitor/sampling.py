@@ -48,9 +48,15 @@ def read_processes() -> dict[int, Proc]:
             continue
         mem = info.get("memory_info")
         found[handle.pid] = Proc(
-            handle=handle, pid=handle.pid, ppid=info.get("ppid") or 0, uid=info["uids"].real,
-            argv=info.get("cmdline") or [], created=info["create_time"], rss=mem.rss if mem else 0,
-            cpu=_cpu_seconds(info.get("cpu_times")), read_at=time.monotonic(),
+            handle=handle,
+            pid=handle.pid,
+            ppid=info.get("ppid") or 0,
+            uid=info["uids"].real,
+            argv=info.get("cmdline") or [],
+            created=info["create_time"],
+            rss=mem.rss if mem else 0,
+            cpu=_cpu_seconds(info.get("cpu_times")),
+            read_at=time.monotonic(),
         )
     return found
 
@@ -62,7 +68,9 @@ class CpuSampler:
         self.interval = interval
         self._previous: dict[tuple[int, float], tuple[float, float]] = {}
 
-    def percent(self, procs: dict[int, Proc], pids: Iterable[int], began: float) -> dict[int, float]:
+    def percent(
+        self, procs: dict[int, Proc], pids: Iterable[int], began: float
+    ) -> dict[int, float]:
         """CPU % per pid since the last sample, or over `interval` from `began` for pids seen first now."""
         wanted = list(pids)
         first: dict[int, tuple[float, float]] = {}

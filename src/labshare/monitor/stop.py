@@ -21,17 +21,29 @@ from typing import Any
 
 import psutil
 
+from labshare import proc
 from labshare.errors import LabshareError
 from labshare.gpus.nvml import GpuReader, read_nvml
 from labshare.monitor.processes import Scanner, Server
-from labshare import proc
 from labshare.proc import end, wait_gone
 
 GRACE_SECONDS = 10.0
 STOP_TIMEOUT = 90.0
 # What a member's `labshare stop` needs to find their state, taken from their own server's environment.
-_KEPT_ENV = ("HOME", "USER", "LOGNAME", "PATH", "LANG", "LC_ALL", "XDG_STATE_HOME", "XDG_CONFIG_HOME",
-             "XDG_DATA_HOME", "XDG_RUNTIME_DIR", "LABSHARE_SITE_CONFIG", "TMPDIR")
+_KEPT_ENV = (
+    "HOME",
+    "USER",
+    "LOGNAME",
+    "PATH",
+    "LANG",
+    "LC_ALL",
+    "XDG_STATE_HOME",
+    "XDG_CONFIG_HOME",
+    "XDG_DATA_HOME",
+    "XDG_RUNTIME_DIR",
+    "LABSHARE_SITE_CONFIG",
+    "TMPDIR",
+)
 
 
 @dataclass
@@ -102,8 +114,14 @@ def _stop_as_member(server: Server, pw: pwd.struct_passwd) -> str | None:
     env, python = _member_env(server, pw)
     home = env["HOME"]
     try:
-        proc.run([python, "-m", "labshare", "stop", "--json"], what=f"`labshare stop` as {pw.pw_name}",
-                 as_user=pw, env=env, cwd=home if os.path.isdir(home) else "/", timeout=STOP_TIMEOUT)
+        proc.run(
+            [python, "-m", "labshare", "stop", "--json"],
+            what=f"`labshare stop` as {pw.pw_name}",
+            as_user=pw,
+            env=env,
+            cwd=home if os.path.isdir(home) else "/",
+            timeout=STOP_TIMEOUT,
+        )
     except LabshareError as exc:
         return exc.message.rstrip(".") + (f": {exc.last_said}" if exc.last_said else "")
     return None
@@ -124,7 +142,9 @@ def stop(result: AdminStopResult, grace: float = GRACE_SECONDS) -> AdminStopResu
             if server.pid:
                 with contextlib.suppress(psutil.Error):
                     psutil.Process(server.pid).send_signal(signal.SIGTERM)
-            result.notes.append(f"The Jupyter ({label}) was not started by labshare; it was sent SIGTERM.")
+            result.notes.append(
+                f"The Jupyter ({label}) was not started by labshare; it was sent SIGTERM."
+            )
         alive = wait_gone(procs, grace if not server.managed else 5)
         if alive:
             if server.managed:

@@ -81,19 +81,43 @@ def older(source: str, writer: str | None, what_is_wrong: str, *, remote: bool) 
     """The sentence for a document too old (or too broken) to read: the writer is the one to upgrade."""
     from labshare.install_hint import REMOTE_UPGRADE, reinstall_hint
 
-    upgrade = f"upgrade labshare there: {REMOTE_UPGRADE}" if remote else f"upgrade labshare: {reinstall_hint()}"
+    upgrade = (
+        f"upgrade labshare there: {REMOTE_UPGRADE}"
+        if remote
+        else f"upgrade labshare: {reinstall_hint()}"
+    )
     return Unreadable(
-        f"{source} ({what_is_wrong}) comes from {f'labshare {writer}' if writer else 'an older labshare'}, which labshare "
+        f"{source} ({what_is_wrong}) comes from "
+        f"{f'labshare {writer}' if writer else 'an older labshare'}, which labshare "
         f"{__version__} here cannot read; {upgrade}.",
         what_is_wrong,
     )
 
 
-_KNOWN_TYPES = {"mode": str, "socket": str, "socket_fallback": bool, "token": str, "user": str, "host": str,
-                "root_dir": str, "local_port": int, "own_master": bool}
+_KNOWN_TYPES = {
+    "mode": str,
+    "socket": str,
+    "socket_fallback": bool,
+    "token": str,
+    "user": str,
+    "host": str,
+    "root_dir": str,
+    "local_port": int,
+    "own_master": bool,
+}
 _Fields = namedtuple(
     "_Fields",
-    ["mode", "socket", "socket_fallback", "token", "user", "host", "root_dir", "local_port", "own_master"],
+    [
+        "mode",
+        "socket",
+        "socket_fallback",
+        "token",
+        "user",
+        "host",
+        "root_dir",
+        "local_port",
+        "own_master",
+    ],
     defaults=(None, None, None, None, None, None, None, None, None),
 )
 
@@ -113,11 +137,18 @@ class KnownServer(_Fields):
         assert isinstance(data, dict)
         for key, kind in _KNOWN_TYPES.items():
             value = data.get(key)
-            if value is not None and (not isinstance(value, kind) or kind is int and isinstance(value, bool)):
+            if value is not None and (
+                not isinstance(value, kind) or (kind is int and isinstance(value, bool))
+            ):
                 raise RecordError(f"{source} has {value!r} for {key!r}; it will be forgotten.")
         return cls(**{key: data.get(key) for key in _KNOWN_TYPES})
 
     @property
     def rememberable(self) -> bool:
         """Only a socket in the member's own state directory: no other account can listen there."""
-        return self.mode == "socket" and not self.socket_fallback and bool(self.socket) and bool(self.token)
+        return (
+            self.mode == "socket"
+            and not self.socket_fallback
+            and bool(self.socket)
+            and bool(self.token)
+        )

@@ -16,8 +16,15 @@ from labshare.records import envelope, older
 
 R = TypeVar("R", bound="Record")
 _TYPES: dict[str, tuple[type, ...]] = {
-    "int": (int,), "float": (int, float), "str": (str,), "bool": (bool,), "None": (type(None),),
-    "dict": (dict,), "list": (list,), "tuple": (list, tuple), "object": (object,),
+    "int": (int,),
+    "float": (int, float),
+    "str": (str,),
+    "bool": (bool,),
+    "None": (type(None),),
+    "dict": (dict,),
+    "list": (list,),
+    "tuple": (list, tuple),
+    "object": (object,),
 }
 
 
@@ -45,13 +52,18 @@ class Record:
         kwargs: dict[str, Any] = {}
         for field in dataclasses.fields(cls):  # type: ignore[arg-type]
             if field.name not in values:
-                if field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING:
+                if (
+                    field.default is dataclasses.MISSING
+                    and field.default_factory is dataclasses.MISSING
+                ):
                     raise older(source, writer, f"no valid {field.name!r}", remote=remote)
                 continue
             value = values[field.name]
             if not _accepts(str(field.type), value):
                 raise older(source, writer, f"no valid {field.name!r}", remote=remote)
-            kwargs[field.name] = tuple(value) if str(field.type).startswith("tuple") and value is not None else value
+            kwargs[field.name] = (
+                tuple(value) if str(field.type).startswith("tuple") and value is not None else value
+            )
         return cls(**kwargs)
 
     @classmethod
@@ -64,8 +76,10 @@ def _accepts(annotation: str, value: object) -> bool:
     """Whether `value` fits an annotation such as `int | None` or `tuple[str, ...]` (outer types only)."""
     for part in annotation.split("|"):
         types = _TYPES.get(part.strip().split("[", 1)[0])
-        if types is None or (isinstance(value, types) and not (isinstance(value, bool) and bool not in types
-                                                                and object not in types)):
+        if types is None or (
+            isinstance(value, types)
+            and not (isinstance(value, bool) and bool not in types and object not in types)
+        ):
             return True
     return False
 

@@ -44,10 +44,20 @@ class ServerInfo(Record):
     token: str | None = None
     user: str = ""
     host: str = ""
-    labshare: str | None = None  # the envelope's: the server's version, None from one older than records
+    labshare: str | None = (
+        None  # the envelope's: the server's version, None from one older than records
+    )
 
     @classmethod
     def remembered(cls, known: KnownServer) -> ServerInfo:
         """What the laptop's memory says of a server it connected to: running, where, the token."""
-        return cls(running=True, mode=known.mode, socket=known.socket, socket_fallback=bool(known.socket_fallback),
-                   token=known.token, user=known.user or "", host=known.host or "", root_dir=known.root_dir)
+        return cls(
+            running=True,
+            mode=known.mode,
+            socket=known.socket,
+            socket_fallback=bool(known.socket_fallback),
+            token=known.token,
+            user=known.user or "",
+            host=known.host or "",
+            root_dir=known.root_dir,
+        )

@@ -62,7 +62,9 @@ class KernelRecord(Record):
     pid: int
     kernel_name: str = ""
     connection_file: str = ""
-    connection_info: dict[str, Any] = field(default_factory=dict)  # Jupyter's ports, key and transport
+    connection_info: dict[str, Any] = field(
+        default_factory=dict
+    )  # Jupyter's ports, key and transport
     pgid: int | None = None
     started: float | None = None
     cwd: str = ""

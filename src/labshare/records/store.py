@@ -50,7 +50,9 @@ class Store(Generic[R]):
         except FileNotFoundError:
             return None
         except PermissionError as exc:
-            raise LabshareError(f"Cannot read {self.path} (permission denied); it must belong to you.") from exc
+            raise LabshareError(
+                f"Cannot read {self.path} (permission denied); it must belong to you."
+            ) from exc
         try:
             data = json.loads(raw)
         except ValueError:
@@ -66,7 +68,9 @@ class Store(Generic[R]):
         """Keep the unreadable file under a dated name and say so; the caller raises what this returns."""
         aside = self.path.with_name(f"{self.path.name}.corrupt-{time.strftime('%Y%m%d-%H%M%S')}")
         os.replace(self.path, aside)
-        return Corrupt(f"{self.path.name} was unreadable; kept as {aside}: run the command again to start afresh.")
+        return Corrupt(
+            f"{self.path.name} was unreadable; kept as {aside}: run the command again to start afresh."
+        )
 
     def write(self, record: R) -> None:
         write_atomic(self.path, json.dumps(record.to_json(), indent=2) + "\n", mode=self.mode)

@@ -41,7 +41,7 @@ def emit(data: Any, *, as_json: bool, text: Callable[[Any], str] | None = None) 
             print(out)
 
 
-def emit_event(event: dict[str, Any], stream: TextIO | None = None) -> None:
+def emit_event(event: object, stream: TextIO | None = None) -> None:
     """One JSON object per line, flushed at once: the face of long-running commands."""
     out = stream or sys.stdout
     out.write(json.dumps(jsonable(event)) + "\n")

@@ -23,16 +23,26 @@ def event_line(event: dict[str, Any]) -> str | None:
         return f"JupyterLab started on {host}."
     if kind == "ready":
         if event.get("browser"):
-            return (f"JupyterLab on {host} is open in your browser at {event['url_without_token']}\n"
-                    "Keep this running; press Ctrl-C to close the tunnel (JupyterLab keeps running).")
-        return (f"JupyterLab on {host} is ready; open this URL in your browser:\n  {event['url']}\n"
-                "Keep this running; press Ctrl-C to close the tunnel (JupyterLab keeps running).")
+            return (
+                f"JupyterLab on {host} is open in your browser at {event['url_without_token']}\n"
+                "Keep this running; press Ctrl-C to close the tunnel (JupyterLab keeps running)."
+            )
+        return (
+            f"JupyterLab on {host} is ready; open this URL in your browser:\n  {event['url']}\n"
+            "Keep this running; press Ctrl-C to close the tunnel (JupyterLab keeps running)."
+        )
     if kind == "reconnecting":
         return f"Lost the tunnel to {host} ({event['reason']}); reconnecting ..."
     if kind == "retry":
-        return f"Still reconnecting to {host} ({event['reason']}); next try in {event['next_in']:g} s."
+        return (
+            f"Still reconnecting to {host} ({event['reason']}); next try in {event['next_in']:g} s."
+        )
     if kind == "server_gone":
-        action = "starting it again" if event.get("will_start") else "waiting for `labshare start` there (or use --start)"
+        action = (
+            "starting it again"
+            if event.get("will_start")
+            else "waiting for `labshare start` there (or use --start)"
+        )
         return f"JupyterLab is no longer running on {host}; {action}."
     if kind == "reconnected":
         return f"Reconnected to {host} after {event['downtime_s']:.1f} s; the same browser tab keeps working."
@@ -42,8 +52,10 @@ def event_line(event: dict[str, Any]) -> str | None:
 
 
 def manual(m: Manual) -> str:
-    return "\n".join([
-        "Without labshare on this computer, run:",
-        f"  {m.command}",
-        f"then open {m.url} and {m.token_hint}.",
-    ])
+    return "\n".join(
+        [
+            "Without labshare on this computer, run:",
+            f"  {m.command}",
+            f"then open {m.url} and {m.token_hint}.",
+        ]
+    )

@@ -8,7 +8,9 @@ from typing import TYPE_CHECKING
 
 from labshare.render import table
 
-if TYPE_CHECKING:  # the views only read attributes; `env list` need not import the project machinery
+if (
+    TYPE_CHECKING
+):  # the views only read attributes; `env list` need not import the project machinery
     from labshare.envs.kernels import KernelEntry, PruneResult
     from labshare.envs.projects import AdoptPlan, EnvResult, RemoveResult
 
@@ -17,7 +19,7 @@ def _short(path: str | None) -> str:
     if not path:
         return "-"
     home = str(Path.home())
-    return "~" + path[len(home):] if path == home or path.startswith(home + os.sep) else path
+    return "~" + path[len(home) :] if path == home or path.startswith(home + os.sep) else path
 
 
 def registered(r: EnvResult) -> str:
@@ -40,7 +42,9 @@ def plan(p: AdoptPlan) -> str:
     where = f"environment {_short(str(pr.env))}{'' if p.env_exists else ' (not created yet)'}"
     lines = [f"Found a {pr.manager} project {pr.label!r} in {_short(str(pr.path))}, {where}."]
     if p.rye_diff:
-        lines.append("uv ignores [tool.rye] dev-dependencies; labshare would change pyproject.toml like this:")
+        lines.append(
+            "uv ignores [tool.rye] dev-dependencies; labshare would change pyproject.toml like this:"
+        )
         lines.append(p.rye_diff.rstrip("\n"))
     for e in p.old_specs:
         lines.append(f"Old kernelspec {e.name} ({e.display_name!r}) also points into this project.")
@@ -50,13 +54,17 @@ def plan(p: AdoptPlan) -> str:
 def listing(entries: list[KernelEntry]) -> str:
     if not entries:
         return "No kernels."
-    rows = [[e.display_name, e.name, e.status, e.owner, _short(e.project or e.python)] for e in entries]
+    rows = [
+        [e.display_name, e.name, e.status, e.owner, _short(e.project or e.python)] for e in entries
+    ]
     out = [table(["KERNEL", "NAME", "STATUS", "OWNER", "PROJECT / PYTHON"], rows)]
     for e in entries:
         if e.status != "ok" and e.problems:
             out.append(f"{e.name}: {'; '.join(e.problems)}")
     if any(e.status == "stale" for e in entries):
-        out.append("`labshare kernels prune` removes labshare's stale kernels (add --foreign for the others).")
+        out.append(
+            "`labshare kernels prune` removes labshare's stale kernels (add --foreign for the others)."
+        )
     return "\n".join(out)
 
 
@@ -80,10 +88,14 @@ def pruned(r: PruneResult) -> str:
     if not r.candidates:
         lines.append("Nothing to prune: every labshare kernel can start.")
     elif r.removed:
-        lines.append(f"Removed {len(r.removed)} kernelspec(s): {', '.join(e.name for e in r.removed)}.")
+        lines.append(
+            f"Removed {len(r.removed)} kernelspec(s): {', '.join(e.name for e in r.removed)}."
+        )
     else:
         lines.append("Removed nothing.")
     if r.stale_foreign_kept:
-        lines.append(f"Kept {len(r.stale_foreign_kept)} stale kernelspec(s) labshare did not make "
-                     f"({', '.join(r.stale_foreign_kept)}); `labshare kernels prune --foreign` removes them.")
+        lines.append(
+            f"Kept {len(r.stale_foreign_kept)} stale kernelspec(s) labshare did not make "
+            f"({', '.join(r.stale_foreign_kept)}); `labshare kernels prune --foreign` removes them."
+        )
     return "\n".join(lines)

@@ -7,11 +7,15 @@ from typing import Any
 
 def written(result: Any) -> str:
     lines = [f"Wrote the JupyterHub config for --spawner {result.spawner} to {result.written_to}."]
-    lines.append(f"Members: {', '.join(result.members) or 'none'}; admins: {', '.join(result.admins) or 'none'}.")
+    lines.append(
+        f"Members: {', '.join(result.members) or 'none'}; admins: {', '.join(result.admins) or 'none'}."
+    )
     if result.bind_url:
         lines.append(f"The hub listens on {result.bind_url}.")
     if result.idle_timeout:
-        lines.append(f"Idle servers are stopped after {result.idle_timeout // 3600} h {result.idle_timeout % 3600 // 60} min.")
+        lines.append(
+            f"Idle servers are stopped after {result.idle_timeout // 3600} h {result.idle_timeout % 3600 // 60} min."
+        )
     lines += [f"Note: {note}" for note in result.not_carried]
     lines.append("See the steps with `labshare hub-config --plan`.")
     return "\n".join(lines)
@@ -20,7 +24,9 @@ def written(result: Any) -> str:
 def plan(p: Any) -> str:
     out = [f"Moving the lab on {p.host} to JupyterHub ({p.spawner})", ""]
     if p.running:
-        rows = [f"  {r.user}" + (f" (port {r.port})" if r.port else " (Unix socket)") for r in p.running]
+        rows = [
+            f"  {r.user}" + (f" (port {r.port})" if r.port else " (Unix socket)") for r in p.running
+        ]
         out += ["Servers running now:", *rows, ""]
     else:
         out += ["No member has a labshare server running now.", ""]

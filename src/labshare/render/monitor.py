@@ -91,11 +91,19 @@ def rows(snap: Snapshot, sort: str | None = None, may_see: Any = None) -> list[l
     no_gpu = snap.gpu_unavailable is not None
     out = []
     for s in servers:
-        out.append([
-            s.user, str(s.pid or s.supervisor_pid or "-"), what(s), where(s), duration(s.uptime_seconds),
-            f"{s.cpu_percent:.1f}", size(s.memory_bytes), _gpu(s.gpu_memory_bytes, no_gpu),
-            f"{len(s.kernels)} kernel(s)",
-        ])
+        out.append(
+            [
+                s.user,
+                str(s.pid or s.supervisor_pid or "-"),
+                what(s),
+                where(s),
+                duration(s.uptime_seconds),
+                f"{s.cpu_percent:.1f}",
+                size(s.memory_bytes),
+                _gpu(s.gpu_memory_bytes, no_gpu),
+                f"{len(s.kernels)} kernel(s)",
+            ]
+        )
         kernels = sorted(s.kernels, key=key, reverse=True) if key is not None else s.kernels
         secrets = may_see(s.uid) if may_see else True
         for k in kernels:
@@ -106,10 +114,19 @@ def rows(snap: Snapshot, sort: str | None = None, may_see: Any = None) -> list[l
                 name += f" (survived {k.server_restarts_survived} restart(s))"
             if k.gpu_lease:
                 name += f" (lease: {lease(k.gpu_lease)})"
-            out.append([
-                "", f"  {k.pid}", f"  {name}", "", "", f"{k.cpu_percent:.1f}", size(k.memory_bytes),
-                _gpu(k.gpu_memory_bytes, no_gpu), _kernel_label(k, secrets),
-            ])
+            out.append(
+                [
+                    "",
+                    f"  {k.pid}",
+                    f"  {name}",
+                    "",
+                    "",
+                    f"{k.cpu_percent:.1f}",
+                    size(k.memory_bytes),
+                    _gpu(k.gpu_memory_bytes, no_gpu),
+                    _kernel_label(k, secrets),
+                ]
+            )
     return out
 
 
@@ -129,7 +146,9 @@ def gpu_rows(snap: Snapshot) -> list[list[str]]:
     users = card_users(snap)
     return [
         [
-            str(d.index), d.name, "-" if d.utilization_percent is None else f"{d.utilization_percent} %",
+            str(d.index),
+            d.name,
+            "-" if d.utilization_percent is None else f"{d.utilization_percent} %",
             f"{size(d.memory_used_bytes)} / {size(d.memory_total_bytes)}",
             ", ".join(users.get(d.index, [])) or "-",
         ]
@@ -162,8 +181,10 @@ def unleased_lines(procs: list[Unleased]) -> list[str]:
             "`labshare run --gpus N -- COMMAND`."
         )
     if len(procs) > UNLEASED_SHOWN:
-        lines.append(f"warning: {len(procs) - UNLEASED_SHOWN} more GPU process(es) hold a card without a lease; "
-                     "see `labshare gpus`.")
+        lines.append(
+            f"warning: {len(procs) - UNLEASED_SHOWN} more GPU process(es) hold a card without a lease; "
+            "see `labshare gpus`."
+        )
     return lines
 
 
@@ -171,7 +192,9 @@ def _notes(snap: Snapshot) -> list[str]:
     lines = []
     for s in snap.servers:
         for n in s.notes:
-            lines.append(f"note: {s.user}'s server {s.pid or s.supervisor_pid or ''}: {n}".replace("  ", " "))
+            lines.append(
+                f"note: {s.user}'s server {s.pid or s.supervisor_pid or ''}: {n}".replace("  ", " ")
+            )
         if not s.managed and s.token_required is False:
             lines.append(
                 f"warning: {s.user}'s Jupyter (pid {s.pid}) on {where(s)} has no token: anyone on this "
@@ -183,8 +206,10 @@ def _notes(snap: Snapshot) -> list[str]:
 
 
 def empty_line(snap: Snapshot) -> str:
-    return "No Jupyter servers run on this host." if snap.all_users else (
-        "You have no Jupyter server running on this host (see everyone's with --all-users)."
+    return (
+        "No Jupyter servers run on this host."
+        if snap.all_users
+        else ("You have no Jupyter server running on this host (see everyone's with --all-users).")
     )
 
 
@@ -213,7 +238,9 @@ def live(snap: Snapshot, sort: str, may_see: Any = None) -> Any:
         return tbl
 
     parts: list[Any] = [Text(f"labshare top — {snap.taken_at} — sorted by {sort}", style="bold")]
-    parts.append(build(COLUMNS, rows(snap, sort, may_see)) if snap.servers else Text(empty_line(snap)))
+    parts.append(
+        build(COLUMNS, rows(snap, sort, may_see)) if snap.servers else Text(empty_line(snap))
+    )
     line = gpu_line(snap)
     parts.append(Text(line) if line else build(GPU_COLUMNS, gpu_rows(snap)))
     parts.extend(Text(n) for n in _notes(snap))
@@ -226,10 +253,16 @@ def admin_stop(result: AdminStopResult) -> str:
     if not result.found:
         return f"{result.user} has no Jupyter server or kernel running on this host."
     for s in result.found:
-        lines.append(f"{'Stopped' if result.stopped else 'Found'} {what(s)} of {s.user} (pid {s.pid or s.supervisor_pid}, "
-                     f"{where(s)}, up {duration(s.uptime_seconds)}, {size(s.memory_bytes)})")
+        lines.append(
+            f"{'Stopped' if result.stopped else 'Found'} {what(s)} of {s.user} (pid {s.pid or s.supervisor_pid}, "
+            f"{where(s)}, up {duration(s.uptime_seconds)}, {size(s.memory_bytes)})"
+        )
         for k in s.kernels:
-            lines.append(f"  kernel {k.pid} {k.name or ''} {k.notebook or '-'} ({size(k.memory_bytes)})".replace("  (", " ("))
+            lines.append(
+                f"  kernel {k.pid} {k.name or ''} {k.notebook or '-'} ({size(k.memory_bytes)})".replace(
+                    "  (", " ("
+                )
+            )
     lines.extend(f"note: {n}" for n in result.notes)
     if result.left:
         lines.append(f"Still running after the stop: pids {', '.join(map(str, result.left))}.")
@@ -239,8 +272,12 @@ def admin_stop(result: AdminStopResult) -> str:
 def admin_plan(user: str, servers: list[Server]) -> str:
     lines = [f"{user} runs:"]
     for s in servers:
-        lines.append(f"  {what(s)} (pid {s.pid or s.supervisor_pid}, {where(s)}, up {duration(s.uptime_seconds)}, "
-                     f"{size(s.memory_bytes)})")
+        lines.append(
+            f"  {what(s)} (pid {s.pid or s.supervisor_pid}, {where(s)}, up {duration(s.uptime_seconds)}, "
+            f"{size(s.memory_bytes)})"
+        )
         for k in s.kernels:
-            lines.append(f"    kernel {k.pid} {k.name or 'kernel'}: {k.notebook or '-'} ({size(k.memory_bytes)})")
+            lines.append(
+                f"    kernel {k.pid} {k.name or 'kernel'}: {k.notebook or '-'} ({size(k.memory_bytes)})"
+            )
     return "\n".join(lines)

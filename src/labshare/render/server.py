@@ -35,7 +35,9 @@ def _kernels(s: ServerStatus) -> str:
     if not adopted:
         return str(s.kernels)
     most = max(int(k["server_restarts_survived"]) for k in adopted)  # type: ignore[call-overload]
-    return f"{s.kernels} ({len(adopted)} carried over from an earlier server, up to {most} restart(s))"
+    return (
+        f"{s.kernels} ({len(adopted)} carried over from an earlier server, up to {most} restart(s))"
+    )
 
 
 def _outputs(keep: bool | None) -> str:
@@ -97,13 +99,23 @@ def info(s: ServerInfo) -> str:
 
 def started(r: StartResult) -> str:
     head = "JupyterLab was already running." if r.already_running else "JupyterLab is running."
-    return "\n".join(_notes(r.status.notes) + [head] + _details(r.status) + [""] + reach(r.status, r.user, r.host))
+    return "\n".join(
+        _notes(r.status.notes)
+        + [head]
+        + _details(r.status)
+        + [""]
+        + reach(r.status, r.user, r.host)
+    )
 
 
 def stopped(r: StopResult) -> str:
     if not r.stopped:
         return "\n".join(_notes(r.notes) + ["JupyterLab was not running."])
-    kernels = "" if r.kernels is None else f", {r.kernels} kernel{'s' if r.kernels != 1 else ''} shut down"
+    kernels = (
+        ""
+        if r.kernels is None
+        else f", {r.kernels} kernel{'s' if r.kernels != 1 else ''} shut down"
+    )
     forced = " (it had to be killed)" if r.forced else ""
     if r.kept_kernels:
         forced += f"; {r.kept_kernels} kernel(s) left running for the next start"

@@ -25,10 +25,16 @@ def gpu_line(gpus: GpuSettings) -> str:
     """The site's `[gpus]` in one line: how cards are given out, and where the leases are."""
     if not gpus.leased:
         return 'GPU leases: off ([gpus] assign = "off"): each member\'s gpus list is all the GPU policy.'
-    reclaim = (f"idle kernels' cards reclaimed after {span(gpus.idle_reclaim_after)}, warned "
-               f"{span(gpus.reclaim_warning)} ahead" if gpus.idle_reclaim_after else "no idle reclaim")
-    return (f"GPU leases: per kernel, {gpus.per_kernel} per kernel, {gpus.sharing}, {reclaim}; "
-            f"leases in {gpus.leases_dir}.")
+    reclaim = (
+        f"idle kernels' cards reclaimed after {span(gpus.idle_reclaim_after)}, warned "
+        f"{span(gpus.reclaim_warning)} ahead"
+        if gpus.idle_reclaim_after
+        else "no idle reclaim"
+    )
+    return (
+        f"GPU leases: per kernel, {gpus.per_kernel} per kernel, {gpus.sharing}, {reclaim}; "
+        f"leases in {gpus.leases_dir}."
+    )
 
 
 def check(result: SiteCheck) -> str:
@@ -54,8 +60,24 @@ def check(result: SiteCheck) -> str:
     ]
     lines = [head, gpu_line(result.gpus)]
     if rows:
-        lines.append(table(["member", "mode", "folder", "port", "GPUs", "max GPUs", "GPUs/kernel", "memory", "CPUs",
-                            "cull idle kernels", "stop idle server"], rows))
+        lines.append(
+            table(
+                [
+                    "member",
+                    "mode",
+                    "folder",
+                    "port",
+                    "GPUs",
+                    "max GPUs",
+                    "GPUs/kernel",
+                    "memory",
+                    "CPUs",
+                    "cull idle kernels",
+                    "stop idle server",
+                ],
+                rows,
+            )
+        )
     lines += [f"problem: {p}" for p in result.problems]
     return "\n".join(lines)
 
@@ -68,7 +90,9 @@ def ports(rows: list[PortRow]) -> str:
             str(r.port),
             r.owner,
             r.source,
-            (f"{r.listening_user}" + (f" (pid {r.listening_pid})" if r.listening_pid else "")) if r.listening_user else "-",
+            (f"{r.listening_user}" + (f" (pid {r.listening_pid})" if r.listening_pid else ""))
+            if r.listening_user
+            else "-",
             "CONFLICT" if r.conflict else "",
         ]
         for r in rows

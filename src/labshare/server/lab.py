@@ -30,7 +30,7 @@ def renamed(arg: str) -> str:
     option = next((o for o in GPU_POLICY if arg.startswith(o) and len(arg) > len(o)), None)
     if option is None:
         return arg
-    policy = json.loads(arg[len(option):])
+    policy = json.loads(arg[len(option) :])
     if "allowed" in policy:
         policy["gpus"] = policy.pop("allowed")
     return option + json.dumps(policy, sort_keys=True)

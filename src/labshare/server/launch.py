@@ -34,7 +34,9 @@ def find_jupyter_lab(path_env: str | None = None) -> list[str]:
     sibling = Path(sys.executable).parent / "jupyter-lab"
     if sibling.is_file() and os.access(sibling, os.X_OK):
         return [sys.executable, "-m", LAUNCHER]
-    found = shutil.which("jupyter-lab", path=path_env if path_env is not None else os.environ.get("PATH"))
+    found = shutil.which(
+        "jupyter-lab", path=path_env if path_env is not None else os.environ.get("PATH")
+    )
     if found:
         return [found]
     raise LabshareError(
@@ -55,7 +57,11 @@ def jupyter_argv(
     if socket is not None:
         argv += [f"--ServerApp.sock={socket}", "--ServerApp.sock_mode=0600"]
     else:
-        argv += ["--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}", "--ServerApp.port_retries=0"]
+        argv += [
+            "--ServerApp.ip=127.0.0.1",
+            f"--ServerApp.port={port}",
+            "--ServerApp.port_retries=0",
+        ]
     if hasattr(os, "getuid") and os.getuid() == 0:
         argv.append("--ServerApp.allow_root=True")
     return argv + list(extra or [])
@@ -77,7 +83,10 @@ def member_args() -> list[str]:
 def policy_args(policy: ServerPolicy, gpus: GpuPolicy) -> list[str]:
     """Idle culling from the site policy, in Jupyter's own option names (off unless the admin sets it),
     and the GPU policy labshare's kernel manager and provisioner apply to each kernel."""
-    args = [f"--{cls}.gpu_policy={gpus.to_json()}" for cls in ("LabshareKernelManager", "LabshareProvisioner")]
+    args = [
+        f"--{cls}.gpu_policy={gpus.to_json()}"
+        for cls in ("LabshareKernelManager", "LabshareProvisioner")
+    ]
     if policy.cull_idle_kernels_after:
         timeout = max(1, int(policy.cull_idle_kernels_after))
         args += [
@@ -86,7 +95,9 @@ def policy_args(policy: ServerPolicy, gpus: GpuPolicy) -> list[str]:
             f"--MappingKernelManager.cull_busy={policy.cull_busy_kernels}",
         ]
     if policy.shutdown_idle_server_after:
-        args.append(f"--ServerApp.shutdown_no_activity_timeout={max(1, int(policy.shutdown_idle_server_after))}")
+        args.append(
+            f"--ServerApp.shutdown_no_activity_timeout={max(1, int(policy.shutdown_idle_server_after))}"
+        )
     return args
 
 
@@ -110,7 +121,9 @@ def tools_env(environ: Mapping[str, str], uv_dir: Path) -> dict[str, str]:
 
 def systemd_user_manager(environ: Mapping[str, str]) -> bool:
     runtime = environ.get("XDG_RUNTIME_DIR")
-    return bool(runtime) and (Path(runtime) / "systemd" / "private").exists() and bool(shutil.which("systemd-run"))
+    if not runtime:
+        return False
+    return (Path(runtime) / "systemd" / "private").exists() and bool(shutil.which("systemd-run"))
 
 
 def limit_prefix(limits: Limits, environ: Mapping[str, str]) -> list[str] | None:

@@ -82,7 +82,9 @@ def resolve_root(paths: Paths, root_dir: Path | None, default: str = "~/projects
         raise LabshareError(f"{root} is a file, not a directory; pass a directory with --dir.")
     if not root.exists():
         if not chosen:
-            raise LabshareError(f"The directory {root} does not exist; create it or pass another with --dir.")
+            raise LabshareError(
+                f"The directory {root} does not exist; create it or pass another with --dir."
+            )
         root.mkdir(parents=True)
     root = root.resolve()
     home = paths.home.resolve()
@@ -97,7 +99,9 @@ def resolve_root(paths: Paths, root_dir: Path | None, default: str = "~/projects
 def _check_port(port: int) -> None:
     """Ports below 1024 need root and belong to system services, as the sentence says."""
     if not 1024 <= port <= 65535:
-        raise LabshareError(f"Port {port} is not a valid TCP port; pick one between 1024 and 65535.")
+        raise LabshareError(
+            f"Port {port} is not a valid TCP port; pick one between 1024 and 65535."
+        )
     if not port_is_free(port):
         raise LabshareError(
             f"Port {port} on 127.0.0.1 is already in use by {describe(listener(port))}; "
@@ -105,13 +109,18 @@ def _check_port(port: int) -> None:
         )
 
 
-def _spawn_supervisor(paths: Paths, prefix: list[str], env: dict[str, str]) -> subprocess.Popen[str]:
+def _spawn_supervisor(
+    paths: Paths, prefix: list[str], env: dict[str, str]
+) -> subprocess.Popen[str]:
     """Start the supervisor in a session of its own, so a logout or a dropped ssh cannot reach it."""
     log = os.open(paths.log_file, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
     try:
         return proc.start(
             [*prefix, sys.executable, "-m", "labshare.server.supervise"],
-            env={**os.environ, **env}, stdout=log, stderr=log, new_session=True,
+            env={**os.environ, **env},
+            stdout=log,
+            stderr=log,
+            new_session=True,
             what="starting labshare's supervisor",
         )
     finally:
@@ -134,8 +143,14 @@ def _tcp_port(paths: Paths, site: Site, user: str, port: int | None) -> int:
 
 
 def _launch(
-    paths: Paths, root: Path, mode: str, port: int | None, token: str | None, policy: ServerPolicy,
-    gpus: GpuPolicy, keep_outputs: bool = True,
+    paths: Paths,
+    root: Path,
+    mode: str,
+    port: int | None,
+    token: str | None,
+    policy: ServerPolicy,
+    gpus: GpuPolicy,
+    keep_outputs: bool = True,
 ) -> st.ServerState:
     jupyter = launch.find_jupyter_lab()
     sock: Path | None = None
@@ -150,8 +165,13 @@ def _launch(
                 )
             remove(sock)
     argv = launch.jupyter_argv(
-        jupyter, root_dir=root, socket=sock, port=port,
-        extra=launch.policy_args(policy, gpus) + launch.member_args() + records.jupyter_args(paths)
+        jupyter,
+        root_dir=root,
+        socket=sock,
+        port=port,
+        extra=launch.policy_args(policy, gpus)
+        + launch.member_args()
+        + records.jupyter_args(paths)
         + outputs.jupyter_args(keep_outputs, paths.state_dir),
     )
     prefix = launch.limit_prefix(policy.limits, os.environ)
@@ -194,7 +214,11 @@ def _log_since(paths: Paths, offset: int, lines: int = 15) -> str:
 
 
 def _wait_ready(
-    paths: Paths, record: st.ServerState, timeout: float, log_offset: int, suspects: list[str] | None = None
+    paths: Paths,
+    record: st.ServerState,
+    timeout: float,
+    log_offset: int,
+    suspects: list[str] | None = None,
 ) -> None:
     """Wait for Jupyter to answer; if it died instead, the error shows its log and any `suspects` first."""
     token = read_token(paths)
@@ -261,7 +285,9 @@ def start(
             offset = paths.log_file.stat().st_size if paths.log_file.exists() else 0
             pruned = prune_stale()
             if pruned:
-                notes.append(f"Removed labshare kernels whose environment is gone: {', '.join(pruned)}.")
+                notes.append(
+                    f"Removed labshare kernels whose environment is gone: {', '.join(pruned)}."
+                )
             keep = policy.keep_outputs if keep_outputs is None else keep_outputs
             unsupported = versions.check(keep)
             notes += unsupported
@@ -284,8 +310,11 @@ def _tree(record: st.ServerState, spare: frozenset[int] = frozenset()) -> list[o
     import psutil
 
     procs: dict[int, psutil.Process] = {}
-    for pid, started in ((record.supervisor_pid, record.supervisor_started), (record.pid, record.pid_started)):
-        if not st.alive(pid, started):
+    for pid, started in (
+        (record.supervisor_pid, record.supervisor_started),
+        (record.pid, record.pid_started),
+    ):
+        if pid is None or not st.alive(pid, started):
             continue
         with contextlib.suppress(psutil.Error):
             process = psutil.Process(pid)
@@ -321,14 +350,19 @@ def _forget_if_current(paths: Paths, record: st.ServerState) -> None:
 
 
 def _terminate(
-    paths: Paths, record: st.ServerState, grace: float = STOP_GRACE_SECONDS, spare: frozenset[int] = frozenset()
+    paths: Paths,
+    record: st.ServerState,
+    grace: float = STOP_GRACE_SECONDS,
+    spare: frozenset[int] = frozenset(),
 ) -> None:
     """SIGTERM, then SIGKILL after `grace`: for the whole tree, less the `spare` kernels."""
     proc.end(_tree(record, spare), grace)
     _forget_if_current(paths, record)
 
 
-def stop(paths: Paths, *, grace: float = STOP_GRACE_SECONDS, keep_kernels: bool = False) -> StopResult:
+def stop(
+    paths: Paths, *, grace: float = STOP_GRACE_SECONDS, keep_kernels: bool = False
+) -> StopResult:
     """Ask Jupyter to shut down (kernels too, unless kept for the next server), make sure, clean up."""
     record, notes = observe(paths)
     if record is None:
@@ -337,7 +371,11 @@ def stop(paths: Paths, *, grace: float = STOP_GRACE_SECONDS, keep_kernels: bool 
         return StopResult(stopped=False, pid=None, kernels=None, notes=notes)
     if keep_kernels:
         write_atomic(paths.keep_kernels_marker, "")
-    spare = frozenset(r.pid for r in records.living(paths.kernel_records_dir)) if keep_kernels else frozenset()
+    spare = (
+        frozenset(r.pid for r in records.living(paths.kernel_records_dir))
+        if keep_kernels
+        else frozenset()
+    )
     procs = _tree(record, spare)
     kernels = None
     addr = address(record)
@@ -354,7 +392,12 @@ def stop(paths: Paths, *, grace: float = STOP_GRACE_SECONDS, keep_kernels: bool 
     if not keep_kernels:
         _end_orphan_kernels(paths)
     return StopResult(
-        stopped=True, pid=record.pid, kernels=kernels, forced=forced, notes=notes, kept_kernels=len(spare)
+        stopped=True,
+        pid=record.pid,
+        kernels=kernels,
+        forced=forced,
+        notes=notes,
+        kept_kernels=len(spare),
     )
 
 

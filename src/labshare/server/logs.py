@@ -21,7 +21,6 @@ from pathlib import Path
 
 from labshare.errors import LabshareError
 
-
 LEVELS = {"D": "debug", "I": "info", "W": "warning", "E": "error", "C": "critical"}
 _STAMP = r"(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(?:\.\d+)?)"
 _JUPYTER = re.compile(rf"\[([DIWEC]) {_STAMP} ([^\]]+)\] ?(.*)")
@@ -34,7 +33,9 @@ class LogEntry:
 
     time: str | None  # ISO 8601 with this host's UTC offset (the log is written in local time)
     level: str | None  # "debug", "info", "warning", "error" or "critical" (Jupyter's lines only)
-    source: str | None  # Jupyter's logger ("ServerApp", "LabApp", ...) or "labshare" (the supervisor)
+    source: (
+        str | None
+    )  # Jupyter's logger ("ServerApp", "LabApp", ...) or "labshare" (the supervisor)
     message: str
     line: str  # the line as written
 
@@ -62,7 +63,9 @@ def last_lines(path: Path, n: int) -> list[str]:
         with open(path, errors="replace") as handle:
             return [line.rstrip("\n") for line in deque(handle, maxlen=n)]
     except FileNotFoundError:
-        raise LabshareError(f"There is no server log yet ({path}); run `labshare start` first.") from None
+        raise LabshareError(
+            f"There is no server log yet ({path}); run `labshare start` first."
+        ) from None
 
 
 def follow(path: Path, poll: float = 0.25) -> Iterator[str]:

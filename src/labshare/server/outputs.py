@@ -30,11 +30,16 @@ def _extensions(**enabled: bool) -> list[str]:
 def jupyter_args(keep: bool, state_dir: Path) -> list[str]:
     """Options for a server that keeps outputs (`keep`) or behaves like stock JupyterLab."""
     if not keep:
-        return _extensions(jupyter_server_ydoc=False, jupyter_server_nbmodel=False, **{KEEPER: True}) + [
+        return _extensions(
+            jupyter_server_ydoc=False, jupyter_server_nbmodel=False, **{KEEPER: True}
+        ) + [
             "--OutputKeeper.keep=False",
         ]
     return _extensions(
-        jupyter_server_fileid=True, jupyter_server_ydoc=True, jupyter_server_nbmodel=True, **{KEEPER: True}
+        jupyter_server_fileid=True,
+        jupyter_server_ydoc=True,
+        jupyter_server_nbmodel=True,
+        **{KEEPER: True},
     ) + [
         "--OutputKeeper.keep=True",
         "--YDocExtension.document_cleanup_delay=None",

@@ -32,7 +32,11 @@ def _claims(site: Site) -> ClaimsDir:
 
 def claims(site: Site) -> list[Claim]:
     """Every recorded claim, with its owner as the filesystem says (not as the file says)."""
-    found = [Claim(port=int(e.name), user=e.user, uid=e.uid) for e in _claims(site).entries() if e.name.isdigit()]
+    found = [
+        Claim(port=int(e.name), user=e.user, uid=e.uid)
+        for e in _claims(site).entries()
+        if e.name.isdigit()
+    ]
     return sorted(found, key=lambda c: c.port)
 
 
@@ -51,7 +55,9 @@ def port_for(site: Site, user: str, uid: int) -> int | None:
     for port in range(low, high + 1):
         if port in assigned:
             continue
-        if not directory.create(str(port), json.dumps(PortClaim(port=port, user=user).to_json()) + "\n"):
+        if not directory.create(
+            str(port), json.dumps(PortClaim(port=port, user=user).to_json()) + "\n"
+        ):
             continue
         if port_is_free(port):
             return port

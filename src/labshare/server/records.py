@@ -39,7 +39,9 @@ def read_records(records_dir: str | Path) -> list[KernelRecord]:
     found = []
     for path in sorted(Path(records_dir).glob("*.json")):
         try:
-            found.append(KernelRecord.from_json(json.loads(path.read_text()), f"the kernel record {path}"))
+            found.append(
+                KernelRecord.from_json(json.loads(path.read_text()), f"the kernel record {path}")
+            )
         except (OSError, ValueError, RecordError):
             continue
     return found

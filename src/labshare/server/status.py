@@ -115,8 +115,18 @@ def status_of(paths: Paths, record: st.ServerState | None, notes: list[str]) -> 
     result.pid = record.pid if st.alive(record.pid, record.pid_started) else None
     if st.alive(record.supervisor_pid, record.supervisor_started):
         result.supervisor_pid = record.supervisor_pid
-    for name in ("mode", "socket", "port", "root_dir", "started_at", "restarts", "socket_fallback",
-                 "limits", "limits_enforced", "keep_outputs"):
+    for name in (
+        "mode",
+        "socket",
+        "port",
+        "root_dir",
+        "started_at",
+        "restarts",
+        "socket_fallback",
+        "limits",
+        "limits_enforced",
+        "keep_outputs",
+    ):
         setattr(result, name, getattr(record, name))
     answer = None
     if result.pid is not None:
@@ -132,14 +142,21 @@ def status_of(paths: Paths, record: st.ServerState | None, notes: list[str]) -> 
     elif result.supervisor_pid is not None:
         result.notes.append("Jupyter is being restarted by the supervisor.")
     result.surviving_kernels = [
-        {"id": r.kernel_id, "name": r.kernel_name, "pid": r.pid, "server_restarts_survived": r.survived}
+        {
+            "id": r.kernel_id,
+            "name": r.kernel_name,
+            "pid": r.pid,
+            "server_restarts_survived": r.survived,
+        }
         for r in living(paths.kernel_records_dir)
     ]
     if result.pid is not None:
         for notice in history.warnings(paths.state_dir).values():
             when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(notice.at))
-            result.notes.append(f"Kernel {notice.kernel_id} has left GPU {', '.join(notice.cards)} unused while idle; "
-                                f"it will be shut down at {when} unless it runs something (see `labshare gpus`).")
+            result.notes.append(
+                f"Kernel {notice.kernel_id} has left GPU {', '.join(notice.cards)} unused while idle; "
+                f"it will be shut down at {when} unless it runs something (see `labshare gpus`)."
+            )
     caps = {k: v for k, v in record.limits.items() if k != "gpus"}
     if caps and not record.limits_enforced:
         shown = ", ".join(f"{k} = {v}" for k, v in caps.items())
@@ -165,5 +182,14 @@ def info(paths: Paths) -> ServerInfo:
     base = dataclasses.asdict(status(paths))
     user, host = whoami()
     token = read_token(paths) if base["running"] else None
-    return ServerInfo(**{**base, "surviving_kernels": tuple(base["surviving_kernels"]), "notes": tuple(base["notes"])},
-                      token=token, user=user, host=host, labshare=__version__)
+    return ServerInfo(
+        **{
+            **base,
+            "surviving_kernels": tuple(base["surviving_kernels"]),
+            "notes": tuple(base["notes"]),
+        },
+        token=token,
+        user=user,
+        host=host,
+        labshare=__version__,
+    )

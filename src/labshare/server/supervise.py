@@ -34,7 +34,9 @@ LOG_MAX_BYTES = 10 * 1024 * 1024
 LOG_BACKUPS = 2
 QUICK_FAILURE_SECONDS = 30.0
 MAX_QUICK_FAILURES = 5
-STOP_GRACE_SECONDS = 10.0  # from SIGTERM to SIGKILL, for Jupyter here and for the whole tree in `stop`
+STOP_GRACE_SECONDS = (
+    10.0  # from SIGTERM to SIGKILL, for Jupyter here and for the whole tree in `stop`
+)
 
 
 def backoff(streak: int) -> float:
@@ -88,7 +90,9 @@ class Supervisor:
         env.pop("JUPYTER_TOKEN_FILE", None)
         log = os.open(self.log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         try:
-            return proc.start(self.argv, cwd=self.cwd, env=env, stdout=log, stderr=log, what="starting JupyterLab")
+            return proc.start(
+                self.argv, cwd=self.cwd, env=env, stdout=log, stderr=log, what="starting JupyterLab"
+            )
         finally:
             os.close(log)
 
@@ -163,7 +167,9 @@ def main(argv: list[str]) -> int:
     paths = Paths.from_env()
     spec = st.launch_store(paths).read()
     if spec is None:
-        raise SystemExit(f"labshare supervisor: {paths.launch_file} is missing; run `labshare start`.")
+        raise SystemExit(
+            f"labshare supervisor: {paths.launch_file} is missing; run `labshare start`."
+        )
     return Supervisor(paths, spec).run()
 
 

@@ -53,7 +53,9 @@ def installed(names: Iterable[str]) -> dict[str, str | None]:
     return found
 
 
-def unsupported(wanted: Mapping[str, SpecifierSet], versions: Mapping[str, str | None]) -> list[str]:
+def unsupported(
+    wanted: Mapping[str, SpecifierSet], versions: Mapping[str, str | None]
+) -> list[str]:
     """One line for each installed package outside the versions labshare was tested with, saying what to install."""
     lines = []
     for name, spec in sorted(wanted.items()):

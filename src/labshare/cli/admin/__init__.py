@@ -7,10 +7,15 @@ import click
 from labshare.cli.lazy import LazyGroup
 
 
-@click.group(cls=LazyGroup, sections={"Commands": {
-    "check": "labshare.cli.admin.check:check",
-    "ports": "labshare.cli.admin.ports:ports",
-    "stop": "labshare.cli.admin.stop:stop",
-}})
+@click.group(
+    cls=LazyGroup,
+    sections={
+        "Commands": {
+            "check": "labshare.cli.admin.check:check",
+            "ports": "labshare.cli.admin.ports:ports",
+            "stop": "labshare.cli.admin.stop:stop",
+        }
+    },
+)
 def admin() -> None:
     """For the lab's admins: site policy, ports, and stopping a member's server."""

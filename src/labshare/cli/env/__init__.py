@@ -7,11 +7,16 @@ import click
 from labshare.cli.lazy import LazyGroup
 
 
-@click.group(cls=LazyGroup, sections={"Commands": {
-    "adopt": "labshare.cli.env.adopt:adopt",
-    "create": "labshare.cli.env.create:create",
-    "list": "labshare.cli.env.list:list_",
-    "remove": "labshare.cli.env.remove:remove",
-}})
+@click.group(
+    cls=LazyGroup,
+    sections={
+        "Commands": {
+            "adopt": "labshare.cli.env.adopt:adopt",
+            "create": "labshare.cli.env.create:create",
+            "list": "labshare.cli.env.list:list_",
+            "remove": "labshare.cli.env.remove:remove",
+        }
+    },
+)
 def env() -> None:
     """Per-project Python environments, each registered as its own Jupyter kernel."""

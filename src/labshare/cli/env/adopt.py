@@ -17,15 +17,27 @@ from labshare.render import envs as view
 
 @click.command()
 @click.argument("path", type=click.Path(path_type=Path), default=".")
-@click.option("--env", "env_pairs", multiple=True, metavar="KEY=VALUE",
-              help="Environment variable for the kernel, kept in pyproject.toml [tool.labshare] (repeatable).")
-@click.option("--gpus", "gpus", type=click.IntRange(min=0), default=None, metavar="N",
-              help="GPUs each kernel of the project leases (0: CPU only), kept in pyproject.toml [tool.labshare].")
+@click.option(
+    "--env",
+    "env_pairs",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Environment variable for the kernel, kept in pyproject.toml [tool.labshare] (repeatable).",
+)
+@click.option(
+    "--gpus",
+    "gpus",
+    type=click.IntRange(min=0),
+    default=None,
+    metavar="N",
+    help="GPUs each kernel of the project leases (0: CPU only), kept in pyproject.toml [tool.labshare].",
+)
 @yes_option
 @json_option
 @click.pass_obj
-def adopt(app: App, path: Path, env_pairs: tuple[str, ...], gpus: int | None, yes: bool,
-          as_json: bool) -> None:
+def adopt(
+    app: App, path: Path, env_pairs: tuple[str, ...], gpus: int | None, yes: bool, as_json: bool
+) -> None:
     """Register an existing project's environment (uv, Rye, venv, Poetry, PDM, Hatch, conda, pixi).
 
     Anything that changes your files is shown and asked first: moving Rye's
@@ -39,12 +51,25 @@ def adopt(app: App, path: Path, env_pairs: tuple[str, ...], gpus: int | None, ye
     plan = projects.plan_adopt(places, path, gpus)
     note(view.plan(plan))
     migrate = bool(plan.rye_diff) and confirm(
-        "Move [tool.rye] dev-dependencies into [dependency-groups] as shown?", yes)
+        "Move [tool.rye] dev-dependencies into [dependency-groups] as shown?", yes
+    )
     add_kernel = plan.needs_ipykernel and confirm(
-        f"ipykernel is missing from {plan.project.env}; add it so Jupyter can start this environment?", yes)
+        f"ipykernel is missing from {plan.project.env}; add it so Jupyter can start this environment?",
+        yes,
+    )
     replace = bool(plan.old_specs) and confirm(
         f"Replace {len(plan.old_specs)} old kernelspec(s) pointing into this project "
-        f"({', '.join(e.name for e in plan.old_specs)})?", yes)
-    result = projects.adopt(places, plan, migrate=migrate, add_ipykernel=add_kernel, replace_old=replace,
-                            env_updates=env_updates, gpus=gpus, progress=note)
+        f"({', '.join(e.name for e in plan.old_specs)})?",
+        yes,
+    )
+    result = projects.adopt(
+        places,
+        plan,
+        migrate=migrate,
+        add_ipykernel=add_kernel,
+        replace_old=replace,
+        env_updates=env_updates,
+        gpus=gpus,
+        progress=note,
+    )
     emit(result, as_json=as_json, text=view.registered)

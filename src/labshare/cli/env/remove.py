@@ -27,11 +27,18 @@ def remove(app: App, target: str, delete_files: bool, yes: bool, as_json: bool) 
     places = kernels.KernelPlaces.current()
     entry = projects.resolve(places, target)
     if entry.owner != "labshare" and not confirm(
-            f"{entry.name} ({entry.display_name}) was not made by labshare; remove it anyway?", yes):
+        f"{entry.name} ({entry.display_name}) was not made by labshare; remove it anyway?", yes
+    ):
         raise click.exceptions.Abort()
     if delete_files:
         if not entry.project:
-            raise LabshareError(f"{entry.name} has no project folder labshare knows of; drop --delete-files.")
+            raise LabshareError(
+                f"{entry.name} has no project folder labshare knows of; drop --delete-files."
+            )
         if not confirm(f"Delete the folder {entry.project} and everything in it?", yes):
             raise click.exceptions.Abort()
-    emit(projects.remove(places, entry, delete_files=delete_files), as_json=as_json, text=view.removed)
+    emit(
+        projects.remove(places, entry, delete_files=delete_files),
+        as_json=as_json,
+        text=view.removed,
+    )
