@@ -87,8 +87,29 @@ def processes_of(uids: set[int]) -> list[psutil.Process]:
     return found
 
 
+# A `quick` test is pure: it starts no process, opens no socket, makes no user and needs no root, so
+# scripts/test can run the lot first, as an unprivileged account, in seconds.  These fixtures make
+# members, users or compiled stubs; a quick test that names one fails before it starts, and one
+# whose body starts a process or opens a socket fails there (an audit hook, active only in its call).
+NOT_QUICK_FIXTURES = frozenset({"member", "make_user", "module_users", "lab", "shared_tmp", "nvml_stub", "fake_nvml"})
+_NOT_QUICK_EVENTS = frozenset({"subprocess.Popen", "os.system", "os.fork", "os.forkpty", "os.posix_spawn",
+                               "os.spawn", "os.exec", "pty.spawn", "socket.connect", "socket.bind"})
+_in_quick_test = False
+
+
+def _refuse_in_quick_test(event: str, args: tuple) -> None:
+    if _in_quick_test and event in _NOT_QUICK_EVENTS:
+        raise RuntimeError(f"a test marked `quick` must start no process and open no socket, and this one "
+                           f"did ({event}): take the marker off, or the call out")
+
+
+sys.addaudithook(_refuse_in_quick_test)
+
+
 def need_root(why: str) -> None:
     """Skip where a test cannot run; in CI (which runs as root) a skip would hide a gap, so fail."""
+    if _in_quick_test:
+        pytest.fail(f"a test marked `quick` runs as an ordinary user, and this one needs root: {why}")
     if IS_ROOT:
         return
     if os.environ.get("CI"):
@@ -334,14 +355,21 @@ def lab(make_user: Accounts) -> Iterator[sshd.Lab]:
     yield from sshd.build(make_user)
 
 
+def _part(item: pytest.Item) -> str:
+    if item.get_closest_marker("quick"):
+        return "quick"
+    return "alone" if item.get_closest_marker("alone") else "parallel"
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Mark `root` every test whose fixtures make Unix users, keep one part of the run, slow tests first.
 
-    scripts/test runs the suite in two parts (LABSHARE_TEST_PART): `alone`,
-    the tests that read every account on the host (hub-config lists each one
-    with labshare state, which another worker's sshd lab would add), one by
-    one; then `parallel`, the rest on xdist workers.  xdist hands tests out
+    scripts/test runs the suite in three parts (LABSHARE_TEST_PART): `quick`,
+    the pure tests, as an ordinary user; `alone`, the tests that read every
+    account on the host (hub-config lists each one with labshare state, which
+    another worker's sshd lab would add), one by one; then `parallel`, the
+    rest on xdist workers.  xdist hands tests out
     in collection order, so a long test that starts last would keep one
     worker busy after the others are done.  First among the hooks, so
     xdist's own sees the result.
@@ -350,15 +378,34 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         if {"make_user", "module_users"} & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.root)
     part = os.environ.get("LABSHARE_TEST_PART")
-    if part in ("parallel", "alone"):
-        kept = [item for item in items if (item.get_closest_marker("alone") is None) == (part == "parallel")]
+    if part in ("quick", "parallel", "alone"):
+        kept = [item for item in items if _part(item) == part]
         config.hook.pytest_deselected(items=[item for item in items if item not in kept])
         items[:] = kept
     items.sort(key=lambda item: item.get_closest_marker("slow") is None)
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
+    """A `quick` test's body runs with the audit hook above armed."""
+    global _in_quick_test
+    _in_quick_test = item.get_closest_marker("quick") is not None
+    try:
+        yield
+    finally:
+        _in_quick_test = False
+
+
 def pytest_runtest_setup(item: pytest.Item) -> None:
-    """Fail a test xdist should have grouped and did not: its module's fixtures would run on every worker."""
+    """Fail a test xdist should have grouped and did not: its module's fixtures would run on every worker.
+
+    And fail a `quick` test that would make members or users, or needs root, before its fixtures run.
+    """
+    if item.get_closest_marker("quick"):
+        named = sorted(NOT_QUICK_FIXTURES & set(getattr(item, "fixturenames", ())))
+        if named or item.get_closest_marker("root"):
+            pytest.fail(f"a test marked `quick` may not {'use ' + ', '.join(named) if named else 'need root'}: "
+                        "take the marker off")
     if getattr(item.config.option, "loadgroup", False) and item.get_closest_marker("xdist_group") \
             and "@" not in item.nodeid:
         pytest.fail("--dist loadgroup did not group this test (see the pytest pin in pyproject.toml)")

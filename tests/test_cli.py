@@ -96,6 +96,7 @@ def help_sections(text: str) -> dict[str, list[str]]:
     return sections
 
 
+@pytest.mark.quick
 def test_help_lists_every_command_in_its_section(labshare) -> None:
     done = labshare("--help")
     assert done.code == 0 and done.err == ""
@@ -109,17 +110,20 @@ def test_help_lists_every_command_in_its_section(labshare) -> None:
 @pytest.mark.parametrize("group, commands", [("env", ["adopt", "create", "list", "remove"]),
                                              ("admin", ["check", "ports", "stop"]),
                                              ("kernels", ["prune"])])
+@pytest.mark.quick
 def test_group_help_lists_its_commands(labshare, group: str, commands: list[str]) -> None:
     done = labshare(group, "--help")
     assert done.code == 0
     assert help_sections(done.out)["Commands"] == commands
 
 
+@pytest.mark.quick
 def test_version(labshare) -> None:
     done = labshare("--version")
     assert (done.code, done.out, done.err) == (0, f"labshare, version {__version__}\n", "")
 
 
+@pytest.mark.quick
 def test_unknown_option_is_a_usage_error(labshare) -> None:
     done = labshare("status", "--bogus")
     assert done.code == ExitCode.USAGE == 2 and done.out == ""
@@ -127,6 +131,7 @@ def test_unknown_option_is_a_usage_error(labshare) -> None:
     assert done.err.rstrip().endswith("Error: No such option '--bogus'.")
 
 
+@pytest.mark.quick
 def test_unknown_option_with_json_is_one_json_object(labshare) -> None:
     done = labshare("status", "--bogus", "--json")
     assert done.code == 2 and done.err == ""
@@ -134,6 +139,7 @@ def test_unknown_option_with_json_is_one_json_object(labshare) -> None:
                                      "detail": "Usage: labshare status [OPTIONS]"}}
 
 
+@pytest.mark.quick
 def test_bad_value(labshare) -> None:
     done = labshare("start", "--port", "eighty")
     assert done.code == 2 and done.out == ""
@@ -142,12 +148,14 @@ def test_bad_value(labshare) -> None:
     assert error["exit_code"] == 2 and error["message"].startswith("Invalid value for '--sort': 'size' is not one of")
 
 
+@pytest.mark.quick
 def test_unknown_command(labshare) -> None:
     done = labshare("strat")
     assert done.code == 2 and "No such command 'strat'." in done.err
     assert labshare("env", "nosuch", "--json").json()["error"]["message"] == "No such command 'nosuch'."
 
 
+@pytest.mark.quick
 def test_status_when_nothing_runs(labshare) -> None:
     done = labshare("status", "--json")
     assert done.code == ExitCode.NOT_RUNNING == 3 and done.err == ""
@@ -159,6 +167,7 @@ def test_status_when_nothing_runs(labshare) -> None:
     assert labshare("info", "--json").code == 3
 
 
+@pytest.mark.quick
 def test_labshare_error_text_and_json(labshare) -> None:
     done = labshare("env", "remove", "nosuch")
     line = "labshare: error: No kernel called 'nosuch'; `labshare env list` shows the names and projects."
@@ -168,6 +177,7 @@ def test_labshare_error_text_and_json(labshare) -> None:
     assert done.json() == {"error": {"message": line.removeprefix("labshare: error: "), "exit_code": 1}}
 
 
+@pytest.mark.quick
 def test_error_detail_and_exit_code_are_kept(labshare, command) -> None:
     command(AuthFailed("ssh could not log in to gpu1.", detail="Permission denied (publickey).\nsecond line"))
     done = labshare("boom")
@@ -180,6 +190,7 @@ def test_error_detail_and_exit_code_are_kept(labshare, command) -> None:
                                      "detail": "Permission denied (publickey).\nsecond line"}}
 
 
+@pytest.mark.quick
 def test_internal_error(labshare, command) -> None:
     command(KeyError("pid"))
     done = labshare("boom")
@@ -193,6 +204,7 @@ def test_internal_error(labshare, command) -> None:
     assert debug.code == 70 and debug.err.startswith("Traceback") and debug.err.endswith(done.err)
 
 
+@pytest.mark.quick
 def test_interrupted_and_aborted(labshare, command) -> None:
     command(click.exceptions.Abort())
     assert labshare("boom") == Ran(ExitCode.INTERRUPTED, "", "Aborted.\n")
@@ -202,6 +214,7 @@ def test_interrupted_and_aborted(labshare, command) -> None:
     assert labshare("boom") == Ran(130, "", "\nAborted.\n")
 
 
+@pytest.mark.quick
 def test_connect_json_ends_with_an_error_event(labshare, tmp_path: Path) -> None:
     done = labshare("connect", "--json", "--local-port", "0", "gpu1")
     assert done.code == 2 and done.err == ""
@@ -220,6 +233,7 @@ def test_connect_json_ends_with_an_error_event(labshare, tmp_path: Path) -> None
     assert "is not valid TOML" in event["message"]
 
 
+@pytest.mark.quick
 def test_connect_without_json_keeps_the_text_face(labshare, tmp_path: Path) -> None:
     config = tmp_path / "config" / "labshare" / "config.toml"
     config.parent.mkdir(parents=True)
@@ -229,6 +243,7 @@ def test_connect_without_json_keeps_the_text_face(labshare, tmp_path: Path) -> N
     assert done.err.startswith("labshare: error: ") and "is not valid TOML" in done.err
 
 
+@pytest.mark.quick
 def test_a_command_whose_module_is_missing(labshare, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(cli, "commands", {})
     monkeypatch.setitem(sys.modules, "labshare.cli.top", None)
@@ -242,6 +257,7 @@ def test_a_command_whose_module_is_missing(labshare, monkeypatch: pytest.MonkeyP
     assert labshare("status", "--json").code == 3
 
 
+@pytest.mark.quick
 def test_a_subcommand_whose_module_is_missing(labshare, monkeypatch: pytest.MonkeyPatch) -> None:
     admin = cli.get_command(click.Context(cli), "admin")
     monkeypatch.setattr(admin, "commands", {})
@@ -253,6 +269,7 @@ def test_a_subcommand_whose_module_is_missing(labshare, monkeypatch: pytest.Monk
         "`labshare admin ports` cannot run: the Python module 'labshare.cli.admin.ports' is missing;")
 
 
+@pytest.mark.quick
 def test_a_module_missing_while_a_command_runs(labshare, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "click.shell_completion", None)
     line = f"`labshare completion` cannot run: the Python module 'click.shell_completion' is missing; {REINSTALL}."
@@ -267,6 +284,7 @@ def test_a_module_missing_while_a_command_runs(labshare, monkeypatch: pytest.Mon
     (["--debug", "connect", "gpu1", "--json"], "events"),
     (["env", "create", "x", "--", "--json"], "text"),
 ])
+@pytest.mark.quick
 def test_face(args: list[str], expected: str) -> None:
     assert face(args) == expected
 
@@ -285,6 +303,7 @@ def test_status_imports_no_other_command(tmp_path: Path) -> None:
     assert not [m for m in others if f"'{m}'" in loaded], loaded
 
 
+@pytest.mark.quick
 def test_a_command_that_raises_labshare_error_is_not_internal(labshare, command) -> None:
     command(LabshareError("Cannot create /nowhere.", exit_code=ExitCode.USAGE))
     assert labshare("boom") == Ran(2, "", "labshare: error: Cannot create /nowhere.\n")

@@ -5,8 +5,12 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
+
 from labshare import config
 from labshare.config import schema
+
+pytestmark = pytest.mark.quick  # pure: scripts/test runs it first, as an ordinary user
 
 PAGE = Path(__file__).resolve().parent.parent / "docs" / "en" / "admin" / "site-policy.md"
 

@@ -18,6 +18,8 @@ from labshare.connect import hosts
 from labshare.errors import LabshareError
 from labshare.server import lifecycle
 
+pytestmark = pytest.mark.quick  # pure: scripts/test runs it first, as an ordinary user
+
 ROOT = Path(__file__).resolve().parent.parent
 
 # Each section's dataclass; a section's keys are exactly its fields (Site holds [ports], [admin], [member]).

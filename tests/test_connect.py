@@ -398,6 +398,7 @@ def test_plain_ssh_as_on_windows_connects_heals_and_cleans_up(running: sshd_help
     assert subprocess.run(["pgrep", "-u", str(running.laptop.uid), "-x", "ssh"], capture_output=True).stdout == b""
 
 
+@pytest.mark.quick
 def test_remote_command_lookup_order() -> None:
     cmd = sshcmd.remote_command(["info", "--json"])
     assert cmd.startswith("sh -c ")

@@ -17,6 +17,7 @@ import shlex
 import signal
 from pathlib import Path
 
+import pytest
 from conftest import LABSHARE, Member
 
 from labshare.errors import LabshareError
@@ -127,6 +128,7 @@ def test_quickstart_and_daily_loop_run_as_written(member: Member) -> None:
     assert [c for c in listed if skip_reason(c)] == [c for c in listed if c not in ran]
 
 
+@pytest.mark.quick
 def test_skips_are_only_laptop_and_suite_commands() -> None:
     listed = documented_commands()
     assert listed, "no ```bash command blocks under the Quickstart and daily loop"
@@ -157,6 +159,7 @@ def english_pages() -> str:
     return "\n".join(p.read_text() for part in ("tutorial", "howto", "admin") for p in sorted((EN / part).glob("*.md")))
 
 
+@pytest.mark.quick
 def test_japanese_manual_names_every_command_of_the_english_tables() -> None:
     english = table_commands(english_pages())
     assert {"labshare start", "labshare status", "labshare stop"} <= set(english), english
@@ -168,6 +171,7 @@ def test_japanese_manual_names_every_command_of_the_english_tables() -> None:
         assert name in japanese
 
 
+@pytest.mark.quick
 def test_japanese_site_config_example_loads_and_uses_every_key(tmp_path: Path) -> None:
     from labshare import config
     from labshare.config import schema
@@ -188,6 +192,7 @@ def test_japanese_site_config_example_loads_and_uses_every_key(tmp_path: Path) -
     assert set(data["hub"]["slurm"]) == {f.name for f in __import__("dataclasses").fields(config.SlurmSettings)}
 
 
+@pytest.mark.quick
 def test_migration_guide_covers_the_old_routine() -> None:
     text = (JA / "howto" / "from-screen.md").read_text()
     for needle in ("screen", "10001", "--NotebookApp.token=''", "Rye", "labshare env adopt",

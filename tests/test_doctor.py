@@ -278,6 +278,7 @@ def test_hand_started_tokenless_jupyter_is_found_and_stopped_only_when_asked(
     (["/venv/bin/python", "/venv/bin/jupyter-lab", "--IdentityProvider.token=s3cret"], False),
     (["/venv/bin/python", "/venv/bin/jupyter-lab"], False),
 ])
+@pytest.mark.quick
 def test_what_counts_as_a_token_less_server(argv: list[str], old: bool) -> None:
     assert tokenless_server(argv) is old
 

@@ -16,6 +16,8 @@ from labshare.envs.pyproject_edit import migrate_rye, set_labshare_env
 from labshare.envs.undo import undone_on_failure
 from labshare.errors import LabshareError
 
+pytestmark = pytest.mark.quick  # pure: scripts/test runs it first, as an ordinary user
+
 
 def fake_env(prefix: Path, *, venv: bool = True, conda: bool = False) -> Path:
     (prefix / "bin").mkdir(parents=True)

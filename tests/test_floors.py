@@ -13,6 +13,10 @@ import ast
 from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.quick  # pure: scripts/test runs it first, as an ordinary user
+
 SRC = Path(__file__).resolve().parent.parent / "src" / "labshare"  # the tree as it is, not an install of it
 
 # From the ground up; a part is a top-level module or package of labshare.
@@ -28,6 +32,7 @@ FLOORS: tuple[frozenset[str], ...] = tuple(frozenset(f.split()) for f in (
     "doctor",
     "cli __main__",
 ))
+
 # Imported only by the code that runs inside the Jupyter server process (`jupyterside/`).
 JUPYTER_SERVER = ("jupyter_server", "jupyterlab", "tornado", "jupyter_server_ydoc", "jupyter_server_nbmodel")
 

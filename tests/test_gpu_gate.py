@@ -44,6 +44,7 @@ def spec_argv(python: str, project: Path | None = None) -> list[str]:
     return Gated([python, "-m", "ipykernel_launcher", "-f", "{connection_file}"], project).argv()
 
 
+@pytest.mark.quick
 def test_the_spec_starts_with_the_gate_and_is_stale_when_either_python_is_gone(tmp_path: Path) -> None:
     env = tmp_path / "proj" / ".venv"
     (env / "bin").mkdir(parents=True)
@@ -65,6 +66,7 @@ def test_the_spec_starts_with_the_gate_and_is_stale_when_either_python_is_gone(t
         f"labshare's own Python {gone}, which starts it under the GPU rules, is missing"]
 
 
+@pytest.mark.quick
 def test_start_keeps_a_spec_whose_labshare_moved_behind_this_labshares_gate(tmp_path: Path) -> None:
     kernels, project = tmp_path / "kernels", tmp_path / "proj"
     project.mkdir()
@@ -79,6 +81,7 @@ def test_start_keeps_a_spec_whose_labshare_moved_behind_this_labshares_gate(tmp_
     assert kept["argv"][0] == sys.executable and problems_of(kept) == []
 
 
+@pytest.mark.quick
 def test_ps_counts_the_kernel_after_exec_and_never_the_gate() -> None:
     argv = spec_argv("/env/bin/python")
     argv[argv.index("{connection_file}")] = "/run/kernel-1234.json"

@@ -206,6 +206,7 @@ def test_a_bad_site_config_is_one_clear_line(fake_nvml: FakeNvml, member: Member
     assert done.stderr.startswith("labshare: error: ") and "gpus.assign" in done.stderr
 
 
+@pytest.mark.quick
 def test_a_command_line_is_shown_without_connection_files_or_tokens() -> None:
     kernel = ["/opt/venv/bin/python", "-m", "ipykernel_launcher", "-f",
               "/home/alice/.local/share/jupyter/runtime/kernel-0a1b.json"]

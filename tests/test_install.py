@@ -494,6 +494,7 @@ def test_system_needs_root_and_extras_must_be_names(make_user, shared_tmp: Path)
     assert not (m.home / ".local").exists()
 
 
+@pytest.mark.quick
 def test_hints_name_the_command_for_how_labshare_was_installed(tmp_path: Path) -> None:
     """The record scripts/install leaves picks the command every install, upgrade and extra hint names."""
     from labshare.install_hint import InstallRecord, install_command
@@ -520,6 +521,7 @@ def load_bootstrap():
     return module
 
 
+@pytest.mark.quick
 def test_bootstrap_reads_the_index_as_pip_and_uv_would(tmp_path: Path) -> None:
     bootstrap = load_bootstrap()
     home = tmp_path / "home"

@@ -21,6 +21,8 @@ from packaging.utils import canonicalize_name
 
 from labshare.jupyterside.internals import USES, Internal
 
+pytestmark = pytest.mark.quick  # pure: scripts/test runs it first, as an ordinary user
+
 ADAPTER = "src/labshare/jupyterside/internals.py"
 SRC = Path(__file__).resolve().parent.parent / "src" / "labshare"
 

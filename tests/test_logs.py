@@ -13,6 +13,7 @@ import json
 import subprocess
 
 import psutil
+import pytest
 from conftest import LABSHARE, Member, wait_for
 
 from labshare.server.logs import entry
@@ -26,18 +27,21 @@ def local(stamp: str) -> str:
     return dt.datetime.fromisoformat(stamp).astimezone().isoformat()
 
 
+@pytest.mark.quick
 def test_a_jupyter_line_has_time_level_source_and_message() -> None:
     e = entry(JUPYTER)
     assert (e.time, e.level, e.source) == (local("2026-12-07 12:00:00.123"), "warning", "ServerApp")
     assert e.message == "No web browser found: Error('could not locate runnable browser')." and e.line == JUPYTER
 
 
+@pytest.mark.quick
 def test_a_supervisor_note_has_no_level() -> None:
     e = entry(SUPERVISOR)
     assert (e.time, e.level, e.source) == (local("2026-12-07 12:00:01"), None, "labshare")
     assert e.message == "stopped on request (Jupyter exit code 0)"
 
 
+@pytest.mark.quick
 def test_any_other_line_is_all_message() -> None:
     e = entry(OTHER)
     assert (e.time, e.level, e.source, e.message, e.line) == (None, None, None, OTHER, OTHER)

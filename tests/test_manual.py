@@ -212,12 +212,14 @@ def section_for(where: str, table: str) -> str:
     return "".join(found)
 
 
+@pytest.mark.quick
 def test_config_reference_documents_every_site_key(tmp_path: Path) -> None:
     for table, keys in site_keys(tmp_path).items():
         missing = sorted(keys - row_keys(section_for("Site", table)))
         assert not missing, f"reference/config.md, [{table}]: no row for {missing}"
 
 
+@pytest.mark.quick
 def test_config_reference_documents_the_member_config(tmp_path: Path) -> None:
     from labshare.config import schema
     from labshare.connect import hosts
@@ -234,6 +236,7 @@ def toml_literal(value: object) -> str:
     return json.dumps(value) if isinstance(value, (bool, str, int, float)) else repr(value)
 
 
+@pytest.mark.quick
 def test_config_reference_defaults_match_config_py() -> None:
     from labshare import config
     from labshare.config import schema
@@ -257,6 +260,7 @@ def test_config_reference_defaults_match_config_py() -> None:
 # ---------------------------------------------------------------- exit codes, doctor, JSON
 
 
+@pytest.mark.quick
 def test_exit_code_reference_is_exactly_exitcode() -> None:
     from labshare.errors import ExitCode
 
@@ -265,6 +269,7 @@ def test_exit_code_reference_is_exactly_exitcode() -> None:
     assert documented == {member.name: member.value for member in ExitCode}
 
 
+@pytest.mark.quick
 def test_doctor_page_names_every_check() -> None:
     source = "".join(p.read_text() for p in (ROOT / "src" / "labshare" / "doctor").rglob("*.py"))
     names = set(re.findall(r'\bCheck\(\s*"([a-z][a-z-]*)"', source))
@@ -327,6 +332,7 @@ def json_sections() -> dict[str, str]:
     return sections((EN / "reference" / "json.md").read_text())
 
 
+@pytest.mark.quick
 def test_json_reference_names_every_field_of_every_result() -> None:
     found = json_sections()
     problems = []
@@ -342,6 +348,7 @@ def test_json_reference_names_every_field_of_every_result() -> None:
     assert not problems, "reference/json.md is missing:\n" + "\n".join(problems)
 
 
+@pytest.mark.quick
 def test_json_reference_shows_the_error_object(capsys: pytest.CaptureFixture[str]) -> None:
     from labshare import render
 
@@ -355,6 +362,7 @@ def test_json_reference_shows_the_error_object(capsys: pytest.CaptureFixture[str
     assert '{"error": {"message":' in errors.replace("\n", " ")
 
 
+@pytest.mark.quick
 def test_json_reference_lists_every_connect_event() -> None:
     source = "".join(p.read_text() for p in (ROOT / "src" / "labshare").rglob("*.py"))
     events = set(re.findall(r'"event":\s*"([a-z_]+)"', source))

@@ -214,6 +214,7 @@ def test_no_gpu_driver_ps_still_works_and_says_so(site: Site) -> None:
     assert "GPUs: " in text.stdout and ("no GPU" in text.stdout or "n/a" in text.stdout)
 
 
+@pytest.mark.quick
 def test_a_reader_that_fails_is_reported_not_raised() -> None:
     def broken() -> list[GpuDevice]:
         raise NoGpu("no GPU: the NVIDIA driver does not answer (Driver Not Loaded)")
@@ -343,10 +344,12 @@ def _alive_as(pid: int, m: Member) -> bool:
     (["python3", "-m", "labshare.server.supervise"], None),
     (["/venv/bin/python", "-m", "ipykernel_launcher", "-f", "/run/kernel-1.json"], None),
 ])
+@pytest.mark.quick
 def test_one_reading_of_a_command_line_tells_servers_from_tools(argv: list[str], kind: str | None) -> None:
     assert cmd.server_kind(argv) == kind
 
 
+@pytest.mark.quick
 def test_command_line_options_in_every_form_jupyter_takes() -> None:
     opts = cmd.options(["jupyter-lab", "--ServerApp.port", "8890", "--IdentityProvider.token=", "--no-browser",
                         "--ServerApp.root_dir=/srv/x", "--sock", "/tmp/j.sock"])
@@ -359,6 +362,7 @@ def test_command_line_options_in_every_form_jupyter_takes() -> None:
         == "ab-1"
 
 
+@pytest.mark.quick
 def test_usage_adds_up_and_no_gpu_figure_stays_unknown() -> None:
     own = Usage(cpu_percent=1.25, memory_bytes=100, gpu_memory_bytes=0, gpus=[])
     kernel = Usage(cpu_percent=2.5, memory_bytes=50, gpu_memory_bytes=8, gpus=[1, 0])

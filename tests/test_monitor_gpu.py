@@ -16,6 +16,8 @@ import pytest
 
 from labshare.gpus.nvml import GpuDevice, NoGpu, read, read_driver, read_nvml
 
+pytestmark = pytest.mark.quick  # pure: scripts/test runs it first, as an ordinary user
+
 
 class NVMLError(Exception):
     pass

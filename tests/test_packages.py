@@ -156,6 +156,7 @@ def test_start_brings_labshares_older_kernelspecs_up_to_date_and_leaves_others_a
 # ---------------------------------------------------------------- the parts, without a server
 
 
+@pytest.mark.quick
 def test_pip_means_uv_add_only_where_the_kernel_is_its_uv_projects_environment(tmp_path: Path,
                                                                                 monkeypatch) -> None:
     (tmp_path / "pyproject.toml").write_text("")
@@ -172,6 +173,7 @@ def test_pip_means_uv_add_only_where_the_kernel_is_its_uv_projects_environment(t
     assert args == ["pip", "install", "--python", sys.executable, "x"] and "only" in said
 
 
+@pytest.mark.quick
 def test_kernel_env_names_the_project_for_uv_and_the_servers_path_gets_uv_only_when_it_has_none(
         tmp_path: Path) -> None:
     kt = kerneltools.KernelTools.of(tmp_path)

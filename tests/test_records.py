@@ -46,6 +46,7 @@ RECORDS: list[Record] = [
 
 
 @pytest.mark.parametrize("record", RECORDS, ids=lambda r: type(r).__name__)
+@pytest.mark.quick
 def test_every_record_round_trips_through_json(record: Record) -> None:
     data = json.loads(json.dumps(record.to_json()))
     assert data["version"] == record.VERSION and data["labshare"] == __version__
@@ -62,6 +63,7 @@ def test_the_remembered_server_round_trips_and_stays_light() -> None:
     assert done.stdout.strip() == "[]", "connect's early path must not import dataclasses or typing"
 
 
+@pytest.mark.quick
 def test_an_older_record_is_read_with_defaults() -> None:
     """Format 1 is the JSON of labshare before records: no version, ServerState's `schema`, bare warnings."""
     old = {k: v for k, v in STATE.to_json().items() if k not in ("version", "labshare", "limits", "restarts")}
@@ -72,6 +74,7 @@ def test_an_older_record_is_read_with_defaults() -> None:
     assert (info.port, info.labshare, info.notes) == (8888, None, ())
 
 
+@pytest.mark.quick
 def test_a_newer_record_is_one_sentence_naming_both_versions() -> None:
     with pytest.raises(TooNew) as caught:
         ServerState.from_json({**STATE.to_json(), "version": 99, "labshare": "7.0.0"}, "the state file /x/server.json")
@@ -81,6 +84,7 @@ def test_a_newer_record_is_one_sentence_naming_both_versions() -> None:
     assert f"labshare {__version__} here" in message and "scripts/install --upgrade" in message
 
 
+@pytest.mark.quick
 def test_a_record_missing_what_it_needs_names_the_field() -> None:
     with pytest.raises(RecordError, match=r"no valid 'supervisor_pid'.*cannot read"):
         ServerState.from_json({"mode": "socket"}, "the state file /x/server.json")
@@ -88,6 +92,7 @@ def test_a_record_missing_what_it_needs_names_the_field() -> None:
         LeaseRecord.from_json({**RECORDS[3].to_json(), "pid": True}, "a lease")
 
 
+@pytest.mark.quick
 def test_a_corrupt_file_is_kept_aside_with_one_line(tmp_path: Path) -> None:
     store = Store(tmp_path / "server.json", ServerState, "the state file")
     (tmp_path / "server.json").write_text("{not json")
@@ -100,6 +105,7 @@ def test_a_corrupt_file_is_kept_aside_with_one_line(tmp_path: Path) -> None:
     assert store.read() == STATE and (tmp_path / "server.json").stat().st_mode & 0o777 == 0o600
 
 
+@pytest.mark.quick
 def test_a_newer_file_is_left_in_place_for_the_labshare_that_wrote_it(tmp_path: Path) -> None:
     path = tmp_path / "server.json"
     path.write_text(json.dumps({**STATE.to_json(), "version": 3}))
@@ -131,6 +137,7 @@ def remote_answering(stdout: str) -> Remote:
     return Answering(sshcmd.Plan(sshcmd.Target("gpu1")), None, Path("/nowhere/config.toml"))
 
 
+@pytest.mark.quick
 def test_a_laptop_older_than_its_server_says_so_in_one_sentence() -> None:
     answer = {**RECORDS[-1].to_json(), "version": 3, "labshare": "0.9.0"}
     with pytest.raises(TooNew) as caught:
@@ -140,6 +147,7 @@ def test_a_laptop_older_than_its_server_says_so_in_one_sentence() -> None:
     assert f"labshare {__version__} here" in message and "upgrade labshare here" in message
 
 
+@pytest.mark.quick
 def test_a_server_older_than_its_laptop_says_so_in_one_sentence() -> None:
     """An answer this labshare cannot use (here: no token) names the server's version and its upgrade."""
     answer = {"running": True, "mode": "socket", "socket": "/s", "version": 2, "labshare": "0.0.9"}

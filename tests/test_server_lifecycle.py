@@ -8,6 +8,7 @@ import stat
 import subprocess
 from pathlib import Path
 
+import pytest
 from conftest import Member, lab_of
 
 from labshare import probe
@@ -134,6 +135,7 @@ def test_status_does_not_import_jupyter(member: Member) -> None:
     assert "labshare.server.status" in imported and "labshare.server.lifecycle" not in imported
 
 
+@pytest.mark.quick
 def test_log_rotation_keeps_backups(tmp_path: Path) -> None:
     from labshare.server import supervise
 
