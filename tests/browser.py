@@ -66,7 +66,9 @@ def chromium(shots: Path, tag: str = "browser") -> Iterator[Any]:
     started: list[psutil.Process] = []
     try:
         with sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path=CHROMIUM, args=[*ARGS, marker], headless=True)
+            browser = pw.chromium.launch(
+                executable_path=CHROMIUM, args=[*ARGS, marker], headless=True
+            )
             started = _tagged_tree(marker)
             try:
                 yield browser
@@ -103,7 +105,9 @@ def run_cell(page, code: str, timeout_ms: int = 120_000) -> str:
 
 def wait_for_kernel(page: Any, timeout_ms: int = 120_000) -> None:
     """Until the open notebook's kernel is connected, idle or busy."""
-    page.locator(KERNEL_STATUS).filter(has_text=re.compile(r"\| (Idle|Busy)$")).first.wait_for(timeout=timeout_ms)
+    page.locator(KERNEL_STATUS).filter(has_text=re.compile(r"\| (Idle|Busy)$")).first.wait_for(
+        timeout=timeout_ms
+    )
 
 
 def dialog_text(page: Any) -> str:

@@ -50,8 +50,13 @@ IS_ROOT = os.geteuid() == 0
 T = TypeVar("T")
 
 
-def wait_for(predicate: Callable[[], T], timeout: float = 120, what: str = "condition", every: float = 0.2,
-             ignoring: tuple[type[BaseException], ...] = ()) -> T:
+def wait_for(
+    predicate: Callable[[], T],
+    timeout: float = 120,
+    what: str = "condition",
+    every: float = 0.2,
+    ignoring: tuple[type[BaseException], ...] = (),
+) -> T:
     """Poll until `predicate()` is truthy and return it; generous by default, since CI is shared.
 
     Only the exceptions named in `ignoring` mean "not yet" (a server not
@@ -91,16 +96,32 @@ def processes_of(uids: set[int]) -> list[psutil.Process]:
 # scripts/test can run the lot first, as an unprivileged account, in seconds.  These fixtures make
 # members, users or compiled stubs; a quick test that names one fails before it starts, and one
 # whose body starts a process or opens a socket fails there (an audit hook, active only in its call).
-NOT_QUICK_FIXTURES = frozenset({"member", "make_user", "module_users", "lab", "shared_tmp", "nvml_stub", "fake_nvml"})
-_NOT_QUICK_EVENTS = frozenset({"subprocess.Popen", "os.system", "os.fork", "os.forkpty", "os.posix_spawn",
-                               "os.spawn", "os.exec", "pty.spawn", "socket.connect", "socket.bind"})
+NOT_QUICK_FIXTURES = frozenset(
+    {"member", "make_user", "module_users", "lab", "shared_tmp", "nvml_stub", "fake_nvml"}
+)
+_NOT_QUICK_EVENTS = frozenset(
+    {
+        "subprocess.Popen",
+        "os.system",
+        "os.fork",
+        "os.forkpty",
+        "os.posix_spawn",
+        "os.spawn",
+        "os.exec",
+        "pty.spawn",
+        "socket.connect",
+        "socket.bind",
+    }
+)
 _in_quick_test = False
 
 
 def _refuse_in_quick_test(event: str, args: tuple) -> None:
     if _in_quick_test and event in _NOT_QUICK_EVENTS:
-        raise RuntimeError(f"a test marked `quick` must start no process and open no socket, and this one "
-                           f"did ({event}): take the marker off, or the call out")
+        raise RuntimeError(
+            f"a test marked `quick` must start no process and open no socket, and this one "
+            f"did ({event}): take the marker off, or the call out"
+        )
 
 
 sys.addaudithook(_refuse_in_quick_test)
@@ -109,7 +130,9 @@ sys.addaudithook(_refuse_in_quick_test)
 def need_root(why: str) -> None:
     """Skip where a test cannot run; in CI (which runs as root) a skip would hide a gap, so fail."""
     if _in_quick_test:
-        pytest.fail(f"a test marked `quick` runs as an ordinary user, and this one needs root: {why}")
+        pytest.fail(
+            f"a test marked `quick` runs as an ordinary user, and this one needs root: {why}"
+        )
     if IS_ROOT:
         return
     if os.environ.get("CI"):
@@ -171,23 +194,40 @@ class Member:
         return {"user": pw.pw_uid, "group": pw.pw_gid, "extra_groups": []}
 
     def run(
-        self, *args: str, timeout: float = 180, check: bool = False, input: str | None = None,
+        self,
+        *args: str,
+        timeout: float = 180,
+        check: bool = False,
+        input: str | None = None,
         env: dict[str, str] | None = None,
     ) -> subprocess.CompletedProcess[str]:
         """Run `labshare ARGS` as this member and return what it printed."""
         return self.run_cmd([LABSHARE, *args], timeout=timeout, check=check, input=input, env=env)
 
     def run_cmd(
-        self, argv: Sequence[str], timeout: float = 180, check: bool = False, input: str | None = None,
-        env: dict[str, str] | None = None, cwd: str | None = None,
+        self,
+        argv: Sequence[str],
+        timeout: float = 180,
+        check: bool = False,
+        input: str | None = None,
+        env: dict[str, str] | None = None,
+        cwd: str | None = None,
     ) -> subprocess.CompletedProcess[str]:
         done = subprocess.run(
-            list(argv), env={**self.env, **(env or {})}, capture_output=True, text=True, timeout=timeout,
-            input=input, stdin=None if input is not None else subprocess.DEVNULL, cwd=cwd or str(self.home),
+            list(argv),
+            env={**self.env, **(env or {})},
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            input=input,
+            stdin=None if input is not None else subprocess.DEVNULL,
+            cwd=cwd or str(self.home),
             **self._as(),
         )
         if check and done.returncode != 0:
-            raise AssertionError(f"{argv} failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
+            raise AssertionError(
+                f"{argv} failed ({done.returncode}):\n{done.stdout}\n{done.stderr}"
+            )
         return done
 
     def popen(self, argv: Sequence[str], **kwargs) -> subprocess.Popen:
@@ -207,7 +247,9 @@ class Member:
         found = []
         for proc in psutil.process_iter(["environ"]):
             try:
-                if (proc.info["environ"] or {}).get("HOME") == str(self.home) and proc.pid != os.getpid():
+                if (proc.info["environ"] or {}).get("HOME") == str(
+                    self.home
+                ) and proc.pid != os.getpid():
                     found.append(proc)
             except (psutil.Error, TypeError):
                 continue
@@ -235,7 +277,9 @@ def member() -> Iterator[Member]:
     try:
         yield m
     finally:
-        with contextlib.suppress(subprocess.TimeoutExpired):  # a stop that hangs is ended by the reap
+        with contextlib.suppress(
+            subprocess.TimeoutExpired
+        ):  # a stop that hangs is ended by the reap
             m.run("stop", timeout=60)
         m.reap()
         shutil.rmtree(m.home, ignore_errors=True)
@@ -259,7 +303,9 @@ class Accounts:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        kill_all(processes_of({m.uid for m in self.made}))  # one pass over the process table for them all
+        kill_all(
+            processes_of({m.uid for m in self.made})
+        )  # one pass over the process table for them all
         for m in self.made:
             subprocess.run(["userdel", m.user or ""], capture_output=True)
             shutil.rmtree(m.home, ignore_errors=True)
@@ -327,10 +373,20 @@ def tokenless_jupyter(m: Member) -> HandStarted:
 
     port = free_port()
     proc = m.popen(
-        [str(BIN / "jupyter-lab"), "--no-browser", "--IdentityProvider.token=", "--ServerApp.password=",
-         "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}", "--ServerApp.port_retries=0",
-         f"--ServerApp.root_dir={m.home}", "--ServerApp.disable_check_xsrf=True"],
-        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            str(BIN / "jupyter-lab"),
+            "--no-browser",
+            "--IdentityProvider.token=",
+            "--ServerApp.password=",
+            "--ServerApp.ip=127.0.0.1",
+            f"--ServerApp.port={port}",
+            "--ServerApp.port_retries=0",
+            f"--ServerApp.root_dir={m.home}",
+            "--ServerApp.disable_check_xsrf=True",
+        ],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     lab = Lab(probe.Address(port=port), None)
 
@@ -404,8 +460,15 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     if item.get_closest_marker("quick"):
         named = sorted(NOT_QUICK_FIXTURES & set(getattr(item, "fixturenames", ())))
         if named or item.get_closest_marker("root"):
-            pytest.fail(f"a test marked `quick` may not {'use ' + ', '.join(named) if named else 'need root'}: "
-                        "take the marker off")
-    if getattr(item.config.option, "loadgroup", False) and item.get_closest_marker("xdist_group") \
-            and "@" not in item.nodeid:
-        pytest.fail("--dist loadgroup did not group this test (see the pytest pin in pyproject.toml)")
+            pytest.fail(
+                f"a test marked `quick` may not {'use ' + ', '.join(named) if named else 'need root'}: "
+                "take the marker off"
+            )
+    if (
+        getattr(item.config.option, "loadgroup", False)
+        and item.get_closest_marker("xdist_group")
+        and "@" not in item.nodeid
+    ):
+        pytest.fail(
+            "--dist loadgroup did not group this test (see the pytest pin in pyproject.toml)"
+        )

@@ -45,8 +45,10 @@ class Card:
 
     def line(self) -> str:
         util = "-" if self.util is None else str(self.util)
-        return (f'gpu {self.uuid} "{self.name}" {self.bus_id} {self.total_mib} {self.used_mib} {util} '
-                f"mem={self.mem_util} reserved={self.reserved_mib}")
+        return (
+            f'gpu {self.uuid} "{self.name}" {self.bus_id} {self.total_mib} {self.used_mib} {util} '
+            f"mem={self.mem_util} reserved={self.reserved_mib}"
+        )
 
 
 @dataclass
@@ -66,15 +68,23 @@ class GpuProc:
     def line(self) -> str:
         used = "-" if self.used_mib is None else str(self.used_mib)
         words = [f"proc {self.gpu} {self.pid} {used} {self.sm} {self.kind} mem={self.mem}"]
-        words += [f"{k}={v}" for k, v in (("seen", self.seen_us), ("gi", self.gi), ("ci", self.ci)) if v is not None]
+        words += [
+            f"{k}={v}"
+            for k, v in (("seen", self.seen_us), ("gi", self.gi), ("ci", self.ci))
+            if v is not None
+        ]
         return " ".join(words)
 
 
 def cards(count: int, *, total_mib: int = 81920, name: str = "NVIDIA A100-SXM4-80GB") -> list[Card]:
     """`count` boards with UUIDs and bus ids like real ones, in PCI bus order."""
     return [
-        Card(uuid=f"GPU-{i:08x}-1111-2222-3333-{0xABCDEF000000 + i:012x}", name=name,
-             bus_id=f"00000000:{0x1B + 0x20 * i:02X}:00.0", total_mib=total_mib)
+        Card(
+            uuid=f"GPU-{i:08x}-1111-2222-3333-{0xABCDEF000000 + i:012x}",
+            name=name,
+            bus_id=f"00000000:{0x1B + 0x20 * i:02X}:00.0",
+            total_mib=total_mib,
+        )
         for i in range(count)
     ]
 
@@ -130,9 +140,21 @@ def nvml_stub() -> Iterator[Path]:
     lib_dir = _shared_dir("labshare-nvml-")
     library = lib_dir / "libnvidia-ml.so.1"
     done = subprocess.run(
-        [compiler, "-shared", "-fPIC", "-O2", "-std=gnu11", "-Wall", "-Wextra", "-Werror",
-         "-o", str(library), str(STUB_SOURCE)],
-        capture_output=True, text=True,
+        [
+            compiler,
+            "-shared",
+            "-fPIC",
+            "-O2",
+            "-std=gnu11",
+            "-Wall",
+            "-Wextra",
+            "-Werror",
+            "-o",
+            str(library),
+            str(STUB_SOURCE),
+        ],
+        capture_output=True,
+        text=True,
     )
     assert done.returncode == 0, f"building the NVML stub failed:\n{done.stderr}"
     library.chmod(0o755)

@@ -10,8 +10,17 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 
-INDEX_AND_TRUST = ("UV_INDEX_URL", "UV_DEFAULT_INDEX", "UV_INDEX", "UV_NATIVE_TLS", "UV_SYSTEM_CERTS",
-                   "PIP_INDEX_URL", "PIP_CERT", "SSL_CERT_FILE", "SSL_CERT_DIR")
+INDEX_AND_TRUST = (
+    "UV_INDEX_URL",
+    "UV_DEFAULT_INDEX",
+    "UV_INDEX",
+    "UV_NATIVE_TLS",
+    "UV_SYSTEM_CERTS",
+    "PIP_INDEX_URL",
+    "PIP_CERT",
+    "SSL_CERT_FILE",
+    "SSL_CERT_DIR",
+)
 
 
 def index_and_trust(environ: Mapping[str, str] = os.environ) -> dict[str, str]:

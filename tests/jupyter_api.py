@@ -42,7 +42,11 @@ class Lab:
     def call(self, method: str, path: str, body: Any = None, token: bool = True) -> probe.Response:
         data = json.dumps(body).encode() if body is not None else None
         return probe.request(
-            self.address, self.prefix + path, token=self.token if token else None, method=method, body=data,
+            self.address,
+            self.prefix + path,
+            token=self.token if token else None,
+            method=method,
+            body=data,
             timeout=30,
         )
 
@@ -78,13 +82,31 @@ class Lab:
         )
         try:
             msg_id = uuid.uuid4().hex
-            ws.send(json.dumps({
-                "header": {"msg_id": msg_id, "msg_type": "execute_request", "username": "test",
-                           "session": uuid.uuid4().hex, "version": "5.3"},
-                "parent_header": {}, "metadata": {}, "channel": "shell", "buffers": [],
-                "content": {"code": code, "silent": False, "store_history": True,
-                            "user_expressions": {}, "allow_stdin": False, "stop_on_error": True},
-            }))
+            ws.send(
+                json.dumps(
+                    {
+                        "header": {
+                            "msg_id": msg_id,
+                            "msg_type": "execute_request",
+                            "username": "test",
+                            "session": uuid.uuid4().hex,
+                            "version": "5.3",
+                        },
+                        "parent_header": {},
+                        "metadata": {},
+                        "channel": "shell",
+                        "buffers": [],
+                        "content": {
+                            "code": code,
+                            "silent": False,
+                            "store_history": True,
+                            "user_expressions": {},
+                            "allow_stdin": False,
+                            "stop_on_error": True,
+                        },
+                    }
+                )
+            )
             out: list[str] = []
             error = reply = None
             idle = False
@@ -107,7 +129,9 @@ class Lab:
             if not (idle and reply):
                 raise TimeoutError(f"no reply to {code!r} within {timeout} s")
             if error or reply["status"] != "ok":
-                raise AssertionError(error or f"the kernel answered {reply['status']!r} to {code!r}")
+                raise AssertionError(
+                    error or f"the kernel answered {reply['status']!r} to {code!r}"
+                )
             return "".join(out)
         finally:
             ws.close()

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from browser import chromium, dialog_text, wait_for_kernel  # noqa: F401  (chromium: for the output tests)
+from browser import chromium, dialog_text, wait_for_kernel
 from conftest import Member, wait_for  # wait_for: the output tests use it as lo.wait_for too
 from jupyter_api import Lab
 
@@ -52,13 +52,27 @@ def start_server(member: Member, *args: str) -> Server:
 def write_notebook(root: Path, name: str, sources: list[str]) -> Path:
     """A notebook with code cells and the python3 kernel set, so Lab opens it without asking."""
     cells = [
-        {"cell_type": "code", "id": uuid.uuid4().hex[:8], "metadata": {}, "source": src,
-         "outputs": [], "execution_count": None}
+        {
+            "cell_type": "code",
+            "id": uuid.uuid4().hex[:8],
+            "metadata": {},
+            "source": src,
+            "outputs": [],
+            "execution_count": None,
+        }
         for src in sources
     ]
     nb = {
-        "cells": cells, "nbformat": 4, "nbformat_minor": 5,
-        "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}},
+        "cells": cells,
+        "nbformat": 4,
+        "nbformat_minor": 5,
+        "metadata": {
+            "kernelspec": {
+                "name": "python3",
+                "display_name": "Python 3 (ipykernel)",
+                "language": "python",
+            }
+        },
     }
     path = root / name
     path.write_text(json.dumps(nb, indent=1))
@@ -71,11 +85,17 @@ def disk_cell(path: Path, index: int) -> tuple[str, int | None]:
     Jupyter saves in place (its atomic writing keeps a backup copy rather than
     renaming a new file in), so a read can land mid-save: read until the JSON is whole.
     """
-    cell = wait_for(lambda: json.loads(path.read_text())["cells"][index], timeout=5, every=0.1,
-                    what=f"{path} to hold whole JSON", ignoring=(json.JSONDecodeError,))
+    cell = wait_for(
+        lambda: json.loads(path.read_text())["cells"][index],
+        timeout=5,
+        every=0.1,
+        what=f"{path} to hold whole JSON",
+        ignoring=(json.JSONDecodeError,),
+    )
     text = "".join(
         "".join(out["text"]) if isinstance(out.get("text"), list) else out.get("text", "")
-        for out in cell["outputs"] if out.get("output_type") == "stream"
+        for out in cell["outputs"]
+        if out.get("output_type") == "stream"
     )
     return text, cell.get("execution_count")
 
@@ -125,7 +145,9 @@ def run_cell(page: Any, index: int) -> None:
             _not_blocked(page, index)
             waited = time.monotonic() - pressed
             if RUNS[page] > before and waited > 60:
-                raise AssertionError(f"cell {index} was sent to run but Lab never marked it running")
+                raise AssertionError(
+                    f"cell {index} was sent to run but Lab never marked it running"
+                )
             if RUNS[page] == before and waited > 5:
                 break
             page.wait_for_timeout(200)
@@ -150,4 +172,4 @@ def prompt(page: Any, index: int) -> str:
 
 
 def numbered(text: str, prefix: str = "line ") -> list[int]:
-    return [int(line[len(prefix):]) for line in text.splitlines() if line.startswith(prefix)]
+    return [int(line[len(prefix) :]) for line in text.splitlines() if line.startswith(prefix)]

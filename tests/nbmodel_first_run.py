@@ -45,7 +45,9 @@ async def first_run(where: str) -> str:
         # As the stack's worker makes it: the client, then the readiness handshake, before the first run.
         # (Made with _get_local_client alone, the handshake was skipped, and the run raced the sockets.)
         client = await stack._get_client(kernel_id)
-        assert client._stdin_channel is not None, "the stdin socket is opened only with the first run"
+        assert client._stdin_channel is not None, (
+            "the stdin socket is opened only with the first run"
+        )
         uid = stack.put(kernel_id, "answer = input('name? ')\nprint('got', answer)")
 
         def asking() -> dict | None:
@@ -61,14 +63,20 @@ async def first_run(where: str) -> str:
         await stack.send_input(kernel_id, "ada")
         done = await until(finished, "the run to end")
         assert done["status"] == "ok", done
-        outputs = json.loads(done["outputs"]) if isinstance(done["outputs"], str) else done["outputs"]
+        outputs = (
+            json.loads(done["outputs"]) if isinstance(done["outputs"], str) else done["outputs"]
+        )
         return "".join(out.get("text", "") for out in outputs if out.get("output_type") == "stream")
     finally:
-        with contextlib.suppress(asyncio.CancelledError):  # nbmodel's dispose re-raises its workers' cancel
+        with contextlib.suppress(
+            asyncio.CancelledError
+        ):  # nbmodel's dispose re-raises its workers' cancel
             await stack.dispose()
         await kernels.shutdown_all(now=True)
 
 
 if __name__ == "__main__":
-    assert execution_clients.prepare_execution_clients(), "jupyter-server-nbmodel no longer has the methods wrapped"
+    assert execution_clients.prepare_execution_clients(), (
+        "jupyter-server-nbmodel no longer has the methods wrapped"
+    )
     print(asyncio.run(first_run(sys.argv[1])).strip())

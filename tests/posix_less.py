@@ -12,7 +12,7 @@ from __future__ import annotations
 from conftest import BIN, Member
 
 REFUSED = ("pwd", "grp", "fcntl", "termios", "resource")
-SITECUSTOMIZE = f'''
+SITECUSTOMIZE = f"""
 import sys
 
 REFUSED = {set(REFUSED)!r}
@@ -29,7 +29,7 @@ class Refuse:
 for name in REFUSED:
     sys.modules.pop(name, None)
 sys.meta_path.insert(0, Refuse)
-'''
+"""
 
 
 def refuse_posix_modules(member: Member) -> None:

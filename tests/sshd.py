@@ -92,11 +92,18 @@ class Sshd:
         assert test.returncode == 0, test.stderr
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen(
-                [SSHD, "-D", "-e", "-f", str(config)], stdout=log, stderr=subprocess.STDOUT,
+                [SSHD, "-D", "-e", "-f", str(config)],
+                stdout=log,
+                stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
             )
-        wait_for(self._listening, timeout=15, what=f"sshd to listen on {self.port}", every=0.05,
-                 ignoring=(OSError,))
+        wait_for(
+            self._listening,
+            timeout=15,
+            what=f"sshd to listen on {self.port}",
+            every=0.05,
+            ignoring=(OSError,),
+        )
 
     def _listening(self) -> bool:
         assert self.proc is not None and self.proc.poll() is None, self.log.read_text()
@@ -117,8 +124,13 @@ def make_sshd(root: Path, extra: tuple[str, ...] = ()) -> Sshd:
     subprocess.run([*keygen, "-f", str(root / "host_ed25519")], check=True)
     subprocess.run([*keygen, "-f", str(root / "client_ed25519")], check=True)
     host_pub = (root / "host_ed25519.pub").read_text().split()[:2]
-    return Sshd(root=root, port=free_port(), host_pub=" ".join(host_pub),
-                client_key=root / "client_ed25519", extra=extra)
+    return Sshd(
+        root=root,
+        port=free_port(),
+        host_pub=" ".join(host_pub),
+        client_key=root / "client_ed25519",
+        extra=extra,
+    )
 
 
 def authorize(server: Member, sshd: Sshd) -> None:
@@ -130,8 +142,14 @@ def authorize(server: Member, sshd: Sshd) -> None:
     _chown_tree(ssh_dir, server.user or "root")
 
 
-def write_client_config(laptop: Member, sshd: Sshd, alias: str, server_user: str,
-                        key: Path | None = None, extra: tuple[str, ...] = ()) -> None:
+def write_client_config(
+    laptop: Member,
+    sshd: Sshd,
+    alias: str,
+    server_user: str,
+    key: Path | None = None,
+    extra: tuple[str, ...] = (),
+) -> None:
     """The laptop account's ~/.ssh: a key, known_hosts with the host key, and `Host ALIAS`."""
     ssh_dir = laptop.home / ".ssh"
     ssh_dir.mkdir(mode=0o700, exist_ok=True)
@@ -171,8 +189,9 @@ class Lab:
     laptop: Member
 
 
-def build(make_user, *, extra: tuple[str, ...] = (), with_labshare: bool = True,
-          alias: str = "gpu1") -> Iterator[Lab]:
+def build(
+    make_user, *, extra: tuple[str, ...] = (), with_labshare: bool = True, alias: str = "gpu1"
+) -> Iterator[Lab]:
     """Make both accounts, start sshd, yield, then kill sshd by pid (the members are reaped by make_user)."""
     server = make_user()
     laptop = make_user()

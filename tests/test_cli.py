@@ -24,7 +24,21 @@ from labshare import __version__
 from labshare.cli import SECTIONS, cli, face, main
 from labshare.errors import AuthFailed, ExitCode, LabshareError
 
-SERVER = ["start", "stop", "restart", "status", "info", "logs", "env", "kernels", "ps", "top", "gpus", "run", "doctor"]
+SERVER = [
+    "start",
+    "stop",
+    "restart",
+    "status",
+    "info",
+    "logs",
+    "env",
+    "kernels",
+    "ps",
+    "top",
+    "gpus",
+    "run",
+    "doctor",
+]
 LAPTOP = ["connect", "completion"]
 ADMIN = ["admin", "hub-config"]
 REINSTALL = "reinstall labshare: run `sh scripts/install --upgrade` in your labshare checkout"  # no install record
@@ -52,11 +66,19 @@ def isolated_env(home: Path) -> dict[str, str]:
 
 
 @pytest.fixture
-def labshare(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> Callable[..., Ran]:
+def labshare(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> Callable[..., Ran]:
     """`labshare ARGS` in this process, in an empty HOME: its exit code, stdout and stderr."""
     for key, value in isolated_env(tmp_path).items():
         monkeypatch.setenv(key, value)
-    for key in ("XDG_RUNTIME_DIR", "JUPYTER_PATH", "JUPYTER_DATA_DIR", "JUPYTER_CONFIG_DIR", "JUPYTER_RUNTIME_DIR"):
+    for key in (
+        "XDG_RUNTIME_DIR",
+        "JUPYTER_PATH",
+        "JUPYTER_DATA_DIR",
+        "JUPYTER_CONFIG_DIR",
+        "JUPYTER_RUNTIME_DIR",
+    ):
         monkeypatch.delenv(key, raising=False)
 
     def run(*args: str) -> Ran:
@@ -107,9 +129,14 @@ def test_help_lists_every_command_in_its_section(labshare) -> None:
     assert labshare("-h").out == done.out
 
 
-@pytest.mark.parametrize("group, commands", [("env", ["adopt", "create", "list", "remove"]),
-                                             ("admin", ["check", "ports", "stop"]),
-                                             ("kernels", ["prune"])])
+@pytest.mark.parametrize(
+    "group, commands",
+    [
+        ("env", ["adopt", "create", "list", "remove"]),
+        ("admin", ["check", "ports", "stop"]),
+        ("kernels", ["prune"]),
+    ],
+)
 @pytest.mark.quick
 def test_group_help_lists_its_commands(labshare, group: str, commands: list[str]) -> None:
     done = labshare(group, "--help")
@@ -135,8 +162,13 @@ def test_unknown_option_is_a_usage_error(labshare) -> None:
 def test_unknown_option_with_json_is_one_json_object(labshare) -> None:
     done = labshare("status", "--bogus", "--json")
     assert done.code == 2 and done.err == ""
-    assert done.json() == {"error": {"message": "No such option '--bogus'.", "exit_code": 2,
-                                     "detail": "Usage: labshare status [OPTIONS]"}}
+    assert done.json() == {
+        "error": {
+            "message": "No such option '--bogus'.",
+            "exit_code": 2,
+            "detail": "Usage: labshare status [OPTIONS]",
+        }
+    }
 
 
 @pytest.mark.quick
@@ -145,14 +177,19 @@ def test_bad_value(labshare) -> None:
     assert done.code == 2 and done.out == ""
     assert "Invalid value for '--port': 'eighty' is not a valid integer." in done.err
     error = labshare("ps", "--sort", "size", "--json").json()["error"]
-    assert error["exit_code"] == 2 and error["message"].startswith("Invalid value for '--sort': 'size' is not one of")
+    assert error["exit_code"] == 2 and error["message"].startswith(
+        "Invalid value for '--sort': 'size' is not one of"
+    )
 
 
 @pytest.mark.quick
 def test_unknown_command(labshare) -> None:
     done = labshare("strat")
     assert done.code == 2 and "No such command 'strat'." in done.err
-    assert labshare("env", "nosuch", "--json").json()["error"]["message"] == "No such command 'nosuch'."
+    assert (
+        labshare("env", "nosuch", "--json").json()["error"]["message"]
+        == "No such command 'nosuch'."
+    )
 
 
 @pytest.mark.quick
@@ -174,20 +211,33 @@ def test_labshare_error_text_and_json(labshare) -> None:
     assert (done.code, done.out, done.err) == (1, "", line + "\n")
     done = labshare("env", "remove", "nosuch", "--json")
     assert done.code == 1 and done.err == ""
-    assert done.json() == {"error": {"message": line.removeprefix("labshare: error: "), "exit_code": 1}}
+    assert done.json() == {
+        "error": {"message": line.removeprefix("labshare: error: "), "exit_code": 1}
+    }
 
 
 @pytest.mark.quick
 def test_error_detail_and_exit_code_are_kept(labshare, command) -> None:
-    command(AuthFailed("ssh could not log in to gpu1.", detail="Permission denied (publickey).\nsecond line"))
+    command(
+        AuthFailed(
+            "ssh could not log in to gpu1.", detail="Permission denied (publickey).\nsecond line"
+        )
+    )
     done = labshare("boom")
     assert done.code == ExitCode.AUTH_FAILED == 5
-    assert done.err == ("labshare: error: ssh could not log in to gpu1.\n"
-                        "  Permission denied (publickey).\n  second line\n")
+    assert done.err == (
+        "labshare: error: ssh could not log in to gpu1.\n"
+        "  Permission denied (publickey).\n  second line\n"
+    )
     done = labshare("boom", "--json")
     assert done.code == 5 and done.err == ""
-    assert done.json() == {"error": {"message": "ssh could not log in to gpu1.", "exit_code": 5,
-                                     "detail": "Permission denied (publickey).\nsecond line"}}
+    assert done.json() == {
+        "error": {
+            "message": "ssh could not log in to gpu1.",
+            "exit_code": 5,
+            "detail": "Permission denied (publickey).\nsecond line",
+        }
+    }
 
 
 @pytest.mark.quick
@@ -195,11 +245,16 @@ def test_internal_error(labshare, command) -> None:
     command(KeyError("pid"))
     done = labshare("boom")
     assert done.code == ExitCode.INTERNAL == 70 and done.out == ""
-    assert done.err == ("labshare: internal error: KeyError: 'pid' "
-                        "(run again with --debug for the traceback and report it)\n")
-    assert labshare("boom", "--json").json() == {"error": {
-        "message": "internal error: KeyError: 'pid' (run again with --debug for the traceback and report it)",
-        "exit_code": 70}}
+    assert done.err == (
+        "labshare: internal error: KeyError: 'pid' "
+        "(run again with --debug for the traceback and report it)\n"
+    )
+    assert labshare("boom", "--json").json() == {
+        "error": {
+            "message": "internal error: KeyError: 'pid' (run again with --debug for the traceback and report it)",
+            "exit_code": 70,
+        }
+    }
     debug = labshare("--debug", "boom")
     assert debug.code == 70 and debug.err.startswith("Traceback") and debug.err.endswith(done.err)
 
@@ -208,8 +263,9 @@ def test_internal_error(labshare, command) -> None:
 def test_interrupted_and_aborted(labshare, command) -> None:
     command(click.exceptions.Abort())
     assert labshare("boom") == Ran(ExitCode.INTERRUPTED, "", "Aborted.\n")
-    assert labshare("boom", "--json") == Ran(130, '{\n  "error": {\n    "message": "Aborted.",\n'
-                                                  '    "exit_code": 130\n  }\n}\n', "")
+    assert labshare("boom", "--json") == Ran(
+        130, '{\n  "error": {\n    "message": "Aborted.",\n    "exit_code": 130\n  }\n}\n', ""
+    )
     command(KeyboardInterrupt())  # click makes Ctrl-C in a command an Abort, after a newline
     assert labshare("boom") == Ran(130, "", "\nAborted.\n")
 
@@ -219,9 +275,12 @@ def test_connect_json_ends_with_an_error_event(labshare, tmp_path: Path) -> None
     done = labshare("connect", "--json", "--local-port", "0", "gpu1")
     assert done.code == 2 and done.err == ""
     event = json.loads(done.out)
-    assert event == {"event": "error", "exit_code": 2,
-                     "message": "Invalid value for '--local-port': 0 is not in the range 1<=x<=65535.",
-                     "detail": "Usage: labshare connect [OPTIONS] [USER@]HOST"}
+    assert event == {
+        "event": "error",
+        "exit_code": 2,
+        "message": "Invalid value for '--local-port': 0 is not in the range 1<=x<=65535.",
+        "detail": "Usage: labshare connect [OPTIONS] [USER@]HOST",
+    }
     assert done.out.count("\n") == 1
     config = tmp_path / "config" / "labshare" / "config.toml"
     config.parent.mkdir(parents=True)
@@ -251,7 +310,9 @@ def test_a_command_whose_module_is_missing(labshare, monkeypatch: pytest.MonkeyP
     assert listed.code == 0
     assert help_sections(listed.out)["Member, on the server"] == SERVER
     assert "top      (unavailable: module 'labshare.cli.top' is missing)" in listed.out
-    line = f"`labshare top` cannot run: the Python module 'labshare.cli.top' is missing; {REINSTALL}."
+    line = (
+        f"`labshare top` cannot run: the Python module 'labshare.cli.top' is missing; {REINSTALL}."
+    )
     assert labshare("top", "--once") == Ran(1, "", f"labshare: error: {line}\n")
     assert labshare("top", "--json").json() == {"error": {"message": line, "exit_code": 1}}
     assert labshare("status", "--json").code == 3
@@ -266,7 +327,8 @@ def test_a_subcommand_whose_module_is_missing(labshare, monkeypatch: pytest.Monk
     done = labshare("admin", "ports", "--json")
     assert done.code == 1
     assert done.json()["error"]["message"].startswith(
-        "`labshare admin ports` cannot run: the Python module 'labshare.cli.admin.ports' is missing;")
+        "`labshare admin ports` cannot run: the Python module 'labshare.cli.admin.ports' is missing;"
+    )
 
 
 @pytest.mark.quick
@@ -276,14 +338,17 @@ def test_a_module_missing_while_a_command_runs(labshare, monkeypatch: pytest.Mon
     assert labshare("completion", "bash") == Ran(1, "", f"labshare: error: {line}\n")
 
 
-@pytest.mark.parametrize("args, expected", [
-    (["status"], "text"),
-    (["status", "--json"], "json"),
-    (["--debug", "env", "list", "--json"], "json"),
-    (["connect", "--json", "gpu1"], "events"),
-    (["--debug", "connect", "gpu1", "--json"], "events"),
-    (["env", "create", "x", "--", "--json"], "text"),
-])
+@pytest.mark.parametrize(
+    "args, expected",
+    [
+        (["status"], "text"),
+        (["status", "--json"], "json"),
+        (["--debug", "env", "list", "--json"], "json"),
+        (["connect", "--json", "gpu1"], "events"),
+        (["--debug", "connect", "gpu1", "--json"], "events"),
+        (["env", "create", "x", "--", "--json"], "text"),
+    ],
+)
 @pytest.mark.quick
 def test_face(args: list[str], expected: str) -> None:
     assert face(args) == expected
@@ -291,12 +356,22 @@ def test_face(args: list[str], expected: str) -> None:
 
 def test_status_imports_no_other_command(tmp_path: Path) -> None:
     """`labshare status` must stay quick: it loads its own module, not every command's."""
-    others = {path.partition(":")[0] for commands in SECTIONS.values() for path in commands.values()}
+    others = {
+        path.partition(":")[0] for commands in SECTIONS.values() for path in commands.values()
+    }
     others.discard("labshare.cli.status")
-    probe = ("import sys\nfrom labshare.cli import main\ntry:\n    main(['status', '--json'])\n"
-             "except SystemExit as e:\n    print(e.code, sorted(m for m in sys.modules if m.startswith('labshare')))")
-    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=False,
-                          timeout=60, env={**os.environ, **isolated_env(tmp_path)})
+    probe = (
+        "import sys\nfrom labshare.cli import main\ntry:\n    main(['status', '--json'])\n"
+        "except SystemExit as e:\n    print(e.code, sorted(m for m in sys.modules if m.startswith('labshare')))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+        env={**os.environ, **isolated_env(tmp_path)},
+    )
     code, loaded = done.stdout.strip().splitlines()[-1].split(" ", 1)
     assert code == "3", done.stderr
     assert "'labshare.cli.status'" in loaded

@@ -27,6 +27,8 @@ def test_site_config_example_is_valid_and_complete(tmp_path: Path) -> None:
     assert site.admins == ("alice",)
     assert site.gpus.leased, "the example shows GPU leases on"
     text = block.group(1)
-    keys = {k.name for k in schema.KEYS if k.section in ("hub", "hub.slurm", "gpus", "users.NAME")} - {"slurm"}
+    keys = {
+        k.name for k in schema.KEYS if k.section in ("hub", "hub.slurm", "gpus", "users.NAME")
+    } - {"slurm"}
     for key in keys | {"claims_dir", "may_override"}:
         assert re.search(rf"^{key} = ", text, re.MULTILINE), key

@@ -30,8 +30,12 @@ class Connect:
     """A running `labshare connect --json`, its events read line by line on a thread."""
 
     def __init__(self, laptop: Member, *args: str):
-        self.proc = laptop.popen([LABSHARE, "connect", "--no-browser", "--json", *args],
-                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.proc = laptop.popen(
+            [LABSHARE, "connect", "--no-browser", "--json", *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         self.events: queue.Queue[dict] = queue.Queue()
         self.seen: list[dict] = []
         threading.Thread(target=self._read, daemon=True).start()
@@ -49,8 +53,10 @@ class Connect:
                 event = self.events.get(timeout=0.5)
             except queue.Empty:
                 if self.proc.poll() is not None and self.events.empty():
-                    raise AssertionError(f"connect exited {self.proc.returncode} before {kind!r}: "
-                                         f"{self.seen} {self.proc.stderr.read() if self.proc.stderr else ''}")
+                    raise AssertionError(
+                        f"connect exited {self.proc.returncode} before {kind!r}: "
+                        f"{self.seen} {self.proc.stderr.read() if self.proc.stderr else ''}"
+                    ) from None
                 continue
             self.seen.append(event)
             if event["event"] == kind:
@@ -110,10 +116,14 @@ def start_connect(connects: list[Connect], laptop: Member, *args: str) -> Connec
     return c
 
 
-def test_ready_url_serves_jupyter_and_runs_code(running: sshd_helper.Lab, connects: list[Connect]) -> None:
+def test_ready_url_serves_jupyter_and_runs_code(
+    running: sshd_helper.Lab, connects: list[Connect]
+) -> None:
     c = start_connect(connects, running.laptop, "gpu1")
     ready = c.wait_for("ready")
-    assert ready["host"] == "gpu1" and ready["url"].startswith(f"http://127.0.0.1:{ready['local_port']}/lab?token=")
+    assert ready["host"] == "gpu1" and ready["url"].startswith(
+        f"http://127.0.0.1:{ready['local_port']}/lab?token="
+    )
     assert ready["mode"] == "socket"
     lab = Lab.from_url(ready["url"])
     assert lab.call("GET", "/api/status").status == 200
@@ -128,8 +138,9 @@ def test_ready_url_serves_jupyter_and_runs_code(running: sshd_helper.Lab, connec
     assert all(token not in " ".join(argv) for _, argv in c.ssh_argvs())
 
 
-def test_one_shared_connection_in_a_private_control_dir(running: sshd_helper.Lab,
-                                                        connects: list[Connect]) -> None:
+def test_one_shared_connection_in_a_private_control_dir(
+    running: sshd_helper.Lab, connects: list[Connect]
+) -> None:
     c = start_connect(connects, running.laptop, "gpu1")
     c.wait_for("ready")
     kids = c.ssh_children()
@@ -137,7 +148,9 @@ def test_one_shared_connection_in_a_private_control_dir(running: sshd_helper.Lab
     argv = kids[0].cmdline()
     assert "-M" in argv and "ControlPersist=no" in argv and "ExitOnForwardFailure=yes" in argv
     assert not any("StrictHostKeyChecking" in a for a in argv)
-    control = Path(next(a for a in argv if a.startswith("ControlPath=")).split("=", 1)[1].strip('"'))
+    control = Path(
+        next(a for a in argv if a.startswith("ControlPath=")).split("=", 1)[1].strip('"')
+    )
     assert control.is_socket()
     assert control.parent.stat().st_mode & 0o777 == 0o700
     assert control.parent.stat().st_uid == running.laptop.uid
@@ -146,7 +159,8 @@ def test_one_shared_connection_in_a_private_control_dir(running: sshd_helper.Lab
 
 
 def test_killing_ssh_heals_on_the_same_port_and_keeps_kernel_state(
-        running: sshd_helper.Lab, connects: list[Connect]) -> None:
+    running: sshd_helper.Lab, connects: list[Connect]
+) -> None:
     c = start_connect(connects, running.laptop, "gpu1")
     assert "-M" in killed_ssh_heals(c)
 
@@ -171,7 +185,9 @@ def killed_ssh_heals(c: Connect) -> list[str]:
     return argv
 
 
-def test_a_frozen_connection_is_noticed_and_replaced(running: sshd_helper.Lab, connects: list[Connect]) -> None:
+def test_a_frozen_connection_is_noticed_and_replaced(
+    running: sshd_helper.Lab, connects: list[Connect]
+) -> None:
     """A wifi drop or laptop sleep, as the laptop sees it: ssh stays alive but nothing comes back.
 
     The sshd processes serving this one connection are stopped (SIGSTOP); the
@@ -201,8 +217,9 @@ def test_a_frozen_connection_is_noticed_and_replaced(running: sshd_helper.Lab, c
                 proc.send_signal(signal.SIGCONT)
 
 
-def test_sigterm_ends_every_ssh_process_and_leaves_the_server(running: sshd_helper.Lab,
-                                                            connects: list[Connect]) -> None:
+def test_sigterm_ends_every_ssh_process_and_leaves_the_server(
+    running: sshd_helper.Lab, connects: list[Connect]
+) -> None:
     c = start_connect(connects, running.laptop, "gpu1")
     ready = c.wait_for("ready")
     kids = c.ssh_children()
@@ -211,7 +228,7 @@ def test_sigterm_ends_every_ssh_process_and_leaves_the_server(running: sshd_help
     closed = c.wait_for("closed", timeout=30)
     assert closed["reason"] == "terminated"
     assert c.proc.wait(30) == 0
-    gone, alive = psutil.wait_procs(kids, timeout=10)
+    _gone, alive = psutil.wait_procs(kids, timeout=10)
     assert not alive
     assert not [p for p in running.laptop.processes() if p.name() == "ssh"]
     with pytest.raises(ConnectionRefusedError):
@@ -219,8 +236,9 @@ def test_sigterm_ends_every_ssh_process_and_leaves_the_server(running: sshd_help
     assert running.server.json("status")["running"] is True
 
 
-def test_start_flag_starts_the_server_and_plain_connect_says_how(lab: sshd_helper.Lab,
-                                                                 connects: list[Connect]) -> None:
+def test_start_flag_starts_the_server_and_plain_connect_says_how(
+    lab: sshd_helper.Lab, connects: list[Connect]
+) -> None:
     done = lab.laptop.run("connect", "--no-browser", "gpu1", timeout=120)
     assert done.returncode == 3
     assert "not running on gpu1" in done.stderr and "--start" in done.stderr
@@ -233,8 +251,9 @@ def test_start_flag_starts_the_server_and_plain_connect_says_how(lab: sshd_helpe
     assert lab.server.json("status")["running"] is True
 
 
-def test_server_gone_is_reported_and_restarted_with_start(running: sshd_helper.Lab,
-                                                          connects: list[Connect]) -> None:
+def test_server_gone_is_reported_and_restarted_with_start(
+    running: sshd_helper.Lab, connects: list[Connect]
+) -> None:
     c = start_connect(connects, running.laptop, "--start", "gpu1")
     ready = c.wait_for("ready")
     running.server.run("stop", check=True)
@@ -278,7 +297,9 @@ def test_local_port_taken(running: sshd_helper.Lab) -> None:
         sock.bind(("127.0.0.1", 0))
         sock.listen()
         port = sock.getsockname()[1]
-        done = running.laptop.run("connect", "--no-browser", "--local-port", str(port), "gpu1", timeout=120)
+        done = running.laptop.run(
+            "connect", "--no-browser", "--local-port", str(port), "gpu1", timeout=120
+        )
     assert done.returncode == 2
     assert f"Local port {port} is already in use" in done.stderr and "--local-port" in done.stderr
 
@@ -295,8 +316,14 @@ def test_authentication_failed(lab: sshd_helper.Lab, tmp_path: Path, level: str 
     """Told apart by ssh's own line, which `LogLevel QUIET` hides: connect turns it up to ERROR."""
     wrong = tmp_path / "wrong"
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(wrong)], check=True)
-    sshd_helper.write_client_config(lab.laptop, lab.sshd, "badkey", lab.server.name, key=wrong,
-                                    extra=(f"LogLevel {level}",) if level else ())
+    sshd_helper.write_client_config(
+        lab.laptop,
+        lab.sshd,
+        "badkey",
+        lab.server.name,
+        key=wrong,
+        extra=(f"LogLevel {level}",) if level else (),
+    )
     done = lab.laptop.run("connect", "--no-browser", "badkey", timeout=120)
     assert done.returncode == 5, done.stderr
     assert "could not log in to badkey (authentication failed)" in done.stderr
@@ -307,8 +334,10 @@ def test_authentication_failed(lab: sshd_helper.Lab, tmp_path: Path, level: str 
 
 def test_host_key_checking_is_never_skipped(lab: sshd_helper.Lab) -> None:
     known = lab.laptop.home / ".ssh/known_hosts"
-    other = subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(lab.sshd.root / "other")],
-                           check=True)
+    other = subprocess.run(
+        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(lab.sshd.root / "other")],
+        check=True,
+    )
     assert other.returncode == 0
     fake = (lab.sshd.root / "other.pub").read_text().split()[:2]
     known.write_text(f"[127.0.0.1]:{lab.sshd.port} {' '.join(fake)}\n")
@@ -322,7 +351,10 @@ def test_labshare_missing_on_the_server(make_user) -> None:
     try:
         done = lab.laptop.run("connect", "--no-browser", "gpu1", timeout=120)
         assert done.returncode == 7
-        assert "labshare is not installed on gpu1" in done.stderr and "run `sh scripts/install`" in done.stderr
+        assert (
+            "labshare is not installed on gpu1" in done.stderr
+            and "run `sh scripts/install`" in done.stderr
+        )
     finally:
         gen.close()
 
@@ -344,17 +376,22 @@ def test_per_host_config_points_at_labshare(make_user) -> None:
         gen.close()
 
 
-@pytest.mark.parametrize("rule, tcp, says", [
-    ("AllowStreamLocalForwarding no", False, "labshare start --tcp"),
-    ("DisableForwarding yes", False, "labshare start --tcp"),
-    ("DisableForwarding yes", True, "does not allow port forwarding"),
-])
+@pytest.mark.parametrize(
+    "rule, tcp, says",
+    [
+        ("AllowStreamLocalForwarding no", False, "labshare start --tcp"),
+        ("DisableForwarding yes", False, "labshare start --tcp"),
+        ("DisableForwarding yes", True, "does not allow port forwarding"),
+    ],
+)
 def test_forwarding_disabled_is_explained(make_user, rule: str, tcp: bool, says: str) -> None:
     gen = sshd_helper.build(make_user, extra=(rule,))
     lab = next(gen)
     try:
         # Under LogLevel QUIET ssh never says "open failed": the refusal is known from the tunnel itself.
-        sshd_helper.write_client_config(lab.laptop, lab.sshd, "quiet", lab.server.name, extra=("LogLevel QUIET",))
+        sshd_helper.write_client_config(
+            lab.laptop, lab.sshd, "quiet", lab.server.name, extra=("LogLevel QUIET",)
+        )
         lab.server.run("start", *(["--tcp"] if tcp else []), check=True)
         for alias in ("gpu1", "quiet"):
             done = lab.laptop.run("connect", "--no-browser", alias, timeout=120)
@@ -363,15 +400,24 @@ def test_forwarding_disabled_is_explained(make_user, rule: str, tcp: bool, says:
             assert not [p for p in lab.laptop.processes() if p.name() == "ssh"]
         report = json.loads(lab.laptop.run("doctor", "quiet", "--json", timeout=240).stdout)
         forwarding = next(c for c in report["checks"] if c["name"] == "forwarding")
-        assert forwarding["status"] == "fail" and "does not allow" in forwarding["detail"], forwarding
+        assert forwarding["status"] == "fail" and "does not allow" in forwarding["detail"], (
+            forwarding
+        )
     finally:
         gen.close()
 
 
-def test_user_control_master_is_respected(running: sshd_helper.Lab, connects: list[Connect]) -> None:
+def test_user_control_master_is_respected(
+    running: sshd_helper.Lab, connects: list[Connect]
+) -> None:
     control = running.laptop.home / ".ssh/cm-%C"
-    sshd_helper.write_client_config(running.laptop, running.sshd, "muxed", running.server.name,
-                                    extra=("ControlMaster auto", f"ControlPath {control}", "ControlPersist 60"))
+    sshd_helper.write_client_config(
+        running.laptop,
+        running.sshd,
+        "muxed",
+        running.server.name,
+        extra=("ControlMaster auto", f"ControlPath {control}", "ControlPersist 60"),
+    )
     c = start_connect(connects, running.laptop, "muxed")
     ready = c.wait_for("ready")
     assert Lab.from_url(ready["url"]).call("GET", "/api/status").status == 200
@@ -379,40 +425,66 @@ def test_user_control_master_is_respected(running: sshd_helper.Lab, connects: li
     assert not any(a.startswith("ControlPath=") for _, argv in c.ssh_argvs() for a in argv)
     c.proc.send_signal(signal.SIGTERM)
     c.wait_for("closed", timeout=30)
-    subprocess.run(["ssh", "-O", "exit", "muxed"], capture_output=True, user=running.laptop.uid,
-                   env=running.laptop.env, timeout=30)
+    subprocess.run(
+        ["ssh", "-O", "exit", "muxed"],
+        capture_output=True,
+        user=running.laptop.uid,
+        env=running.laptop.env,
+        timeout=30,
+    )
 
 
-def test_plain_ssh_as_on_windows_connects_heals_and_cleans_up(running: sshd_helper.Lab,
-                                                              connects: list[Connect]) -> None:
+def test_plain_ssh_as_on_windows_connects_heals_and_cleans_up(
+    running: sshd_helper.Lab, connects: list[Connect]
+) -> None:
     """Without multiplexing (Windows' OpenSSH has none) the tunnel is a plain `ssh -N -L` and the
     info call a separate ssh; a config that names a ControlPath but never makes a master gets that path here."""
-    sshd_helper.write_client_config(running.laptop, running.sshd, "plain", running.server.name,
-                                    extra=("ControlMaster no", f"ControlPath {running.laptop.home}/.ssh/none-%C"))
+    sshd_helper.write_client_config(
+        running.laptop,
+        running.sshd,
+        "plain",
+        running.server.name,
+        extra=("ControlMaster no", f"ControlPath {running.laptop.home}/.ssh/none-%C"),
+    )
     c = start_connect(connects, running.laptop, "plain")
     tunnel = killed_ssh_heals(c)
     assert "-M" not in tunnel and "-N" in tunnel
     c.proc.send_signal(signal.SIGTERM)
     c.wait_for("closed", timeout=30)
     assert c.proc.wait(30) == 0
-    assert subprocess.run(["pgrep", "-u", str(running.laptop.uid), "-x", "ssh"], capture_output=True).stdout == b""
+    assert (
+        subprocess.run(
+            ["pgrep", "-u", str(running.laptop.uid), "-x", "ssh"], capture_output=True
+        ).stdout
+        == b""
+    )
 
 
 @pytest.mark.quick
 def test_remote_command_lookup_order() -> None:
     cmd = sshcmd.remote_command(["info", "--json"])
     assert cmd.startswith("sh -c ")
-    script = cmd[len("sh -c "):]
-    assert script.index("command -v labshare") < script.index(".local/bin/labshare") < script.index("-lc")
-    assert "\"$HOME\"/opt/labshare" in sshcmd.remote_command(["info"], "~/opt/labshare")
+    script = cmd[len("sh -c ") :]
+    assert (
+        script.index("command -v labshare")
+        < script.index(".local/bin/labshare")
+        < script.index("-lc")
+    )
+    assert '"$HOME"/opt/labshare' in sshcmd.remote_command(["info"], "~/opt/labshare")
 
 
-def test_connect_and_doctor_run_without_posix_only_modules(running: sshd_helper.Lab,
-                                                           connects: list[Connect]) -> None:
+def test_connect_and_doctor_run_without_posix_only_modules(
+    running: sshd_helper.Lab, connects: list[Connect]
+) -> None:
     """Any laptop: `connect` (own master, and plain ssh as on Windows) and `doctor HOST`, end to end."""
     laptop = running.laptop
-    sshd_helper.write_client_config(laptop, running.sshd, "plain", running.server.name,
-                                    extra=("ControlMaster no", f"ControlPath {laptop.home}/.ssh/none-%C"))
+    sshd_helper.write_client_config(
+        laptop,
+        running.sshd,
+        "plain",
+        running.server.name,
+        extra=("ControlMaster no", f"ControlPath {laptop.home}/.ssh/none-%C"),
+    )
     posix_less.refuse_posix_modules(laptop)
     for alias in ("gpu1", "plain"):
         c = start_connect(connects, laptop, alias)
@@ -432,10 +504,12 @@ def test_connect_and_doctor_run_without_posix_only_modules(running: sshd_helper.
 
 @pytest.mark.parametrize("level", ["ERROR", "QUIET"])
 def test_start_after_the_server_stopped_whatever_the_ssh_log_level(
-        running: sshd_helper.Lab, connects: list[Connect], level: str) -> None:
+    running: sshd_helper.Lab, connects: list[Connect], level: str
+) -> None:
     """ssh's "open failed" is hidden under these levels: the refused forward is known from the tunnel itself."""
-    sshd_helper.write_client_config(running.laptop, running.sshd, "quiet", running.server.name,
-                                    extra=(f"LogLevel {level}",))
+    sshd_helper.write_client_config(
+        running.laptop, running.sshd, "quiet", running.server.name, extra=(f"LogLevel {level}",)
+    )
     first = start_connect(connects, running.laptop, "--start", "quiet")
     first.wait_for("ready")
     first.close()
@@ -457,7 +531,10 @@ def test_start_that_fails_there_says_why_in_one_line(lab: sshd_helper.Lab) -> No
     assert done.returncode == 1, done.stderr
     errors = [line for line in done.stderr.splitlines() if line.startswith("labshare: error:")]
     assert len(errors) == 1, done.stderr
-    assert "Starting JupyterLab on gpu1 failed:" in errors[0] and "is a file, not a directory" in errors[0]
+    assert (
+        "Starting JupyterLab on gpu1 failed:" in errors[0]
+        and "is a file, not a directory" in errors[0]
+    )
     assert "no message" not in done.stderr and "Traceback" not in done.stderr
 
 
@@ -474,5 +551,11 @@ def test_info_that_fails_there_says_why_instead_of_not_running(lab: sshd_helper.
     done = lab.laptop.run("connect", "--no-browser", "gpu1", timeout=240)
     assert done.returncode == 1, done.stderr
     errors = [line for line in done.stderr.splitlines() if line.startswith("labshare: error:")]
-    assert len(errors) == 1 and "labshare on gpu1 could not say how JupyterLab is:" in errors[0], done.stderr
-    assert "is in format 99" in errors[0] and "upgrade labshare" in errors[0] and "not running" not in done.stderr
+    assert len(errors) == 1 and "labshare on gpu1 could not say how JupyterLab is:" in errors[0], (
+        done.stderr
+    )
+    assert (
+        "is in format 99" in errors[0]
+        and "upgrade labshare" in errors[0]
+        and "not running" not in done.stderr
+    )

@@ -75,7 +75,9 @@ def ssh_calls(lab: sshd_helper.Lab) -> list[str]:
 
 
 def laptop_ssh(lab: sshd_helper.Lab) -> bytes:
-    return subprocess.run(["pgrep", "-u", str(lab.laptop.uid), "-x", "ssh"], capture_output=True).stdout
+    return subprocess.run(
+        ["pgrep", "-u", str(lab.laptop.uid), "-x", "ssh"], capture_output=True
+    ).stdout
 
 
 def write_config(lab: sshd_helper.Lab, text: str) -> None:
@@ -90,7 +92,9 @@ def test_a_later_connect_logs_in_first_once_and_on_the_same_port(lab: sshd_helpe
         assert c.wait_for("connecting")["login_started"] is True
         ready = c.wait_for("ready")
         calls = ssh_calls(lab)
-        assert calls[0].startswith("-M -N -L "), calls  # before `ssh -G`, i.e. before the CLI was imported
+        assert calls[0].startswith("-M -N -L "), (
+            calls
+        )  # before `ssh -G`, i.e. before the CLI was imported
         assert [call for call in calls if call.startswith("-M")] == calls[:1], calls
         assert ready["local_port"] == remembered_port(lab)
         assert len(c.ssh_children()) == 1
@@ -156,8 +160,12 @@ def test_no_early_ssh_when_its_control_dir_is_not_private(lab: sshd_helper.Lab) 
 
 def test_text_mode_prints_nothing_into_a_login_that_started_early(lab: sshd_helper.Lab) -> None:
     """ssh may be showing a password prompt by the time Python has loaded; a "Connecting" line would land in it."""
-    proc = lab.laptop.popen([LABSHARE, "connect", "--no-browser", "gpu1"], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    proc = lab.laptop.popen(
+        [LABSHARE, "connect", "--no-browser", "gpu1"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert proc.stdout is not None
         assert "is ready" in proc.stdout.readline()
@@ -170,7 +178,8 @@ def test_text_mode_prints_nothing_into_a_login_that_started_early(lab: sshd_help
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_a_signal_while_the_cli_is_imported_ends_the_early_ssh_and_then_the_session(
-        lab: sshd_helper.Lab, sig: signal.Signals) -> None:
+    lab: sshd_helper.Lab, sig: signal.Signals
+) -> None:
     hook = lab.laptop.home / "pause-import"
     hook.mkdir()
     os.chown(hook, lab.laptop.uid, -1)  # the paused connect writes its mark here
@@ -180,10 +189,14 @@ def test_a_signal_while_the_cli_is_imported_ends_the_early_ssh_and_then_the_sess
     c = Connect(lab.laptop, "gpu1")
     try:
         wait_for(mark.exists, timeout=60, what="connect paused in its imports", every=0.01)
-        calls = wait_for(lambda: ssh_calls(lab), timeout=30, what="the early ssh's wrapper to log it", every=0.01)
+        calls = wait_for(
+            lambda: ssh_calls(lab), timeout=30, what="the early ssh's wrapper to log it", every=0.01
+        )
         assert calls[0].startswith("-M"), calls
         c.proc.send_signal(sig)
-        wait_for(lambda: laptop_ssh(lab) == b"", timeout=10, what="the early ssh ended by the signal")
+        wait_for(
+            lambda: laptop_ssh(lab) == b"", timeout=10, what="the early ssh ended by the signal"
+        )
         go.touch()
         closed = c.wait_for("closed", timeout=60)
         assert closed["reason"] == ("terminated" if sig == signal.SIGTERM else "interrupted")

@@ -35,7 +35,9 @@ def memory(path: Path) -> KnownServer:
     return KnownServer.from_json(json.loads(path.read_text()), str(path))
 
 
-def test_second_connect_needs_no_round_trip_and_keeps_the_token_private(lab: sshd_helper.Lab) -> None:
+def test_second_connect_needs_no_round_trip_and_keeps_the_token_private(
+    lab: sshd_helper.Lab,
+) -> None:
     lab.server.run("start", check=True)
     first = connect_once(lab.laptop)
     (known,) = remembered(lab.laptop)
@@ -67,7 +69,9 @@ def test_a_restarted_server_with_a_new_token_is_asked_again(lab: sshd_helper.Lab
     assert memory(known).token == token
 
 
-def test_a_stopped_server_is_reported_and_tcp_servers_are_not_remembered(lab: sshd_helper.Lab) -> None:
+def test_a_stopped_server_is_reported_and_tcp_servers_are_not_remembered(
+    lab: sshd_helper.Lab,
+) -> None:
     lab.server.run("start", check=True)
     connect_once(lab.laptop)
     lab.server.run("stop", check=True)
@@ -80,7 +84,12 @@ def test_a_stopped_server_is_reported_and_tcp_servers_are_not_remembered(lab: ss
     ready = connect_once(lab.laptop)
     assert ready["mode"] == "tcp"
     assert remembered(lab.laptop) == []
-    assert subprocess.run(["pgrep", "-u", str(lab.laptop.uid), "-x", "ssh"], capture_output=True).stdout == b""
+    assert (
+        subprocess.run(
+            ["pgrep", "-u", str(lab.laptop.uid), "-x", "ssh"], capture_output=True
+        ).stdout
+        == b""
+    )
 
 
 def test_a_memory_others_could_have_written_is_ignored(lab: sshd_helper.Lab) -> None:

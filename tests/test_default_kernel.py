@@ -16,7 +16,7 @@ from pathlib import Path
 
 from conftest import BIN, Member, lab_of
 from jupyter_api import plain
-from test_envs import lab  # noqa: F401  (the member with the suite's warm uv cache)
+from test_envs import lab
 
 from labshare.gpus.gate import unwrap
 
@@ -34,9 +34,14 @@ def user_kernels(m: Member) -> Path:
 def runs_in_labshare(spec: dict) -> bool:
     """Whether Jupyter would start this spec's kernel with labshare's own interpreter (the GPU gate aside)."""
     argv0 = unwrap(spec["argv"])[0]
-    if "/" not in argv0:  # jupyter_client swaps python, python3, python3.X for its own sys.executable
+    if (
+        "/" not in argv0
+    ):  # jupyter_client swaps python, python3, python3.X for its own sys.executable
         return argv0.startswith("python")
-    return Path(argv0).resolve().is_relative_to(OWN_PREFIX) or Path(argv0).parent.resolve() == BIN.resolve()
+    return (
+        Path(argv0).resolve().is_relative_to(OWN_PREFIX)
+        or Path(argv0).parent.resolve() == BIN.resolve()
+    )
 
 
 def tiny_wheel(folder: Path, module: str = "labshare_tiny") -> Path:
@@ -47,8 +52,11 @@ def tiny_wheel(folder: Path, module: str = "labshare_tiny") -> Path:
         f"{info}/METADATA": f"Metadata-Version: 2.1\nName: {module.replace('_', '-')}\nVersion: 1.0\n".encode(),
         f"{info}/WHEEL": b"Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
     }
-    record = [f"{name},sha256={base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b'=').decode()},"
-              f"{len(data)}" for name, data in files.items()]
+    record = [
+        f"{name},sha256={base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b'=').decode()},"
+        f"{len(data)}"
+        for name, data in files.items()
+    ]
     record.append(f"{info}/RECORD,,")
     files[f"{info}/RECORD"] = ("\n".join(record) + "\n").encode()
     wheel = folder / f"{module}-1.0-py3-none-any.whl"
@@ -61,8 +69,12 @@ def tiny_wheel(folder: Path, module: str = "labshare_tiny") -> Path:
 
 def own_environment() -> tuple[str, dict[str, tuple[int, int]]]:
     """labshare's environment as `uv pip freeze` lists it, and every file in it with its size and mtime."""
-    freeze = subprocess.run([str(BIN / "uv"), "pip", "freeze", "--python", sys.executable],
-                            capture_output=True, text=True, check=True).stdout
+    freeze = subprocess.run(
+        [str(BIN / "uv"), "pip", "freeze", "--python", sys.executable],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     files = {}
     for path in OWN_PREFIX.rglob("*"):
         if path.is_file() and not path.is_symlink():
@@ -71,7 +83,9 @@ def own_environment() -> tuple[str, dict[str, tuple[int, int]]]:
     return freeze, files
 
 
-def test_default_kernel_is_the_members_own_and_pip_there_leaves_labshare_alone(lab: Member, shared_tmp: Path) -> None:
+def test_default_kernel_is_the_members_own_and_pip_there_leaves_labshare_alone(
+    lab: Member, shared_tmp: Path
+) -> None:
     done = lab.run("start")
     assert done.returncode == 0, done.stderr
     assert "Python 3 (default)" in done.stdout and str(default_env(lab)) in done.stdout
@@ -89,7 +103,9 @@ def test_default_kernel_is_the_members_own_and_pip_there_leaves_labshare_alone(l
     wheel = tiny_wheel(shared_tmp)
     before = own_environment()
     out = server.execute(kernel, f"%pip install --no-index {wheel}", timeout=180)
-    assert "+ labshare-tiny==1.0" in plain(out) and f"changed {default_env(lab)} only" in out, out  # labshare's %pip: uv
+    assert "+ labshare-tiny==1.0" in plain(out) and f"changed {default_env(lab)} only" in out, (
+        out
+    )  # labshare's %pip: uv
     where = server.execute(kernel, "import labshare_tiny; print(labshare_tiny.WHERE)").strip()
     assert Path(where).resolve().is_relative_to(default_env(lab).resolve())
     assert own_environment() == before, "a member's %pip install changed labshare's own environment"
@@ -99,15 +115,23 @@ def test_env_list_shows_it_and_a_removed_one_comes_back_on_the_next_start(lab: M
     lab.run("start", check=True)
     entries = {e["name"]: e for e in lab.json("env", "list")}
     mine = entries["python3"]
-    assert mine["display_name"] == "Python 3 (default)" and mine["owner"] == "labshare" and mine["status"] == "ok"
+    assert (
+        mine["display_name"] == "Python 3 (default)"
+        and mine["owner"] == "labshare"
+        and mine["status"] == "ok"
+    )
     assert mine["project"] == str(default_env(lab)) and mine["manager"] == "uv"
-    assert not [e for e in entries.values() if Path(e["resource_dir"]).resolve().is_relative_to(OWN_PREFIX)]
+    assert not [
+        e for e in entries.values() if Path(e["resource_dir"]).resolve().is_relative_to(OWN_PREFIX)
+    ]
 
     removed = lab.run("env", "remove", "default", "--delete-files", "--yes", "--json")
     assert removed.returncode == 0, removed.stderr
     assert not default_env(lab).exists() and not (user_kernels(lab) / "python3").exists()
     server = lab_of(lab)
-    assert "python3" not in server.ok("GET", "/api/kernelspecs")["kernelspecs"]  # not labshare's in its place
+    assert (
+        "python3" not in server.ok("GET", "/api/kernelspecs")["kernelspecs"]
+    )  # not labshare's in its place
     refused = server.call("POST", "/api/kernels", {"name": "python3"})
     assert refused.status >= 400
 
@@ -121,18 +145,25 @@ def test_env_list_shows_it_and_a_removed_one_comes_back_on_the_next_start(lab: M
 def test_a_members_own_python3_is_kept_as_it_is(lab: Member) -> None:
     theirs = user_kernels(lab) / "python3"
     theirs.mkdir(parents=True)
-    spec = {"argv": ["/usr/bin/python3", "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-            "display_name": "Python 3 (mine)", "language": "python"}
+    spec = {
+        "argv": ["/usr/bin/python3", "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        "display_name": "Python 3 (mine)",
+        "language": "python",
+    }
     (theirs / "kernel.json").write_text(json.dumps(spec))
     done = lab.run("start")
     assert done.returncode == 0, done.stderr
     assert "default" not in done.stdout
-    assert json.loads((theirs / "kernel.json").read_text()) == spec and not default_env(lab).exists()
+    assert (
+        json.loads((theirs / "kernel.json").read_text()) == spec and not default_env(lab).exists()
+    )
     offered = lab_of(lab).ok("GET", "/api/kernelspecs")["kernelspecs"]
     assert offered["python3"]["spec"]["display_name"] == "Python 3 (mine)"
 
 
-def test_a_default_kernel_that_cannot_be_made_does_not_stop_the_server(member: Member, tmp_path: Path) -> None:
+def test_a_default_kernel_that_cannot_be_made_does_not_stop_the_server(
+    member: Member, tmp_path: Path
+) -> None:
     member.extra_env.update({"UV_CACHE_DIR": str(tmp_path / "empty-cache"), "UV_OFFLINE": "1"})
     done = member.run("start")
     assert done.returncode == 0, done.stderr

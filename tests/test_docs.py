@@ -27,8 +27,10 @@ README = ROOT / "README.md"
 JA = ROOT / "docs" / "ja"
 EN = ROOT / "docs" / "en"
 TESTED_SECTIONS = ("quickstart", "the member's daily loop")
-SKIPPED = {("labshare", "connect"): "laptop-only, covered by test_connect",
-           ("bash", "scripts/test"): "runs this very suite"}
+SKIPPED = {
+    ("labshare", "connect"): "laptop-only, covered by test_connect",
+    ("bash", "scripts/test"): "runs this very suite",
+}
 FOLLOW_SECONDS = 5
 
 
@@ -59,7 +61,11 @@ def commands(block: str) -> list[str]:
     for line in joined.splitlines():
         words = shlex.split(line, comments=True)
         if words:
-            out.append(shlex.join(words) if "&&" not in words and "|" not in words else line.split(" #")[0].strip())
+            out.append(
+                shlex.join(words)
+                if "&&" not in words and "|" not in words
+                else line.split(" #")[0].strip()
+            )
     return out
 
 
@@ -105,7 +111,7 @@ def stop_by_pid(m: Member) -> None:
 
 
 def test_quickstart_and_daily_loop_run_as_written(member: Member) -> None:
-    import labshare  # noqa: F401  (the no-op for `pip install .` is only honest when this works)
+    import labshare
 
     listed = documented_commands()
     ran: list[str] = []
@@ -119,7 +125,9 @@ def test_quickstart_and_daily_loop_run_as_written(member: Member) -> None:
             if follows(script):
                 script = f"timeout {FOLLOW_SECONDS} {script}; rc=$?; [ $rc = 0 ] || [ $rc = 124 ]"
             done = member.run_cmd(["bash", "-c", script], cwd=str(work), timeout=300)
-            assert done.returncode == 0, f"README command `{command}` failed ({done.returncode}):\n{done.stderr}"
+            assert done.returncode == 0, (
+                f"README command `{command}` failed ({done.returncode}):\n{done.stderr}"
+            )
             ran.append(command)
         assert any("labshare start" in c for c in ran), listed
         assert member.json("status")["running"]
@@ -156,7 +164,11 @@ def table_commands(text: str) -> list[str]:
 
 def english_pages() -> str:
     """The English pages the Japanese tree mirrors (topics and reference stay English-only)."""
-    return "\n".join(p.read_text() for part in ("tutorial", "howto", "admin") for p in sorted((EN / part).glob("*.md")))
+    return "\n".join(
+        p.read_text()
+        for part in ("tutorial", "howto", "admin")
+        for p in sorted((EN / part).glob("*.md"))
+    )
 
 
 @pytest.mark.quick
@@ -176,8 +188,11 @@ def test_japanese_site_config_example_loads_and_uses_every_key(tmp_path: Path) -
     from labshare import config
     from labshare.config import schema
 
-    block = re.search(r"^```toml\n(.*?)^```", (JA / "admin" / "site-policy.md").read_text(),
-                      flags=re.DOTALL | re.MULTILINE)
+    block = re.search(
+        r"^```toml\n(.*?)^```",
+        (JA / "admin" / "site-policy.md").read_text(),
+        flags=re.DOTALL | re.MULTILINE,
+    )
     assert block, "no site config example in docs/ja/admin/site-policy.md"
     path = tmp_path / "config.toml"
     path.write_text(block.group(1))
@@ -189,12 +204,23 @@ def test_japanese_site_config_example_loads_and_uses_every_key(tmp_path: Path) -
     assert site.admins and site.member_may_override
     data = config.values.tomllib.loads(block.group(1))
     assert set(data["hub"]) == set(schema.keys("hub"))
-    assert set(data["hub"]["slurm"]) == {f.name for f in __import__("dataclasses").fields(config.SlurmSettings)}
+    assert set(data["hub"]["slurm"]) == {
+        f.name for f in __import__("dataclasses").fields(config.SlurmSettings)
+    }
 
 
 @pytest.mark.quick
 def test_migration_guide_covers_the_old_routine() -> None:
     text = (JA / "howto" / "from-screen.md").read_text()
-    for needle in ("screen", "10001", "--NotebookApp.token=''", "Rye", "labshare env adopt",
-                   "labshare env list", "labshare kernels prune", "labshare doctor --stop-old", "labshare connect"):
+    for needle in (
+        "screen",
+        "10001",
+        "--NotebookApp.token=''",
+        "Rye",
+        "labshare env adopt",
+        "labshare env list",
+        "labshare kernels prune",
+        "labshare doctor --stop-old",
+        "labshare connect",
+    ):
         assert needle in text, needle

@@ -75,7 +75,9 @@ def create(m: Member, *args: str) -> dict:
     return json.loads(done.stdout)
 
 
-def run_in_kernels(m: Member, names: list[str], code: str = WHERE, timeout: float = 240) -> dict[str, str]:
+def run_in_kernels(
+    m: Member, names: list[str], code: str = WHERE, timeout: float = 240
+) -> dict[str, str]:
     """CODE's output in each kernel; past `timeout`, a failure that says which kernels had answered."""
     try:
         done = m.run_cmd([sys.executable, "-c", KERNEL_PROBE, code, *names], timeout=timeout)
@@ -84,7 +86,9 @@ def run_in_kernels(m: Member, names: list[str], code: str = WHERE, timeout: floa
     else:
         assert done.returncode == 0, done.stderr[-3000:]
         return json.loads(done.stdout.strip().splitlines()[-1])
-    pytest.fail(f"{len(names)} kernels had not all answered after {timeout:.0f} s; the probe said:\n{said}")
+    pytest.fail(
+        f"{len(names)} kernels had not all answered after {timeout:.0f} s; the probe said:\n{said}"
+    )
 
 
 def listing(m: Member) -> dict[str, dict]:
@@ -96,15 +100,22 @@ def listing(m: Member) -> dict[str, dict]:
 def write_foreign_spec(directory: Path, name: str, python: str, display: str) -> Path:
     spec_dir = directory / name
     spec_dir.mkdir(parents=True)
-    (spec_dir / "kernel.json").write_text(json.dumps({
-        "argv": [python, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-        "display_name": display, "language": "python",
-    }))
+    (spec_dir / "kernel.json").write_text(
+        json.dumps(
+            {
+                "argv": [python, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+                "display_name": display,
+                "language": "python",
+            }
+        )
+    )
     return spec_dir
 
 
 def snapshot(folder: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()
+    }
 
 
 def test_two_projects_with_one_name_get_two_kernels_that_run_in_their_own_env(lab: Member) -> None:
@@ -113,18 +124,30 @@ def test_two_projects_with_one_name_get_two_kernels_that_run_in_their_own_env(la
     assert a["name"] != b["name"] and SPEC_NAME.match(a["name"]) and SPEC_NAME.match(b["name"])
     assert a["display_name"] == "analysis (Python 3.11)"  # alone when made
 
-    real = subprocess.run([str(BIN / "jupyter"), "kernelspec", "list", "--json"], env=lab.env,
-                          capture_output=True, text=True, check=True)
+    real = subprocess.run(
+        [str(BIN / "jupyter"), "kernelspec", "list", "--json"],
+        env=lab.env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     specs = json.loads(real.stdout)["kernelspecs"]
     assert a["name"] in specs and b["name"] in specs
     shown = {specs[n]["spec"]["display_name"] for n in (a["name"], b["name"])}
     assert shown == {"thesis/analysis (Python 3.11)", "course/analysis (Python 3.11)"}
     for n in (a["name"], b["name"]):
         spec = specs[n]["spec"]
-        assert unwrap(spec["argv"])[1:5] == ["-m", "ipykernel_launcher", "-f", "{connection_file}"]  # behind the gate
+        assert unwrap(spec["argv"])[1:5] == [
+            "-m",
+            "ipykernel_launcher",
+            "-f",
+            "{connection_file}",
+        ]  # behind the gate
         meta = spec["metadata"]["labshare"]
         assert {"project", "env", "manager", "python", "schema"} <= set(meta)
-        assert spec["env"]["VIRTUAL_ENV"] == meta["env"] and spec["env"]["PATH"].startswith(meta["env"] + "/bin:")
+        assert spec["env"]["VIRTUAL_ENV"] == meta["env"] and spec["env"]["PATH"].startswith(
+            meta["env"] + "/bin:"
+        )
 
     out = run_in_kernels(lab, [a["name"], b["name"]])
     for r in (a, b):
@@ -150,7 +173,9 @@ def test_deleted_venv_is_stale_and_prune_removes_only_it(lab: Member) -> None:
     gone = create(lab, "gone")
     kept = create(lab, "kept")
     foreign_ok = write_foreign_spec(kernels_dir(lab), "handmade", "/usr/bin/python3", "Hand made")
-    foreign_stale = write_foreign_spec(kernels_dir(lab), "oldrye", "/nonexistent/bin/python", "Python (Rye)")
+    foreign_stale = write_foreign_spec(
+        kernels_dir(lab), "oldrye", "/nonexistent/bin/python", "Python (Rye)"
+    )
     shutil.rmtree(Path(gone["project"]) / ".venv")
 
     seen = listing(lab)
@@ -170,7 +195,9 @@ def test_deleted_venv_is_stale_and_prune_removes_only_it(lab: Member) -> None:
     result = json.loads(done.stdout)
     assert [e["name"] for e in result["removed"]] == [gone["name"]]
     assert result["stale_foreign_kept"] == ["oldrye"]
-    assert sorted(p.name for p in kernels_dir(lab).iterdir()) == sorted([kept["name"], "handmade", "oldrye"])
+    assert sorted(p.name for p in kernels_dir(lab).iterdir()) == sorted(
+        [kept["name"], "handmade", "oldrye"]
+    )
     assert foreign_ok.is_dir() and foreign_stale.is_dir()
     assert Path(gone["project"], "pyproject.toml").is_file()  # the project's files are never pruned
 
@@ -202,30 +229,44 @@ def test_adopt_rye_project_moves_dev_dependencies_and_installs_them(lab: Member)
     project = lab.home / "projects" / "ryeproj"
     project.mkdir(parents=True)
     (project / "pyproject.toml").write_text(RYE_PYPROJECT)
-    old = write_foreign_spec(kernels_dir(lab), "my_project", str(project / ".venv/bin/python"),
-                             "Python (Rye - my_project)")
+    old = write_foreign_spec(
+        kernels_dir(lab),
+        "my_project",
+        str(project / ".venv/bin/python"),
+        "Python (Rye - my_project)",
+    )
 
     asked = lab.run("env", "adopt", str(project))
     assert asked.returncode != 0 and "--yes" in asked.stderr
     assert "+[dependency-groups]" in asked.stderr and "-dev-dependencies" in asked.stderr
-    assert (project / "pyproject.toml").read_text() == RYE_PYPROJECT and not (project / ".venv").exists()
+    assert (project / "pyproject.toml").read_text() == RYE_PYPROJECT and not (
+        project / ".venv"
+    ).exists()
 
     done = lab.run("env", "adopt", str(project), "--yes", "--json", timeout=600)
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout)
-    assert result["manager"] == "rye" and result["replaced_specs"] == ["my_project"] and not old.exists()
+    assert (
+        result["manager"] == "rye"
+        and result["replaced_specs"] == ["my_project"]
+        and not old.exists()
+    )
 
     import tomllib
 
     data = tomllib.loads((project / "pyproject.toml").read_text())
     assert "dev-dependencies" not in data["tool"]["rye"]
-    assert data["tool"]["rye"] == {"managed": True, "virtual": True} and data["tool"]["other"] == {"keep": "me"}
+    assert data["tool"]["rye"] == {"managed": True, "virtual": True} and data["tool"]["other"] == {
+        "keep": "me"
+    }
     assert "pytest" in data["dependency-groups"]["dev"]
     assert any(d.startswith("ipykernel") for d in data["dependency-groups"]["dev"])
     python = project / ".venv" / "bin" / "python"
     check = lab.run_cmd([str(python), "-c", "import pytest, ipykernel; print(pytest.__version__)"])
     assert check.returncode == 0, check.stderr
-    assert run_in_kernels(lab, [result["name"]])[result["name"]].split()[0] == str(project / ".venv")
+    assert run_in_kernels(lab, [result["name"]])[result["name"]].split()[0] == str(
+        project / ".venv"
+    )
 
 
 @pytest.mark.slow
@@ -238,8 +279,15 @@ def test_twenty_parallel_creates_make_twenty_working_kernels(lab: Member) -> Non
 
     create(lab, "warmup")  # fills the uv cache once, as a member's second create would find it
     procs = [
-        subprocess.Popen([LABSHARE, "env", "create", f"p{i:02d}", "--json"], env=lab.env, cwd=lab.home,
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
+        subprocess.Popen(
+            [LABSHARE, "env", "create", f"p{i:02d}", "--json"],
+            env=lab.env,
+            cwd=lab.home,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            stdin=subprocess.DEVNULL,
+        )
         for i in range(20)
     ]
     results = []
@@ -254,7 +302,9 @@ def test_twenty_parallel_creates_make_twenty_working_kernels(lab: Member) -> Non
     assert len(names) == 20 and len({r["display_name"] for r in results}) == 20
     out = run_in_kernels(lab, sorted(names), "import sys; print(sys.prefix)", timeout=left())
     for r in results:
-        assert os.path.realpath(out[r["name"]].strip()) == os.path.realpath(Path(r["project"]) / ".venv")
+        assert os.path.realpath(out[r["name"]].strip()) == os.path.realpath(
+            Path(r["project"]) / ".venv"
+        )
 
 
 @pytest.mark.parametrize("name", ["bad/name", "..", "-flag", "a b", "x" * 80, "ünï"])
@@ -282,7 +332,9 @@ def test_bad_paths_and_failing_uv_leave_nothing_behind(lab: Member) -> None:
     assert done.stderr.count("labshare: error:") == 1
 
     before = snapshot(empty)
-    done = lab.run("env", "create", "broken", "--path", str(empty), "no-such-package-labshare-test-zz")
+    done = lab.run(
+        "env", "create", "broken", "--path", str(empty), "no-such-package-labshare-test-zz"
+    )
     assert done.returncode != 0 and "uv add" in done.stderr
     assert snapshot(empty) == before and sorted(os.listdir(empty)) == ["data.csv"]
 
@@ -301,12 +353,18 @@ def test_env_option_is_kept_in_pyproject_and_rerendered(lab: Member) -> None:
     assert 'env = { CUDA_VISIBLE_DEVICES = "0" }' in pyproject.read_text()
 
     pyproject.write_text(pyproject.read_text().replace('"0"', '"1"'))
-    again = lab.run("env", "adopt", made["project"], "--env", "OMP_NUM_THREADS=4", "--yes", "--json")
+    again = lab.run(
+        "env", "adopt", made["project"], "--env", "OMP_NUM_THREADS=4", "--yes", "--json"
+    )
     assert again.returncode == 0, again.stderr
-    assert json.loads(again.stdout)["name"] == made["name"]  # same project, same spec, updated in place
+    assert (
+        json.loads(again.stdout)["name"] == made["name"]
+    )  # same project, same spec, updated in place
     spec = json.loads((Path(made["spec_dir"]) / "kernel.json").read_text())
     assert spec["env"]["CUDA_VISIBLE_DEVICES"] == "1" and spec["env"]["OMP_NUM_THREADS"] == "4"
-    out = run_in_kernels(lab, [made["name"]], "import os; print(os.environ['CUDA_VISIBLE_DEVICES'])")
+    out = run_in_kernels(
+        lab, [made["name"]], "import os; print(os.environ['CUDA_VISIBLE_DEVICES'])"
+    )
     assert out[made["name"]].strip() == "1"
 
 
@@ -320,7 +378,9 @@ def test_remove_unregisters_and_deletes_files_only_when_asked(lab: Member) -> No
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["deleted_files"] is False
     assert Path(a["project"], "pyproject.toml").is_file() and not Path(a["spec_dir"]).exists()
-    assert listing(lab)[b["name"]]["display_name"] == "twin (Python 3.11)"  # no longer needs its path
+    assert (
+        listing(lab)[b["name"]]["display_name"] == "twin (Python 3.11)"
+    )  # no longer needs its path
 
     refused = lab.run("env", "remove", b["name"], "--delete-files")
     assert refused.returncode != 0 and Path(b["project"]).is_dir() and Path(b["spec_dir"]).is_dir()
@@ -332,11 +392,17 @@ def test_remove_unregisters_and_deletes_files_only_when_asked(lab: Member) -> No
 def test_adopt_plain_venv_offers_ipykernel_and_registers_it(lab: Member) -> None:
     project = lab.home / "oldstyle"
     project.mkdir()
-    uv = subprocess.run([sys.executable, "-c", "import uv; print(uv.find_uv_bin())"],
-                        capture_output=True, text=True, check=True).stdout.strip()
+    uv = subprocess.run(
+        [sys.executable, "-c", "import uv; print(uv.find_uv_bin())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
     lab.run_cmd([uv, "venv", "--python", "/usr/bin/python3", str(project / "venv")], check=True)
     refused = lab.run("env", "adopt", str(project))
-    assert refused.returncode != 0 and "ipykernel" in refused.stderr and not kernels_dir(lab).exists()
+    assert (
+        refused.returncode != 0 and "ipykernel" in refused.stderr and not kernels_dir(lab).exists()
+    )
 
     done = lab.run("env", "adopt", str(project), "--yes", "--json", timeout=600)
     assert done.returncode == 0, done.stderr
@@ -350,11 +416,17 @@ def test_failed_adopt_restores_the_project_exactly(lab: Member) -> None:
     project = lab.home / "projects" / "ryebad"
     project.mkdir(parents=True)
     (project / "pyproject.toml").write_text(
-        RYE_PYPROJECT.replace('"pytest"', '"no-such-package-labshare-test-zz"').replace("ryeproj", "ryebad"))
+        RYE_PYPROJECT.replace('"pytest"', '"no-such-package-labshare-test-zz"').replace(
+            "ryeproj", "ryebad"
+        )
+    )
     (project / "notebook.ipynb").write_text("{}")
     before = snapshot(project)
     done = lab.run("env", "adopt", str(project), "--yes", timeout=600)
     assert done.returncode != 0 and done.stderr.count("labshare: error:") == 1
     assert "uv sync" in done.stderr or "uv add" in done.stderr
-    assert snapshot(project) == before and sorted(os.listdir(project)) == ["notebook.ipynb", "pyproject.toml"]
+    assert snapshot(project) == before and sorted(os.listdir(project)) == [
+        "notebook.ipynb",
+        "pyproject.toml",
+    ]
     assert not kernels_dir(lab).exists() or list(kernels_dir(lab).iterdir()) == []

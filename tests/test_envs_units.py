@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 
 import pytest
 import tomllib
 
+from labshare.config.project import labshare_settings
 from labshare.envs import kernels, naming, projects
 from labshare.envs.detect import detect
-from labshare.config.project import labshare_settings
 from labshare.envs.pyproject_edit import migrate_rye, set_labshare_env
 from labshare.envs.undo import undone_on_failure
 from labshare.errors import LabshareError
@@ -38,13 +39,19 @@ def pyproject(folder: Path, text: str) -> Path:
 BASIC = '[project]\nname = "demo"\nversion = "0.1.0"\n'
 
 
-def test_an_unknown_tool_labshare_key_names_itself_the_file_and_the_closest_key(tmp_path: Path) -> None:
+def test_an_unknown_tool_labshare_key_names_itself_the_file_and_the_closest_key(
+    tmp_path: Path,
+) -> None:
     where = tmp_path / "pyproject.toml"
     with pytest.raises(LabshareError) as typo:
         labshare_settings(tomllib.loads(BASIC + "[tool.labshare]\ngpu = 0\n"), where)
-    assert typo.value.message == (f"{where}: [tool.labshare] has no key `gpu`; did you mean `gpus`? "
-                                  "Fix or remove it, then try again.")
-    with pytest.raises(LabshareError, match="has no key `python`; the keys are `env` and `gpus`."):
+    assert typo.value.message == (
+        f"{where}: [tool.labshare] has no key `gpu`; did you mean `gpus`? "
+        "Fix or remove it, then try again."
+    )
+    with pytest.raises(
+        LabshareError, match=re.escape("has no key `python`; the keys are `env` and `gpus`.")
+    ):
         labshare_settings(tomllib.loads(BASIC + "[tool.labshare]\npython = '3.12'\n"), where)
     valid = tomllib.loads(BASIC + "[tool.labshare]\ngpus = 1\nenv = { A = '1' }\n")
     assert labshare_settings(valid, where) == {"gpus": 1, "env": {"A": "1"}}
@@ -55,7 +62,10 @@ def test_adopt_stops_at_a_typo_before_anything_is_asked_or_changed(tmp_path: Pat
     folder = pyproject(tmp_path / "p", BASIC + "[tool.labshare]\nenvs = { A = '1' }\n")
     fake_env(folder / ".venv")
     places = kernels.KernelPlaces(user=tmp_path / "kernels", search=(tmp_path / "kernels",))
-    with pytest.raises(LabshareError, match=r"pyproject.toml: \[tool.labshare\] has no key `envs`; did you mean `env`"):
+    with pytest.raises(
+        LabshareError,
+        match=r"pyproject.toml: \[tool.labshare\] has no key `envs`; did you mean `env`",
+    ):
         projects.plan_adopt(places, folder)
 
 
@@ -81,12 +91,16 @@ def test_rye_migration_merges_into_an_existing_dev_group(tmp_path: Path) -> None
 def test_labshare_env_edits_keep_the_rest_of_the_file(tmp_path: Path) -> None:
     where = tmp_path / "pyproject.toml"
     one = set_labshare_env(BASIC, where, {"CUDA_VISIBLE_DEVICES": "0"})
-    assert one.startswith(BASIC) and tomllib.loads(one)["tool"]["labshare"]["env"] == {"CUDA_VISIBLE_DEVICES": "0"}
+    assert one.startswith(BASIC) and tomllib.loads(one)["tool"]["labshare"]["env"] == {
+        "CUDA_VISIBLE_DEVICES": "0"
+    }
     two = set_labshare_env(one, where, {"A": "x y", "CUDA_VISIBLE_DEVICES": None})
     assert tomllib.loads(two)["tool"]["labshare"]["env"] == {"A": "x y"}
     table = BASIC + '\n[tool.labshare.env]\nA = "1"\n\n[tool.z]\nb = 2\n'
     three = tomllib.loads(set_labshare_env(table, where, {"B": "2"}))
-    assert three["tool"]["labshare"]["env"] == {"A": "1", "B": "2"} and three["tool"]["z"] == {"b": 2}
+    assert three["tool"]["labshare"]["env"] == {"A": "1", "B": "2"} and three["tool"]["z"] == {
+        "b": 2
+    }
     with pytest.raises(LabshareError):
         set_labshare_env("tool.labshare.env = 3\n", where, {"A": "1"})
 
@@ -98,10 +112,13 @@ def test_edits_keep_the_members_comments_and_layout(tmp_path: Path) -> None:
     inline = BASIC + '\n[tool.labshare]\nenv = { A = "1" }  # cards\n'
     assert set_labshare_env(inline, where, {"B": "2"}) == inline.replace('"1" }', '"1", B = "2" }')
     grouped = '[tool.rye]\ndev-dependencies = ["pytest"]\n\n[dependency-groups]\ndev = [\n  "ruff",  # lint\n]\n'
-    assert migrate_rye(grouped, where) == grouped.replace('dev-dependencies = ["pytest"]\n', "").replace(
-        '# lint\n', '# lint\n  "pytest",\n')
+    assert migrate_rye(grouped, where) == grouped.replace(
+        'dev-dependencies = ["pytest"]\n', ""
+    ).replace("# lint\n", '# lint\n  "pytest",\n')
     with pytest.raises(LabshareError, match="written inline"):
-        migrate_rye('dependency-groups = { lint = ["ruff"] }\n[tool.rye]\ndev-dependencies = ["x"]\n', where)
+        migrate_rye(
+            'dependency-groups = { lint = ["ruff"] }\n[tool.rye]\ndev-dependencies = ["x"]\n', where
+        )
 
 
 def test_a_failed_change_is_undone_and_a_good_one_kept(tmp_path: Path) -> None:
@@ -177,12 +194,22 @@ def test_detects_each_manager_and_its_env(tmp_path: Path, monkeypatch: pytest.Mo
 
 
 def test_labels_add_the_shortest_distinguishing_path() -> None:
-    items = [("analysis", "3.11.2", "/h/a/x/analysis"), ("analysis", "3.11.2", "/h/b/x/analysis"),
-             ("analysis", "3.11.2", "/h/b/y/analysis"), ("other", "3.12.0", "/h/other")]
+    items = [
+        ("analysis", "3.11.2", "/h/a/x/analysis"),
+        ("analysis", "3.11.2", "/h/b/x/analysis"),
+        ("analysis", "3.11.2", "/h/b/y/analysis"),
+        ("other", "3.12.0", "/h/other"),
+    ]
     labels = naming.distinct_labels(items)
-    assert labels == ["a/x/analysis (Python 3.11)", "b/x/analysis (Python 3.11)",
-                      "y/analysis (Python 3.11)", "other (Python 3.12)"]
-    assert naming.distinct_labels([("a", "3.11", "/p/a")], taken=["a (Python 3.11)"]) == ["p/a (Python 3.11)"]
+    assert labels == [
+        "a/x/analysis (Python 3.11)",
+        "b/x/analysis (Python 3.11)",
+        "y/analysis (Python 3.11)",
+        "other (Python 3.12)",
+    ]
+    assert naming.distinct_labels([("a", "3.11", "/p/a")], taken=["a (Python 3.11)"]) == [
+        "p/a (Python 3.11)"
+    ]
 
 
 def test_spec_names_are_stable_lowercase_and_distinct(tmp_path: Path) -> None:
@@ -194,8 +221,14 @@ def test_spec_names_are_stable_lowercase_and_distinct(tmp_path: Path) -> None:
 
 
 def _target(project: Path, python: Path) -> kernels.Target:
-    return kernels.Target(project=project, env=project / ".venv", python=python, python_version="3.11.2",
-                          manager="uv", label=project.name)
+    return kernels.Target(
+        project=project,
+        env=project / ".venv",
+        python=python,
+        python_version="3.11.2",
+        manager="uv",
+        label=project.name,
+    )
 
 
 def test_prune_stale_removes_only_labshare_specs_that_cannot_start(tmp_path: Path) -> None:
@@ -208,7 +241,9 @@ def test_prune_stale_removes_only_labshare_specs_that_cannot_start(tmp_path: Pat
     name, _, dead_dir = kernels.register(places, _target(dead, dead / ".venv" / "bin" / "python"))
     foreign = places.user / "foreign"
     foreign.mkdir()
-    (foreign / "kernel.json").write_text(json.dumps({"argv": ["/gone/python"], "display_name": "F"}))
+    (foreign / "kernel.json").write_text(
+        json.dumps({"argv": ["/gone/python"], "display_name": "F"})
+    )
 
     assert kernels.prune_stale(places.user) == [name]
     assert not dead_dir.exists() and foreign.is_dir()
@@ -228,7 +263,9 @@ def test_register_is_atomic_and_updates_in_place(tmp_path: Path) -> None:
 
 
 def test_a_moved_project_gets_a_new_kernel_and_the_old_one_is_pruned(tmp_path: Path) -> None:
-    places = kernels.KernelPlaces(user=tmp_path / "jupyter" / "kernels", search=(tmp_path / "jupyter" / "kernels",))
+    places = kernels.KernelPlaces(
+        user=tmp_path / "jupyter" / "kernels", search=(tmp_path / "jupyter" / "kernels",)
+    )
     before = tmp_path / "a" / "proj"
     before.mkdir(parents=True)
     fake_env(before / ".venv")
@@ -236,7 +273,9 @@ def test_a_moved_project_gets_a_new_kernel_and_the_old_one_is_pruned(tmp_path: P
     after = tmp_path / "b" / "proj"
     after.parent.mkdir()
     before.rename(after)
-    new_name, display, _ = kernels.register(places, _target(after, after / ".venv" / "bin" / "python"))
+    new_name, display, _ = kernels.register(
+        places, _target(after, after / ".venv" / "bin" / "python")
+    )
     assert new_name != old_name and display == "proj (Python 3.11)"
     assert [e.name for e in kernels.prune_candidates(places)] == [old_name]
     assert kernels.prune_stale(places.user) == [old_name]
@@ -249,7 +288,9 @@ def test_listing_marks_shadowed_duplicate_and_stale(tmp_path: Path) -> None:
 
     def spec(where: Path, name: str, python: str, display: str) -> None:
         (where / name).mkdir(parents=True)
-        (where / name / "kernel.json").write_text(json.dumps({"argv": [python], "display_name": display}))
+        (where / name / "kernel.json").write_text(
+            json.dumps({"argv": [python], "display_name": display})
+        )
 
     spec(user, "same", "/usr/bin/python3", "Same")
     spec(system, "same", "/usr/bin/python3", "Same (system)")

@@ -28,7 +28,9 @@ def lab_url(m: Member) -> str:
     return f"http://127.0.0.1:{info['port']}/lab?token={info['token']}"
 
 
-def test_first_lab_asks_nothing_and_a_member_can_ask_for_the_news_again(member: Member, tmp_path: Path) -> None:
+def test_first_lab_asks_nothing_and_a_member_can_ask_for_the_news_again(
+    member: Member, tmp_path: Path
+) -> None:
     member.run("start", "--tcp", check=True)
     url = lab_url(member)
     with chromium(tmp_path / "shots", tag="first-run") as browser:
@@ -36,7 +38,9 @@ def test_first_lab_asks_nothing_and_a_member_can_ask_for_the_news_again(member: 
         page.goto(url)
         tiles = page.locator(".jp-LauncherCard[data-category='Notebook']")
         tiles.first.wait_for(timeout=120_000)
-        assert tiles.all_inner_texts() == ["Python 3 (default)"]  # the member's own kernel, and only it
+        assert tiles.all_inner_texts() == [
+            "Python 3 (default)"
+        ]  # the member's own kernel, and only it
         tiles.first.click()
         wait_for_kernel(page)  # well after Lab restored, when the news question would have come
         assert dialog_text(page) == ""
@@ -55,5 +59,7 @@ def test_first_lab_asks_nothing_and_a_member_can_ask_for_the_news_again(member: 
 def test_the_extension_manager_installs_nothing_into_labshares_environment(member: Member) -> None:
     member.run("start", check=True)
     lab = lab_of(member)
-    done = lab.call("POST", "/lab/api/extensions", {"cmd": "install", "extension_name": "jupyterlab-git"})
+    done = lab.call(
+        "POST", "/lab/api/extensions", {"cmd": "install", "extension_name": "jupyterlab-git"}
+    )
     assert done.status == 422 and b"blocked" in done.body

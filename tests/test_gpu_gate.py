@@ -24,7 +24,7 @@ from pathlib import Path
 import psutil
 import pytest
 from conftest import BIN, Member, lab_of, wait_for
-from fake_gpus import FakeNvml, fake_nvml, leases_dir, nvml_stub  # noqa: F401  (fixtures)
+from fake_gpus import FakeNvml, fake_nvml, leases_dir, nvml_stub
 from test_gpu_kernels import environ, kernel_pid, leased_site
 
 from labshare.envs.kernels import Target, problems_of, prune_stale, render
@@ -33,11 +33,15 @@ from labshare.gpus.gate import MODULE, Gated, client_of, unwrap, wait_for_end
 from labshare.monitor import argv as cmd
 
 # A kernel stand-in: says its pid and cards, then waits for a line on stdin (the test's "go").
-SHOW_AND_WAIT = ("import json, os, sys; print(json.dumps({'pid': os.getpid(), 'cuda': os.environ.get("
-                 "'CUDA_VISIBLE_DEVICES'), 'order': os.environ.get('CUDA_DEVICE_ORDER')}), flush=True); "
-                 "sys.stdin.readline()")
-REFUSED = (r"labshare: error: No GPU is free for this kernel: GPU 0 is leased to {user} "
-           r"\(idle, leased \d+ (s|min) ago\); see `labshare gpus`\.")
+SHOW_AND_WAIT = (
+    "import json, os, sys; print(json.dumps({'pid': os.getpid(), 'cuda': os.environ.get("
+    "'CUDA_VISIBLE_DEVICES'), 'order': os.environ.get('CUDA_DEVICE_ORDER')}), flush=True); "
+    "sys.stdin.readline()"
+)
+REFUSED = (
+    r"labshare: error: No GPU is free for this kernel: GPU 0 is leased to {user} "
+    r"\(idle, leased \d+ (s|min) ago\); see `labshare gpus`\."
+)
 
 
 def spec_argv(python: str, project: Path | None = None) -> list[str]:
@@ -45,17 +49,33 @@ def spec_argv(python: str, project: Path | None = None) -> list[str]:
 
 
 @pytest.mark.quick
-def test_the_spec_starts_with_the_gate_and_is_stale_when_either_python_is_gone(tmp_path: Path) -> None:
+def test_the_spec_starts_with_the_gate_and_is_stale_when_either_python_is_gone(
+    tmp_path: Path,
+) -> None:
     env = tmp_path / "proj" / ".venv"
     (env / "bin").mkdir(parents=True)
     python = env / "bin" / "python"
     python.symlink_to(sys.executable)
-    spec = render(Target(project=tmp_path / "proj", env=env, python=python, python_version="3.11", manager="uv",
-                         label="proj"), "proj")
+    spec = render(
+        Target(
+            project=tmp_path / "proj",
+            env=env,
+            python=python,
+            python_version="3.11",
+            manager="uv",
+            label="proj",
+        ),
+        "proj",
+    )
     gated = Gated.of(spec["argv"])
     assert spec["argv"][:4] == [sys.executable, "-I", "-m", MODULE] and gated is not None
-    assert gated.project == tmp_path / "proj" and gated.command[:5] == [str(python), "-m", "ipykernel_launcher",
-                                                                        "-f", "{connection_file}"]
+    assert gated.project == tmp_path / "proj" and gated.command[:5] == [
+        str(python),
+        "-m",
+        "ipykernel_launcher",
+        "-f",
+        "{connection_file}",
+    ]
     assert unwrap(spec["argv"]) == gated.command and unwrap(gated.command) == gated.command
     assert problems_of(spec) == []
     python.unlink()
@@ -63,7 +83,8 @@ def test_the_spec_starts_with_the_gate_and_is_stale_when_either_python_is_gone(t
     python.symlink_to(sys.executable)
     gone = str(tmp_path / "old-labshare" / "bin" / "python")
     assert problems_of({**spec, "argv": [gone, *spec["argv"][1:]]}) == [
-        f"labshare's own Python {gone}, which starts it under the GPU rules, is missing"]
+        f"labshare's own Python {gone}, which starts it under the GPU rules, is missing"
+    ]
 
 
 @pytest.mark.quick
@@ -71,11 +92,25 @@ def test_start_keeps_a_spec_whose_labshare_moved_behind_this_labshares_gate(tmp_
     kernels, project = tmp_path / "kernels", tmp_path / "proj"
     project.mkdir()
     gone = str(tmp_path / "old-labshare" / "bin" / "python")
-    for name, python in (("labshare-moved", sys.executable), ("labshare-dead", str(tmp_path / "no-env" / "python"))):
-        spec = render(Target(project=project, env=project / ".venv", python=Path(python), python_version="3.11",
-                             manager="uv", label=name), name)
+    for name, python in (
+        ("labshare-moved", sys.executable),
+        ("labshare-dead", str(tmp_path / "no-env" / "python")),
+    ):
+        spec = render(
+            Target(
+                project=project,
+                env=project / ".venv",
+                python=Path(python),
+                python_version="3.11",
+                manager="uv",
+                label=name,
+            ),
+            name,
+        )
         (kernels / name).mkdir(parents=True)
-        (kernels / name / "kernel.json").write_text(json.dumps({**spec, "argv": [gone, *spec["argv"][1:]]}))
+        (kernels / name / "kernel.json").write_text(
+            json.dumps({**spec, "argv": [gone, *spec["argv"][1:]]})
+        )
     assert prune_stale(kernels) == ["labshare-dead"]  # its kernel's own Python is gone too
     kept = json.loads((kernels / "labshare-moved" / "kernel.json").read_text())
     assert kept["argv"][0] == sys.executable and problems_of(kept) == []
@@ -97,11 +132,17 @@ def test_the_client_is_named_as_its_user_calls_it(tmp_path: Path) -> None:
     node = tmp_path / ".vscode-server" / "bin" / "abc" / "node"
     node.parent.mkdir(parents=True)
     node.symlink_to(sys.executable)
-    for argv, name in (([str(script)], "papermill"), ([str(node), "-c", "input()"], "code"),
-                       ([sys.executable, "-m", "timeit", "-n1", "-r1", "input()"], "timeit")):
+    for argv, name in (
+        ([str(script)], "papermill"),
+        ([str(node), "-c", "input()"], "code"),
+        ([sys.executable, "-m", "timeit", "-n1", "-r1", "input()"], "timeit"),
+    ):
         child = subprocess.Popen(argv, stdin=subprocess.PIPE, text=True)
         try:
-            wait_for(lambda: client_of(child.pid) == name, what=f"{argv} to be named {name}")
+            wait_for(
+                lambda child=child, name=name: client_of(child.pid) == name,
+                what=f"{argv} to be named {name}",
+            )
         finally:
             child.communicate("\n", timeout=60)
     assert client_of(child.pid) is None
@@ -120,14 +161,25 @@ def gate(tmp_path: Path, fake_nvml: FakeNvml, leases_dir: Path):
     site = leased_site(tmp_path, leases_dir)
     project = tmp_path / "demo"
     project.mkdir()
-    env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "LANG": "C.UTF-8", "LABSHARE_SITE_CONFIG": str(site),
-           **fake_nvml.env}
+    env = {
+        "PATH": os.environ["PATH"],
+        "HOME": str(tmp_path),
+        "LANG": "C.UTF-8",
+        "LABSHARE_SITE_CONFIG": str(site),
+        **fake_nvml.env,
+    }
     started: list[subprocess.Popen] = []
 
     def start(command: list[str] | None = None, **extra: str) -> subprocess.Popen:
         argv = Gated(command or [sys.executable, "-c", SHOW_AND_WAIT], project).argv()
-        child = subprocess.Popen(argv, env={**env, **extra}, text=True, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                 stderr=subprocess.PIPE)
+        child = subprocess.Popen(
+            argv,
+            env={**env, **extra},
+            text=True,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
         started.append(child)
         return child
 
@@ -149,7 +201,8 @@ def held(directory: Path) -> list[leases.Lease]:
 
 
 def test_the_gate_leases_before_the_kernel_runs_and_the_lease_goes_when_it_ends(
-        gate, fake_nvml: FakeNvml, leases_dir: Path) -> None:
+    gate, fake_nvml: FakeNvml, leases_dir: Path
+) -> None:
     fake_nvml.cards[0].used_mib = 50000  # placement takes the emptiest card
     fake_nvml.write()
     kernel = gate()
@@ -157,7 +210,13 @@ def test_the_gate_leases_before_the_kernel_runs_and_the_lease_goes_when_it_ends(
     assert seen["pid"] == kernel.pid  # exec'd: the lease's pid is the kernel's
     (lease,) = held(leases_dir)
     assert (lease.pid, lease.card, lease.client, lease.label, lease.kernel_id, lease.live) == (
-        kernel.pid, fake_nvml.cards[1].uuid, client_of(os.getpid()), "demo", None, True)
+        kernel.pid,
+        fake_nvml.cards[1].uuid,
+        client_of(os.getpid()),
+        "demo",
+        None,
+        True,
+    )
     assert (seen["cuda"], seen["order"]) == (lease.card, "PCI_BUS_ID")
     assert environ(kernel.pid)["CUDA_VISIBLE_DEVICES"] == lease.card
     kernel.communicate("go\n", timeout=60)
@@ -170,7 +229,9 @@ def test_the_gate_leases_before_the_kernel_runs_and_the_lease_goes_when_it_ends(
     wait_for(lambda: held(leases_dir) == [], what="the killed kernel's lease to go")
 
 
-def test_no_card_free_is_the_labs_sentence_and_nothing_starts(gate, fake_nvml: FakeNvml, leases_dir: Path) -> None:
+def test_no_card_free_is_the_labs_sentence_and_nothing_starts(
+    gate, fake_nvml: FakeNvml, leases_dir: Path
+) -> None:
     fake_nvml.cards = fake_nvml.cards[:1]
     fake_nvml.write()
     first = gate()
@@ -178,20 +239,32 @@ def test_no_card_free_is_the_labs_sentence_and_nothing_starts(gate, fake_nvml: F
     second = gate()
     out, err = second.communicate(timeout=60)
     user = leases.leases(leases_dir)[0].user
-    assert second.returncode == 1 and out == "" and re.fullmatch(REFUSED.format(user=re.escape(user)) + "\n", err), err
+    assert (
+        second.returncode == 1
+        and out == ""
+        and re.fullmatch(REFUSED.format(user=re.escape(user)) + "\n", err)
+    ), err
     assert [lease.pid for lease in held(leases_dir)] == [first.pid]
 
 
 def test_a_project_without_gpus_sees_none_and_leases_off_change_nothing(
-        gate, fake_nvml: FakeNvml, leases_dir: Path) -> None:
-    (gate.project / "pyproject.toml").write_text('[project]\nname = "demo"\n\n[tool.labshare]\ngpus = 0\n')
+    gate, fake_nvml: FakeNvml, leases_dir: Path
+) -> None:
+    (gate.project / "pyproject.toml").write_text(
+        '[project]\nname = "demo"\n\n[tool.labshare]\ngpus = 0\n'
+    )
     kernel = gate()
-    assert told(kernel) == {"pid": kernel.pid, "cuda": "", "order": "PCI_BUS_ID"} and held(leases_dir) == []
+    assert (
+        told(kernel) == {"pid": kernel.pid, "cuda": "", "order": "PCI_BUS_ID"}
+        and held(leases_dir) == []
+    )
     kernel.communicate("go\n", timeout=60)
 
     gate.site.write_text('[gpus]\nassign = "off"\n')
     kernel = gate()
-    assert told(kernel) == {"pid": kernel.pid, "cuda": None, "order": None} and held(leases_dir) == []
+    assert (
+        told(kernel) == {"pid": kernel.pid, "cuda": None, "order": None} and held(leases_dir) == []
+    )
 
 
 # ---------------------------------------------------------------- end to end, real clients
@@ -206,12 +279,23 @@ def client_venv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     where = Path(str(tmp_path_factory.mktemp("client"))) / "venv"
     uv = str(BIN / "uv")
     subprocess.run([uv, "venv", "-q", "--python", sys.executable, str(where)], check=True)
-    install = [uv, "pip", "install", "-q", "--python", str(where / "bin" / "python"), "nbclient", "jupyter_client"]
+    install = [
+        uv,
+        "pip",
+        "install",
+        "-q",
+        "--python",
+        str(where / "bin" / "python"),
+        "nbclient",
+        "jupyter_client",
+    ]
     if subprocess.run([*install, "--offline"], capture_output=True).returncode != 0:
         subprocess.run(install, check=True, timeout=600)
     os.chmod(where.parent, 0o755)
     assert not (where / "bin" / "labshare").exists()
-    assert subprocess.run([str(where / "bin" / "python"), "-c", "import labshare"], capture_output=True).returncode
+    assert subprocess.run(
+        [str(where / "bin" / "python"), "-c", "import labshare"], capture_output=True
+    ).returncode
     yield where
     shutil.rmtree(where, ignore_errors=True)
 
@@ -225,17 +309,35 @@ open({go!r}).read()
 
 
 def notebook(path: Path, source: str) -> Path:
-    path.write_text(json.dumps({
-        "cells": [{"cell_type": "code", "execution_count": None, "id": "gate", "metadata": {}, "outputs": [],
-                   "source": source}],
-        "metadata": {}, "nbformat": 4, "nbformat_minor": 5,
-    }))
+    path.write_text(
+        json.dumps(
+            {
+                "cells": [
+                    {
+                        "cell_type": "code",
+                        "execution_count": None,
+                        "id": "gate",
+                        "metadata": {},
+                        "outputs": [],
+                        "source": source,
+                    }
+                ],
+                "metadata": {},
+                "nbformat": 4,
+                "nbformat_minor": 5,
+            }
+        )
+    )
     return path
 
 
 def let_go(fifo: Path) -> None:
     """Write to the fifo the cell waits on, once it does (never blocking on a reader that is not there)."""
-    fd = wait_for(lambda: os.open(fifo, os.O_WRONLY | os.O_NONBLOCK), ignoring=(OSError,), what="the cell to wait")
+    fd = wait_for(
+        lambda: os.open(fifo, os.O_WRONLY | os.O_NONBLOCK),
+        ignoring=(OSError,),
+        what="the cell to wait",
+    )
     os.write(fd, b"go")
     os.close(fd)
 
@@ -245,32 +347,60 @@ def lease_rows(member: Member) -> list[dict]:
 
 
 def test_jupyter_execute_without_labshare_runs_a_project_kernel_under_a_lease(
-        member: Member, client_venv: Path, fake_nvml: FakeNvml, leases_dir: Path, shared_tmp: Path) -> None:
+    member: Member, client_venv: Path, fake_nvml: FakeNvml, leases_dir: Path, shared_tmp: Path
+) -> None:
     fake_nvml.cards = fake_nvml.cards[:1]
     fake_nvml.write()
-    member.extra_env.update({"LABSHARE_SITE_CONFIG": str(leased_site(shared_tmp, leases_dir)), "UV_PYTHON_DOWNLOADS":
-                             "never", **fake_nvml.env})
+    member.extra_env.update(
+        {
+            "LABSHARE_SITE_CONFIG": str(leased_site(shared_tmp, leases_dir)),
+            "UV_PYTHON_DOWNLOADS": "never",
+            **fake_nvml.env,
+        }
+    )
     made = member.json("env", "create", "demo", timeout=600)
     out, go = member.home / "told.json", member.home / "go"
     os.mkfifo(go)
     page = notebook(member.home / "wait.ipynb", CELL.format(out=str(out), go=str(go)))
-    execute = [str(client_venv / "bin" / "jupyter-execute"), f"--kernel_name={made['name']}", str(page)]
+    execute = [
+        str(client_venv / "bin" / "jupyter-execute"),
+        f"--kernel_name={made['name']}",
+        str(page),
+    ]
 
     run = member.popen(execute, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        wait_for(lambda: out.exists() or run.poll() is not None, timeout=180, what="the notebook's cell to run")
+        wait_for(
+            lambda: out.exists() or run.poll() is not None,
+            timeout=180,
+            what="the notebook's cell to run",
+        )
         assert out.exists(), run.communicate()[1]
         kernel = json.loads(out.read_text())
         kernel_env = dict(i.split("=", 1) for i in kernel["environ"].split("\0") if "=" in i)
         (row,) = lease_rows(member)
         assert (row["pid"], row["client"], row["label"], row["stale"]) == (
-            kernel["pid"], "jupyter-execute", "demo", None)
-        assert (kernel_env["CUDA_VISIBLE_DEVICES"], kernel_env["CUDA_DEVICE_ORDER"]) == (row["card"], "PCI_BUS_ID")
-        assert unwrap(psutil.Process(kernel["pid"]).cmdline()) == psutil.Process(kernel["pid"]).cmdline()
+            kernel["pid"],
+            "jupyter-execute",
+            "demo",
+            None,
+        )
+        assert (kernel_env["CUDA_VISIBLE_DEVICES"], kernel_env["CUDA_DEVICE_ORDER"]) == (
+            row["card"],
+            "PCI_BUS_ID",
+        )
+        assert (
+            unwrap(psutil.Process(kernel["pid"]).cmdline())
+            == psutil.Process(kernel["pid"]).cmdline()
+        )
 
-        second = member.run_cmd(execute, timeout=180)  # the only card is held: refused, with the sentence
+        second = member.run_cmd(
+            execute, timeout=180
+        )  # the only card is held: refused, with the sentence
         assert second.returncode != 0
-        assert re.search(REFUSED.format(user=re.escape(member.name)), second.stderr), second.stderr[-2000:]
+        assert re.search(REFUSED.format(user=re.escape(member.name)), second.stderr), second.stderr[
+            -2000:
+        ]
         assert [r["pid"] for r in lease_rows(member)] == [kernel["pid"]]
 
         let_go(go)  # the cell's wait ends; so does the run
@@ -282,22 +412,39 @@ def test_jupyter_execute_without_labshare_runs_a_project_kernel_under_a_lease(
 
 
 def test_a_kernel_of_the_lab_server_holds_one_lease_never_two(
-        member: Member, fake_nvml: FakeNvml, leases_dir: Path, shared_tmp: Path) -> None:
+    member: Member, fake_nvml: FakeNvml, leases_dir: Path, shared_tmp: Path
+) -> None:
     project = member.home / "proj"
     (project / ".venv" / "bin").mkdir(parents=True)
-    spec = render(Target(project=project, env=project / ".venv", python=Path(sys.executable), python_version="3",
-                         manager="uv", label="proj"), "proj")
+    spec = render(
+        Target(
+            project=project,
+            env=project / ".venv",
+            python=Path(sys.executable),
+            python_version="3",
+            manager="uv",
+            label="proj",
+        ),
+        "proj",
+    )
     assert Gated.of(spec["argv"]) is not None
     folder = member.home / ".local/share/jupyter/kernels/labshare-proj"
     folder.mkdir(parents=True)
     (folder / "kernel.json").write_text(json.dumps(spec))
-    member.extra_env.update({"LABSHARE_SITE_CONFIG": str(leased_site(shared_tmp, leases_dir)), **fake_nvml.env})
+    member.extra_env.update(
+        {"LABSHARE_SITE_CONFIG": str(leased_site(shared_tmp, leases_dir)), **fake_nvml.env}
+    )
     member.run("start", check=True)
     kernel = lab_of(member).start_kernel("labshare-proj")
     pid = kernel_pid(member, kernel)
     # Counted once the kernel itself runs: a gate would have leased by then, before its exec.
-    wait_for(lambda: psutil.Process(pid).cmdline()[1:3] == ["-m", "ipykernel_launcher"], what="the kernel to run")
+    wait_for(
+        lambda: psutil.Process(pid).cmdline()[1:3] == ["-m", "ipykernel_launcher"],
+        what="the kernel to run",
+    )
     (lease,) = held(leases_dir)
     assert (lease.kernel_id, lease.pid, lease.client) == (kernel, pid, None)
     assert environ(pid)["CUDA_VISIBLE_DEVICES"] == lease.card
-    assert not [p for p in member.processes() if MODULE in " ".join(p.cmdline())]  # no gate, so no watcher
+    assert not [
+        p for p in member.processes() if MODULE in " ".join(p.cmdline())
+    ]  # no gate, so no watcher

@@ -20,14 +20,14 @@ from pathlib import Path
 
 import pytest
 from conftest import Member, need_root
-from fake_gpus import FakeNvml, fake_nvml, leases_dir, nvml_stub  # noqa: F401  (fixtures)
+from fake_gpus import FakeNvml, fake_nvml, leases_dir, nvml_stub
 
 from labshare.claims import ClaimsDir
 from labshare.errors import LabshareError
 from labshare.gpus import leases
 from labshare.gpus.place import Card, PlacementRules
 
-WORKER = r'''
+WORKER = r"""
 import json, sys
 from pathlib import Path
 from labshare.errors import LabshareError
@@ -51,7 +51,8 @@ def claim(order):
     policy = dict(order.get("policy", {}))
     if policy.get("gpus") is not None:
         policy["gpus"] = frozenset(policy["gpus"])
-    got = leases.claim(Path(order["dir"]), cards, place.PlacementRules(**policy), leases.Holder(kernel_id=order["kernel_id"]))
+    rules, holder = place.PlacementRules(**policy), leases.Holder(kernel_id=order["kernel_id"])
+    got = leases.claim(Path(order["dir"]), cards, rules, holder)
     return {"cards": [l.card for l in got], "names": [l.name for l in got]}
 
 print(json.dumps({"ready": True}), flush=True)
@@ -65,16 +66,23 @@ for line in iter(sys.stdin.readline, ""):
     except LabshareError as exc:
         answer = {"error": str(exc)}
     print(json.dumps(answer), flush=True)
-'''
+"""
 
 
 class Claimer:
     """One real process (of `member`, or of root) that claims and releases leases when told to."""
 
-    def __init__(self, member: Member | None, directory: Path, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, member: Member | None, directory: Path, env: dict[str, str] | None = None
+    ) -> None:
         self.member, self.directory = member, directory
         argv = [sys.executable, "-c", WORKER]
-        pipes = {"stdin": subprocess.PIPE, "stdout": subprocess.PIPE, "stderr": subprocess.PIPE, "text": True}
+        pipes = {
+            "stdin": subprocess.PIPE,
+            "stdout": subprocess.PIPE,
+            "stderr": subprocess.PIPE,
+            "text": True,
+        }
         if member is None:
             self.proc = subprocess.Popen(argv, env={**os.environ, **(env or {})}, **pipes)
         else:
@@ -125,11 +133,15 @@ def claimers(make_user) -> Iterator:
     made: list[Claimer] = []
     users: list[Member] = []
 
-    def make(directory: Path, users_needed: int = 1, per_user: int = 1, env: dict[str, str] | None = None):
+    def make(
+        directory: Path, users_needed: int = 1, per_user: int = 1, env: dict[str, str] | None = None
+    ):
         need_root("members of their own, to show the sticky bit keeps their leases apart")
         while len(users) < users_needed:
             users.append(make_user())
-        group = [Claimer(users[u], directory, env) for u in range(users_needed) for _ in range(per_user)]
+        group = [
+            Claimer(users[u], directory, env) for u in range(users_needed) for _ in range(per_user)
+        ]
         made.extend(group)
         return group
 
@@ -151,7 +163,10 @@ def own_leases_dir(leases_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 def plain_cards(count: int, used_gib: tuple[int, ...] = ()) -> list[list]:
     used = list(used_gib) + [0] * count
-    return [[i, f"GPU-{i:04d}-aaaa-bbbb-cccc-dddddddddddd", 80 << 30, used[i] << 30] for i in range(count)]
+    return [
+        [i, f"GPU-{i:04d}-aaaa-bbbb-cccc-dddddddddddd", 80 << 30, used[i] << 30]
+        for i in range(count)
+    ]
 
 
 def on_disk(directory: Path) -> dict[str, int]:
@@ -181,10 +196,14 @@ def test_twenty_claims_by_five_members_at_once_on_four_cards(claimers, leases_di
     assert on_disk(leases_dir) == {a["names"][0]: c.member.uid for c, a in won}
     live = [lease for lease in leases.leases(leases_dir) if lease.live]
     assert Counter(lease.card for lease in live) == Counter(c[1] for c in cards)
-    assert {(lease.kernel_id, lease.pid) for lease in live} == {(f"kernel-{group.index(c)}", c.pid) for c, _ in won}
+    assert {(lease.kernel_id, lease.pid) for lease in live} == {
+        (f"kernel-{group.index(c)}", c.pid) for c, _ in won
+    }
 
 
-def test_a_sigkilled_holders_lease_is_taken_over_and_its_owner_sweeps_it(claimers, leases_dir: Path) -> None:
+def test_a_sigkilled_holders_lease_is_taken_over_and_its_owner_sweeps_it(
+    claimers, leases_dir: Path
+) -> None:
     alice, bob = claimers(leases_dir, users_needed=2)
     card = plain_cards(1)
     first = alice.claim(card)["names"]
@@ -206,14 +225,18 @@ def test_members_racing_for_one_stale_lease_exactly_one_wins(claimers, leases_di
     card = plain_cards(1)
     holder = claimers(leases_dir, users_needed=1)[0]
     assert "cards" in holder.claim(card)
-    for round_ in range(4):  # the holder is SIGKILLed; four members (its own among them) race for the card
+    for round_ in range(
+        4
+    ):  # the holder is SIGKILLed; four members (its own among them) race for the card
         holder.kill()
         racers = claimers(leases_dir, users_needed=4)
         for racer in racers:
             racer.send(op="claim", cards=card, kernel_id=f"round-{round_}", policy={})
         answers = [(racer, racer.answer()) for racer in racers]
         (winner,) = [racer for racer, a in answers if "cards" in a]
-        assert [a["error"] for _, a in answers if "error" in a] == [sentence([(0, winner.user)])] * 3
+        assert [a["error"] for _, a in answers if "error" in a] == [
+            sentence([(0, winner.user)])
+        ] * 3
         assert [lease.pid for lease in leases.leases(leases_dir) if lease.live] == [winner.pid]
         assert answers[racers.index(winner)][1]["names"] == [f"{card[0][1]}.{round_ + 1}"]
         for racer in racers:
@@ -230,24 +253,40 @@ CORRUPT = {
 }
 
 
-def test_corrupted_lease_files_are_reported_and_taken_over_never_a_crash(claimers, leases_dir: Path) -> None:
+def test_corrupted_lease_files_are_reported_and_taken_over_never_a_crash(
+    claimers, leases_dir: Path
+) -> None:
     alice, bob = claimers(leases_dir, users_needed=2)
     cards = plain_cards(len(CORRUPT) + 3)
     names = [f"{c[1]}.0" for c in cards]
-    for name, data in zip(names, CORRUPT.values()):
+    for name, data in zip(names, CORRUPT.values(), strict=False):
         (leases_dir / name).write_bytes(data)
         os.chown(leases_dir / name, alice.member.uid, -1)
-    extra = names[len(CORRUPT):]
+    extra = names[len(CORRUPT) :]
     os.symlink("/etc/shadow", leases_dir / extra[0])
     os.mkfifo(leases_dir / extra[1])
-    forged = {"card": cards[-1][1], "mode": "exclusive", "user": "root", "uid": 0, "pid": 1, "pid_start": 0.0,
-              "boot_time": 0.0, "boot_id": "", "since": 0.0, "kernel_id": "k", "label": None}
+    forged = {
+        "card": cards[-1][1],
+        "mode": "exclusive",
+        "user": "root",
+        "uid": 0,
+        "pid": 1,
+        "pid_start": 0.0,
+        "boot_time": 0.0,
+        "boot_id": "",
+        "since": 0.0,
+        "kernel_id": "k",
+        "label": None,
+    }
     (leases_dir / extra[2]).write_text(json.dumps(forged))
     os.chown(leases_dir / extra[2], alice.member.uid, -1)
     found = {lease.name: lease.stale for lease in leases.leases(leases_dir)}
     assert found == {
-        names[0]: "corrupted: not JSON", names[1]: "corrupted: not JSON", names[2]: "corrupted: not a JSON object",
-        names[3]: "corrupted: no valid 'user'", extra[0]: "corrupted: not a regular file",
+        names[0]: "corrupted: not JSON",
+        names[1]: "corrupted: not JSON",
+        names[2]: "corrupted: not a JSON object",
+        names[3]: "corrupted: no valid 'user'",
+        extra[0]: "corrupted: not a regular file",
         extra[1]: "corrupted: not a regular file",
         extra[2]: f"corrupted: it says uid 0 but belongs to uid {alice.member.uid}",
     }
@@ -261,12 +300,16 @@ def test_claiming_two_cards_is_all_or_nothing(claimers, leases_dir: Path) -> Non
     two = plain_cards(2)
     assert "cards" in alice.claim([two[1]])
     refused = bob.claim(two, per_kernel=2)
-    assert refused == {"error": "This kernel needs 2 GPUs but only 1 is free: GPU 1 is leased to "
-                                f"{alice.user}; see `labshare gpus`."}
+    assert refused == {
+        "error": "This kernel needs 2 GPUs but only 1 is free: GPU 1 is leased to "
+        f"{alice.user}; see `labshare gpus`."
+    }
     assert list(on_disk(leases_dir).values()) == [alice.member.uid]
     alice.release()
     four = plain_cards(4)
-    for round_ in range(10):  # three claimers, 2 cards each, 4 cards: partial takes must be given back
+    for round_ in range(
+        10
+    ):  # three claimers, 2 cards each, 4 cards: partial takes must be given back
         racers = (alice, bob, carol)
         for racer in racers:
             racer.send(op="claim", cards=four, kernel_id=f"r{round_}", policy={"per_kernel": 2})
@@ -280,28 +323,41 @@ def test_claiming_two_cards_is_all_or_nothing(claimers, leases_dir: Path) -> Non
         assert on_disk(leases_dir) == {}
 
 
-def test_shared_cards_go_to_the_most_free_memory_as_nvml_reports_it(claimers, leases_dir: Path,
-                                                                    fake_nvml: FakeNvml) -> None:
-    for card, used in zip(fake_nvml.cards, (60000, 8000, 30000, 1000)):
+def test_shared_cards_go_to_the_most_free_memory_as_nvml_reports_it(
+    claimers, leases_dir: Path, fake_nvml: FakeNvml
+) -> None:
+    for card, used in zip(fake_nvml.cards, (60000, 8000, 30000, 1000), strict=True):
         card.used_mib = used
     fake_nvml.write()
     alice, bob, carol = claimers(leases_dir, users_needed=3, env=fake_nvml.env)
     assert alice.claim("nvml")["cards"] == [fake_nvml.cards[3].uuid]  # exclusive: the emptiest card
     shared = {"sharing": "shared"}
-    assert bob.claim("nvml", "b1", **shared)["cards"] == [fake_nvml.cards[1].uuid]  # 3 is alice's alone
-    assert carol.claim("nvml", "c1", **shared)["cards"] == [fake_nvml.cards[1].uuid]  # shared, still most free
+    assert bob.claim("nvml", "b1", **shared)["cards"] == [
+        fake_nvml.cards[1].uuid
+    ]  # 3 is alice's alone
+    assert carol.claim("nvml", "c1", **shared)["cards"] == [
+        fake_nvml.cards[1].uuid
+    ]  # shared, still most free
     fake_nvml.cards[1].used_mib = 70000  # the two kernels on card 1 allocated
     fake_nvml.write()
     assert carol.claim("nvml", "c2", **shared)["cards"] == [fake_nvml.cards[2].uuid]
-    assert bob.claim("nvml", "b2", **shared, per_kernel=2)["cards"] == [fake_nvml.cards[2].uuid,
-                                                                         fake_nvml.cards[0].uuid]
+    assert bob.claim("nvml", "b2", **shared, per_kernel=2)["cards"] == [
+        fake_nvml.cards[2].uuid,
+        fake_nvml.cards[0].uuid,
+    ]
     exclusive = alice.claim("nvml", "a2", gpus=[1, 2])
     both = " and ".join(sorted([bob.user, carol.user]))
-    assert exclusive == {"error": f"No GPU is free for this kernel: GPU 1 is shared by {both}, "
-                                  f"GPU 2 is shared by {both}; see `labshare gpus`."}
+    assert exclusive == {
+        "error": f"No GPU is free for this kernel: GPU 1 is shared by {both}, "
+        f"GPU 2 is shared by {both}; see `labshare gpus`."
+    }
     by_card = Counter(lease.card for lease in leases.leases(leases_dir) if lease.live)
-    assert by_card == {fake_nvml.cards[3].uuid: 1, fake_nvml.cards[1].uuid: 2, fake_nvml.cards[2].uuid: 2,
-                       fake_nvml.cards[0].uuid: 1}
+    assert by_card == {
+        fake_nvml.cards[3].uuid: 1,
+        fake_nvml.cards[1].uuid: 2,
+        fake_nvml.cards[2].uuid: 2,
+        fake_nvml.cards[0].uuid: 1,
+    }
 
 
 def test_refusals_name_who_holds_what_and_the_policy_limits(claimers, leases_dir: Path) -> None:
@@ -311,17 +367,32 @@ def test_refusals_name_who_holds_what_and_the_policy_limits(claimers, leases_dir
     as_cards = [Card(*c) for c in cards]
     describe = {alice.user: "idle 3 h", bob.user: "busy"}
     with pytest.raises(LabshareError) as refused:
-        leases.claim(leases_dir, as_cards, PlacementRules(gpus=frozenset({0, 1})), leases.Holder(kernel_id="root-k"),
-                     describe=lambda lease: describe[lease.user])
-    assert str(refused.value) == (f"No GPU is free for this kernel: GPU 0 is leased to {alice.user} (idle 3 h), "
-                                  f"GPU 1 to {bob.user} (busy); see `labshare gpus`.")
-    assert alice.claim(cards, "k2", max_gpus=1) == {"error": (
-        "You already hold 1 GPU and may hold at most 1 at once ([gpus] max_gpus), so this kernel cannot get "
-        "1 GPU; shut down a kernel or command that uses one first (see `labshare gpus`).")}
-    assert alice.claim(cards, "k3", per_kernel=2, gpus=[2]) == {"error": (
-        "This kernel asks for 2 GPUs but you may use only 1 (GPU 2); ask for fewer in the project's `gpus` "
-        "setting, or ask an admin for more.")}
-    assert alice.claim([], "k4") == {"error": "This kernel asks for 1 GPU but NVML shows no GPU on this host."}
+        leases.claim(
+            leases_dir,
+            as_cards,
+            PlacementRules(gpus=frozenset({0, 1})),
+            leases.Holder(kernel_id="root-k"),
+            describe=lambda lease: describe[lease.user],
+        )
+    assert str(refused.value) == (
+        f"No GPU is free for this kernel: GPU 0 is leased to {alice.user} (idle 3 h), "
+        f"GPU 1 to {bob.user} (busy); see `labshare gpus`."
+    )
+    assert alice.claim(cards, "k2", max_gpus=1) == {
+        "error": (
+            "You already hold 1 GPU and may hold at most 1 at once ([gpus] max_gpus), so this kernel cannot get "
+            "1 GPU; shut down a kernel or command that uses one first (see `labshare gpus`)."
+        )
+    }
+    assert alice.claim(cards, "k3", per_kernel=2, gpus=[2]) == {
+        "error": (
+            "This kernel asks for 2 GPUs but you may use only 1 (GPU 2); ask for fewer in the project's `gpus` "
+            "setting, or ask an admin for more."
+        )
+    }
+    assert alice.claim([], "k4") == {
+        "error": "This kernel asks for 1 GPU but NVML shows no GPU on this host."
+    }
     assert alice.claim(cards, "cpu-only", per_kernel=0) == {"cards": [], "names": []}
 
 
@@ -334,7 +405,9 @@ def test_release_by_kernel_and_by_pid_only_ones_own(claimers, leases_dir: Path) 
     assert bob.release("a1") == []  # not his: the sticky bit would refuse, so he does not try
     assert [name.split(".")[0] for name in alice.release("a1")] == [cards[0][1]]
     assert sorted(lease.kernel_id for lease in leases.leases(leases_dir)) == ["a2", "b1"]
-    assert [lease.kernel_id for lease in leases.release(leases_dir, pid=bob.pid)] == ["b1"]  # root: anyone's
+    assert [lease.kernel_id for lease in leases.release(leases_dir, pid=bob.pid)] == [
+        "b1"
+    ]  # root: anyone's
     with pytest.raises(ValueError):
         leases.release(leases_dir)
 
@@ -347,7 +420,12 @@ def test_a_lease_handed_to_the_kernel_lives_and_dies_with_it(own_leases_dir: Pat
     try:
         moved = leases.rebind(leases_dir, lease, kernel.pid)
         (listed,) = leases.leases(leases_dir)
-        assert (listed.pid, listed.live, listed.since, moved.pid) == (kernel.pid, True, lease.since, kernel.pid)
+        assert (listed.pid, listed.live, listed.since, moved.pid) == (
+            kernel.pid,
+            True,
+            lease.since,
+            kernel.pid,
+        )
     finally:
         kernel.kill()
         kernel.wait()
@@ -360,12 +438,18 @@ def test_a_lease_handed_to_the_kernel_lives_and_dies_with_it(own_leases_dir: Pat
 def test_a_recycled_pid_or_an_earlier_boot_does_not_hold_a_card(own_leases_dir: Path) -> None:
     leases_dir = own_leases_dir
     cards = [Card(*c) for c in plain_cards(2)]
-    taken = leases.claim(leases_dir, cards, PlacementRules(per_kernel=2), leases.Holder(label="run python train.py"))
-    for lease, change in zip(taken, ({"pid_start": taken[0].pid_start - 5.25}, {"boot_id": "another-boot"})):
+    taken = leases.claim(
+        leases_dir, cards, PlacementRules(per_kernel=2), leases.Holder(label="run python train.py")
+    )
+    for lease, change in zip(
+        taken, ({"pid_start": taken[0].pid_start - 5.25}, {"boot_id": "another-boot"}), strict=True
+    ):
         path = leases_dir / lease.name
         path.write_text(json.dumps({**json.loads(path.read_text()), **change}))
     assert [lease.stale for lease in leases.leases(leases_dir)] == [
-        f"pid {os.getpid()} now belongs to another process", "it was taken before the host last started"]
+        f"pid {os.getpid()} now belongs to another process",
+        "it was taken before the host last started",
+    ]
 
 
 @pytest.mark.quick
@@ -376,11 +460,15 @@ def test_a_generation_past_nine_digits_falls_back_to_an_unused_name(own_leases_d
     (leases_dir / f"{cards[0].uuid}.999999999").write_text("left by hand")
     (lease,) = leases.claim(leases_dir, cards, PlacementRules(), leases.Holder(kernel_id="k"))
     assert lease.name == f"{cards[0].uuid}.0"
-    assert [(found.name, found.live) for found in leases.leases(leases_dir)] == [(lease.name, True)]  # its owner swept
+    assert [(found.name, found.live) for found in leases.leases(leases_dir)] == [
+        (lease.name, True)
+    ]  # its owner swept
 
 
 @pytest.mark.parametrize("mode", ["missing", 0o755, 0o777, "not root's", "a symlink"])
-def test_a_bad_leases_directory_is_one_sentence_with_the_install_line(leases_dir: Path, request, mode) -> None:
+def test_a_bad_leases_directory_is_one_sentence_with_the_install_line(
+    leases_dir: Path, request, mode
+) -> None:
     if mode != "missing":  # each other mode is the one fault of a directory otherwise root's
         need_root("a root-owned leases directory")
     target = leases_dir
@@ -394,26 +482,42 @@ def test_a_bad_leases_directory_is_one_sentence_with_the_install_line(leases_dir
     else:
         leases_dir.chmod(mode)
     with pytest.raises(LabshareError) as bad:
-        leases.claim(target, [Card(*c) for c in plain_cards(1)], PlacementRules(), leases.Holder(kernel_id="k"))
+        leases.claim(
+            target,
+            [Card(*c) for c in plain_cards(1)],
+            PlacementRules(),
+            leases.Holder(kernel_id="k"),
+        )
     if mode == "missing":
-        assert str(bad.value) == (f"The GPU leases directory {target} does not exist; an admin must create it once "
-                                  f"with `sudo install -d -m 1777 {target}`.")
+        assert str(bad.value) == (
+            f"The GPU leases directory {target} does not exist; an admin must create it once "
+            f"with `sudo install -d -m 1777 {target}`."
+        )
     else:
-        assert str(bad.value) == (f"The GPU leases directory {target} must be owned by root with mode 1777 (sticky) "
-                                  "so nobody can remove another's lease; fix it with "
-                                  f"`sudo install -d -m 1777 -o root {target}`.")
+        assert str(bad.value) == (
+            f"The GPU leases directory {target} must be owned by root with mode 1777 (sticky) "
+            "so nobody can remove another's lease; fix it with "
+            f"`sudo install -d -m 1777 -o root {target}`."
+        )
     assert not any(leases_dir.iterdir())
 
 
-def test_a_leases_directory_a_member_cannot_write_is_refused_before_any_claim(claimers, leases_dir: Path) -> None:
+def test_a_leases_directory_a_member_cannot_write_is_refused_before_any_claim(
+    claimers, leases_dir: Path
+) -> None:
     leases_dir.chmod(0o1755)
     (alice,) = claimers(leases_dir)
-    assert alice.claim(plain_cards(1)) == {"error": (
-        f"The GPU leases directory {leases_dir} must be owned by root with mode 1777 (sticky) so nobody can remove "
-        f"another's lease; fix it with `sudo install -d -m 1777 -o root {leases_dir}`.")}
+    assert alice.claim(plain_cards(1)) == {
+        "error": (
+            f"The GPU leases directory {leases_dir} must be owned by root with mode 1777 (sticky) so nobody can remove "
+            f"another's lease; fix it with `sudo install -d -m 1777 -o root {leases_dir}`."
+        )
+    }
 
 
-def test_an_exclusive_and_a_shared_claimer_racing_for_one_card_never_both_get_it(claimers, leases_dir: Path) -> None:
+def test_an_exclusive_and_a_shared_claimer_racing_for_one_card_never_both_get_it(
+    claimers, leases_dir: Path
+) -> None:
     """They create different names, so only the look after creating keeps them apart (as during a mode switch)."""
     solo, sharer = claimers(leases_dir, users_needed=2)
     card = plain_cards(1)

@@ -16,7 +16,7 @@ from pathlib import Path
 import lab_outputs as lo
 import pytest
 from conftest import Member, wait_for
-from fake_gpus import FakeNvml, GpuProc, fake_nvml, leases_dir, nvml_stub  # noqa: F401  (fixtures)
+from fake_gpus import FakeNvml, GpuProc, fake_nvml, leases_dir, nvml_stub
 from test_gpu_kernels import kernel_pid, leased_site
 
 from labshare.gpus import leases
@@ -26,8 +26,11 @@ TOAST = ".Toastify__toast"
 
 
 def test_lab_shows_the_reclaim_warning_and_takes_it_back_when_the_card_is_used(
-        member: Member, fake_nvml: FakeNvml, leases_dir: Path, shared_tmp: Path, tmp_path: Path) -> None:
-    site = leased_site(shared_tmp, leases_dir, 'idle_reclaim_after = "400s"\nreclaim_warning = "395s"\n')
+    member: Member, fake_nvml: FakeNvml, leases_dir: Path, shared_tmp: Path, tmp_path: Path
+) -> None:
+    site = leased_site(
+        shared_tmp, leases_dir, 'idle_reclaim_after = "400s"\nreclaim_warning = "395s"\n'
+    )
     member.extra_env.update({"LABSHARE_SITE_CONFIG": str(site), **fake_nvml.env})
     server = lo.start_server(member)
     assert server.api.call("GET", "/api/labshare/gpu-notices", token=False).status == 403
@@ -40,17 +43,30 @@ def test_lab_shows_the_reclaim_warning_and_takes_it_back_when_the_card_is_used(
         fake_nvml.procs = [GpuProc(gpu=index, pid=kernel_pid(member, kernel), used_mib=12000, sm=0)]
         fake_nvml.write()
 
-        toast = page.locator(TOAST).filter(has_text="labshare will shut down the kernel of idle.ipynb")
+        toast = page.locator(TOAST).filter(
+            has_text="labshare will shut down the kernel of idle.ipynb"
+        )
         toast.first.wait_for(timeout=90_000)
         text = toast.first.inner_text()
-        assert f"to free GPU {index}" in text and "holding 11.7 GiB" in text and "run a cell to keep it" in text, text
+        assert (
+            f"to free GPU {index}" in text
+            and "holding 11.7 GiB" in text
+            and "run a cell to keep it" in text
+        ), text
         notices = server.api.ok("GET", "/api/labshare/gpu-notices")
-        assert [n["kernel_id"] for n in notices["notices"]] == [kernel] and notices["every"] == 30, notices
+        assert [n["kernel_id"] for n in notices["notices"]] == [kernel] and notices[
+            "every"
+        ] == 30, notices
 
-        fake_nvml.procs = [GpuProc(gpu=index, pid=kernel_pid(member, kernel), used_mib=12000, sm=40)]
+        fake_nvml.procs = [
+            GpuProc(gpu=index, pid=kernel_pid(member, kernel), used_mib=12000, sm=40)
+        ]
         fake_nvml.write()
-        wait_for(lambda: not server.api.ok("GET", "/api/labshare/gpu-notices")["notices"], timeout=60,
-                 what="the warning to be withdrawn once the card is used")
+        wait_for(
+            lambda: not server.api.ok("GET", "/api/labshare/gpu-notices")["notices"],
+            timeout=60,
+            what="the warning to be withdrawn once the card is used",
+        )
         toast.first.wait_for(state="detached", timeout=60_000)
     assert server.api.ok("GET", f"/api/kernels/{kernel}")["execution_state"] == "idle"
 

@@ -22,7 +22,7 @@ import lab_outputs as lo
 import pytest
 import websocket
 from conftest import Member, wait_for
-from fake_gpus import FakeNvml, GpuProc, fake_nvml, leases_dir, nvml_stub  # noqa: F401  (fixtures)
+from fake_gpus import FakeNvml, GpuProc, fake_nvml, leases_dir, nvml_stub
 from pycrdt import Doc, YMessageType, create_sync_message
 from test_gpu_kernels import kernel_pid, leased_site
 
@@ -34,11 +34,14 @@ HELD_MIB = 30000
 
 def open_room(server: lo.Server, name: str) -> tuple[str, websocket.WebSocket]:
     """The notebook open as a Lab tab has it: a collaboration session and its synced room, left connected."""
-    session = server.api.ok("PUT", f"/api/collaboration/session/{name}", {"format": "json", "type": "notebook"})
+    session = server.api.ok(
+        "PUT", f"/api/collaboration/session/{name}", {"format": "json", "type": "notebook"}
+    )
     room = f"json:notebook:{session['fileId']}"
     ws = websocket.create_connection(
         f"ws://127.0.0.1:{server.port}/api/collaboration/room/{room}?sessionId={session['sessionId']}",
-        header=[f"Authorization: token {server.token}"], timeout=30,
+        header=[f"Authorization: token {server.token}"],
+        timeout=30,
     )
     ws.send_binary(create_sync_message(Doc()))
     deadline = time.monotonic() + 60
@@ -55,51 +58,83 @@ def state_of(server: lo.Server, kernel: str) -> str | None:
 
 
 def test_an_idle_kernel_is_warned_then_reclaimed_with_its_notebook_saved_and_a_busy_one_kept(
-        member: Member, fake_nvml: FakeNvml, leases_dir: Path, shared_tmp: Path) -> None:
+    member: Member, fake_nvml: FakeNvml, leases_dir: Path, shared_tmp: Path
+) -> None:
     # The warning comes 3 s into the idle time: the rest is for three CLI calls to show it; at load 12 on
     # two cores they took over 27 s.
-    site = leased_site(shared_tmp, leases_dir, 'idle_reclaim_after = "60s"\nreclaim_warning = "57s"\n')
+    site = leased_site(
+        shared_tmp, leases_dir, 'idle_reclaim_after = "60s"\nreclaim_warning = "57s"\n'
+    )
     member.extra_env.update({"LABSHARE_SITE_CONFIG": str(site), **fake_nvml.env})
     server = lo.start_server(member)
     path = lo.write_notebook(server.root, "idle.ipynb", ["print('kept output')"])
-    idle = server.api.ok("POST", "/api/sessions", {"path": "idle.ipynb", "name": "idle.ipynb", "type": "notebook",
-                                                   "kernel": {"name": "python3"}})["kernel"]["id"]
+    idle = server.api.ok(
+        "POST",
+        "/api/sessions",
+        {
+            "path": "idle.ipynb",
+            "name": "idle.ipynb",
+            "type": "notebook",
+            "kernel": {"name": "python3"},
+        },
+    )["kernel"]["id"]
     room, ws = open_room(server, "idle.ipynb")
     cell = json.loads(path.read_text())["cells"][0]["id"]
-    run = server.api.ok("POST", f"/api/kernels/{idle}/execute",
-                        {"code": "print('kept output')", "metadata": {"document_id": room, "cell_id": cell}})
+    run = server.api.ok(
+        "POST",
+        f"/api/kernels/{idle}/execute",
+        {"code": "print('kept output')", "metadata": {"document_id": room, "cell_id": cell}},
+    )
 
     busy = server.api.start_kernel()
     flag = shared_tmp / "let-go"
-    runner = threading.Thread(target=server.api.execute, daemon=True, args=(
-        busy, f"import os, time\nwhile not os.path.exists({str(flag)!r}):\n    time.sleep(0.1)"), kwargs={"timeout": 300})
+    runner = threading.Thread(
+        target=server.api.execute,
+        daemon=True,
+        args=(
+            busy,
+            f"import os, time\nwhile not os.path.exists({str(flag)!r}):\n    time.sleep(0.1)",
+        ),
+        kwargs={"timeout": 300},
+    )
     runner.start()
     wait_for(lambda: state_of(server, busy) == "busy", what="the busy kernel to run its cell")
     # Not the kernel's "idle": the server learns that as soon as the kernel is up, before the cell runs.
-    wait_for(lambda: server.api.call("GET", run["request_url"]).status == 200, what="the idle kernel's cell to end")
+    wait_for(
+        lambda: server.api.call("GET", run["request_url"]).status == 200,
+        what="the idle kernel's cell to end",
+    )
 
     index = {card.uuid: n for n, card in enumerate(fake_nvml.cards)}
     held = {lease.kernel_id: lease.card for lease in leases.leases(leases_dir)}
-    fake_nvml.procs = [GpuProc(gpu=index[held[k]], pid=kernel_pid(member, k), used_mib=HELD_MIB, sm=0)
-                       for k in (idle, busy)]
+    fake_nvml.procs = [
+        GpuProc(gpu=index[held[k]], pid=kernel_pid(member, k), used_mib=HELD_MIB, sm=0)
+        for k in (idle, busy)
+    ]
     fake_nvml.write()
 
     log = member.state_dir / "server.log"
     warned = f"labshare: kernel {idle} holds 29.3 GiB on GPU {held[idle]} but has used none of it"
     wait_for(lambda: warned in log.read_text(), what="the reclaim warning in the server log")
-    assert any(idle in note and "unless it runs something" in note for note in member.json("status")["notes"])
+    assert any(
+        idle in note and "unless it runs something" in note
+        for note in member.json("status")["notes"]
+    )
     shown = member.run("gpus", check=True).stdout
     assert "unless used" in shown, shown
     lease_rows = member.json("gpus")["cards"][index[held[idle]]]["leases"]
     assert lease_rows[0]["kernel_id"] == idle and lease_rows[0]["reclaim_at"], lease_rows
 
-    wait_for(lambda: state_of(server, idle) is None, timeout=180, what="the idle kernel to be shut down")
+    wait_for(
+        lambda: state_of(server, idle) is None, timeout=180, what="the idle kernel to be shut down"
+    )
     ws.close()
     assert lo.disk_cell(path, 0)[0] == "kept output\n"
     assert [lease.kernel_id for lease in leases.leases(leases_dir)] == [busy]
     entries = member.json("gpus", "--history")
     assert [(e["kernel_id"], e["notebook"], e["memory_bytes"], e["cards"]) for e in entries] == [
-        (idle, "idle.ipynb", HELD_MIB << 20, [held[idle]])]
+        (idle, "idle.ipynb", HELD_MIB << 20, [held[idle]])
+    ]
     assert entries[0]["idle_seconds"] >= 60
     assert "idle.ipynb" in member.run("gpus", "--history", check=True).stdout
     assert (member.state_dir / "gpu-history.jsonl").stat().st_mode & 0o077 == 0
@@ -111,9 +146,12 @@ def test_an_idle_kernel_is_warned_then_reclaimed_with_its_notebook_saved_and_a_b
 
 
 def test_a_kernel_no_client_ever_connected_to_shows_idle_then_is_warned_and_reclaimed(
-        member: Member, fake_nvml: FakeNvml, leases_dir: Path, shared_tmp: Path) -> None:
+    member: Member, fake_nvml: FakeNvml, leases_dir: Path, shared_tmp: Path
+) -> None:
     # Started as a script or a client gone too soon would start it; nothing ever opens its channels.
-    site = leased_site(shared_tmp, leases_dir, 'idle_reclaim_after = "20s"\nreclaim_warning = "10s"\n')
+    site = leased_site(
+        shared_tmp, leases_dir, 'idle_reclaim_after = "20s"\nreclaim_warning = "10s"\n'
+    )
     member.extra_env.update({"LABSHARE_SITE_CONFIG": str(site), **fake_nvml.env})
     server = lo.start_server(member)
     kernel = server.api.start_kernel()
@@ -127,10 +165,18 @@ def test_a_kernel_no_client_ever_connected_to_shows_idle_then_is_warned_and_recl
     fake_nvml.procs = [GpuProc(gpu=index, pid=kernel_pid(member, kernel), used_mib=HELD_MIB, sm=0)]
     fake_nvml.write()
     log = member.state_dir / "server.log"
-    warned = f"labshare: kernel {kernel} holds 29.3 GiB on GPU {row['card']} but has used none of it"
+    warned = (
+        f"labshare: kernel {kernel} holds 29.3 GiB on GPU {row['card']} but has used none of it"
+    )
     wait_for(lambda: warned in log.read_text(), what="the reclaim warning in the server log")
-    wait_for(lambda: state_of(server, kernel) is None, timeout=180, what="the kernel to be shut down")
+    wait_for(
+        lambda: state_of(server, kernel) is None, timeout=180, what="the kernel to be shut down"
+    )
     assert leases.leases(leases_dir) == []
     (entry,) = member.json("gpus", "--history")
-    assert (entry["kernel_id"], entry["notebook"], entry["memory_bytes"]) == (kernel, None, HELD_MIB << 20)
+    assert (entry["kernel_id"], entry["notebook"], entry["memory_bytes"]) == (
+        kernel,
+        None,
+        HELD_MIB << 20,
+    )
     assert entry["idle_seconds"] >= 20, entry

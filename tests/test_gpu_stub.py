@@ -17,11 +17,11 @@ import time
 
 import pytest
 from conftest import BIN, LABSHARE
-from fake_gpus import MIB, Card, FakeNvml, GpuProc, fake_nvml, nvml_stub  # noqa: F401  (fixtures)
+from fake_gpus import MIB, Card, FakeNvml, GpuProc, fake_nvml, nvml_stub
 
 from labshare.listeners import free_port
 
-READ_ALL = r'''
+READ_ALL = r"""
 import json, sys
 import pynvml as n
 
@@ -64,7 +64,7 @@ n.nvmlInit()
 for line in iter(sys.stdin.readline, ""):
     dump(int(line))
 n.nvmlShutdown()
-'''
+"""
 
 NO_INSTANCE = 0xFFFFFFFF
 
@@ -72,8 +72,12 @@ NO_INSTANCE = 0xFFFFFFFF
 def reader(fake: FakeNvml, env: dict[str, str] | None = None) -> subprocess.Popen:
     """A Python that holds NVML open and prints every value each time it reads a timestamp line."""
     return subprocess.Popen(
-        [sys.executable, "-c", READ_ALL], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        text=True, env={"PATH": os.environ["PATH"], **(fake.env if env is None else env)},
+        [sys.executable, "-c", READ_ALL],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={"PATH": os.environ["PATH"], **(fake.env if env is None else env)},
     )
 
 
@@ -98,8 +102,13 @@ def expected(card: Card, index: int) -> dict:
     used, reserved, total = card.used_mib * MIB, card.reserved_mib * MIB, card.total_mib * MIB
     bus = card.bus_id.split(":")
     return {
-        "index": index, "name": card.name, "uuid": card.uuid, "by_uuid": index, "by_bus": index,
-        "bus_id": card.bus_id, "legacy": f"{bus[0][-4:]}:{bus[1]}:{bus[2][:2]}.0",
+        "index": index,
+        "name": card.name,
+        "uuid": card.uuid,
+        "by_uuid": index,
+        "by_bus": index,
+        "bus_id": card.bus_id,
+        "legacy": f"{bus[0][-4:]}:{bus[1]}:{bus[2][:2]}.0",
         "pci": [int(bus[0], 16), int(bus[1], 16), int(bus[2][:2], 16)],
         "mem": [total, total - used - reserved, used + reserved],
         "mem2": [total, reserved, total - used - reserved, used],
@@ -110,13 +119,29 @@ def expected(card: Card, index: int) -> dict:
 def test_every_value_round_trips_through_the_real_pynvml(fake_nvml: FakeNvml) -> None:
     fake = fake_nvml
     fake.driver, fake.nvml, fake.cuda = "535.154.05", "12.535.154.05", 12020
-    fake.cards[1] = Card(uuid="MIG-GPU-5d7c4a2e-0000-1111-2222-333344445555/1/0", name="NVIDIA A100 MIG 3g.40gb",
-                         bus_id="00000000:86:00.0", total_mib=40960, used_mib=1024, util=None, reserved_mib=300)
+    fake.cards[1] = Card(
+        uuid="MIG-GPU-5d7c4a2e-0000-1111-2222-333344445555/1/0",
+        name="NVIDIA A100 MIG 3g.40gb",
+        bus_id="00000000:86:00.0",
+        total_mib=40960,
+        used_mib=1024,
+        util=None,
+        reserved_mib=300,
+    )
     fake.cards[2].used_mib, fake.cards[2].util, fake.cards[2].mem_util = 30000, 93, 41
     fake.procs = [
         GpuProc(gpu=2, pid=4242, used_mib=20000, sm=88, mem=30, seen_us=1_700_000_000_000_000),
         GpuProc(gpu=2, pid=4343, used_mib=None, sm=0, kind="both", seen_us=1_600_000_000_000_000),
-        GpuProc(gpu=1, pid=77, used_mib=1024, sm=5, kind="graphics", gi=1, ci=0, seen_us=1_700_000_000_000_001),
+        GpuProc(
+            gpu=1,
+            pid=77,
+            used_mib=1024,
+            sm=5,
+            kind="graphics",
+            gi=1,
+            ci=0,
+            seen_us=1_700_000_000_000_001,
+        ),
     ]
     fake.write()
     seen = read_once(fake)
@@ -126,12 +151,17 @@ def test_every_value_round_trips_through_the_real_pynvml(fake_nvml: FakeNvml) ->
         expected(card, i) for i, card in enumerate(fake.cards)
     ]
     by_index = seen["cards"]
-    assert by_index[2]["compute"] == [[4242, 20000 * MIB, NO_INSTANCE, NO_INSTANCE],
-                                      [4343, None, NO_INSTANCE, NO_INSTANCE]]
+    assert by_index[2]["compute"] == [
+        [4242, 20000 * MIB, NO_INSTANCE, NO_INSTANCE],
+        [4343, None, NO_INSTANCE, NO_INSTANCE],
+    ]
     assert by_index[2]["graphics"] == [[4343, None, NO_INSTANCE, NO_INSTANCE]]
     assert by_index[1]["compute"] == [] and by_index[1]["graphics"] == [[77, 1024 * MIB, 1, 0]]
     assert by_index[0]["compute"] == by_index[0]["graphics"] == by_index[0]["samples"] == []
-    assert by_index[2]["samples"] == [[4242, 1_700_000_000_000_000, 88, 30], [4343, 1_600_000_000_000_000, 0, 0]]
+    assert by_index[2]["samples"] == [
+        [4242, 1_700_000_000_000_000, 88, 30],
+        [4343, 1_600_000_000_000_000, 0, 0],
+    ]
     assert by_index[1]["samples"] == [[77, 1_700_000_000_000_001, 5, 0]]
 
 
@@ -139,24 +169,35 @@ def test_process_utilisation_answers_has_it_used_the_card_since(fake_nvml: FakeN
     """Only samples newer than the caller's timestamp come back; none at all is NVML's Not Found."""
     fake = fake_nvml
     now_us = int(time.time() * 1e6)
-    fake.procs = [GpuProc(gpu=0, pid=10, used_mib=500, sm=0, seen_us=now_us - 3_600_000_000),
-                  GpuProc(gpu=0, pid=11, used_mib=500, sm=64, seen_us=now_us)]
+    fake.procs = [
+        GpuProc(gpu=0, pid=10, used_mib=500, sm=0, seen_us=now_us - 3_600_000_000),
+        GpuProc(gpu=0, pid=11, used_mib=500, sm=64, seen_us=now_us),
+    ]
     fake.write()
     proc = reader(fake)
     try:
-        assert [s[0] for s in read(proc, since=now_us - 7_200_000_000)["cards"][0]["samples"]] == [10, 11]
-        assert [s[:3] for s in read(proc, since=now_us - 60_000_000)["cards"][0]["samples"]] == [[11, now_us, 64]]
+        assert [s[0] for s in read(proc, since=now_us - 7_200_000_000)["cards"][0]["samples"]] == [
+            10,
+            11,
+        ]
+        assert [s[:3] for s in read(proc, since=now_us - 60_000_000)["cards"][0]["samples"]] == [
+            [11, now_us, 64]
+        ]
         assert read(proc, since=now_us)["cards"][0]["samples"] == []
         fake.procs = [GpuProc(gpu=0, pid=10, used_mib=500, sm=12)]  # sampled at each read
         fake.write()
         before = int(time.time() * 1e6)
         sample = read(proc, since=before)["cards"][0]["samples"]
-        assert len(sample) == 1 and sample[0][0] == 10 and sample[0][1] > before and sample[0][2] == 12
+        assert (
+            len(sample) == 1 and sample[0][0] == 10 and sample[0][1] > before and sample[0][2] == 12
+        )
     finally:
         proc.communicate(timeout=60)
 
 
-def test_a_file_changed_between_two_reads_is_seen_by_the_running_process(fake_nvml: FakeNvml) -> None:
+def test_a_file_changed_between_two_reads_is_seen_by_the_running_process(
+    fake_nvml: FakeNvml,
+) -> None:
     fake = fake_nvml
     proc = reader(fake)
     try:
@@ -174,7 +215,7 @@ def test_a_file_changed_between_two_reads_is_seen_by_the_running_process(fake_nv
         proc.communicate(timeout=60)
 
 
-DRIVERLESS = r'''
+DRIVERLESS = r"""
 import pynvml as n
 try:
     n.nvmlInit()
@@ -184,7 +225,7 @@ else:
     print("init worked")
 from labshare.gpus.nvml import read, read_nvml
 print(read(read_nvml).unavailable)
-'''
+"""
 
 
 @pytest.mark.parametrize("how", ["file removed", "variable unset"])
@@ -194,7 +235,9 @@ def test_no_file_is_a_host_without_the_driver(fake_nvml: FakeNvml, how: str) -> 
         fake_nvml.remove()
     else:
         del env["LABSHARE_FAKE_NVML"]
-    done = subprocess.run([sys.executable, "-c", DRIVERLESS], capture_output=True, text=True, env=env, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-c", DRIVERLESS], capture_output=True, text=True, env=env, timeout=60
+    )
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines() == [
         "driver not loaded: Driver Not Loaded",
@@ -207,7 +250,10 @@ def test_a_line_the_stub_cannot_parse_fails_loudly(fake_nvml: FakeNvml) -> None:
     init = "import pynvml as n\ntry: n.nvmlInit()\nexcept n.NVMLError as e: print(type(e).__name__)"
     done = subprocess.run(
         [sys.executable, "-c", init],
-        capture_output=True, text=True, env={"PATH": os.environ["PATH"], **fake_nvml.env}, timeout=60,
+        capture_output=True,
+        text=True,
+        env={"PATH": os.environ["PATH"], **fake_nvml.env},
+        timeout=60,
     )
     assert done.stdout.strip() == "NVMLError_Unknown"
     assert f"nvml stub: {fake_nvml.path}:8: this line does not parse" in done.stderr
@@ -216,11 +262,21 @@ def test_a_line_the_stub_cannot_parse_fails_loudly(fake_nvml: FakeNvml) -> None:
 def _jupyter_server(port: int, home: str) -> subprocess.Popen:
     """A real, plain Jupyter server (not labshare's): `ps` finds it by its command line."""
     return subprocess.Popen(
-        [str(BIN / "jupyter-server"), "--allow-root", "--no-browser", f"--ServerApp.port={port}",
-         f"--ServerApp.root_dir={home}"],
-        env={"PATH": os.environ["PATH"], "HOME": home, "JUPYTER_RUNTIME_DIR": f"{home}/runtime",
-             "JUPYTER_TOKEN": "stub-test-token"},  # a token goes through the environment, never argv
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            str(BIN / "jupyter-server"),
+            "--allow-root",
+            "--no-browser",
+            f"--ServerApp.port={port}",
+            f"--ServerApp.root_dir={home}",
+        ],
+        env={
+            "PATH": os.environ["PATH"],
+            "HOME": home,
+            "JUPYTER_RUNTIME_DIR": f"{home}/runtime",
+            "JUPYTER_TOKEN": "stub-test-token",
+        },  # a token goes through the environment, never argv
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
 
 
@@ -232,13 +288,19 @@ def test_labshare_ps_reads_the_cards_through_monitor_gpu(fake_nvml: FakeNvml, tm
         fake.procs = [GpuProc(gpu=3, pid=server.pid, used_mib=6144, sm=71)]
         fake.write()
         env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "LANG": "C.UTF-8", **fake.env}
-        text = subprocess.run([LABSHARE, "ps"], capture_output=True, text=True, env=env, timeout=120)
+        text = subprocess.run(
+            [LABSHARE, "ps"], capture_output=True, text=True, env=env, timeout=120
+        )
         assert text.returncode == 0, text.stderr
-        rows = [line.split() for line in text.stdout.splitlines() if line.split()[:1] in (["0"], ["3"])]
+        rows = [
+            line.split() for line in text.stdout.splitlines() if line.split()[:1] in (["0"], ["3"])
+        ]
         assert rows[0][:5] == ["0", "NVIDIA", "A100-SXM4-80GB", "0", "%"]
         assert rows[1][:5] == ["3", "NVIDIA", "A100-SXM4-80GB", "71", "%"] and "6.0" in rows[1][5]
 
-        done = subprocess.run([LABSHARE, "ps", "--json"], capture_output=True, text=True, env=env, timeout=120)
+        done = subprocess.run(
+            [LABSHARE, "ps", "--json"], capture_output=True, text=True, env=env, timeout=120
+        )
         assert done.returncode == 0, done.stderr
         (mine,) = [s for s in json.loads(done.stdout) if s["pid"] == server.pid]
         assert mine["gpus"] == [3] and mine["gpu_memory_bytes"] == 6144 * MIB
@@ -252,8 +314,12 @@ def test_doctor_names_the_driver_and_the_cards(fake_nvml: FakeNvml, tmp_path) ->
     fake_nvml.cards = fake_nvml.cards[:2]
     fake_nvml.write()
     env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "LANG": "C.UTF-8", **fake_nvml.env}
-    done = subprocess.run([LABSHARE, "doctor", "--json"], capture_output=True, text=True, env=env, timeout=120)
+    done = subprocess.run(
+        [LABSHARE, "doctor", "--json"], capture_output=True, text=True, env=env, timeout=120
+    )
     report = json.loads(done.stdout)
     (gpu,) = [c for c in report["checks"] if c["name"] == "gpu"]
     assert (gpu["status"], gpu["detail"]) == (
-        "ok", "NVIDIA driver 535.104.12, 2 GPU(s): NVIDIA A100-SXM4-80GB, NVIDIA A100-SXM4-80GB")
+        "ok",
+        "NVIDIA driver 535.104.12, 2 GPU(s): NVIDIA A100-SXM4-80GB, NVIDIA A100-SXM4-80GB",
+    )

@@ -18,13 +18,30 @@ from conftest import BIN, UV_CACHE, free_port, site_file
 SCOPES = {"list:users", "read:users:activity", "read:servers", "delete:servers"}
 
 
-def hub_config(site: Path, *args: str, env: dict[str, str] | None = None, python_bin: Path = BIN,
-               input: str | None = None) -> subprocess.CompletedProcess[str]:
+def hub_config(
+    site: Path,
+    *args: str,
+    env: dict[str, str] | None = None,
+    python_bin: Path = BIN,
+    input: str | None = None,
+) -> subprocess.CompletedProcess[str]:
     """Run `labshare hub-config ARGS` as root, the admin, against `site`."""
-    full = {"PATH": f"{python_bin}:/usr/local/bin:/usr/bin:/bin", "HOME": os.environ.get("HOME", "/root"),
-            "LANG": "C.UTF-8", "LABSHARE_SITE_CONFIG": str(site), **(env or {})}
-    return subprocess.run([str(python_bin / "labshare"), "hub-config", *args], env=full, capture_output=True,
-                          text=True, timeout=300, input=input, stdin=None if input is not None else subprocess.DEVNULL)
+    full = {
+        "PATH": f"{python_bin}:/usr/local/bin:/usr/bin:/bin",
+        "HOME": os.environ.get("HOME", "/root"),
+        "LANG": "C.UTF-8",
+        "LABSHARE_SITE_CONFIG": str(site),
+        **(env or {}),
+    }
+    return subprocess.run(
+        [str(python_bin / "labshare"), "hub-config", *args],
+        env=full,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        input=input,
+        stdin=None if input is not None else subprocess.DEVNULL,
+    )
 
 
 def load(path: Path):
@@ -38,13 +55,23 @@ def load(path: Path):
 
 def fake_user(name: str, groups: list[str]) -> SimpleNamespace:
     """Only what a spawner reads before it starts anything: a name, an id, JupyterHub groups."""
-    return SimpleNamespace(name=name, id=1, groups=[SimpleNamespace(name=g) for g in groups], url=f"/user/{name}/",
-                           escaped_name=name, server=None, settings={}, orm_user=None)
+    return SimpleNamespace(
+        name=name,
+        id=1,
+        groups=[SimpleNamespace(name=g) for g in groups],
+        url=f"/user/{name}/",
+        escaped_name=name,
+        server=None,
+        settings={},
+        orm_user=None,
+    )
 
 
 def lab_site(tmp: Path, alice: str, bob: str, group: str, **hub: str) -> Path:
     extra = "".join(f"{k} = {v}\n" for k, v in hub.items())
-    return site_file(tmp, f"""
+    return site_file(
+        tmp,
+        f"""
 [server]
 cull_idle_kernels_after = "3h"
 [users.{alice}]
@@ -61,7 +88,8 @@ partition = "gpu"
 runtime = "12:00:00"
 account = "lab42"
 cpus = 2
-""")
+""",
+    )
 
 
 def root_only_site(tmp: Path, **hub: str) -> Path:
@@ -78,18 +106,25 @@ def lab(make_user, tmp_path: Path) -> SimpleNamespace:
     subprocess.run(["groupadd", group], check=True)
     subprocess.run(["usermod", "-aG", group, bob.name], check=True)
     try:
-        yield SimpleNamespace(alice=alice, bob=bob, group=group, site=lab_site(tmp_path, alice.name, bob.name, group))
+        yield SimpleNamespace(
+            alice=alice, bob=bob, group=group, site=lab_site(tmp_path, alice.name, bob.name, group)
+        )
     finally:
         subprocess.run(["groupdel", group], capture_output=True)
 
 
 @pytest.mark.alone
-def test_systemd_config_loads_with_jupyterhubs_loader_and_gives_each_member_their_limits(lab, tmp_path: Path) -> None:
+def test_systemd_config_loads_with_jupyterhubs_loader_and_gives_each_member_their_limits(
+    lab, tmp_path: Path
+) -> None:
     out = tmp_path / "jupyterhub_config.py"
     done = hub_config(lab.site, "--spawner", "systemd", "-o", str(out), "--json")
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
-    assert report["written_to"] == str(out) and set(report["members"]) == {lab.alice.name, lab.bob.name}
+    assert report["written_to"] == str(out) and set(report["members"]) == {
+        lab.alice.name,
+        lab.bob.name,
+    }
 
     cfg = load(out)
     assert cfg.JupyterHub.bind_url == "http://127.0.0.1:8000/"
@@ -114,7 +149,11 @@ def test_systemd_config_loads_with_jupyterhubs_loader_and_gives_each_member_thei
     a, b = spawner_for(lab.alice.name), spawner_for(lab.bob.name)
     assert a.mem_limit == 64 * 2**30 and a.cpu_limit == 8.0
     assert a.environment["CUDA_VISIBLE_DEVICES"] == "0,1"
-    assert b.mem_limit == 16 * 2**30 and b.cpu_limit is None and "CUDA_VISIBLE_DEVICES" not in b.environment
+    assert (
+        b.mem_limit == 16 * 2**30
+        and b.cpu_limit is None
+        and "CUDA_VISIBLE_DEVICES" not in b.environment
+    )
     for s in (a, b):
         assert s.default_url == "/lab" and s.notebook_dir == "~/projects"
         assert "--MappingKernelManager.cull_idle_timeout=10800" in s.args
@@ -159,11 +198,18 @@ def test_slurm_config_renders_the_expected_sbatch_script(lab, tmp_path: Path) ->
         return format_template(spawner.batch_script, **subvars)
 
     alice = script(lab.alice.name, [f"labshare-{lab.alice.name}"])
-    for line in ("#SBATCH --partition=gpu", "#SBATCH --time=12:00:00", "#SBATCH --mem=64G",
-                 "#SBATCH --gres=gpu:2", "#SBATCH --cpus-per-task=8"):
+    for line in (
+        "#SBATCH --partition=gpu",
+        "#SBATCH --time=12:00:00",
+        "#SBATCH --mem=64G",
+        "#SBATCH --gres=gpu:2",
+        "#SBATCH --cpus-per-task=8",
+    ):
         assert line in alice.splitlines(), alice
     bob = script(lab.bob.name, [f"labshare-{lab.bob.name}"])
-    assert "#SBATCH --mem=16G" in bob.splitlines() and "#SBATCH --cpus-per-task=2" in bob.splitlines()
+    assert (
+        "#SBATCH --mem=16G" in bob.splitlines() and "#SBATCH --cpus-per-task=2" in bob.splitlines()
+    )
     assert not any(line.startswith("#SBATCH --gres") for line in bob.splitlines())
     assert SlurmSpawner(config=cfg, user=fake_user(lab.bob.name, [])).req_account == "lab42"
 
@@ -177,9 +223,16 @@ def test_kubernetes_values_parse_as_yaml_with_the_chart_keys(lab, tmp_path: Path
     config = values["hub"]["config"]
     assert set(config["Authenticator"]["allowed_users"]) == {lab.alice.name, lab.bob.name}
     assert config["Authenticator"]["admin_users"] == [lab.alice.name]
-    override = config["KubeSpawner"]["group_overrides"][f"labshare-{lab.alice.name}"]["spawner_override"]
-    assert override["extra_resource_limits"] == {"nvidia.com/gpu": "2"} and override["mem_limit"] == "64G"
-    assert config["JupyterHub"]["load_groups"][f"labshare-{lab.alice.name}"] == {"users": [lab.alice.name]}
+    override = config["KubeSpawner"]["group_overrides"][f"labshare-{lab.alice.name}"][
+        "spawner_override"
+    ]
+    assert (
+        override["extra_resource_limits"] == {"nvidia.com/gpu": "2"}
+        and override["mem_limit"] == "64G"
+    )
+    assert config["JupyterHub"]["load_groups"][f"labshare-{lab.alice.name}"] == {
+        "users": [lab.alice.name]
+    }
     assert values["singleuser"]["defaultUrl"] == "/lab"
     assert values["cull"] == {"enabled": True, "timeout": 86400, "every": 3600}
     assert values["proxy"]["service"]["type"] == "ClusterIP"
@@ -188,7 +241,9 @@ def test_kubernetes_values_parse_as_yaml_with_the_chart_keys(lab, tmp_path: Path
 def test_no_site_config_is_one_clear_error(tmp_path: Path) -> None:
     done = hub_config(tmp_path / "absent.toml", "--spawner", "systemd")
     assert done.returncode == 1 and "Traceback" not in done.stderr
-    assert done.stderr.startswith(f"labshare: error: There is no site config at {tmp_path / 'absent.toml'}")
+    assert done.stderr.startswith(
+        f"labshare: error: There is no site config at {tmp_path / 'absent.toml'}"
+    )
 
 
 def test_a_configured_user_without_an_account_is_named(tmp_path: Path) -> None:
@@ -206,10 +261,18 @@ def test_a_spawner_whose_package_is_missing_names_the_package(tmp_path: Path) ->
     env = {**os.environ, "UV_CACHE_DIR": str(UV_CACHE), "UV_PYTHON_DOWNLOADS": "never"}
     subprocess.run(["uv", "venv", "-q", "--python", sys.executable, str(venv)], env=env, check=True)
     repo = Path(__file__).resolve().parents[1]
-    subprocess.run(["uv", "pip", "install", "-q", "--python", str(venv / "bin/python"), str(repo)], env=env,
-                   check=True, timeout=600)
-    site = site_file(tmp_path, "[admin]\nusers = [\"root\"]\n")
-    for spawner, package in (("systemd", "jupyterhub"), ("slurm", "batchspawner"), ("kubernetes", "jupyterhub-kubespawner")):
+    subprocess.run(
+        ["uv", "pip", "install", "-q", "--python", str(venv / "bin/python"), str(repo)],
+        env=env,
+        check=True,
+        timeout=600,
+    )
+    site = site_file(tmp_path, '[admin]\nusers = ["root"]\n')
+    for spawner, package in (
+        ("systemd", "jupyterhub"),
+        ("slurm", "batchspawner"),
+        ("kubernetes", "jupyterhub-kubespawner"),
+    ):
         done = hub_config(site, "--spawner", spawner, python_bin=venv / "bin")
         assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
         line = done.stderr.strip().splitlines()[0]
@@ -230,9 +293,14 @@ def test_an_existing_file_labshare_did_not_write_is_kept_unless_confirmed(tmp_pa
 
 
 @pytest.mark.alone
-def test_plan_lists_running_servers_freed_ports_installs_unit_and_access(lab, shared_tmp: Path) -> None:
+def test_plan_lists_running_servers_freed_ports_installs_unit_and_access(
+    lab, shared_tmp: Path
+) -> None:
     port = free_port()
-    site = site_file(shared_tmp, lab.site.read_text().replace("[admin]", f"[ports]\n{lab.alice.name} = {port}\n\n[admin]"))
+    site = site_file(
+        shared_tmp,
+        lab.site.read_text().replace("[admin]", f"[ports]\n{lab.alice.name} = {port}\n\n[admin]"),
+    )
     alice = lab.alice
     subprocess.run(["usermod", "-d", str(alice.home), alice.name], check=True)
     started = alice.run("start", "--json", env={"LABSHARE_SITE_CONFIG": str(site)}, timeout=300)
@@ -248,6 +316,9 @@ def test_plan_lists_running_servers_freed_ports_installs_unit_and_access(lab, sh
     assert "npm install -g configurable-http-proxy" in commands
     assert any("jupyterhub-systemdspawner" in c for c in commands)
     assert f"sudo -u {alice.name} -H labshare stop" in commands
-    assert "ExecStart=/opt/jupyterhub/bin/jupyterhub -f /etc/jupyterhub/jupyterhub_config.py" in plan["unit"]
+    assert (
+        "ExecStart=/opt/jupyterhub/bin/jupyterhub -f /etc/jupyterhub/jupyterhub_config.py"
+        in plan["unit"]
+    )
     assert plan["access"].startswith("ssh -N -L 8000:127.0.0.1:8000 ")
     assert alice.name in text and "ssh -N -L 8000:127.0.0.1:8000" in text

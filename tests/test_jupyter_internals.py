@@ -65,11 +65,16 @@ def test_what_is_installed_is_what_each_use_was_tested_with(use: Internal) -> No
 
 
 def test_labshare_allows_no_major_version_the_adapter_was_not_tested_with() -> None:
-    requires = {canonicalize_name(r.name): r.specifier for r in map(Requirement, metadata.requires("labshare") or [])}
+    requires = {
+        canonicalize_name(r.name): r.specifier
+        for r in map(Requirement, metadata.requires("labshare") or [])
+    }
     for use in USES:
         ceiling = {s.version for s in SpecifierSet(use.tested) if s.operator == "<"}
         allowed = {s.version for s in requires[canonicalize_name(use.package)] if s.operator == "<"}
-        assert allowed and allowed == ceiling, f"labshare requires {use.package} {allowed or 'without a ceiling'}, {ADAPTER} says tested {use.tested}"
+        assert allowed and allowed == ceiling, (
+            f"labshare requires {use.package} {allowed or 'without a ceiling'}, {ADAPTER} says tested {use.tested}"
+        )
 
 
 def test_no_other_module_touches_a_private_name_the_adapter_owns() -> None:
@@ -84,8 +89,13 @@ def test_no_other_module_touches_a_private_name_the_adapter_owns() -> None:
             if isinstance(node, ast.Attribute) and node.attr in owned:
                 found.append(f"{path.relative_to(SRC.parent)}:{node.lineno} .{node.attr}")
             if isinstance(node, ast.ImportFrom) and (node.module or "").startswith(jupyter):
-                private = [n for n in [*(node.module or "").split("."), *(a.name for a in node.names)]
-                           if n.startswith("_") and not n.startswith("__")]
+                private = [
+                    n
+                    for n in [*(node.module or "").split("."), *(a.name for a in node.names)]
+                    if n.startswith("_") and not n.startswith("__")
+                ]
                 if private:
-                    found.append(f"{path.relative_to(SRC.parent)}:{node.lineno} from {node.module} import {private}")
+                    found.append(
+                        f"{path.relative_to(SRC.parent)}:{node.lineno} from {node.module} import {private}"
+                    )
     assert found == [], f"private names of Jupyter's packages belong in {ADAPTER}: {found}"

@@ -32,8 +32,13 @@ print(json.dumps({{"loaded": "rfc3987_syntax" in sys.modules and sys.modules["rf
 
 
 def loaded(module: str) -> dict:
-    done = subprocess.run([sys.executable, "-c", PROBE.format(module=module)], capture_output=True, text=True,
-                          timeout=120, check=True)
+    done = subprocess.run(
+        [sys.executable, "-c", PROBE.format(module=module)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
@@ -56,7 +61,10 @@ def test_start_runs_jupyterlab_through_the_launcher(member: Member) -> None:
     member.run("start", check=True)
     try:
         cmdline = psutil.Process(member.json("status")["pid"]).cmdline()
-        assert cmdline[1:3] == ["-m", "labshare.jupyterside.lab"] and argv.server_kind(cmdline) == "lab", cmdline
+        assert (
+            cmdline[1:3] == ["-m", "labshare.jupyterside.lab"]
+            and argv.server_kind(cmdline) == "lab"
+        ), cmdline
     finally:
         member.run("stop", check=True)
 
@@ -80,16 +88,23 @@ def test_a_server_started_before_the_move_restarts_under_its_stored_names(member
     member.run("stop", check=True)
     assert stored[1:3] == ["-m", "labshare.server.lab"] and argv.server_kind(stored) == "lab"
     assert any('"allowed": null' in arg for arg in stored), stored
-    old = member.popen(stored, env=environ, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    old = member.popen(
+        stored, env=environ, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
     try:
-        wait_for(lambda: lab.call("GET", "/api/status").status == 200, what="the server under its former names",
-                 ignoring=(OSError,))
+        wait_for(
+            lambda: lab.call("GET", "/api/status").status == 200,
+            what="the server under its former names",
+            ignoring=(OSError,),
+        )
         assert lab.call("GET", "/api/labshare/outputs").status == 200
         assert lab.call("GET", "/api/labshare/gpu-notices").status == 200
         kernel_id = lab.start_kernel()
-        wait_for(lambda: (member.state_dir / "kernels" / f"{kernel_id}.json").exists(), what="the kernel's record")
+        wait_for(
+            lambda: (member.state_dir / "kernels" / f"{kernel_id}.json").exists(),
+            what="the kernel's record",
+        )
     finally:
         old.terminate()
         old.wait(timeout=30)
         member.reap()
-

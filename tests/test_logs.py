@@ -31,7 +31,10 @@ def local(stamp: str) -> str:
 def test_a_jupyter_line_has_time_level_source_and_message() -> None:
     e = entry(JUPYTER)
     assert (e.time, e.level, e.source) == (local("2026-12-07 12:00:00.123"), "warning", "ServerApp")
-    assert e.message == "No web browser found: Error('could not locate runnable browser')." and e.line == JUPYTER
+    assert (
+        e.message == "No web browser found: Error('could not locate runnable browser')."
+        and e.line == JUPYTER
+    )
 
 
 @pytest.mark.quick
@@ -72,12 +75,16 @@ def test_logs_json_without_a_log_is_one_error_line(member: Member) -> None:
 
 def test_logs_follow_json_prints_each_new_line_as_it_comes(member: Member) -> None:
     write_log(member, OTHER)
-    follower = member.popen([LABSHARE, "logs", "-f", "--json", "-n", "1"], stdout=subprocess.PIPE, text=True)
+    follower = member.popen(
+        [LABSHARE, "logs", "-f", "--json", "-n", "1"], stdout=subprocess.PIPE, text=True
+    )
     try:
         assert json.loads(follower.stdout.readline())["line"] == OTHER
         log = str(member.state_dir / "server.log")
-        wait_for(lambda: any(f.path == log for f in psutil.Process(follower.pid).open_files()),
-                 what="logs -f to open the log for following")
+        wait_for(
+            lambda: any(f.path == log for f in psutil.Process(follower.pid).open_files()),
+            what="logs -f to open the log for following",
+        )
         write_log(member, JUPYTER)
         assert json.loads(follower.stdout.readline())["level"] == "warning"
     finally:

@@ -57,9 +57,24 @@ def build(tmp_path_factory: pytest.TempPathFactory):
     def run(tree: str) -> tuple[int, str, Path]:
         if tree not in done:
             out = tmp_path_factory.mktemp(f"manual-{tree}")
-            argv = [*offline_prefix(), sys.executable, "-m", "sphinx", "-W", "--keep-going", "-q",
-                    "-b", "html", "-d", str(out / "doctrees"), str(DOCS / tree), str(out / "html")]
-            proc = subprocess.run(argv, capture_output=True, text=True, timeout=BUILD_TIMEOUT, cwd=ROOT)
+            argv = [
+                *offline_prefix(),
+                sys.executable,
+                "-m",
+                "sphinx",
+                "-W",
+                "--keep-going",
+                "-q",
+                "-b",
+                "html",
+                "-d",
+                str(out / "doctrees"),
+                str(DOCS / tree),
+                str(out / "html"),
+            ]
+            proc = subprocess.run(
+                argv, capture_output=True, text=True, timeout=BUILD_TIMEOUT, cwd=ROOT
+            )
             done[tree] = (proc.returncode, proc.stdout + proc.stderr, out / "html")
         return done[tree]
 
@@ -71,11 +86,16 @@ def build(tmp_path_factory: pytest.TempPathFactory):
 def test_manual_builds_offline_with_warnings_as_errors(build, tree: str) -> None:
     assert (DOCS / tree / "conf.py").is_file(), f"docs/{tree}/conf.py is missing"
     assert (DOCS / tree / "index.md").is_file(), (
-        f"docs/{tree}/index.md is missing: the {tree} tree has no front page yet")
+        f"docs/{tree}/index.md is missing: the {tree} tree has no front page yet"
+    )
     code, output, html = build(tree)
     assert code == 0, f"sphinx-build -W docs/{tree} failed:\n{output}"
-    remote = [str(page.relative_to(html)) for page in html.rglob("*")
-              if page.suffix in (".html", ".css") and REMOTE_ASSET.search(page.read_text(errors="replace"))]
+    remote = [
+        str(page.relative_to(html))
+        for page in html.rglob("*")
+        if page.suffix in (".html", ".css")
+        and REMOTE_ASSET.search(page.read_text(errors="replace"))
+    ]
     assert not remote, f"pages that load something from the network: {remote}"
 
 
@@ -83,8 +103,13 @@ def test_manual_builds_offline_with_warnings_as_errors(build, tree: str) -> None
 
 
 def help_text(*words: str) -> str:
-    done = subprocess.run([sys.executable, "-m", "labshare", *words, "--help"],
-                          capture_output=True, text=True, timeout=60, env={**os.environ, "COLUMNS": "200"})
+    done = subprocess.run(
+        [sys.executable, "-m", "labshare", *words, "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "COLUMNS": "200"},
+    )
     assert done.returncode == 0, f"labshare {' '.join(words)} --help failed:\n{done.stderr}"
     return done.stdout
 
@@ -124,8 +149,11 @@ def test_cli_reference_lists_every_command_help_lists(build) -> None:
     page = (html / "reference" / "cli.html").read_text()
     commands = every_command()
     assert ("env", "create") in commands and ("admin", "stop") in commands, commands
-    missing = [" ".join(("labshare", *c)) for c in commands
-               if f'<section id="{"-".join(("labshare", *c))}">' not in page]
+    missing = [
+        " ".join(("labshare", *c))
+        for c in commands
+        if f'<section id="{"-".join(("labshare", *c))}">' not in page
+    ]
     assert not missing, f"reference/cli.md does not document {missing}"
 
 
@@ -206,8 +234,11 @@ def config_sections() -> dict[str, str]:
 
 def section_for(where: str, table: str) -> str:
     """The text of the config reference's sections for `[table]` on `where` ("Site" or "Member")."""
-    found = [body for heading, body in config_sections().items()
-             if heading.startswith(where) and f"`[{table}]`" in heading]
+    found = [
+        body
+        for heading, body in config_sections().items()
+        if heading.startswith(where) and f"`[{table}]`" in heading
+    ]
     assert found, f"reference/config.md has no '## {where}: `[{table}]`' section"
     return "".join(found)
 
@@ -226,7 +257,9 @@ def test_config_reference_documents_the_member_config(tmp_path: Path) -> None:
 
     tables = member_tables(tmp_path)
     assert {"server", "hosts"} <= tables, tables
-    assert row_keys(section_for("Member", "hosts.NAME")) >= set(hosts.HostSettings.__dataclass_fields__)
+    assert row_keys(section_for("Member", "hosts.NAME")) >= set(
+        hosts.HostSettings.__dataclass_fields__
+    )
     member = section_for("Member", "server")
     missing = [k for k in sorted(schema.OVERRIDABLE) if f"`{k}`" not in member]
     assert not missing, f"reference/config.md, member [server]: {missing} not named"
@@ -242,7 +275,11 @@ def test_config_reference_defaults_match_config_py() -> None:
     from labshare.config import schema
 
     def default_cell(table: str, key: str) -> str:
-        m = re.search(rf"^\|\s*`{re.escape(key)}`\s*\|[^|]*\|([^|]*)\|", section_for("Site", table), re.MULTILINE)
+        m = re.search(
+            rf"^\|\s*`{re.escape(key)}`\s*\|[^|]*\|([^|]*)\|",
+            section_for("Site", table),
+            re.MULTILINE,
+        )
         assert m, f"reference/config.md, [{table}]: no row for {key}"
         return m.group(1)
 
@@ -254,7 +291,9 @@ def test_config_reference_defaults_match_config_py() -> None:
     for key in sorted(set(schema.keys("hub")) - {"slurm"}):
         if isinstance(hub.get(key), (str, int)):
             assert toml_literal(hub[key]) in default_cell("hub", key), (key, hub[key])
-    assert toml_literal(schema.key("ports", "claims_dir").default) in default_cell("ports", "claims_dir")
+    assert toml_literal(schema.key("ports", "claims_dir").default) in default_cell(
+        "ports", "claims_dir"
+    )
 
 
 # ---------------------------------------------------------------- exit codes, doctor, JSON
@@ -265,7 +304,10 @@ def test_exit_code_reference_is_exactly_exitcode() -> None:
     from labshare.errors import ExitCode
 
     text = (EN / "reference" / "exit-codes.md").read_text()
-    documented = {name: int(code) for code, name in re.findall(r"^\|\s*(\d+)\s*\|\s*`([A-Z_]+)`", text, re.MULTILINE)}
+    documented = {
+        name: int(code)
+        for code, name in re.findall(r"^\|\s*(\d+)\s*\|\s*`([A-Z_]+)`", text, re.MULTILINE)
+    }
     assert documented == {member.name: member.value for member in ExitCode}
 
 
@@ -278,7 +320,7 @@ def test_doctor_page_names_every_check() -> None:
     assert not [n for n in sorted(names) if f"`{n}`" not in page]
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def result_class(name: str) -> type:
     """A result dataclass by name ("hub.Plan" where the name alone is not unique), wherever it is kept.
 
@@ -297,7 +339,11 @@ def result_class(name: str) -> type:
         except ImportError:
             continue
         cls = getattr(module, name, None)
-        if isinstance(cls, type) and dataclasses.is_dataclass(cls) and cls.__module__ == module.__name__:
+        if (
+            isinstance(cls, type)
+            and dataclasses.is_dataclass(cls)
+            and cls.__module__ == module.__name__
+        ):
             found.append(cls)
     assert len(found) == 1, f"dataclass {name} under {prefix}: found {found}"
     return found[0]
@@ -342,9 +388,15 @@ def test_json_reference_names_every_field_of_every_result() -> None:
             problems.append(f"no section '## {heading}'")
             continue
         for cls in classes:
-            problems += [f"{heading}: {cls}.{f}" for f in sorted(fields(cls)) if f"`{f}`" not in body]
+            problems += [
+                f"{heading}: {cls}.{f}" for f in sorted(fields(cls)) if f"`{f}`" not in body
+            ]
     info = found.get("`labshare info --json`", "")
-    problems += [f"info: {f}" for f in sorted(fields("ServerInfo") - fields("ServerStatus")) if f"`{f}`" not in info]
+    problems += [
+        f"info: {f}"
+        for f in sorted(fields("ServerInfo") - fields("ServerStatus"))
+        if f"`{f}`" not in info
+    ]
     assert not problems, "reference/json.md is missing:\n" + "\n".join(problems)
 
 

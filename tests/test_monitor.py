@@ -43,9 +43,9 @@ class Site:
 
 
 def _session(lab: Lab, path: str) -> str:
-    return lab.ok("POST", "/api/sessions", {"path": path, "type": "notebook", "kernel": {"name": "python3"}})[
-        "kernel"
-    ]["id"]
+    return lab.ok(
+        "POST", "/api/sessions", {"path": path, "type": "notebook", "kernel": {"name": "python3"}}
+    )["kernel"]["id"]
 
 
 @pytest.fixture(scope="module")
@@ -60,14 +60,28 @@ def site(module_users: Accounts) -> Iterator[Site]:
         alice_lab, bob_lab = lab_of(alice), lab_of(bob)
         alice_kernel = _session(alice_lab, "alice.ipynb")
         gpu_kernel = _session(alice_lab, "train.ipynb")
-        child = int(alice_lab.execute(
-            gpu_kernel, "import subprocess; p = subprocess.Popen(['sleep', '900']); print(p.pid)"
-        ).strip())
+        child = int(
+            alice_lab.execute(
+                gpu_kernel,
+                "import subprocess; p = subprocess.Popen(['sleep', '900']); print(p.pid)",
+            ).strip()
+        )
         bob_kernel = _session(bob_lab, "bob.ipynb")
         started = tokenless_jupyter(bob)
         hand, port = started.proc, started.port
         hand_kernel = Lab(probe.Address(port=port), None).start_kernel()
-        yield Site(alice, bob, alice_lab, alice_kernel, gpu_kernel, child, bob_kernel, hand.pid, port, hand_kernel)
+        yield Site(
+            alice,
+            bob,
+            alice_lab,
+            alice_kernel,
+            gpu_kernel,
+            child,
+            bob_kernel,
+            hand.pid,
+            port,
+            hand_kernel,
+        )
     finally:
         if hand is not None:
             hand.kill()
@@ -82,13 +96,20 @@ def _kernel(servers: list[dict], kernel_id: str) -> tuple[dict, dict]:
     raise AssertionError(f"kernel {kernel_id} not in ps: {json.dumps(servers)[:2000]}")
 
 
-def _ps_with(m: Member | None, *kernel_ids: str, args: tuple[str, ...] = ("--all-users",)) -> list[dict]:
+def _ps_with(
+    m: Member | None, *kernel_ids: str, args: tuple[str, ...] = ("--all-users",)
+) -> list[dict]:
     """`ps --json` (as `m`, or as root), once every named kernel is listed (kernels take a moment)."""
 
     def listed() -> list[dict] | None:
         if m is None:
-            done = subprocess.run([LABSHARE, "ps", "--json", *args], capture_output=True, text=True, timeout=60,
-                                  stdin=subprocess.DEVNULL)
+            done = subprocess.run(
+                [LABSHARE, "ps", "--json", *args],
+                capture_output=True,
+                text=True,
+                timeout=60,
+                stdin=subprocess.DEVNULL,
+            )
         else:
             done = m.run("ps", "--json", *args, timeout=60)
         assert done.returncode == 0, done.stderr
@@ -102,17 +123,40 @@ def _ps_with(m: Member | None, *kernel_ids: str, args: tuple[str, ...] = ("--all
 def test_ps_lists_everyones_servers_with_users_memory_and_own_notebooks(site: Site) -> None:
     servers = _ps_with(site.alice, site.alice_kernel, site.bob_kernel, site.hand_kernel)
     for s in servers:
-        for key in ("user", "pid", "managed", "mode", "port", "socket", "started_at", "cpu_percent",
-                    "memory_bytes", "gpu_memory_bytes", "kernels", "token_required"):
+        for key in (
+            "user",
+            "pid",
+            "managed",
+            "mode",
+            "port",
+            "socket",
+            "started_at",
+            "cpu_percent",
+            "memory_bytes",
+            "gpu_memory_bytes",
+            "kernels",
+            "token_required",
+        ):
             assert key in s
         for k in s["kernels"]:
-            for key in ("pid", "name", "notebook", "cpu_percent", "memory_bytes", "gpu_memory_bytes"):
+            for key in (
+                "pid",
+                "name",
+                "notebook",
+                "cpu_percent",
+                "memory_bytes",
+                "gpu_memory_bytes",
+            ):
                 assert key in k
 
     a_server, a_kernel = _kernel(servers, site.alice_kernel)
     b_server, b_kernel = _kernel(servers, site.bob_kernel)
     assert (a_server["user"], b_server["user"]) == (site.alice.user, site.bob.user)
-    assert a_server["managed"] and b_server["managed"] and a_server["mode"] == b_server["mode"] == "socket"
+    assert (
+        a_server["managed"]
+        and b_server["managed"]
+        and a_server["mode"] == b_server["mode"] == "socket"
+    )
     assert a_server["pid"] == site.alice.state().pid and b_server["pid"] == site.bob.state().pid
     assert a_server["supervisor_pid"] == site.alice.state().supervisor_pid
     assert a_server["token_required"] is True
@@ -121,14 +165,17 @@ def test_ps_lists_everyones_servers_with_users_memory_and_own_notebooks(site: Si
     assert a_kernel["notebook"] == "alice.ipynb" and a_kernel["name"] == "python3"
     assert _kernel(servers, site.gpu_kernel)[1]["notebook"] == "train.ipynb"
     assert b_kernel["notebook"] is None
-    assert all(k["notebook"] is None for s in servers if s["user"] != site.alice.user for k in s["kernels"])
+    assert all(
+        k["notebook"] is None for s in servers if s["user"] != site.alice.user for k in s["kernels"]
+    )
     assert site.bob.state_dir.name not in json.dumps(b_server.get("notes"))
 
     # Memory is the processes' own: each kernel's RSS, and the server's total is its parts added up.
     rss = psutil.Process(a_kernel["pid"]).memory_info().rss
     assert 0.6 * rss <= a_kernel["memory_bytes"] <= 1.6 * rss
     assert a_server["memory_bytes"] == a_server["server_memory_bytes"] + sum(
-        k["memory_bytes"] for k in a_server["kernels"])
+        k["memory_bytes"] for k in a_server["kernels"]
+    )
     jupyter_rss = psutil.Process(a_server["pid"]).memory_info().rss
     assert a_server["server_memory_bytes"] >= 0.6 * jupyter_rss
     assert len(a_server["kernels"]) == 2 and len(b_server["kernels"]) == 1
@@ -170,11 +217,22 @@ def test_ps_never_prints_a_token(site: Site) -> None:
 def test_fake_gpu_memory_lands_on_the_right_kernel_and_notebook(site: Site) -> None:
     _ps_with(None, site.gpu_kernel)
     kernel_pid = next(
-        k["pid"] for s in _ps_with(None, site.gpu_kernel) for k in s["kernels"] if k["kernel_id"] == site.gpu_kernel)
+        k["pid"]
+        for s in _ps_with(None, site.gpu_kernel)
+        for k in s["kernels"]
+        if k["kernel_id"] == site.gpu_kernel
+    )
 
     def devices() -> list[GpuDevice]:
         return [
-            GpuDevice(0, "Fake A100", 97, 30 << 30, 80 << 30, {kernel_pid: 6 << 30, site.gpu_child: 2 << 30}),
+            GpuDevice(
+                0,
+                "Fake A100",
+                97,
+                30 << 30,
+                80 << 30,
+                {kernel_pid: 6 << 30, site.gpu_child: 2 << 30},
+            ),
             GpuDevice(1, "Fake A100", 0, 1 << 30, 80 << 30, {site.gpu_child: None}),
         ]
 
@@ -219,8 +277,9 @@ def test_a_reader_that_fails_is_reported_not_raised() -> None:
     def broken() -> list[GpuDevice]:
         raise NoGpu("no GPU: the NVIDIA driver does not answer (Driver Not Loaded)")
 
-    assert read(broken) == GpuReading(devices=[], unavailable="no GPU: the NVIDIA driver does not answer "
-                                                              "(Driver Not Loaded)")
+    assert read(broken) == GpuReading(
+        devices=[], unavailable="no GPU: the NVIDIA driver does not answer (Driver Not Loaded)"
+    )
 
 
 def test_top_once_and_without_a_terminal_prints_the_table(site: Site) -> None:
@@ -228,13 +287,19 @@ def test_top_once_and_without_a_terminal_prints_the_table(site: Site) -> None:
     for args in (("top", "--once"), ("top",), ("top", "--iterations", "2", "--interval", "0.5")):
         done = site.alice.run(*args, timeout=60)
         assert done.returncode == 0, done.stderr
-        assert "USER" in done.stdout and site.alice.user in done.stdout and "alice.ipynb" in done.stdout
+        assert (
+            "USER" in done.stdout
+            and site.alice.user in done.stdout
+            and "alice.ipynb" in done.stdout
+        )
     assert done.stdout.count("NOTEBOOK") == 2
 
 
 def test_top_json_prints_a_snapshot_a_line_whose_servers_are_ps_json(site: Site) -> None:
     servers = _ps_with(site.alice, site.alice_kernel, args=())
-    done = site.alice.run("top", "--json", "--iterations", "2", "--interval", "0.5", "--sort", "cpu", timeout=60)
+    done = site.alice.run(
+        "top", "--json", "--iterations", "2", "--interval", "0.5", "--sort", "cpu", timeout=60
+    )
     assert done.returncode == 0, done.stderr
     frames = [json.loads(line) for line in done.stdout.splitlines()]
     assert len(frames) == 2 and all(f["sort"] == "cpu" for f in frames)
@@ -242,7 +307,9 @@ def test_top_json_prints_a_snapshot_a_line_whose_servers_are_ps_json(site: Site)
     assert [set(s) for s in frames[1]["servers"]] == [set(s) for s in servers]
     _, kernel = _kernel(frames[1]["servers"], site.alice_kernel)
     assert kernel["notebook"] == "alice.ipynb"
-    follower = site.alice.popen([LABSHARE, "top", "--json", "--interval", "0.5"], stdout=subprocess.PIPE, text=True)
+    follower = site.alice.popen(
+        [LABSHARE, "top", "--json", "--interval", "0.5"], stdout=subprocess.PIPE, text=True
+    )
     try:
         for _ in range(3):  # until Ctrl-C, a line every interval
             assert json.loads(follower.stdout.readline())["servers"]
@@ -265,7 +332,9 @@ def test_admin_stop_refuses_a_member(site: Site) -> None:
     assert psutil.pid_exists(site.bob.state().pid or 0)
 
 
-def test_admin_stop_as_root_stops_a_members_server_and_hand_started_jupyter(make_user: Accounts) -> None:
+def test_admin_stop_as_root_stops_a_members_server_and_hand_started_jupyter(
+    make_user: Accounts,
+) -> None:
     need_root("creates a Unix user and stops their server")
     carol = make_user()
     hand = None
@@ -277,28 +346,52 @@ def test_admin_stop_as_root_stops_a_members_server_and_hand_started_jupyter(make
         servers = _ps_with(None, kernel_id)
         mine = [s for s in servers if s["user"] == carol.user]
         assert len(mine) == 2
-        pids = {p for s in mine for p in (s["pid"], s["supervisor_pid"], *(k["pid"] for k in s["kernels"])) if p}
+        pids = {
+            p
+            for s in mine
+            for p in (s["pid"], s["supervisor_pid"], *(k["pid"] for k in s["kernels"]))
+            if p
+        }
 
-        asked = subprocess.run([LABSHARE, "admin", "stop", carol.user or ""], capture_output=True, text=True,
-                               stdin=subprocess.DEVNULL, timeout=120)
+        asked = subprocess.run(
+            [LABSHARE, "admin", "stop", carol.user or ""],
+            capture_output=True,
+            text=True,
+            stdin=subprocess.DEVNULL,
+            timeout=120,
+        )
         assert asked.returncode != 0 and "--yes" in asked.stderr
         assert all(psutil.pid_exists(p) for p in pids)
 
-        done = subprocess.run([LABSHARE, "admin", "stop", carol.user or "", "--yes", "--json"],
-                              capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=180)
+        done = subprocess.run(
+            [LABSHARE, "admin", "stop", carol.user or "", "--yes", "--json"],
+            capture_output=True,
+            text=True,
+            stdin=subprocess.DEVNULL,
+            timeout=180,
+        )
         assert done.returncode == 0, done.stderr
         result = json.loads(done.stdout)
         assert result["stopped"] is True and result["left"] == []
         assert {k["notebook"] for s in result["found"] for k in s["kernels"]} >= {"forgotten.ipynb"}
         assert any(not s["managed"] for s in result["found"])
-        wait_for(lambda: not any(_alive_as(p, carol) for p in pids), timeout=30, what="carol's processes to end")
+        wait_for(
+            lambda: not any(_alive_as(p, carol) for p in pids),
+            timeout=30,
+            what="carol's processes to end",
+        )
         assert not (carol.state_dir / "server.json").exists()
         assert not (carol.state_dir / "token").exists()
         assert not list((carol.state_dir / "kernels").glob("*.json"))
         assert hand.wait(timeout=30) is not None
 
-        again = subprocess.run([LABSHARE, "admin", "stop", carol.user or "", "--yes"], capture_output=True,
-                               text=True, stdin=subprocess.DEVNULL, timeout=120)
+        again = subprocess.run(
+            [LABSHARE, "admin", "stop", carol.user or "", "--yes"],
+            capture_output=True,
+            text=True,
+            stdin=subprocess.DEVNULL,
+            timeout=120,
+        )
         assert again.returncode == 0 and "has no Jupyter server" in again.stdout
     finally:
         if hand is not None and hand.poll() is None:
@@ -309,8 +402,13 @@ def test_admin_stop_as_root_stops_a_members_server_and_hand_started_jupyter(make
 @pytest.mark.root
 def test_admin_stop_unknown_user_is_one_clear_line() -> None:
     need_root("admin stop runs as root")
-    done = subprocess.run([LABSHARE, "admin", "stop", "no-such-user-xyz", "--yes"], capture_output=True,
-                          text=True, stdin=subprocess.DEVNULL, timeout=60)
+    done = subprocess.run(
+        [LABSHARE, "admin", "stop", "no-such-user-xyz", "--yes"],
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        timeout=60,
+    )
     assert done.returncode != 0 and "no user named 'no-such-user-xyz'" in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
 
@@ -323,48 +421,69 @@ def _alive_as(pid: int, m: Member) -> bool:
         return False
 
 
-@pytest.mark.parametrize("argv,kind", [
-    (["/venv/bin/python", "/venv/bin/jupyter-lab", "--no-browser"], "lab"),
-    (["/venv/bin/python", "/venv/bin/jupyter", "lab", "--port=9999"], "lab"),
-    (["python3", "-m", "jupyterlab"], "lab"),
-    (["python3", "-m", "jupyter", "server"], "server"),
-    (["/venv/bin/python", "-m", "labshare.jupyterside.lab", "--no-browser"], "lab"),
-    (["/venv/bin/python", "-m", "labshare.jupyterside.lab", "--version"], None),
-    # A server started before the launcher moved restarts under its former name, and is still a Lab server.
-    (["/venv/bin/python", "-m", "labshare.server.lab", "--no-browser"], "lab"),
-    (["/venv/bin/python", "/venv/bin/jupyter-notebook"], "notebook"),
-    # A subcommand is only ever the first argument (as traitlets parses it): a folder named build is served.
-    (["/venv/bin/python", "/venv/bin/jupyter-lab", "--notebook-dir", "build"], "lab"),
-    (["/venv/bin/python", "/venv/bin/jupyter-lab", "build"], None),
-    (["/venv/bin/python", "/venv/bin/jupyter", "lab", "build", "--minimize=False"], None),
-    (["python3", "-m", "jupyterlab", "clean"], None),
-    (["/venv/bin/python", "/venv/bin/jupyter-server", "list"], None),
-    (["/venv/bin/python", "/venv/bin/jupyter-lab", "--version"], None),
-    (["/venv/bin/python", "/venv/bin/jupyter-lab", "--debug", "--help"], None),
-    (["python3", "-m", "labshare.server.supervise"], None),
-    (["/venv/bin/python", "-m", "ipykernel_launcher", "-f", "/run/kernel-1.json"], None),
-])
+@pytest.mark.parametrize(
+    "argv,kind",
+    [
+        (["/venv/bin/python", "/venv/bin/jupyter-lab", "--no-browser"], "lab"),
+        (["/venv/bin/python", "/venv/bin/jupyter", "lab", "--port=9999"], "lab"),
+        (["python3", "-m", "jupyterlab"], "lab"),
+        (["python3", "-m", "jupyter", "server"], "server"),
+        (["/venv/bin/python", "-m", "labshare.jupyterside.lab", "--no-browser"], "lab"),
+        (["/venv/bin/python", "-m", "labshare.jupyterside.lab", "--version"], None),
+        # A server started before the launcher moved restarts under its former name, and is still a Lab server.
+        (["/venv/bin/python", "-m", "labshare.server.lab", "--no-browser"], "lab"),
+        (["/venv/bin/python", "/venv/bin/jupyter-notebook"], "notebook"),
+        # A subcommand is only ever the first argument (as traitlets parses it): a folder named build is served.
+        (["/venv/bin/python", "/venv/bin/jupyter-lab", "--notebook-dir", "build"], "lab"),
+        (["/venv/bin/python", "/venv/bin/jupyter-lab", "build"], None),
+        (["/venv/bin/python", "/venv/bin/jupyter", "lab", "build", "--minimize=False"], None),
+        (["python3", "-m", "jupyterlab", "clean"], None),
+        (["/venv/bin/python", "/venv/bin/jupyter-server", "list"], None),
+        (["/venv/bin/python", "/venv/bin/jupyter-lab", "--version"], None),
+        (["/venv/bin/python", "/venv/bin/jupyter-lab", "--debug", "--help"], None),
+        (["python3", "-m", "labshare.server.supervise"], None),
+        (["/venv/bin/python", "-m", "ipykernel_launcher", "-f", "/run/kernel-1.json"], None),
+    ],
+)
 @pytest.mark.quick
-def test_one_reading_of_a_command_line_tells_servers_from_tools(argv: list[str], kind: str | None) -> None:
+def test_one_reading_of_a_command_line_tells_servers_from_tools(
+    argv: list[str], kind: str | None
+) -> None:
     assert cmd.server_kind(argv) == kind
 
 
 @pytest.mark.quick
 def test_command_line_options_in_every_form_jupyter_takes() -> None:
-    opts = cmd.options(["jupyter-lab", "--ServerApp.port", "8890", "--IdentityProvider.token=", "--no-browser",
-                        "--ServerApp.root_dir=/srv/x", "--sock", "/tmp/j.sock"])
+    opts = cmd.options(
+        [
+            "jupyter-lab",
+            "--ServerApp.port",
+            "8890",
+            "--IdentityProvider.token=",
+            "--no-browser",
+            "--ServerApp.root_dir=/srv/x",
+            "--sock",
+            "/tmp/j.sock",
+        ]
+    )
     assert cmd.listen_port(opts) == 8890 and cmd.listen_socket(opts) == "/tmp/j.sock"
     assert cmd.root_dir(opts) == "/srv/x" and cmd.token_required(opts) is False
     assert cmd.token_required(cmd.options(["jupyter-lab", "--ServerApp.token=''"])) is False
     assert cmd.token_required(cmd.options(["jupyter-lab", "--IdentityProvider.token=abc"])) is True
     assert cmd.token_required(cmd.options(["jupyter-lab"])) is None
-    assert cmd.kernel_id(cmd.connection_file(["python", "-m", "ipykernel_launcher", "-f", "/r/kernel-ab-1.json"])) \
+    assert (
+        cmd.kernel_id(
+            cmd.connection_file(["python", "-m", "ipykernel_launcher", "-f", "/r/kernel-ab-1.json"])
+        )
         == "ab-1"
+    )
 
 
 @pytest.mark.quick
 def test_usage_adds_up_and_no_gpu_figure_stays_unknown() -> None:
     own = Usage(cpu_percent=1.25, memory_bytes=100, gpu_memory_bytes=0, gpus=[])
     kernel = Usage(cpu_percent=2.5, memory_bytes=50, gpu_memory_bytes=8, gpus=[1, 0])
-    assert Usage.total([own, kernel]) == Usage(cpu_percent=3.8, memory_bytes=150, gpu_memory_bytes=8, gpus=[0, 1])
+    assert Usage.total([own, kernel]) == Usage(
+        cpu_percent=3.8, memory_bytes=150, gpu_memory_bytes=8, gpus=[0, 1]
+    )
     assert Usage.total([Usage(), kernel]).gpu_memory_bytes is None

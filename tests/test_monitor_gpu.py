@@ -26,11 +26,20 @@ class NVMLError(Exception):
 def fake_pynvml(*, init_fails: bool = False) -> types.ModuleType:
     calls: list[str] = []
     boards = [
-        dict(name=b"NVIDIA A100-SXM4-80GB", util=NS(gpu=93, memory=40), mem=NS(total=80 << 30, used=30 << 30),
-             compute=[NS(pid=101, usedGpuMemory=20 << 30), NS(pid=102, usedGpuMemory=None)],
-             graphics=[NS(pid=101, usedGpuMemory=20 << 30)]),
-        dict(name="NVIDIA A100 MIG 3g.40gb", util=None, mem=NS(total=40 << 30, used=1 << 30),
-             compute=[], graphics=[]),
+        dict(
+            name=b"NVIDIA A100-SXM4-80GB",
+            util=NS(gpu=93, memory=40),
+            mem=NS(total=80 << 30, used=30 << 30),
+            compute=[NS(pid=101, usedGpuMemory=20 << 30), NS(pid=102, usedGpuMemory=None)],
+            graphics=[NS(pid=101, usedGpuMemory=20 << 30)],
+        ),
+        dict(
+            name="NVIDIA A100 MIG 3g.40gb",
+            util=None,
+            mem=NS(total=40 << 30, used=1 << 30),
+            compute=[],
+            graphics=[],
+        ),
     ]
 
     def init() -> None:
@@ -66,10 +75,26 @@ def test_reads_devices_and_per_process_memory(monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setitem(sys.modules, "pynvml", nv)
     devices = read_nvml()
     assert devices == [
-        GpuDevice(0, "NVIDIA A100-SXM4-80GB", 93, 30 << 30, 80 << 30, {101: 20 << 30, 102: None},
-                  uuid="GPU-fake-0", pci_bus_id="00000000:01:00.0"),
-        GpuDevice(1, "NVIDIA A100 MIG 3g.40gb", None, 1 << 30, 40 << 30, {},
-                  uuid="GPU-fake-1", pci_bus_id="00000000:02:00.0"),
+        GpuDevice(
+            0,
+            "NVIDIA A100-SXM4-80GB",
+            93,
+            30 << 30,
+            80 << 30,
+            {101: 20 << 30, 102: None},
+            uuid="GPU-fake-0",
+            pci_bus_id="00000000:01:00.0",
+        ),
+        GpuDevice(
+            1,
+            "NVIDIA A100 MIG 3g.40gb",
+            None,
+            1 << 30,
+            40 << 30,
+            {},
+            uuid="GPU-fake-1",
+            pci_bus_id="00000000:02:00.0",
+        ),
     ]
     assert nv.calls == ["init", "shutdown"]  # type: ignore[attr-defined]
     reading = read(read_nvml)
@@ -84,7 +109,10 @@ def test_doctor_reads_the_driver_through_the_same_reader(monkeypatch: pytest.Mon
     monkeypatch.setitem(sys.modules, "pynvml", nv)
     driver, devices = read_driver()
     assert driver == "550.54.15" and devices == read_nvml()
-    assert gpu().detail == "NVIDIA driver 550.54.15, 2 GPU(s): NVIDIA A100-SXM4-80GB, NVIDIA A100 MIG 3g.40gb"
+    assert (
+        gpu().detail
+        == "NVIDIA driver 550.54.15, 2 GPU(s): NVIDIA A100-SXM4-80GB, NVIDIA A100 MIG 3g.40gb"
+    )
     assert nv.calls == ["init", "shutdown"] * 3  # type: ignore[attr-defined]
 
 
@@ -93,7 +121,10 @@ def test_no_driver_is_a_reason_not_an_error(monkeypatch: pytest.MonkeyPatch) -> 
     with pytest.raises(NoGpu, match="driver does not answer") as failed:
         read_nvml()
     assert failed.value.cause == "Driver Not Loaded"  # what doctor shows beside its own sentence
-    assert read(read_nvml).unavailable == "no GPU: the NVIDIA driver does not answer (Driver Not Loaded)"
+    assert (
+        read(read_nvml).unavailable
+        == "no GPU: the NVIDIA driver does not answer (Driver Not Loaded)"
+    )
 
 
 def test_no_library_says_how_to_get_it(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -30,12 +30,19 @@ import psutil
 import pytest
 from conftest import Member, _make_home, kill_all
 
-pytestmark = [pytest.mark.timeout(600), pytest.mark.browser, pytest.mark.slow, pytest.mark.xdist_group("outputs")]
+pytestmark = [
+    pytest.mark.timeout(600),
+    pytest.mark.browser,
+    pytest.mark.slow,
+    pytest.mark.xdist_group("outputs"),
+]
 
 FREE_AFTER = 3
 AWAY = 8 * FREE_AFTER
 LINES = AWAY + 12
-PRINTER = "import time\nfor i in range(1, {n}):\n    print(f'line {{i}}', flush=True)\n    time.sleep(1)"
+PRINTER = (
+    "import time\nfor i in range(1, {n}):\n    print(f'line {{i}}', flush=True)\n    time.sleep(1)"
+)
 SILENT = "import time\nprint('start', flush=True)\ntime.sleep({quiet})\nprint('done', flush=True)"
 
 
@@ -60,15 +67,27 @@ def printing_away(server: lo.Server, shots: Path) -> None:
         page = lo.open_notebook(browser, server, "away.ipynb")
         seen = lo.wait_for(lambda: lo.numbered(lo.shown(page, 0)), 30, "the kept lines on screen")
         assert seen == list(range(1, len(seen) + 1)), f"lines missing on return: {seen}"
-        assert len(seen) > AWAY - 6, f"only {len(seen)} lines shown on return, after {AWAY + 3} s of printing"
+        assert len(seen) > AWAY - 6, (
+            f"only {len(seen)} lines shown on return, after {AWAY + 3} s of printing"
+        )
         if len(seen) < LINES:
-            lo.wait_for(lambda: len(lo.numbered(lo.shown(page, 0))) > len(seen), 20, "new lines to keep arriving")
+            lo.wait_for(
+                lambda: len(lo.numbered(lo.shown(page, 0))) > len(seen),
+                20,
+                "new lines to keep arriving",
+            )
         lo.wait_for(lambda: lo.prompt(page, 0).strip() == "[1]:", 60, "the cell to finish")
         assert lo.numbered(lo.shown(page, 0)) == list(range(1, LINES + 1))
     on_disk = lo.wait_for(
-        lambda: (lo.numbered(lo.disk_cell(nb, 0)[0]) == list(range(1, LINES + 1)) and lo.disk_cell(nb, 0)[1] == 1)
-        or None,
-        15, f"all {LINES} lines and the execution count in the .ipynb",
+        lambda: (
+            (
+                lo.numbered(lo.disk_cell(nb, 0)[0]) == list(range(1, LINES + 1))
+                and lo.disk_cell(nb, 0)[1] == 1
+            )
+            or None
+        ),
+        15,
+        f"all {LINES} lines and the execution count in the .ipynb",
     )
     assert on_disk
 
@@ -83,11 +102,17 @@ def silent_away(server: lo.Server, shots: Path) -> None:
         lo.wait_for(lambda: "start" in lo.shown(page, 0), 30, "'start' on screen")
         time.sleep(3)
     # The count is saved as the cell starts, so "done" is what says it finished; anything else times out.
-    lo.wait_for(lambda: lo.disk_cell(nb, 0)[0].split() == ["start", "done"], 150, "the silent cell's last line, on disk")
+    lo.wait_for(
+        lambda: lo.disk_cell(nb, 0)[0].split() == ["start", "done"],
+        150,
+        "the silent cell's last line, on disk",
+    )
     assert lo.disk_cell(nb, 0)[1] == 1
     with lo.chromium(shots, "silent-back") as browser:
         page = lo.open_notebook(browser, server, "silent.ipynb")
-        lo.wait_for(lambda: lo.shown(page, 0).split() == ["start", "done"], 30, "both lines on screen")
+        lo.wait_for(
+            lambda: lo.shown(page, 0).split() == ["start", "done"], 30, "both lines on screen"
+        )
         assert lo.prompt(page, 0).strip() == "[1]:"
         lo.run_cell(page, 1)
         lo.wait_for(lambda: "after" in lo.shown(page, 1), 60, "a new cell to run")
@@ -108,39 +133,54 @@ def stock_away(server: lo.Server, shots: Path) -> None:
         time.sleep(3)
         seen = lo.numbered(lo.shown(page, 0))
         assert not [n for n in seen if n > 8], f"stock Lab showed lines printed while away: {seen}"
-    lo.wait_for(lambda: all(k["execution_state"] == "idle" for k in server.api.ok("GET", "/api/kernels")), 60,
-                "the cell to finish")
+    lo.wait_for(
+        lambda: all(k["execution_state"] == "idle" for k in server.api.ok("GET", "/api/kernels")),
+        60,
+        "the cell to finish",
+    )
     text, count = lo.disk_cell(nb, 0)
     assert not [n for n in lo.numbered(text) if n > 8] and count is None, (text, count)
 
 
 def input_away(server: lo.Server, shots: Path) -> None:
     """What the README says of `input()` while away: the question is not shown again; interrupt, go on."""
-    lo.write_notebook(server.root, "ask.ipynb", ["x = input('name? ')\nprint('got', x)", "print('next', flush=True)"])
+    lo.write_notebook(
+        server.root,
+        "ask.ipynb",
+        ["x = input('name? ')\nprint('got', x)", "print('next', flush=True)"],
+    )
     with lo.chromium(shots, "input-first") as browser:
         page = lo.open_notebook(browser, server, "ask.ipynb")
         lo.run_cell(page, 0)
-        lo.wait_for(lambda: page.locator(".jp-Stdin-input").count() == 1, 60, "the input box while connected")
+        lo.wait_for(
+            lambda: page.locator(".jp-Stdin-input").count() == 1,
+            60,
+            "the input box while connected",
+        )
         time.sleep(3)
     time.sleep(5)
     with lo.chromium(shots, "input-back") as browser:
         page = lo.open_notebook(browser, server, "ask.ipynb", connected=False)
         time.sleep(5)
         assert lo.prompt(page, 0).strip() == "[*]:"
-        assert page.locator(".jp-Stdin-input").count() == 0, "the input box is back: update the README"
+        assert page.locator(".jp-Stdin-input").count() == 0, (
+            "the input box is back: update the README"
+        )
         page.locator('[data-command="notebook:interrupt-kernel"]').first.click()
         lo.wait_for(lambda: "KeyboardInterrupt" in lo.shown(page, 0), 30, "the interrupted input()")
         lo.run_cell(page, 1)
         lo.wait_for(lambda: "next" in lo.shown(page, 1), 60, "the next cell to run")
 
 
-WIDGET = ("import ipywidgets as w, time\n"
-          "bar = w.IntProgress(max=20, description='work')\n"
-          "display(bar)\n"
-          "for i in range(20):\n"
-          "    bar.value = i + 1\n"
-          "    time.sleep(1)\n"
-          "print('finished', bar.value, flush=True)")
+WIDGET = (
+    "import ipywidgets as w, time\n"
+    "bar = w.IntProgress(max=20, description='work')\n"
+    "display(bar)\n"
+    "for i in range(20):\n"
+    "    bar.value = i + 1\n"
+    "    time.sleep(1)\n"
+    "print('finished', bar.value, flush=True)"
+)
 
 
 def widget_away(server: lo.Server, shots: Path) -> None:
@@ -152,13 +192,21 @@ def widget_away(server: lo.Server, shots: Path) -> None:
         lo.wait_for(lambda: lo.prompt(page, 0).strip() == "[*]:", 30, "the widget cell to run")
         time.sleep(3)
     # The count is saved as the cell starts (execute_input), so only the last line says it finished.
-    lo.wait_for(lambda: lo.disk_cell(nb, 0) == ("finished 20\n", 1), 90, "the widget cell's last line, on disk")
+    lo.wait_for(
+        lambda: lo.disk_cell(nb, 0) == ("finished 20\n", 1),
+        90,
+        "the widget cell's last line, on disk",
+    )
     with lo.chromium(shots, "widget-back") as browser:
         page = lo.open_notebook(browser, server, "widget.ipynb")
-        lo.wait_for(lambda: "finished 20" in lo.shown(page, 0), 30, "the line printed after the widget")
+        lo.wait_for(
+            lambda: "finished 20" in lo.shown(page, 0), 30, "the line printed after the widget"
+        )
         assert lo.prompt(page, 0).strip() == "[1]:"
         lo.run_cell(page, 1)
-        lo.wait_for(lambda: "value 20" in lo.shown(page, 1), 60, "the widget's value from the kernel")
+        lo.wait_for(
+            lambda: "value 20" in lo.shown(page, 1), 60, "the widget's value from the kernel"
+        )
 
 
 SCENARIOS: dict[str, tuple[Callable[[lo.Server, Path], None], tuple[str, ...]]] = {
@@ -178,9 +226,15 @@ def own_kernel(member: Member) -> None:
     """
     spec = member.home / ".local/share/jupyter/kernels/python3"
     spec.mkdir(parents=True)
-    (spec / "kernel.json").write_text(json.dumps({
-        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-        "display_name": "Python 3 (test venv)", "language": "python"}))
+    (spec / "kernel.json").write_text(
+        json.dumps(
+            {
+                "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+                "display_name": "Python 3 (test venv)",
+                "language": "python",
+            }
+        )
+    )
 
 
 def _run(name: str, shots: Path) -> None:
@@ -225,11 +279,15 @@ def _outcome(future: Future[None]) -> None:
         pytest.fail("".join(traceback.format_exception(error)), pytrace=False)
 
 
-def test_output_printed_while_away_is_kept_on_screen_and_disk(scenarios: dict[str, Future[None]]) -> None:
+def test_output_printed_while_away_is_kept_on_screen_and_disk(
+    scenarios: dict[str, Future[None]],
+) -> None:
     _outcome(scenarios["away"])
 
 
-def test_silent_cell_while_away_keeps_both_lines_and_a_new_cell_runs(scenarios: dict[str, Future[None]]) -> None:
+def test_silent_cell_while_away_keeps_both_lines_and_a_new_cell_runs(
+    scenarios: dict[str, Future[None]],
+) -> None:
     _outcome(scenarios["silent"])
 
 
@@ -241,5 +299,7 @@ def test_input_while_away_can_be_interrupted(scenarios: dict[str, Future[None]])
     _outcome(scenarios["input"])
 
 
-def test_widget_work_and_printed_lines_while_away_are_kept(scenarios: dict[str, Future[None]]) -> None:
+def test_widget_work_and_printed_lines_while_away_are_kept(
+    scenarios: dict[str, Future[None]],
+) -> None:
     _outcome(scenarios["widget"])

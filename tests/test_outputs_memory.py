@@ -33,11 +33,14 @@ GROWTH_BOUND_MB = 100
 
 def _open_and_close(server: lo.Server, name: str) -> str:
     """What Lab does on opening a notebook: a collaboration session, the room's websocket, a sync."""
-    session = server.api.ok("PUT", f"/api/collaboration/session/{name}", {"format": "json", "type": "notebook"})
+    session = server.api.ok(
+        "PUT", f"/api/collaboration/session/{name}", {"format": "json", "type": "notebook"}
+    )
     room = f"json:notebook:{session['fileId']}"
     ws = websocket.create_connection(
         f"ws://127.0.0.1:{server.port}/api/collaboration/room/{room}?sessionId={session['sessionId']}",
-        header=[f"Authorization: token {server.token}"], timeout=30,
+        header=[f"Authorization: token {server.token}"],
+        timeout=30,
     )
     try:
         ws.send_binary(create_sync_message(Doc()))
@@ -72,14 +75,21 @@ def fifty_notebooks(member: Member, free_after: float) -> tuple[lo.Server, float
         path.write_text(json.dumps(nb))
     before = _rss_mb(server.pid)
     for n in range(NOTEBOOKS):
-        session = server.api.ok("POST", "/api/sessions", {
-            "path": f"nb{n:02}.ipynb", "name": f"nb{n:02}.ipynb", "type": "notebook",
-            "kernel": {"name": "python3"},
-        })
+        session = server.api.ok(
+            "POST",
+            "/api/sessions",
+            {
+                "path": f"nb{n:02}.ipynb",
+                "name": f"nb{n:02}.ipynb",
+                "type": "notebook",
+                "kernel": {"name": "python3"},
+            },
+        )
         server.api.execute(session["kernel"]["id"], "x = 1")
         _open_and_close(server, f"nb{n:02}.ipynb")
     lo.wait_for(
-        lambda: all(k["execution_state"] == "idle" for k in server.api.ok("GET", "/api/kernels")), 120,
+        lambda: all(k["execution_state"] == "idle" for k in server.api.ok("GET", "/api/kernels")),
+        120,
         "all 50 kernels to be idle",
     )
     return server, before
@@ -88,11 +98,14 @@ def fifty_notebooks(member: Member, free_after: float) -> tuple[lo.Server, float
 def test_memory_stays_bounded_after_fifty_notebooks(member: Member) -> None:
     server, before = fifty_notebooks(member, free_after=3)
     state = lo.wait_for(
-        lambda: (s := server.api.ok("GET", "/api/labshare/outputs"))["documents"] == 0 and s, 120,
+        lambda: (s := server.api.ok("GET", "/api/labshare/outputs"))["documents"] == 0 and s,
+        120,
         "the keeper to free every closed, idle, saved notebook",
     )
     after = _rss_mb(server.pid)
-    print(f"server RSS: {before:.0f} MB before, {after:.0f} MB after 50 notebooks, {state['freed']} freed")
+    print(
+        f"server RSS: {before:.0f} MB before, {after:.0f} MB after 50 notebooks, {state['freed']} freed"
+    )
     assert state["freed"] >= NOTEBOOKS
     assert len(server.api.ok("GET", "/api/kernels")) == NOTEBOOKS
     assert after - before < GROWTH_BOUND_MB, f"server memory grew by {after - before:.0f} MB"

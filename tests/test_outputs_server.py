@@ -32,7 +32,8 @@ def test_collaboration_and_execution_endpoints_require_the_token(member: Member)
         assert answer.status == 403, f"{method} {path} answered {answer.status} without the token"
     try:
         ws = websocket.create_connection(
-            f"ws://127.0.0.1:{server.port}/api/collaboration/room/JupyterLab:globalAwareness", timeout=10
+            f"ws://127.0.0.1:{server.port}/api/collaboration/room/JupyterLab:globalAwareness",
+            timeout=10,
         )
     except websocket.WebSocketBadStatusException as refused:
         assert refused.status_code == 403
@@ -45,7 +46,9 @@ def test_collaboration_and_execution_endpoints_require_the_token(member: Member)
 
 
 def test_site_policy_turns_output_keeping_off_and_restart_keeps_it(member: Member) -> None:
-    member.extra_env["LABSHARE_SITE_CONFIG"] = str(site_file(member.home, "[server]\nkeep_outputs = false\n"))
+    member.extra_env["LABSHARE_SITE_CONFIG"] = str(
+        site_file(member.home, "[server]\nkeep_outputs = false\n")
+    )
     server = lo.start_server(member)
     assert member.json("status")["keep_outputs"] is False
     report = json.loads(member.run("doctor", "--json", timeout=120).stdout)
@@ -60,10 +63,15 @@ def test_site_policy_turns_output_keeping_off_and_restart_keeps_it(member: Membe
 
 
 def test_a_bad_keep_outputs_value_is_one_clear_sentence(member: Member) -> None:
-    member.extra_env["LABSHARE_SITE_CONFIG"] = str(site_file(member.home, '[server]\nkeep_outputs = "yes"\n'))
+    member.extra_env["LABSHARE_SITE_CONFIG"] = str(
+        site_file(member.home, '[server]\nkeep_outputs = "yes"\n')
+    )
     done = member.run("start")
     assert done.returncode != 0
-    assert "server.keep_outputs: must be true or false" in done.stderr and "Traceback" not in done.stderr
+    assert (
+        "server.keep_outputs: must be true or false" in done.stderr
+        and "Traceback" not in done.stderr
+    )
 
 
 @pytest.mark.timeout(180)
@@ -81,15 +89,21 @@ def test_a_kernels_first_run_gets_its_input_box(tmp_path: Path) -> None:
     me = psutil.Process()
     before = {p.pid for p in me.children(recursive=True)}
     try:
-        done = subprocess.run([sys.executable, str(Path(__file__).with_name("nbmodel_first_run.py")), str(tmp_path)],
-                              capture_output=True, text=True, timeout=150)
+        done = subprocess.run(
+            [sys.executable, str(Path(__file__).with_name("nbmodel_first_run.py")), str(tmp_path)],
+            capture_output=True,
+            text=True,
+            timeout=150,
+        )
     finally:
         kill_all([p for p in me.children(recursive=True) if p.pid not in before])
     assert done.returncode == 0, done.stdout + done.stderr
     assert done.stdout.strip() == "got ada", done.stdout + done.stderr
 
 
-def test_output_keeping_switches_itself_off_once_when_a_part_it_uses_is_missing(member: Member) -> None:
+def test_output_keeping_switches_itself_off_once_when_a_part_it_uses_is_missing(
+    member: Member,
+) -> None:
     """As after an upgrade of jupyter-collaboration that renamed a method the sweep calls: one note, no loop.
 
     The member's own Jupyter config removes the method from the real
@@ -106,19 +120,33 @@ def test_output_keeping_switches_itself_off_once_when_a_part_it_uses_is_missing(
     path = lo.write_notebook(server.root, "renamed.ipynb", ["print('still kept')"])
     cell = json.loads(path.read_text())["cells"][0]["id"]
     room = _open_and_close(server, "renamed.ipynb")
-    session = server.api.ok("POST", "/api/sessions", {
-        "path": "renamed.ipynb", "type": "notebook", "kernel": {"name": "python3"},
-    })
-    run = server.api.call("POST", f"/api/kernels/{session['kernel']['id']}/execute", {
-        "code": "print('still kept')", "metadata": {"document_id": room, "cell_id": cell},
-    })
+    session = server.api.ok(
+        "POST",
+        "/api/sessions",
+        {
+            "path": "renamed.ipynb",
+            "type": "notebook",
+            "kernel": {"name": "python3"},
+        },
+    )
+    run = server.api.call(
+        "POST",
+        f"/api/kernels/{session['kernel']['id']}/execute",
+        {
+            "code": "print('still kept')",
+            "metadata": {"document_id": room, "cell_id": cell},
+        },
+    )
     assert run.status == 202, run.body
     state = lo.wait_for(
-        lambda: (s := server.api.ok("GET", "/api/labshare/outputs"))["problem"] and s, 60,
+        lambda: (s := server.api.ok("GET", "/api/labshare/outputs"))["problem"] and s,
+        60,
         "the sweep to switch itself off",
     )
     assert "_save_to_disc" in state["problem"] and "uv pip install" in state["problem"]
-    assert "'jupyter-server-ydoc<4,>=3.0.4'" in state["problem"]  # the range jupyterside/internals.py was tested with
+    assert (
+        "'jupyter-server-ydoc<4,>=3.0.4'" in state["problem"]
+    )  # the range jupyterside/internals.py was tested with
     log = member.run("logs", "-n", "2000").stdout
     assert log.count("output keeping's sweep switched itself off") == 1, log
     assert "sweep failed" not in log and "Traceback" not in log, log

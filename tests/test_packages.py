@@ -10,15 +10,15 @@ from __future__ import annotations
 
 import json
 import sys
-import tomllib
 from pathlib import Path
 
 import psutil
 import pytest
+import tomllib
 from conftest import Member, lab_of
 from jupyter_api import plain
 from test_default_kernel import default_env, tiny_wheel, user_kernels
-from test_envs import create, lab  # noqa: F401  (the member with the suite's warm uv cache)
+from test_envs import create, lab
 
 from labshare.envs import kerneltools
 from labshare.kernelside import labshare_packages as ext
@@ -66,7 +66,9 @@ def test_pip_and_uv_add_in_a_uv_project_are_recorded_and_survive_uv_sync(bare: M
     assert f"recorded in {project / 'pyproject.toml'} and uv.lock" in out, out
     assert "VIRTUAL_ENV" not in out, out  # uv's warning when the kernel's env is not the project's
     assert imported_from(server, kernel, "ls_alpha")[0].is_relative_to(env)
-    server.execute(kernel, "import os; os.chdir('/')")  # `!uv add` anywhere changes the kernel's project
+    server.execute(
+        kernel, "import os; os.chdir('/')"
+    )  # `!uv add` anywhere changes the kernel's project
     out = server.execute(kernel, "!uv add ls-beta", timeout=300)
     assert "+ ls-beta==1.0" in plain(out), out
     assert imported_from(server, kernel, "ls_beta")[0].is_relative_to(env)
@@ -87,19 +89,28 @@ def test_pip_and_uv_add_in_a_uv_project_are_recorded_and_survive_uv_sync(bare: M
 
 
 @pytest.mark.slow
-def test_pip_in_an_adopted_venv_and_the_default_kernel_changes_only_that_environment(bare: Member) -> None:
+def test_pip_in_an_adopted_venv_and_the_default_kernel_changes_only_that_environment(
+    bare: Member,
+) -> None:
     folder = bare.home / "projects" / "plain"
     folder.mkdir(parents=True)
     uv = str(tools(bare).bin_dir / "uv")
     assert bare.run("start").returncode == 0  # makes the default kernel and the uv links
-    bare.run_cmd([uv, "venv", "--python", sys.executable, str(folder / ".venv")], check=True, timeout=300)
-    bare.run_cmd([uv, "pip", "install", "--python", str(folder / ".venv/bin/python"), "ipykernel"],
-                 check=True, timeout=300)
+    bare.run_cmd(
+        [uv, "venv", "--python", sys.executable, str(folder / ".venv")], check=True, timeout=300
+    )
+    bare.run_cmd(
+        [uv, "pip", "install", "--python", str(folder / ".venv/bin/python"), "ipykernel"],
+        check=True,
+        timeout=300,
+    )
     adopted = bare.json("env", "adopt", str(folder), "--yes", timeout=300)
     server = lab_of(bare)
 
-    for name, env, package in ((adopted["name"], folder / ".venv", "ls_gamma"), ("python3", default_env(bare),
-                                                                                "ls_alpha")):
+    for name, env, package in (
+        (adopted["name"], folder / ".venv", "ls_gamma"),
+        ("python3", default_env(bare), "ls_alpha"),
+    ):
         kernel = server.start_kernel(name)
         out = server.execute(kernel, f"%pip install {package.replace('_', '-')}", timeout=300)
         assert f"changed {env} only" in out, out
@@ -110,7 +121,9 @@ def test_pip_in_an_adopted_venv_and_the_default_kernel_changes_only_that_environ
 # ---------------------------------------------------------------- older kernelspecs
 
 
-def test_start_brings_labshares_older_kernelspecs_up_to_date_and_leaves_others_alone(bare: Member) -> None:
+def test_start_brings_labshares_older_kernelspecs_up_to_date_and_leaves_others_alone(
+    bare: Member,
+) -> None:
     project = bare.home / "projects" / "old"
     (project / ".venv" / "bin").mkdir(parents=True)
     (project / ".venv" / "bin" / "python").symlink_to(sys.executable)
@@ -118,21 +131,39 @@ def test_start_brings_labshares_older_kernelspecs_up_to_date_and_leaves_others_a
     env = project / ".venv"
     old = {
         "argv": [str(env / "bin/python"), "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-        "display_name": "old (Python 3.11)", "language": "python", "interrupt_mode": "signal",
+        "display_name": "old (Python 3.11)",
+        "language": "python",
+        "interrupt_mode": "signal",
         "env": {"VIRTUAL_ENV": str(env), "PATH": f"{env}/bin:${{PATH}}", "MINE": "1"},
-        "metadata": {"debugger": True, "labshare": {
-            "schema": 1, "project": str(project), "label": "old", "env": str(env), "manager": "uv",
-            "python": str(env / "bin/python"), "python_version": "3.11.2", "extra_env": {"MINE": "1"}}},
+        "metadata": {
+            "debugger": True,
+            "labshare": {
+                "schema": 1,
+                "project": str(project),
+                "label": "old",
+                "env": str(env),
+                "manager": "uv",
+                "python": str(env / "bin/python"),
+                "python_version": "3.11.2",
+                "extra_env": {"MINE": "1"},
+            },
+        },
     }
-    foreign = {"argv": ["/usr/bin/python3", "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-               "display_name": "theirs", "language": "python", "env": {"PATH": "/x:${PATH}"}}
+    foreign = {
+        "argv": ["/usr/bin/python3", "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        "display_name": "theirs",
+        "language": "python",
+        "env": {"PATH": "/x:${PATH}"},
+    }
     for name, spec in (("labshare-old-00000000", old), ("theirs", foreign)):
         (user_kernels(bare) / name).mkdir(parents=True)
         (user_kernels(bare) / name / "kernel.json").write_text(json.dumps(spec))
 
     done = bare.run("start")
     assert done.returncode == 0, done.stderr
-    assert "Updated 1 kernel(s)" in done.stdout and "labshare-old-00000000" in done.stdout, done.stdout
+    assert "Updated 1 kernel(s)" in done.stdout and "labshare-old-00000000" in done.stdout, (
+        done.stdout
+    )
     new = json.loads((user_kernels(bare) / "labshare-old-00000000" / "kernel.json").read_text())
     assert new["metadata"]["labshare"]["schema"] > 1 and new["display_name"] == "old (Python 3.11)"
     assert new["env"]["UV_PROJECT"] == str(project) and new["env"]["MINE"] == "1"
@@ -147,7 +178,9 @@ def test_start_brings_labshares_older_kernelspecs_up_to_date_and_leaves_others_a
     spec_file = user_kernels(bare) / "labshare-old-00000000" / "kernel.json"
     spec_file.write_text(json.dumps(old))
     running = bare.run("start")
-    assert "Updated" not in running.stdout and json.loads(spec_file.read_text()) == old, running.stdout
+    assert "Updated" not in running.stdout and json.loads(spec_file.read_text()) == old, (
+        running.stdout
+    )
     restarted = bare.run("restart")
     assert restarted.returncode == 0, restarted.stderr
     assert json.loads(spec_file.read_text())["metadata"]["labshare"]["schema"] > 1
@@ -157,8 +190,9 @@ def test_start_brings_labshares_older_kernelspecs_up_to_date_and_leaves_others_a
 
 
 @pytest.mark.quick
-def test_pip_means_uv_add_only_where_the_kernel_is_its_uv_projects_environment(tmp_path: Path,
-                                                                                monkeypatch) -> None:
+def test_pip_means_uv_add_only_where_the_kernel_is_its_uv_projects_environment(
+    tmp_path: Path, monkeypatch
+) -> None:
     (tmp_path / "pyproject.toml").write_text("")
     monkeypatch.setattr(sys, "prefix", str(tmp_path / ".venv"))
     monkeypatch.setenv("UV_PROJECT", str(tmp_path))
@@ -175,18 +209,27 @@ def test_pip_means_uv_add_only_where_the_kernel_is_its_uv_projects_environment(t
 
 @pytest.mark.quick
 def test_kernel_env_names_the_project_for_uv_and_the_servers_path_gets_uv_only_when_it_has_none(
-        tmp_path: Path) -> None:
+    tmp_path: Path,
+) -> None:
     kt = kerneltools.KernelTools.of(tmp_path)
     (tmp_path / "p").mkdir()
-    assert kt.kernel_env(tmp_path / "p", tmp_path / "p/.venv", "uv") == {}  # no pyproject: not a uv project
+    assert (
+        kt.kernel_env(tmp_path / "p", tmp_path / "p/.venv", "uv") == {}
+    )  # no pyproject: not a uv project
     (tmp_path / "p/pyproject.toml").write_text("")
-    assert kt.kernel_env(tmp_path / "p", tmp_path / "p/.venv", "uv") == {"UV_PROJECT": str(tmp_path / "p")}
-    assert kt.kernel_env(tmp_path / "p", tmp_path / "e", "rye")["UV_PROJECT_ENVIRONMENT"] == str(tmp_path / "e")
+    assert kt.kernel_env(tmp_path / "p", tmp_path / "p/.venv", "uv") == {
+        "UV_PROJECT": str(tmp_path / "p")
+    }
+    assert kt.kernel_env(tmp_path / "p", tmp_path / "e", "rye")["UV_PROJECT_ENVIRONMENT"] == str(
+        tmp_path / "e"
+    )
     assert kt.kernel_env(tmp_path / "p", tmp_path / "p/.venv", "poetry") == {}
     kt.ensure()
     kt.ensure()  # twice is fine
     assert sorted(p.name for p in kt.bin_dir.iterdir()) == ["uv", "uvx"]
     trusted = {"UV_NATIVE_TLS": "0"}  # the member's own choice stays
-    assert launch.tools_env({"PATH": "/usr/bin", **trusted}, kt.bin_dir) == {"PATH": f"/usr/bin:{kt.bin_dir}"}
+    assert launch.tools_env({"PATH": "/usr/bin", **trusted}, kt.bin_dir) == {
+        "PATH": f"/usr/bin:{kt.bin_dir}"
+    }
     assert launch.tools_env({"PATH": str(kt.bin_dir), **trusted}, tmp_path / "x") == {}
     assert launch.tools_env({"PATH": str(kt.bin_dir)}, tmp_path / "x") == {"UV_SYSTEM_CERTS": "1"}

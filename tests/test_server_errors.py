@@ -30,7 +30,9 @@ def test_corrupt_state_file_is_moved_aside(member: Member) -> None:
 
 def test_unwritable_state_dir(request: pytest.FixtureRequest) -> None:
     # Root writes through mode 0555, so as root (CI) a member of their own; as anyone else, themselves.
-    other: Member = request.getfixturevalue("make_user")() if IS_ROOT else request.getfixturevalue("member")
+    other: Member = (
+        request.getfixturevalue("make_user")() if IS_ROOT else request.getfixturevalue("member")
+    )
     state_home = other.home / "state"
     state_home.mkdir()
     state_home.chmod(0o555)
@@ -68,13 +70,15 @@ def test_jupyter_missing(member: Member, tmp_path: Path) -> None:
     bare = tmp_path / "bare"
     (bare / "bin").mkdir(parents=True)
     (bare / "bin" / "python").symlink_to(sys.executable)
-    (bare / "pyvenv.cfg").write_text(f"home = {Path(sys.executable).resolve().parent}\n"
-                                     "include-system-site-packages = false\n")
+    (bare / "pyvenv.cfg").write_text(
+        f"home = {Path(sys.executable).resolve().parent}\ninclude-system-site-packages = false\n"
+    )
     site = bare / "lib" / f"python{sys.version_info[0]}.{sys.version_info[1]}" / "site-packages"
     site.mkdir(parents=True)
     (site / "outer.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
-    done = member.run_cmd([str(bare / "bin" / "python"), "-m", "labshare", "start"],
-                          env={"PATH": "/usr/bin:/bin"})
+    done = member.run_cmd(
+        [str(bare / "bin" / "python"), "-m", "labshare", "start"], env={"PATH": "/usr/bin:/bin"}
+    )
     line = one_clear_line(done)
     assert "JupyterLab was not found" in line
 
@@ -99,7 +103,12 @@ def test_version_check_passes_what_is_installed_and_names_what_to_install() -> N
     from labshare.server import versions
 
     bounds = versions.tested()
-    assert set(bounds) == {"jupyter-server", "jupyter-client", "jupyter-server-ydoc", "jupyter-server-nbmodel"}
+    assert set(bounds) == {
+        "jupyter-server",
+        "jupyter-client",
+        "jupyter-server-ydoc",
+        "jupyter-server-nbmodel",
+    }
     real = versions.installed(bounds)
     assert None not in real.values() and versions.unsupported(bounds, real) == []
     lines = versions.unsupported(bounds, {**real, "jupyter-server-nbmodel": "0.3.0"})
@@ -110,14 +119,22 @@ def test_version_check_passes_what_is_installed_and_names_what_to_install() -> N
     ]
 
 
-def test_start_names_an_unsupported_version_in_one_line_and_still_starts(member: Member, tmp_path: Path) -> None:
-    """A newer nbmodel's metadata put ahead of the real one on the path, as an installer that ignored the bound would."""
+def test_start_names_an_unsupported_version_in_one_line_and_still_starts(
+    member: Member, tmp_path: Path
+) -> None:
+    """A newer nbmodel's metadata ahead of the real one on the path, as an installer ignoring the bound would put it."""
     shadow = tmp_path / "shadow" / "jupyter_server_nbmodel-0.3.0.dist-info"
     shadow.mkdir(parents=True)
-    (shadow / "METADATA").write_text("Metadata-Version: 2.1\nName: jupyter-server-nbmodel\nVersion: 0.3.0\n")
+    (shadow / "METADATA").write_text(
+        "Metadata-Version: 2.1\nName: jupyter-server-nbmodel\nVersion: 0.3.0\n"
+    )
     member.extra_env["PYTHONPATH"] = str(shadow.parent)
     done = member.run("start")
     assert done.returncode == 0, done.stderr
     said = [line for line in done.stdout.splitlines() if "0.3.0" in line]
-    assert len(said) == 1 and "uv pip install" in said[0] and "'jupyter-server-nbmodel<0.3,>=0.2.9'" in said[0], done.stdout
+    assert (
+        len(said) == 1
+        and "uv pip install" in said[0]
+        and "'jupyter-server-nbmodel<0.3,>=0.2.9'" in said[0]
+    ), done.stdout
     assert member.json("status")["running"]

@@ -20,8 +20,19 @@ def test_start_serves_on_private_socket_with_token(member: Member) -> None:
     assert "labshare connect" in done.stdout and "ssh -N -L" in done.stdout
 
     status = member.json("status")
-    for key in ("running", "pid", "supervisor_pid", "mode", "socket", "port", "root_dir",
-                "started_at", "restarts", "kernels", "last_activity"):
+    for key in (
+        "running",
+        "pid",
+        "supervisor_pid",
+        "mode",
+        "socket",
+        "port",
+        "root_dir",
+        "started_at",
+        "restarts",
+        "kernels",
+        "last_activity",
+    ):
         assert key in status
     assert status["running"] is True and status["mode"] == "socket" and status["port"] is None
     assert status["root_dir"] == str(member.home / "projects")
@@ -92,7 +103,9 @@ def test_tcp_mode_binds_loopback_only(member: Member) -> None:
     import psutil
 
     pid = status["pid"]
-    listening = [c.laddr for c in psutil.Process(pid).net_connections("inet") if c.status == "LISTEN"]
+    listening = [
+        c.laddr for c in psutil.Process(pid).net_connections("inet") if c.status == "LISTEN"
+    ]
     assert listening and all(addr.ip == "127.0.0.1" for addr in listening), listening
     addr = probe.Address(port=status["port"])
     assert probe.request(addr, "/api/status").status == 403
@@ -107,7 +120,10 @@ def test_restart_keeps_folder_address_and_token(member: Member) -> None:
     after = member.json("info")
     assert after["pid"] != before["pid"]
     assert (after["port"], after["token"], after["root_dir"]) == (
-        before["port"], before["token"], before["root_dir"])
+        before["port"],
+        before["token"],
+        before["root_dir"],
+    )
     assert after["running"]
 
 
@@ -117,18 +133,24 @@ def test_logs_show_jupyter_output(member: Member) -> None:
     assert done.returncode == 0
     assert "Jupyter Server" in done.stdout
     assert os.path.exists(member.state_dir / "server.log")
-    entries = [json.loads(line) for line in member.run("logs", "--json", "-n", "200").stdout.splitlines()]
+    entries = [
+        json.loads(line) for line in member.run("logs", "--json", "-n", "200").stdout.splitlines()
+    ]
     text = done.stdout.splitlines()  # the server may have written more since
     assert [e["line"] for e in entries][: len(text)] == text
-    assert any(e["level"] == "info" and e["source"] == "ServerApp" and "Jupyter Server" in e["message"]
-               for e in entries)
+    assert any(
+        e["level"] == "info" and e["source"] == "ServerApp" and "Jupyter Server" in e["message"]
+        for e in entries
+    )
 
 
 def test_status_does_not_import_jupyter(member: Member) -> None:
     import sys
 
     member.run("start", check=True)
-    done = member.run_cmd([sys.executable, "-X", "importtime", "-m", "labshare", "status", "--json"])
+    done = member.run_cmd(
+        [sys.executable, "-X", "importtime", "-m", "labshare", "status", "--json"]
+    )
     assert done.returncode == 0
     imported = {line.split("|")[-1].strip() for line in done.stderr.splitlines() if "|" in line}
     assert "jupyter_server" not in imported and "jupyter_client" not in imported

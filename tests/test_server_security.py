@@ -29,8 +29,13 @@ def test_other_user_cannot_reach_socket_or_read_secrets(member: Member, make_use
     connect = attempt(["python3", "-c", PROBE, status["socket"]])
     assert connect.stdout.startswith("refused"), connect.stdout + connect.stderr
 
-    secrets = [member.state_dir / "token", member.state_dir / "server.json", member.state_dir / "server.log",
-               member.state_dir / "launch.json", member.state_dir / "runtime"]
+    secrets = [
+        member.state_dir / "token",
+        member.state_dir / "server.json",
+        member.state_dir / "server.log",
+        member.state_dir / "launch.json",
+        member.state_dir / "runtime",
+    ]
     secrets += list((member.state_dir / "runtime").glob("*"))
     for path in secrets:
         read = attempt(["cat", str(path)])
@@ -63,11 +68,19 @@ def test_tcp_port_held_by_another_user_names_them(member: Member, make_user) -> 
     with socket.socket() as probe_sock:
         probe_sock.bind(("127.0.0.1", 0))
         port = probe_sock.getsockname()[1]
-    holder = squatter.popen(["python3", "-c", (
-        "import socket, time\n"
-        f"s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n"
-        f"s.bind(('127.0.0.1', {port})); s.listen(); print('ready', flush=True); time.sleep(120)\n")],
-        stdout=subprocess.PIPE, text=True)
+    holder = squatter.popen(
+        [
+            "python3",
+            "-c",
+            (
+                "import socket, time\n"
+                f"s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n"
+                f"s.bind(('127.0.0.1', {port})); s.listen(); print('ready', flush=True); time.sleep(120)\n"
+            ),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert holder.stdout.readline().strip() == "ready"
         done = member.run("start", "--port", str(port))

@@ -29,7 +29,8 @@ def test_survives_hangup_of_the_login_session(member: Member) -> None:
     # A login shell in its own session, as sshd would make; `start` runs in it, then the session is hung up.
     session = member.popen(
         ["setsid", "bash", "-c", f"{LABSHARE} start >/dev/null 2>&1; echo started; sleep 600"],
-        stdout=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         assert session.stdout.readline().strip() == "started"
@@ -82,7 +83,9 @@ def test_ten_parallel_starts_make_one_server(member: Member) -> None:
     assert sum(not json.loads(r.stdout)["already_running"] for r in results) == 1
     jupyters = [p for p in member.processes() if argv.server_kind(p.cmdline()) == "lab"]
     assert len(jupyters) == 1
-    supervisors = [p for p in member.processes() if "labshare.server.supervise" in " ".join(p.cmdline())]
+    supervisors = [
+        p for p in member.processes() if "labshare.server.supervise" in " ".join(p.cmdline())
+    ]
     assert len(supervisors) == 1
     member.run("stop", check=True)
     assert member.processes() == []

@@ -29,17 +29,28 @@ def claims_dir(where: Path) -> Path:
     [
         ("[server\nmode = 1", "is not valid TOML"),
         ("[server]\nmood = 'tcp'", "[server] has no key `mood`; did you mean `mode`?"),
-        ("[ports]\nrange = '10999-10000'", "ports.range: must be a range \"LOW-HIGH\" within 1024-65535"),
+        (
+            "[ports]\nrange = '10999-10000'",
+            'ports.range: must be a range "LOW-HIGH" within 1024-65535',
+        ),
         ("[ports]\nrange = 'lots'", "ports.range: must be a range"),
-        ("[ports]\nalice = 10001\nbob = 10001", "ports.bob: port 10001 is already assigned to alice"),
+        (
+            "[ports]\nalice = 10001\nbob = 10001",
+            "ports.bob: port 10001 is already assigned to alice",
+        ),
         ("[users.alice]\ngpus = 'all'", "users.alice.gpus: must be a list"),
         ("[users.alice]\nmemory_max = 'lots'", "users.alice.memory_max: must be a size"),
-        ("[server]\ncull_idle_kernels_after = 'soon'", "server.cull_idle_kernels_after: must be a duration"),
+        (
+            "[server]\ncull_idle_kernels_after = 'soon'",
+            "server.cull_idle_kernels_after: must be a duration",
+        ),
         ("[server]\nmode = 'http'", "server.mode: must be"),
         ("[admin]\nusers = 'alice'", "admin.users: must be a list"),
     ],
 )
-def test_invalid_site_config_gives_its_own_line(member: Member, tmp_path: Path, text: str, expected: str) -> None:
+def test_invalid_site_config_gives_its_own_line(
+    member: Member, tmp_path: Path, text: str, expected: str
+) -> None:
     path = site_file(tmp_path, text)
     done = member.run("start", env={"LABSHARE_SITE_CONFIG": str(path)})
     assert done.returncode != 0
@@ -56,7 +67,9 @@ def test_member_may_only_override_what_the_admin_allows(member: Member, tmp_path
     own.write_text("[server]\ncull_idle_kernels_after = '1h'\n")
     done = member.run("start", env={"LABSHARE_SITE_CONFIG": str(path)})
     assert done.returncode != 0
-    assert "server.cull_idle_kernels_after: the admin does not let members change this" in done.stderr
+    assert (
+        "server.cull_idle_kernels_after: the admin does not let members change this" in done.stderr
+    )
     own.write_text(f"[server]\nroot_dir = '{member.home / 'work'}'\n")
     (member.home / "work").mkdir()
     done = member.run("start", "--json", env={"LABSHARE_SITE_CONFIG": str(path)})
@@ -66,10 +79,13 @@ def test_member_may_only_override_what_the_admin_allows(member: Member, tmp_path
 
 
 def test_gpus_reach_the_kernels_and_culling_reaches_jupyter(member: Member, tmp_path: Path) -> None:
-    path = site_file(tmp_path, (
-        "[server]\ncull_idle_kernels_after = 4\n"
-        f"[users.{member.name}]\ngpus = [1, 3]\nmemory_max = '4G'\n"
-    ))
+    path = site_file(
+        tmp_path,
+        (
+            "[server]\ncull_idle_kernels_after = 4\n"
+            f"[users.{member.name}]\ngpus = [1, 3]\nmemory_max = '4G'\n"
+        ),
+    )
     member.extra_env["LABSHARE_SITE_CONFIG"] = str(path)
     status = member.json("start")["status"]
     assert status["limits"]["gpus"] == [1, 3]
@@ -77,17 +93,30 @@ def test_gpus_reach_the_kernels_and_culling_reaches_jupyter(member: Member, tmp_
     info = member.json("info")
     lab = Lab(probe.Address(socket=info["socket"]), info["token"])
     kernel = lab.start_kernel()
-    assert lab.execute(kernel, "import os; print(os.environ['CUDA_VISIBLE_DEVICES'])").strip() == "1,3"
+    assert (
+        lab.execute(kernel, "import os; print(os.environ['CUDA_VISIBLE_DEVICES'])").strip() == "1,3"
+    )
     busy = lab.start_kernel()
     # A busy kernel is never culled; an idle one goes after the timeout.
     import threading
 
     done: list[str] = []
-    worker = threading.Thread(target=lambda: done.append(lab.execute(busy, "import time; time.sleep(20); print('ok')", timeout=90)))
+    worker = threading.Thread(
+        target=lambda: done.append(
+            lab.execute(busy, "import time; time.sleep(20); print('ok')", timeout=90)
+        )
+    )
     worker.start()
-    wait_for(lambda: lab.ok("GET", f"/api/kernels/{busy}")["execution_state"] == "busy", what="the busy kernel",
-             every=0.05)
-    wait_for(lambda: kernel not in {k["id"] for k in lab.ok("GET", "/api/kernels")}, 90, "the idle kernel culled")
+    wait_for(
+        lambda: lab.ok("GET", f"/api/kernels/{busy}")["execution_state"] == "busy",
+        what="the busy kernel",
+        every=0.05,
+    )
+    wait_for(
+        lambda: kernel not in {k["id"] for k in lab.ok("GET", "/api/kernels")},
+        90,
+        "the idle kernel culled",
+    )
     worker.join()
     assert done == ["ok\n"]
     assert "Culling kernel" in member.run("logs", "-n", "500").stdout
@@ -105,7 +134,9 @@ print(ports.port_for(site, sys.argv[2], os.getuid()))
 
 def test_concurrent_port_claims_are_unique_and_owned(make_user, shared_tmp: Path) -> None:
     claims = claims_dir(shared_tmp)
-    path = site_file(shared_tmp, f"[ports]\nrange = '20000-20100'\nclaims_dir = '{claims}'\nfixed = 20001\n")
+    path = site_file(
+        shared_tmp, f"[ports]\nrange = '20000-20100'\nclaims_dir = '{claims}'\nfixed = 20001\n"
+    )
     users = [make_user() for _ in range(10)]
 
     def claim(m: Member) -> int:
@@ -116,7 +147,7 @@ def test_concurrent_port_claims_are_unique_and_owned(make_user, shared_tmp: Path
     with ThreadPoolExecutor(30) as pool:
         got = list(pool.map(claim, [u for u in users for _ in range(3)]))
     by_user: dict[str, set[int]] = {}
-    for m, port in zip([u for u in users for _ in range(3)], got):
+    for m, port in zip([u for u in users for _ in range(3)], got, strict=True):
         by_user.setdefault(m.user, set()).add(port)
     firsts = [min(p) for p in by_user.values()]
     assert len(set(firsts)) == len(users), by_user  # no two users share a port
@@ -144,10 +175,18 @@ def test_assigned_port_squatted_by_another_user_names_them(make_user, shared_tmp
     owner, squatter = make_user(), make_user()
     port = free_port()
     path = site_file(shared_tmp, f"[server]\nmode = 'tcp'\n[ports]\n{owner.user} = {port}\n")
-    holder = squatter.popen([sys.executable, "-c", (
-        "import socket, time\ns = socket.socket()\n"
-        f"s.bind(('127.0.0.1', {port})); s.listen(); print('ready', flush=True); time.sleep(120)\n")],
-        stdout=subprocess.PIPE, text=True)
+    holder = squatter.popen(
+        [
+            sys.executable,
+            "-c",
+            (
+                "import socket, time\ns = socket.socket()\n"
+                f"s.bind(('127.0.0.1', {port})); s.listen(); print('ready', flush=True); time.sleep(120)\n"
+            ),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert holder.stdout.readline().strip() == "ready"
         done = owner.run("start", env={"LABSHARE_SITE_CONFIG": str(path)})
@@ -163,13 +202,18 @@ def test_assigned_port_squatted_by_another_user_names_them(make_user, shared_tmp
     assert theft.returncode != 0 and f"belongs to {owner.user}" in theft.stderr
 
 
-def test_admin_check_and_ports_show_the_policy_and_who_listens(member: Member, shared_tmp: Path) -> None:
+def test_admin_check_and_ports_show_the_policy_and_who_listens(
+    member: Member, shared_tmp: Path
+) -> None:
     claims = claims_dir(shared_tmp)
-    path = site_file(shared_tmp, (
-        f"[server]\nmode = 'tcp'\n[ports]\nrange = '21000-21010'\nclaims_dir = '{claims}'\n"
-        f"[users.{member.name}]\ngpus = [0]\nmemory_max = '2G'\n[users.nosuchuser]\n"
-        f"[admin]\nusers = ['{member.name}']\n"
-    ))
+    path = site_file(
+        shared_tmp,
+        (
+            f"[server]\nmode = 'tcp'\n[ports]\nrange = '21000-21010'\nclaims_dir = '{claims}'\n"
+            f"[users.{member.name}]\ngpus = [0]\nmemory_max = '2G'\n[users.nosuchuser]\n"
+            f"[admin]\nusers = ['{member.name}']\n"
+        ),
+    )
     member.extra_env["LABSHARE_SITE_CONFIG"] = str(path)
     status = member.json("start")["status"]
     assert 21000 <= status["port"] <= 21010
@@ -178,7 +222,12 @@ def test_admin_check_and_ports_show_the_policy_and_who_listens(member: Member, s
     assert check.returncode == 1  # nosuchuser has no account
     result = json.loads(check.stdout)
     mine = next(m for m in result["members"] if m["user"] == member.name)
-    assert mine["admin"] and mine["gpus"] == [0] and mine["memory_max"] == "2G" and mine["mode"] == "tcp"
+    assert (
+        mine["admin"]
+        and mine["gpus"] == [0]
+        and mine["memory_max"] == "2G"
+        and mine["mode"] == "tcp"
+    )
     assert any("nosuchuser" in p and "no Unix account" in p for p in result["problems"])
 
     rows = json.loads(member.run("admin", "ports", "--json").stdout)

@@ -24,8 +24,6 @@ def dead(pid: int) -> bool:
         return True
 
 
-
-
 def new_server(member: Member, old_pid: int) -> dict:
     def back():
         status = member.json("status")
@@ -35,7 +33,9 @@ def new_server(member: Member, old_pid: int) -> dict:
 
 
 def open_notebook(lab: Lab, path: str = "analysis.ipynb") -> tuple[str, str]:
-    session = lab.ok("POST", "/api/sessions", {"path": path, "type": "notebook", "kernel": {"name": "python3"}})
+    session = lab.ok(
+        "POST", "/api/sessions", {"path": path, "type": "notebook", "kernel": {"name": "python3"}}
+    )
     return session["id"], session["kernel"]["id"]
 
 
@@ -50,6 +50,7 @@ def send_and_forget(lab: Lab, kernel: str, code: str) -> threading.Thread:
     fresh kernel says "starting" and an adopted one "busy" until it answers
     the server's `kernel_info`), so the busy seen after sending is this code's.
     """
+
     def run() -> None:
         try:
             lab.execute(kernel, code, timeout=120)
@@ -59,7 +60,9 @@ def send_and_forget(lab: Lab, kernel: str, code: str) -> threading.Thread:
     wait_for(lambda: execution_state(lab, kernel) != "busy", what="the kernel to be free")
     thread = threading.Thread(target=run, daemon=True)
     thread.start()
-    wait_for(lambda: execution_state(lab, kernel) == "busy", what="the kernel to report busy", every=0.05)
+    wait_for(
+        lambda: execution_state(lab, kernel) == "busy", what="the kernel to report busy", every=0.05
+    )
     return thread
 
 
@@ -84,8 +87,12 @@ def test_kernel_and_session_survive_sigkill_of_the_server(member: Member) -> Non
     assert after["restarts"] == 1
     assert [k["id"] for k in lab.ok("GET", "/api/kernels")] == [kernel]
     sessions = lab.ok("GET", "/api/sessions")
-    assert [(s["id"], s["path"], s["kernel"]["id"]) for s in sessions] == [(session, "analysis.ipynb", kernel)]
-    assert lab.ok("GET", f"/api/kernels/{kernel}")["execution_state"] == "busy"  # the computation goes on
+    assert [(s["id"], s["path"], s["kernel"]["id"]) for s in sessions] == [
+        (session, "analysis.ipynb", kernel)
+    ]
+    assert (
+        lab.ok("GET", f"/api/kernels/{kernel}")["execution_state"] == "busy"
+    )  # the computation goes on
     (Path(after["root_dir"]) / "go").touch()
     assert lab.execute(kernel, "print(x + 1)", timeout=120).strip() == "42"
     assert lab.execute(kernel, "print(result)").strip() == "finished"
@@ -139,11 +146,19 @@ def test_adopted_kernel_interrupt_restart_delete(member: Member) -> None:
     new_server(member, before["pid"])
 
     inside = Path(before["root_dir"]) / "inside-try"
-    send_and_forget(lab, kernel, "import pathlib, time\ntry:\n    pathlib.Path('inside-try').touch()\n"
-                                 "    time.sleep(60)\nexcept KeyboardInterrupt:\n    interrupted = True\n")
-    wait_for(inside.exists, what="the cell to be inside its try", every=0.05)  # busy comes a moment before
+    send_and_forget(
+        lab,
+        kernel,
+        "import pathlib, time\ntry:\n    pathlib.Path('inside-try').touch()\n"
+        "    time.sleep(60)\nexcept KeyboardInterrupt:\n    interrupted = True\n",
+    )
+    wait_for(
+        inside.exists, what="the cell to be inside its try", every=0.05
+    )  # busy comes a moment before
     assert lab.call("POST", f"/api/kernels/{kernel}/interrupt").status == 204
-    assert wait_for(lambda: lab.execute(kernel, "print(interrupted)").strip() == "True", what="interrupt")
+    assert wait_for(
+        lambda: lab.execute(kernel, "print(interrupted)").strip() == "True", what="interrupt"
+    )
 
     old_pid = member.json("status")["surviving_kernels"][0]["pid"]
     assert lab.call("POST", f"/api/kernels/{kernel}/restart").status == 200
@@ -184,7 +199,9 @@ def test_kernel_that_died_while_no_server_ran_is_dropped_with_its_session(member
 
 
 @pytest.mark.slow
-def test_busy_state_is_probed_so_a_silent_computation_is_not_culled(member: Member, tmp_path: Path) -> None:
+def test_busy_state_is_probed_so_a_silent_computation_is_not_culled(
+    member: Member, tmp_path: Path
+) -> None:
     # Long enough for a loaded machine to start a kernel and hand it work before it counts as idle.
     site = site_file(tmp_path, "[server]\ncull_idle_kernels_after = 10\n")
     member.extra_env["LABSHARE_SITE_CONFIG"] = str(site)
@@ -196,13 +213,18 @@ def test_busy_state_is_probed_so_a_silent_computation_is_not_culled(member: Memb
     before = member.json("status")
     os.kill(before["pid"], signal.SIGKILL)
     new_server(member, before["pid"])
-    wait_for(lambda: idle not in {k["id"] for k in lab.ok("GET", "/api/kernels")}, what="the idle kernel culled")
+    wait_for(
+        lambda: idle not in {k["id"] for k in lab.ok("GET", "/api/kernels")},
+        what="the idle kernel culled",
+    )
     assert busy in {k["id"] for k in lab.ok("GET", "/api/kernels")}
     (Path(before["root_dir"]) / "go").touch()
     assert lab.execute(busy, "print(answer)", timeout=60).strip() == "42"
 
 
-def test_other_user_can_neither_read_records_nor_drive_the_kernel(member: Member, make_user) -> None:
+def test_other_user_can_neither_read_records_nor_drive_the_kernel(
+    member: Member, make_user
+) -> None:
     member.run("start", check=True)
     lab = lab_of(member)
     _, kernel = open_notebook(lab)
@@ -230,13 +252,19 @@ def test_other_user_can_neither_read_records_nor_drive_the_kernel(member: Member
 
 @pytest.mark.browser
 @pytest.mark.parametrize("outputs", ["--keep-outputs", "--no-keep-outputs"])
-def test_open_lab_tab_keeps_its_kernel_across_a_server_crash(member: Member, tmp_path: Path, outputs: str) -> None:
+def test_open_lab_tab_keeps_its_kernel_across_a_server_crash(
+    member: Member, tmp_path: Path, outputs: str
+) -> None:
     from browser import chromium, run_cell, wait_for_kernel
 
     status = member.json("start", "--tcp", outputs)["status"]
     lab = lab_of(member)
-    empty = {"cells": [], "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3"}},
-             "nbformat": 4, "nbformat_minor": 5}
+    empty = {
+        "cells": [],
+        "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3"}},
+        "nbformat": 4,
+        "nbformat_minor": 5,
+    }
     lab.ok("PUT", "/api/contents/crash.ipynb", {"type": "notebook", "content": empty})
     with chromium(tmp_path / "shots") as browser:
         page = browser.new_page()
