@@ -6,6 +6,22 @@ import click
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
 yes_option = click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+# A project's kernel settings, kept in its pyproject.toml: `env create` and `env adopt` take both.
+env_option = click.option(
+    "--env",
+    "env_pairs",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Environment variable for the kernel, kept in pyproject.toml [tool.labshare] (repeatable).",
+)
+gpus_option = click.option(
+    "--gpus",
+    "gpus",
+    type=click.IntRange(min=0),
+    default=None,
+    metavar="N",
+    help="GPUs each kernel of the project leases (0: CPU only), kept in pyproject.toml [tool.labshare].",
+)
 
 
 def confirm(question: str, yes: bool) -> bool:

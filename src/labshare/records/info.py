@@ -17,10 +17,8 @@ from labshare.records.base import Record
 
 
 @dataclass(frozen=True)
-class ServerInfo(Record):
-    """Everything `status` shows, plus the token, user and host that `connect` needs."""
-
-    VERSION: ClassVar[int] = 2
+class ServerStatus:
+    """What `labshare status` shows of the member's server, and the first part of `ServerInfo`."""
 
     running: bool = False
     pid: int | None = None
@@ -41,6 +39,14 @@ class ServerInfo(Record):
     surviving_kernels: tuple[dict[str, Any], ...] = ()
     log_file: str = ""
     notes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ServerInfo(ServerStatus, Record):
+    """Everything `status` shows, plus the token, user and host that `connect` needs."""
+
+    VERSION: ClassVar[int] = 2
+
     token: str | None = None
     user: str = ""
     host: str = ""

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from labshare.render import ago
 
 if TYPE_CHECKING:
-    from labshare.records.info import ServerInfo
+    from labshare.records.info import ServerInfo, ServerStatus
     from labshare.server.lifecycle import StartResult, StopResult
-    from labshare.server.status import ServerStatus
 
 
 def _when(value: str | None) -> str:
@@ -34,7 +34,7 @@ def _kernels(s: ServerStatus) -> str:
     adopted = [k for k in s.surviving_kernels if k["server_restarts_survived"]]
     if not adopted:
         return str(s.kernels)
-    most = max(int(k["server_restarts_survived"]) for k in adopted)  # type: ignore[call-overload]
+    most = max(int(k["server_restarts_survived"]) for k in adopted)
     return (
         f"{s.kernels} ({len(adopted)} carried over from an earlier server, up to {most} restart(s))"
     )
@@ -63,7 +63,7 @@ def _details(s: ServerStatus) -> list[str]:
     return [f"  {k:<14}{v}" for k, v in rows]
 
 
-def _notes(notes: list[str]) -> list[str]:
+def _notes(notes: Sequence[str]) -> list[str]:
     return [f"note: {n}" for n in notes]
 
 
@@ -91,7 +91,7 @@ def status(s: ServerStatus) -> str:
 
 
 def info(s: ServerInfo) -> str:
-    lines = [status(s)]  # type: ignore[arg-type]  # the same fields as ServerStatus, frozen
+    lines = [status(s)]
     if s.running:
         lines += [f"  {'token':<14}{s.token}", f"  {'user':<14}{s.user}", f"  {'host':<14}{s.host}"]
     return "\n".join(lines)

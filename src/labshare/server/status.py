@@ -12,7 +12,6 @@ import dataclasses
 import getpass
 import socket as socketlib
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from labshare import __version__, probe
@@ -20,34 +19,11 @@ from labshare.errors import LabshareError
 from labshare.files import remove
 from labshare.gpus import history
 from labshare.paths import Paths
-from labshare.records.info import ServerInfo
+from labshare.records.info import ServerInfo, ServerStatus
 from labshare.server import state as st
 from labshare.server.records import living
 from labshare.server.token import read_token
 from labshare.users import enable_linger
-
-
-@dataclass
-class ServerStatus:
-    running: bool = False
-    pid: int | None = None
-    supervisor_pid: int | None = None
-    mode: str | None = None
-    socket: str | None = None
-    port: int | None = None
-    root_dir: str | None = None
-    started_at: str | None = None
-    restarts: int = 0
-    kernels: int | None = None
-    connections: int | None = None
-    last_activity: str | None = None
-    socket_fallback: bool = False
-    limits: dict[str, object] = field(default_factory=dict)
-    limits_enforced: bool = True
-    keep_outputs: bool | None = None
-    surviving_kernels: list[dict[str, object]] = field(default_factory=list)
-    log_file: str = ""
-    notes: list[str] = field(default_factory=list)
 
 
 def whoami() -> tuple[str, str]:
@@ -109,67 +85,67 @@ def observe(paths: Paths) -> tuple[st.ServerState | None, list[str]]:
 
 
 def status_of(paths: Paths, record: st.ServerState | None, notes: list[str]) -> ServerStatus:
-    result = ServerStatus(log_file=str(paths.log_file), notes=list(notes))
+    said = list(notes)
     if record is None:
-        return result
-    result.pid = record.pid if st.alive(record.pid, record.pid_started) else None
-    if st.alive(record.supervisor_pid, record.supervisor_started):
-        result.supervisor_pid = record.supervisor_pid
-    for name in (
-        "mode",
-        "socket",
-        "port",
-        "root_dir",
-        "started_at",
-        "restarts",
-        "socket_fallback",
-        "limits",
-        "limits_enforced",
-        "keep_outputs",
-    ):
-        setattr(result, name, getattr(record, name))
+        return ServerStatus(log_file=str(paths.log_file), notes=tuple(said))
+    pid = record.pid if st.alive(record.pid, record.pid_started) else None
+    supervisor_alive = st.alive(record.supervisor_pid, record.supervisor_started)
     answer = None
-    if result.pid is not None:
+    if pid is not None:
         with contextlib.suppress(LabshareError):
             answer = probe.status(address(record), read_token(paths), timeout=3.0)
-    if answer is not None:
-        result.running = True
-        result.kernels = answer.get("kernels")
-        result.connections = answer.get("connections")
-        result.last_activity = answer.get("last_activity")
-    elif result.pid is not None:
-        result.notes.append("Jupyter is running but does not answer yet; it may still be starting.")
-    elif result.supervisor_pid is not None:
-        result.notes.append("Jupyter is being restarted by the supervisor.")
-    result.surviving_kernels = [
-        {
-            "id": r.kernel_id,
-            "name": r.kernel_name,
-            "pid": r.pid,
-            "server_restarts_survived": r.survived,
-        }
-        for r in living(paths.kernel_records_dir)
-    ]
-    if result.pid is not None:
+    if answer is None and pid is not None:
+        said.append("Jupyter is running but does not answer yet; it may still be starting.")
+    elif answer is None and supervisor_alive:
+        said.append("Jupyter is being restarted by the supervisor.")
+    if pid is not None:
         for notice in history.warnings(paths.state_dir).values():
             when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(notice.at))
-            result.notes.append(
+            said.append(
                 f"Kernel {notice.kernel_id} has left GPU {', '.join(notice.cards)} unused while idle; "
                 f"it will be shut down at {when} unless it runs something (see `labshare gpus`)."
             )
     caps = {k: v for k, v in record.limits.items() if k != "gpus"}
     if caps and not record.limits_enforced:
         shown = ", ".join(f"{k} = {v}" for k, v in caps.items())
-        result.notes.append(
+        said.append(
             f"The site limits {shown} are not enforced here: this host has no systemd user manager "
             f"for `systemd-run --user` (ask an admin to run `{enable_linger(getpass.getuser())}`)."
         )
     if record.socket_fallback:
-        result.notes.append(
+        said.append(
             f"The socket is in {Path(record.socket or '').parent} because the path under "
             f"{paths.state_dir} is longer than Unix sockets allow."
         )
-    return result
+    return ServerStatus(
+        running=answer is not None,
+        pid=pid,
+        supervisor_pid=record.supervisor_pid if supervisor_alive else None,
+        mode=record.mode,
+        socket=record.socket,
+        port=record.port,
+        root_dir=record.root_dir,
+        started_at=record.started_at,
+        restarts=record.restarts,
+        kernels=answer.get("kernels") if answer else None,
+        connections=answer.get("connections") if answer else None,
+        last_activity=answer.get("last_activity") if answer else None,
+        socket_fallback=record.socket_fallback,
+        limits=record.limits,
+        limits_enforced=record.limits_enforced,
+        keep_outputs=record.keep_outputs,
+        surviving_kernels=tuple(
+            {
+                "id": r.kernel_id,
+                "name": r.kernel_name,
+                "pid": r.pid,
+                "server_restarts_survived": r.survived,
+            }
+            for r in living(paths.kernel_records_dir)
+        ),
+        log_file=str(paths.log_file),
+        notes=tuple(said),
+    )
 
 
 def status(paths: Paths) -> ServerStatus:
@@ -179,16 +155,11 @@ def status(paths: Paths) -> ServerStatus:
 
 def info(paths: Paths) -> ServerInfo:
     """`status` plus what `connect` needs, as the record the laptop reads (records/info.py)."""
-    base = dataclasses.asdict(status(paths))
+    now = status(paths)
     user, host = whoami()
-    token = read_token(paths) if base["running"] else None
     return ServerInfo(
-        **{
-            **base,
-            "surviving_kernels": tuple(base["surviving_kernels"]),
-            "notes": tuple(base["notes"]),
-        },
-        token=token,
+        **{f.name: getattr(now, f.name) for f in dataclasses.fields(now)},
+        token=read_token(paths) if now.running else None,
         user=user,
         host=host,
         labshare=__version__,

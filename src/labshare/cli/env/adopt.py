@@ -10,28 +10,15 @@ from pathlib import Path
 import click
 
 from labshare.cli import App
-from labshare.cli.options import confirm, json_option, yes_option
+from labshare.cli.options import confirm, env_option, gpus_option, json_option, yes_option
 from labshare.render import emit, note
 from labshare.render import envs as view
 
 
 @click.command()
 @click.argument("path", type=click.Path(path_type=Path), default=".")
-@click.option(
-    "--env",
-    "env_pairs",
-    multiple=True,
-    metavar="KEY=VALUE",
-    help="Environment variable for the kernel, kept in pyproject.toml [tool.labshare] (repeatable).",
-)
-@click.option(
-    "--gpus",
-    "gpus",
-    type=click.IntRange(min=0),
-    default=None,
-    metavar="N",
-    help="GPUs each kernel of the project leases (0: CPU only), kept in pyproject.toml [tool.labshare].",
-)
+@env_option
+@gpus_option
 @yes_option
 @json_option
 @click.pass_obj

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from labshare.cli import App
-from labshare.cli.options import json_option
+from labshare.cli.options import env_option, gpus_option, json_option
 from labshare.render import emit, note
 from labshare.render import envs as view
 
@@ -27,21 +27,8 @@ from labshare.render import envs as view
     metavar="VERSION",
     help="Python version or interpreter for the env [default: the Python labshare runs on].",
 )
-@click.option(
-    "--env",
-    "env_pairs",
-    multiple=True,
-    metavar="KEY=VALUE",
-    help="Environment variable for the kernel, kept in pyproject.toml [tool.labshare] (repeatable).",
-)
-@click.option(
-    "--gpus",
-    "gpus",
-    type=click.IntRange(min=0),
-    default=None,
-    metavar="N",
-    help="GPUs each kernel of the project leases (0: CPU only), kept in pyproject.toml [tool.labshare].",
-)
+@env_option
+@gpus_option
 @json_option
 @click.pass_obj
 def create(
