@@ -64,17 +64,21 @@ def test_what_is_installed_is_what_each_use_was_tested_with(use: Internal) -> No
     )
 
 
-def test_labshare_allows_no_major_version_the_adapter_was_not_tested_with() -> None:
+def test_labshare_allows_no_version_the_adapter_was_not_tested_with() -> None:
+    """pyproject's bounds are the tested ones: an install never gets a version `start` would warn about."""
     requires = {
         canonicalize_name(r.name): r.specifier
         for r in map(Requirement, metadata.requires("labshare") or [])
     }
     for use in USES:
-        ceiling = {s.version for s in SpecifierSet(use.tested) if s.operator == "<"}
-        allowed = {s.version for s in requires[canonicalize_name(use.package)] if s.operator == "<"}
-        assert allowed and allowed == ceiling, (
-            f"labshare requires {use.package} {allowed or 'without a ceiling'}, {ADAPTER} says tested {use.tested}"
-        )
+        allowed = requires[canonicalize_name(use.package)]
+        for operator in ("<", ">="):
+            tested = {s.version for s in SpecifierSet(use.tested) if s.operator == operator}
+            bound = {s.version for s in allowed if s.operator == operator}
+            assert bound and bound == tested, (
+                f"labshare requires {use.package} {allowed or 'without bounds'}, "
+                f"{ADAPTER} says tested {use.tested}"
+            )
 
 
 def test_no_other_module_touches_a_private_name_the_adapter_owns() -> None:

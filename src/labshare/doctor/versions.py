@@ -94,7 +94,8 @@ def _internals() -> Check:
     if outside:
         return Check("jupyter-internals", WARN, " ".join(outside))
     listed = ", ".join(
-        f"{name} {have[name] or 'not installed'} (tested {spec})"
+        f"{name} {have[name] or 'not installed'} (tested "
+        f"{','.join(sorted(set(map(str, spec)), key=lambda bound: bound.startswith('<')))})"
         for name, spec in sorted(ranges.items())
     )
     return Check("jupyter-internals", OK, listed)
