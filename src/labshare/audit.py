@@ -27,9 +27,8 @@ class MemberPolicy:
     port: int | None
     gpus: list[int] | None  # the only cards this member may use; None: every card
     max_gpus: int | None  # cards held at once, with leases; None: no cap
-    per_kernel: (
-        int | None
-    )  # cards a new kernel leases unless its project says otherwise; None: no leases
+    # cards a new kernel leases unless its project says otherwise; None: no leases
+    per_kernel: int | None
     memory_max: str | None
     cpus: float | None
     cull_idle_kernels_after: float | None

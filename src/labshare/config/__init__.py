@@ -26,12 +26,10 @@ _PORT_SETTINGS = set(schema.keys("ports")) - {"USER"}  # any other key of [ports
 
 @dataclass(frozen=True)
 class Limits:
-    gpus: tuple[int, ...] | None = schema.default(
-        "users.NAME", "gpus"
-    )  # the only cards (NVML indexes)
-    max_gpus: int | None = schema.default(
-        "users.NAME", "max_gpus"
-    )  # cards held at once, with leases
+    # the only cards (NVML indexes)
+    gpus: tuple[int, ...] | None = schema.default("users.NAME", "gpus")
+    # cards held at once, with leases
+    max_gpus: int | None = schema.default("users.NAME", "max_gpus")
     memory_max: str | None = schema.default("users.NAME", "memory_max")
     cpus: float | None = schema.default("users.NAME", "cpus")
 

@@ -26,9 +26,8 @@ class GpuSettings:
     assign: str = schema.default("gpus", "assign")
     per_kernel: int = schema.default("gpus", "per_kernel")
     sharing: str = schema.default("gpus", "sharing")
-    idle_reclaim_after: float | None = schema.default(
-        "gpus", "idle_reclaim_after"
-    )  # None: cards stay
+    # None: cards stay
+    idle_reclaim_after: float | None = schema.default("gpus", "idle_reclaim_after")
     reclaim_warning: float | None = schema.default("gpus", "reclaim_warning")  # seconds of notice
     leases_dir: Path = schema.default("gpus", "leases_dir")
 

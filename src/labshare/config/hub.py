@@ -35,9 +35,8 @@ class HubSettings:
     ip: str = schema.default("hub", "ip")
     port: int = schema.default("hub", "port")
     authenticator: str = schema.default("hub", "authenticator")
-    idle_timeout: float | None = schema.default(
-        "hub", "idle_timeout"
-    )  # None: derived from [server]; 0: no culling
+    # None: derived from [server]; 0: no culling
+    idle_timeout: float | None = schema.default("hub", "idle_timeout")
     prefix: str = schema.default("hub", "prefix")
     slurm: SlurmSettings = SlurmSettings()
 

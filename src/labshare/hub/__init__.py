@@ -51,9 +51,8 @@ class HubConfig:
     bind_url: str = ""
     text: str = ""
     written_to: str | None = None
-    not_carried: list[str] = field(
-        default_factory=list
-    )  # the GPU policy's parts the hub cannot hold
+    # the GPU policy's parts the hub cannot hold
+    not_carried: list[str] = field(default_factory=list)
 
 
 def require(spawner: str) -> None:

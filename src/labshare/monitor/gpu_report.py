@@ -30,9 +30,8 @@ class LeaseRow:
     user: str
     uid: int
     kernel_id: str | None
-    label: (
-        str | None
-    )  # a `labshare run` command's, instead of a kernel id; a gated kernel's project
+    # a `labshare run` command's, instead of a kernel id; a gated kernel's project
+    label: str | None
     pid: int | None
     since: str | None
     shared: bool

@@ -106,9 +106,8 @@ class Snapshot:
     user: str
     taken_at: str
     leases: list[Lease] = field(default_factory=list)  # everyone's, live and stale
-    unleased: list[Unleased] = field(
-        default_factory=list
-    )  # in the scope of `servers`, or everyone's
+    # in the scope of `servers`, or everyone's
+    unleased: list[Unleased] = field(default_factory=list)
     leasing: bool = False  # whether the site gives GPUs by lease, so unleased processes matter
 
 

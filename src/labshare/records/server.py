@@ -62,9 +62,8 @@ class KernelRecord(Record):
     pid: int
     kernel_name: str = ""
     connection_file: str = ""
-    connection_info: dict[str, Any] = field(
-        default_factory=dict
-    )  # Jupyter's ports, key and transport
+    # Jupyter's ports, key and transport
+    connection_info: dict[str, Any] = field(default_factory=dict)
     pgid: int | None = None
     started: float | None = None
     cwd: str = ""

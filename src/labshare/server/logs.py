@@ -33,9 +33,8 @@ class LogEntry:
 
     time: str | None  # ISO 8601 with this host's UTC offset (the log is written in local time)
     level: str | None  # "debug", "info", "warning", "error" or "critical" (Jupyter's lines only)
-    source: (
-        str | None
-    )  # Jupyter's logger ("ServerApp", "LabApp", ...) or "labshare" (the supervisor)
+    # Jupyter's logger ("ServerApp", "LabApp", ...) or "labshare" (the supervisor)
+    source: str | None
     message: str
     line: str  # the line as written
 
