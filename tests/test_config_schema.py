@@ -235,6 +235,10 @@ def test_the_members_cards_have_one_name_from_the_config_to_placement() -> None:
     limits = config.Limits(gpus=(1, 2))
     policy = assign.GpuPolicy.of(config.GpuSettings(assign="per-kernel"), limits)
     assert policy.gpus == (1, 2) and assign.GpuPolicy.from_json(policy.to_json()) == policy
+    earlier = policy.to_json().replace(
+        '"gpus":', '"allowed":'
+    )  # a server started before the rename
+    assert assign.GpuPolicy.from_json(earlier) == policy
     assert (
         policy.placement(1).gpus
         == frozenset({1, 2})

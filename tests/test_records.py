@@ -175,6 +175,22 @@ def test_a_corrupt_file_is_kept_aside_with_one_line(tmp_path: Path) -> None:
     store.write(STATE)
     assert store.read() == STATE and (tmp_path / "server.json").stat().st_mode & 0o777 == 0o600
 
+    (tmp_path / "server.json").write_text("{still not json")  # again within the same second
+    with pytest.raises(Corrupt):
+        store.read()
+    kept = sorted(p.read_text() for p in tmp_path.glob("server.json.corrupt-*"))
+    assert kept == ["{not json", "{still not json"], (
+        "a second corrupt file replaced the first one kept"
+    )
+
+
+@pytest.mark.quick
+def test_a_corrupt_file_another_reader_set_aside_first_is_one_line(tmp_path: Path) -> None:
+    store = Store(tmp_path / "server.json", ServerState, "the state file")
+    assert "has been set aside" in str(
+        store.set_aside()
+    )  # nothing there: moved by the other reader
+
 
 @pytest.mark.quick
 def test_a_newer_file_is_left_in_place_for_the_labshare_that_wrote_it(tmp_path: Path) -> None:

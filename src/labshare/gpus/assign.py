@@ -64,10 +64,15 @@ class GpuPolicy:
 
     @classmethod
     def from_json(cls, text: str) -> GpuPolicy:
-        """The policy `to_json` wrote; "" (a server started without one) is today's behaviour."""
+        """The policy `to_json` wrote; "" (a server started without one) is today's behaviour.
+
+        A server started before the member's cards were called `gpus` passes them as `allowed`.
+        """
         if not text:
             return cls()
         data: dict[str, Any] = json.loads(text)
+        if "allowed" in data:
+            data["gpus"] = data.pop("allowed")
         gpus = data.get("gpus")
         return cls(**{**data, "gpus": None if gpus is None else tuple(gpus)})
 

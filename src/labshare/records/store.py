@@ -66,8 +66,17 @@ class Store(Generic[R]):
 
     def set_aside(self) -> Corrupt:
         """Keep the unreadable file under a dated name and say so; the caller raises what this returns."""
-        aside = self.path.with_name(f"{self.path.name}.corrupt-{time.strftime('%Y%m%d-%H%M%S')}")
-        os.replace(self.path, aside)
+        stamp = f"{self.path.name}.corrupt-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
+        aside = self.path.with_name(stamp)
+        n = 1
+        while aside.exists():  # one kept copy never replaces another
+            aside, n = self.path.with_name(f"{stamp}.{n}"), n + 1
+        try:
+            os.replace(self.path, aside)
+        except FileNotFoundError:  # another reader moved it aside first
+            return Corrupt(
+                f"{self.path.name} was unreadable and has been set aside: run the command again."
+            )
         return Corrupt(
             f"{self.path.name} was unreadable; kept as {aside}: run the command again to start afresh."
         )

@@ -3,10 +3,10 @@
 A running supervisor restarts Jupyter from the command line it read from
 `launch.json` when it started, so one started by an earlier labshare runs
 `python -m labshare.server.lab` with classes and extensions named under
-`labshare.server.`, and a GPU policy whose member's cards are `allowed`
-(now `gpus`), whatever labshare is installed by then.  Upgrading labshare
-under a running server must not break its next restart: this module
-translates that command line to today's names and runs the launcher.
+`labshare.server.`, whatever labshare is installed by then.  Upgrading
+labshare under a running server must not break its next restart: this
+module translates that command line to today's names and runs the
+launcher (the GPU policy's former `allowed` is read by `GpuPolicy` itself).
 `labshare start` never names it; once every server on a host has been
 started by this labshare or a later one, delete it with its line in
 `monitor/argv.py`.
@@ -14,26 +14,18 @@ started by this labshare or a later one, delete it with its line in
 
 from __future__ import annotations
 
-import json
 import sys
 
 from labshare.jupyterside import lab
 
 MOVED = ("survive", "kernelspecs", "outputs_keeper", "reclaim", "execution_clients")
-GPU_POLICY = ("--LabshareKernelManager.gpu_policy=", "--LabshareProvisioner.gpu_policy=")
 
 
 def renamed(arg: str) -> str:
-    """`arg` as this labshare names it: each moved module's new dotted name, the GPU policy's `gpus`."""
+    """`arg` as this labshare names it: each moved module's new dotted name."""
     for module in MOVED:
         arg = arg.replace(f"labshare.server.{module}", f"labshare.jupyterside.{module}")
-    option = next((o for o in GPU_POLICY if arg.startswith(o) and len(arg) > len(o)), None)
-    if option is None:
-        return arg
-    policy = json.loads(arg[len(option) :])
-    if "allowed" in policy:
-        policy["gpus"] = policy.pop("allowed")
-    return option + json.dumps(policy, sort_keys=True)
+    return arg
 
 
 if __name__ == "__main__":
