@@ -18,7 +18,7 @@ import shutil
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import psutil
@@ -170,8 +170,10 @@ def gate(tmp_path: Path, fake_nvml: FakeNvml, leases_dir: Path):
     }
     started: list[subprocess.Popen] = []
 
-    def start(command: list[str] | None = None, **extra: str) -> subprocess.Popen:
-        argv = Gated(command or [sys.executable, "-c", SHOW_AND_WAIT], project).argv()
+    def start(
+        command: list[str] | None = None, parent: Sequence[str] = (), **extra: str
+    ) -> subprocess.Popen:
+        argv = [*parent, *Gated(command or [sys.executable, "-c", SHOW_AND_WAIT], project).argv()]
         child = subprocess.Popen(
             argv,
             env={**env, **extra},
@@ -245,6 +247,22 @@ def test_no_card_free_is_the_labs_sentence_and_nothing_starts(
         and re.fullmatch(REFUSED.format(user=re.escape(user)) + "\n", err)
     ), err
     assert [lease.pid for lease in held(leases_dir)] == [first.pid]
+
+
+def test_a_kernel_an_earlier_labshares_lab_started_keeps_the_lease_that_lab_took(
+    gate, fake_nvml: FakeNvml, leases_dir: Path
+) -> None:
+    """A Lab still running an earlier labshare leases in its provisioner and does not strip the gate."""
+    earlier_lab = [
+        sys.executable,
+        "-c",
+        "import subprocess, sys; sys.exit(subprocess.call(sys.argv[2:]))",
+        "--ServerApp.kernel_manager_class=labshare.server.survive.LabshareKernelManager",
+    ]
+    by_provisioner = fake_nvml.cards[2].uuid
+    kernel = gate(parent=earlier_lab, CUDA_VISIBLE_DEVICES=by_provisioner)
+    assert told(kernel)["cuda"] == by_provisioner and held(leases_dir) == [], "leased a second time"
+    kernel.communicate("go\n", timeout=60)
 
 
 def test_a_project_without_gpus_sees_none_and_leases_off_change_nothing(

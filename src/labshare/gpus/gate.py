@@ -15,7 +15,9 @@ shows, on stderr, and nothing is started.  Leases off: the member's fixed
 cards, as the Lab server's kernels get them, and the kernel at once.
 
 The Lab server's provisioner leases its kernels itself and starts the real
-command (`unwrap`), so a kernel never holds two leases.  The top of this
+command (`unwrap`), so a kernel never holds two leases; a Lab of an earlier
+labshare, still running after an upgrade, leases too but runs the gate, which
+then passes its kernel through (`leased_by_lab`).  The top of this
 module imports only the standard library: `envs.kernels` and `monitor.argv`
 read argv with it.
 """
@@ -77,6 +79,17 @@ def unwrap(argv: Sequence[str]) -> list[str]:
     """The real kernel command of a gated argv; any other argv as it is."""
     gated = Gated.of(argv)
     return list(argv) if gated is None else gated.command
+
+
+def leased_by_lab(parent: int) -> bool:
+    """Whether a labshare Lab started this kernel: one still running an earlier labshare, whose
+    provisioner leased the cards already and runs the spec's argv as it is (today's strips the gate).
+    """
+    try:
+        words = Path(f"/proc/{parent}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return any(w.startswith(b"--ServerApp.kernel_manager_class=labshare.") for w in words)
 
 
 def client_of(pid: int) -> str | None:
@@ -208,7 +221,7 @@ def main(args: Sequence[str]) -> NoReturn:
         from labshare.gpus.run import my_policy
         from labshare.paths import Paths
 
-        env = cards(gated, my_policy(Paths.from_env()))
+        env = {} if leased_by_lab(os.getppid()) else cards(gated, my_policy(Paths.from_env()))
     except LabshareError as exc:
         _fail(str(exc), exc.exit_code)
     except KeyboardInterrupt:
