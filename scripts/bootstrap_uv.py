@@ -19,6 +19,7 @@ Every failure is one line on stderr saying what to do, and exit status 1.
 
 from __future__ import annotations
 
+import base64
 import configparser
 import hashlib
 import html.parser
@@ -103,11 +104,36 @@ def tls_context(env: Mapping[str, str]) -> ssl.SSLContext:
     return context
 
 
+_LOGINS: dict[str, str] = {}  # host -> Basic credentials, taken out of an index URL
+
+
+def without_login(url: str) -> str:
+    """`url` with any user:password taken out (and kept for its host): never printed, never sent elsewhere.
+
+    pip and uv accept `https://user:password@host/simple`; urllib would take
+    `user:password@host` for the host name, and a message would show the password.
+    """
+    parts = urllib.parse.urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url
+    host = parts.hostname or ""
+    netloc = f"[{host}]" if ":" in host else host
+    netloc += f":{parts.port}" if parts.port else ""
+    login = (
+        f"{urllib.parse.unquote(parts.username or '')}:{urllib.parse.unquote(parts.password or '')}"
+    )
+    _LOGINS[netloc] = base64.b64encode(login.encode()).decode()
+    return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
+
+
 def fetch(url: str, context: ssl.SSLContext, accept: str = "*/*") -> tuple[bytes, str, str]:
     """The body, content type and final URL of `url`; a failure is a Refused naming the index."""
-    request = urllib.request.Request(
-        url, headers={"Accept": accept, "User-Agent": "labshare-install"}
-    )
+    url = without_login(url)
+    headers = {"Accept": accept, "User-Agent": "labshare-install"}
+    login = _LOGINS.get(urllib.parse.urlsplit(url).netloc)
+    if login:
+        headers["Authorization"] = f"Basic {login}"
+    request = urllib.request.Request(url, headers=headers)
     try:
         with urllib.request.urlopen(request, timeout=TIMEOUT, context=context) as response:
             return response.read(), response.headers.get("Content-Type", ""), response.geturl()
@@ -251,8 +277,9 @@ def unpack(wheel: Path, into: Path) -> None:
 
 
 def bootstrap(into: Path, env: Mapping[str, str]) -> str:
-    """Put a checked uv into `into`; return the index it came from."""
-    index = index_url(env)
+    """Put a checked uv into `into`; return the index it came from, login included, for uv."""
+    given = index_url(env)
+    index = without_login(given)  # as messages show it; the login goes only to its own host
     context = tls_context(env)
     page = index + "/uv/"
     body, content_type, final = fetch(page, context, ACCEPT)
@@ -275,7 +302,7 @@ def bootstrap(into: Path, env: Mapping[str, str]) -> str:
             raise Refused(
                 f"{best['filename']} from {index} is not a wheel ({exc}); ask whoever runs the index"
             ) from exc
-    return index
+    return given
 
 
 def main(argv: list[str]) -> int:

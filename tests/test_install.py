@@ -9,6 +9,7 @@ the failures and the hash check use a package index served from a folder on
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import os
@@ -413,6 +414,8 @@ def test_system_install_serves_another_member_on_their_default_path(
             "root has no uv, so labshare's is linked"
         )
     uninstall = f"sh {shlex.quote(str(src / 'scripts' / 'install'))} --system --uninstall --yes"
+    member_uninstall = f"sh {shlex.quote(str(src / 'scripts' / 'install'))} --uninstall --yes"
+    assert (m.home / ".local/share/jupyter/kernels/python3/kernel.json").is_file()
     script = "\n".join(
         [
             "set -e",
@@ -420,7 +423,9 @@ def test_system_install_serves_another_member_on_their_default_path(
             f"runuser -l {m.user} -c 'labshare start' >/dev/null",
             f"if {uninstall}; then exit 1; fi",
             "echo '== stopped'",
-            f"runuser -l {m.user} -c 'labshare stop' >/dev/null",
+            # The member removes what labshare made in their account (stopping their server); /opt stays.
+            f"runuser -l {m.user} -c {shlex.quote(member_uninstall)}",
+            "test -x /opt/labshare/bin/python",
             uninstall,
         ]
     )
@@ -441,6 +446,9 @@ def test_system_install_serves_another_member_on_their_default_path(
     assert not (opt / "labshare").exists() and sorted(os.listdir(local_bin)) == [], os.listdir(
         local_bin
     )
+    assert "The install for everyone in /opt/labshare stays" in done.stdout, done.stdout
+    assert not (m.home / ".local/share/jupyter/kernels/python3").exists()
+    assert not (m.home / ".local/state/labshare").exists()
 
 
 @pytest.fixture
@@ -779,3 +787,14 @@ def test_bootstrap_reads_the_index_as_pip_and_uv_would(tmp_path: Path) -> None:
     unhashed = bootstrap.wheel_files(f'<a href="{name}">{name}</a>'.encode(), "text/html", base_url)
     with pytest.raises(bootstrap.Refused, match="gives no sha256"):
         bootstrap.pick(unhashed, "the index")
+
+
+@pytest.mark.quick
+def test_an_index_login_goes_to_its_own_host_only_and_is_never_shown() -> None:
+    """pip and uv take `https://user:password@host/simple`; the download must too, and keep it quiet."""
+    boot = load_bootstrap()
+    shown = boot.without_login("https://alice:s%40cret@index.lab.example:8443/simple")
+    assert shown == "https://index.lab.example:8443/simple"
+    assert base64.b64decode(boot._LOGINS["index.lab.example:8443"]) == b"alice:s@cret"
+    assert boot.without_login("https://files.example/uv.whl") == "https://files.example/uv.whl"
+    assert "files.example" not in boot._LOGINS

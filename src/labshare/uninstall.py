@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from labshare.errors import LabshareError
+from labshare.gpus.gate import MODULE as GATE_MODULE
 from labshare.paths import Paths
 
 # What `scripts/install` links beside `labshare` (uv and uvx only where the member had no uv);
@@ -33,6 +34,8 @@ LINKED = {
     "system": ("labshare", "uv", "uvx"),
     "uv-tool": ("uv", "uvx"),
     "pipx": ("uv", "uvx"),
+    # a member's own part of the install for everyone: their account's things, not /opt's
+    "shared": ("labshare", "uv", "uvx"),
 }
 SYSTEM_BIN = Path("/usr/local/bin")
 
@@ -103,7 +106,15 @@ def running_from(prefix: Path) -> list[str]:
     found = []
     for proc in psutil.process_iter(["pid", "username", "cmdline"]):
         argv0 = (proc.info["cmdline"] or [""])[0]
-        if os.path.isabs(argv0) and argv0.startswith(inside) and proc.pid != os.getpid():
+        watcher = GATE_MODULE in (
+            proc.info["cmdline"] or []
+        )  # a gated kernel's: it ends with the kernel
+        if (
+            os.path.isabs(argv0)
+            and argv0.startswith(inside)
+            and proc.pid != os.getpid()
+            and not watcher
+        ):
             found.append(f"{proc.info['username']} ({proc.info['pid']})")
     return found
 

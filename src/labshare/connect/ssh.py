@@ -175,7 +175,9 @@ def control_dir(paths: Paths) -> Path:
 
 
 # What `ssh -G` calls the levels at which ssh keeps even its own failures to itself (QUIET is "SILENT").
-SILENT_LOG_LEVELS = frozenset({"silent", "fatal"})
+SILENT_LOG_LEVELS = frozenset(
+    {"quiet", "silent", "fatal"}
+)  # ssh -G says SILENT for QUIET; older ones may not
 
 
 def audible(target: Target, config: dict[str, str]) -> Target:
