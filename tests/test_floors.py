@@ -29,11 +29,11 @@ FLOORS: tuple[frozenset[str], ...] = tuple(
         "labshare errors xdg paths users files proc probe listeners install_hint render kernelside",
         "records",
         "config",
-        "claims gpus",
+        "claims gpus notify",
         "envs",
         "server jupyterside hub",
         "connect monitor audit uninstall",
-        "doctor",
+        "doctor fleet",
         "cli __main__",
     )
 )
@@ -129,7 +129,11 @@ def test_only_the_code_inside_jupyter_imports_jupyters_server() -> None:
 
 def test_outside_jupyter_only_the_launchers_name_and_the_adapters_table_are_read() -> None:
     """`start` checks versions against the adapter's table and `ps` knows the launcher: neither may load Jupyter."""
-    readable = {"labshare.jupyterside.internals", "labshare.jupyterside.lab"}
+    readable = {
+        "labshare.jupyterside.internals",
+        "labshare.jupyterside.lab",
+        "labshare.jupyterside.singleuser",
+    }
     read = [
         f"src/labshare/{path.relative_to(SRC)}:{line} imports {name}"
         for path in modules()

@@ -1,215 +1,219 @@
-"""A real JupyterHub booted from the generated config: a member logs in, and their labshare kernels run."""
+"""A real JupyterHub booted from the generated config runs labshare's own server for each member.
+
+One hub for the module (LocalProcessSpawner stands in for SystemdSpawner,
+since systemd is not PID 1 here), the stand-in NVML with two cards and
+`[gpus] assign = "per-kernel"`.  Through the hub's proxy, as Lab would: a
+kernel per card, a third refused with labshare's sentence, leases that
+`gpus` and `ps` on the host see; the server SIGKILLed and started again by
+the hub adopts its kernels; an idle card is warned about, then reclaimed;
+a member whose `labshare start` server runs keeps its kernel when the hub
+takes over.  The tests run in order on one worker and build on each other.
+"""
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
-import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
 import pytest
-from conftest import BIN, Member, free_port, kill_all, site_file, wait_for
+from conftest import BIN, LABSHARE, Accounts, Member, free_port, lab_of, site_file, wait_for
+from fake_gpus import FakeNvml, GpuProc, _shared_dir, cards, nvml_stub
+from hub_fixture import Hub, boot, generate, hub_env, override, stop
 from jupyter_api import Lab
+from test_gpu_kernels import environ
 
-from labshare import probe
+from labshare.gpus import leases
 
-TOKEN = uuid.uuid4().hex
-
-
-def call(
-    port: int, method: str, path: str, body: object = None, token: str = TOKEN
-) -> probe.Response:
-    data = json.dumps(body).encode() if body is not None else None
-    return probe.request(
-        probe.Address(port=port), path, token=token, method=method, body=data, timeout=60
-    )
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("hub"), pytest.mark.timeout(900)]
+_ = nvml_stub  # a fixture, used by name
+HELD_MIB = 20000
 
 
-def override(generated: Path, where: Path, api_port: int, proxy_port: int) -> Path:
-    """Test-only changes: LocalProcessSpawner (no systemd here), a password login, the hub's files in `where`."""
-    path = where / "test_config.py"
-    path.write_text(f"""
-c = get_config()  # noqa: F821
-load_subconfig({str(generated)!r})  # noqa: F821
-c.JupyterHub.spawner_class = "jupyterhub.spawner.LocalProcessSpawner"
-c.JupyterHub.authenticator_class = "jupyterhub.auth.DummyAuthenticator"
-c.DummyAuthenticator.password = "test-password"
-c.JupyterHub.db_url = "sqlite:///{where}/jupyterhub.sqlite"
-c.JupyterHub.cookie_secret_file = "{where}/jupyterhub_cookie_secret"
-c.JupyterHub.pid_file = "{where}/jupyterhub.pid"
-c.JupyterHub.hub_port = {api_port}
-c.ConfigurableHTTPProxy.api_url = "http://127.0.0.1:{proxy_port}"
-c.ConfigurableHTTPProxy.pid_file = "{where}/proxy.pid"
-c.Spawner.start_timeout = 300
-c.Spawner.http_timeout = 300
-c.JupyterHub.services.append({{"name": "labshare-test", "api_token": {TOKEN!r}}})
-c.JupyterHub.load_roles.append({{"name": "labshare-test", "services": ["labshare-test"],
-    "scopes": ["admin:users", "admin:servers", "access:servers", "list:users", "read:users",
-               "list:services", "read:services"]}})
-""")
-    return path
+@dataclass
+class Booted:
+    hub: Hub
+    alice: Member
+    bob: Member
+    fake: FakeNvml
+    leases: Path
+    site: Path
+
+    def as_root(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [LABSHARE, *args],
+            env={**hub_env(self.site), **self.fake.env},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
 
 
-def stop_all(hub: subprocess.Popen) -> None:
-    """Stop the hub and everything it started (proxy, culler, servers), by pid."""
-    try:
-        family = psutil.Process(hub.pid).children(recursive=True)
-    except psutil.Error:
-        family = []
-    hub.send_signal(signal.SIGTERM)
-    try:
-        hub.wait(timeout=60)
-    except subprocess.TimeoutExpired:
-        hub.kill()
-        hub.wait(timeout=30)
-    kill_all(family, timeout=30)
+def adopt(member: Member) -> None:
+    """The account's passwd home is the test's HOME, as the hub's spawner reads it from there."""
+    subprocess.run(["usermod", "-d", str(member.home), member.name], check=True)
+    (member.home / "projects").mkdir()
+    os.chown(member.home / "projects", member.uid, -1)
 
 
-@pytest.mark.slow
-@pytest.mark.timeout(1800)
-def test_member_logs_into_the_hub_and_their_labshare_kernel_runs(
-    make_user, shared_tmp: Path
-) -> None:
-    if not shutil.which("configurable-http-proxy"):
-        pytest.fail("configurable-http-proxy is not installed (scripts/test installs it with npm)")
-    alice: Member = make_user()
-    subprocess.run(["usermod", "-d", str(alice.home), alice.name], check=True)
-    (alice.home / "projects").mkdir()
-    os.chown(alice.home / "projects", alice.uid, -1)
-    alice.extra_env.update(
-        {"UV_CACHE_DIR": str(alice.home / ".cache/uv"), "UV_PYTHON_DOWNLOADS": "never"}
-    )
-    for key in (
-        "UV_INDEX_URL",
-        "UV_DEFAULT_INDEX",
-        "SSL_CERT_FILE",
-        "SSL_CERT_DIR",
-        "HTTPS_PROXY",
-        "https_proxy",
-    ):
-        if key in os.environ:  # the package index as this machine reaches it
-            alice.extra_env[key] = os.environ[key]
-    made = alice.run(
-        "env",
-        "create",
-        "thesis",
-        "--path",
-        str(alice.home / "projects/thesis"),
-        "--json",
-        timeout=900,
-    )
-    assert made.returncode == 0, made.stderr
-    spec = json.loads(made.stdout)["name"]
-
+@pytest.fixture(scope="module")
+def booted(module_users: Accounts, nvml_stub: Path) -> Iterator[Booted]:
+    where = _shared_dir("labshare-hub-")
+    fake = FakeNvml(lib_dir=nvml_stub, path=where / "nvml.txt", cards=cards(2))
+    fake.write()
+    leases_dir = where / "gpus"
+    leases_dir.mkdir()
+    leases_dir.chmod(0o1777)
+    alice, bob = module_users(), module_users()
+    for member in (alice, bob):
+        adopt(member)
     port = free_port()
     site = site_file(
-        shared_tmp,
+        where,
         f"""
+[gpus]
+assign = "per-kernel"
+leases_dir = "{leases_dir}"
+idle_reclaim_after = "12s"
+reclaim_warning = "8s"
 [users.{alice.name}]
-gpus = [3]
 memory_max = "2G"
 cpus = 1.5
 [hub]
 port = {port}
 """,
     )
-    hubdir = shared_tmp / "hub"
+    for member in (alice, bob):
+        member.extra_env.update({"LABSHARE_SITE_CONFIG": str(site), **fake.env})
+    hubdir = where / "hub"
     hubdir.mkdir()
-    generated = hubdir / "jupyterhub_config.py"
-    env = {
-        "PATH": f"{BIN}:/usr/local/bin:/usr/bin:/bin",
-        "HOME": "/root",
-        "LANG": "C.UTF-8",
-        "LABSHARE_SITE_CONFIG": str(site),
-    }
-    done = subprocess.run(
-        [str(BIN / "labshare"), "hub-config", "--spawner", "systemd", "-o", str(generated)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
+    env = hub_env(site)
+    generated = generate(site, hubdir, "systemd", env)
+    config = override(
+        generated,
+        hubdir,
+        extra=f"""
+c.JupyterHub.spawner_class = "jupyterhub.spawner.LocalProcessSpawner"
+c.Spawner.poll_interval = 1
+c.Spawner.environment.update({fake.env!r})
+""",
     )
-    assert done.returncode == 0, done.stderr
-
-    config = override(generated, hubdir, free_port(), free_port())
-    log = open(hubdir / "hub.log", "w")
-    hub = subprocess.Popen(
-        [str(BIN / "jupyterhub"), "-f", str(config)],
-        cwd=hubdir,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
+    hub = boot(config, hubdir, port, env)
     try:
-        wait_for(
-            lambda: call(port, "GET", "/hub/api/").status == 200,
-            timeout=300,
-            what="the hub answering",
-            ignoring=(OSError,),
-        )
-        listening = {
-            c.laddr.ip
-            for c in psutil.net_connections("tcp")
-            if c.status == "LISTEN" and c.laddr.port == port
-        }
-        assert listening == {"127.0.0.1"}
-
-        made_user = call(port, "POST", f"/hub/api/users/{alice.name}")
-        assert made_user.status in (201, 409), (
-            made_user.body
-        )  # allowed_users already made them at start
-        assert call(port, "POST", f"/hub/api/users/{alice.name}/server").status in (201, 202)
-        wait_for(
-            lambda: (
-                call(port, "GET", f"/hub/api/users/{alice.name}")
-                .json()
-                .get("servers", {})
-                .get("", {})
-                .get("ready")
-            ),
-            timeout=600,
-            what="the member's server",
-            ignoring=(OSError,),
-        )
-
-        base = f"/user/{alice.name}"
-        specs = call(port, "GET", f"{base}/api/kernelspecs").json()["kernelspecs"]
-        assert spec in specs and specs[spec]["spec"]["metadata"]["labshare"]["project"].endswith(
-            "/projects/thesis"
-        )
-        kernel = call(port, "POST", f"{base}/api/kernels", {"name": spec})
-        assert kernel.status == 201, kernel.body
-        lab = Lab(probe.Address(port=port), TOKEN, prefix=base)
-        out = lab.execute(
-            kernel.json()["id"],
-            "import os, sys; print(sys.prefix); "
-            "print(os.environ.get('CUDA_VISIBLE_DEVICES')); print(os.environ.get('MEM_LIMIT')); "
-            "print(os.environ.get('CPU_LIMIT'))",
-            timeout=120,
-        )
-        prefix, gpus, mem, cpu = out.split()
-        assert os.path.realpath(prefix) == os.path.realpath(alice.home / "projects/thesis/.venv")
-        root = call(port, "GET", f"{base}/api/contents").json()  # the server's root is ~/projects
-        assert [item["name"] for item in root["content"]] == ["thesis"]
-        assert (gpus, mem, cpu) == ("3", str(2 * 2**30), "1.5")
-
-        services = call(port, "GET", "/hub/api/services").json()
-        assert "jupyterhub-idle-culler" in services
-        culler = [
-            p for p in psutil.Process(hub.pid).children() if "jupyterhub_idle_culler" in p.cmdline()
-        ]
-        assert culler and culler[0].is_running() and "--timeout=86400" in culler[0].cmdline()
-        assert (
-            " 403 " not in (hubdir / "hub.log").read_text()
-        )  # the culler's scopes let it list and cull
+        yield Booted(hub=hub, alice=alice, bob=bob, fake=fake, leases=leases_dir, site=site)
     except BaseException:
-        log.flush()
-        print((hubdir / "hub.log").read_text()[-6000:])
+        print(hub.log_text()[-8000:])
         raise
     finally:
-        stop_all(hub)
-        log.close()
+        stop(hub)
+        for member in (alice, bob):
+            member.reap()
+        shutil.rmtree(where, ignore_errors=True)
+
+
+def kernel_pid(member: Member, kernel: str) -> int:
+    return json.loads((member.state_dir / "kernels" / f"{kernel}.json").read_text())["pid"]
+
+
+def held(booted: Booted) -> dict[str, str]:
+    """kernel id -> card UUID, from the leases directory the hub's servers and `labshare start` share."""
+    return {
+        lease.kernel_id or "": lease.card
+        for lease in leases.leases(booted.leases)
+        if lease.stale is None
+    }
+
+
+def hub_pid(member: Member) -> int:
+    return json.loads((member.state_dir / "hub_server.json").read_text())["pid"]
+
+
+def test_the_hub_runs_labshares_server_with_a_lease_per_kernel(booted: Booted) -> None:
+    alice = booted.alice
+    server = booted.hub.spawn(alice.name)
+    first = server.start_kernel()
+    out = server.execute(first, "import sys; print(sys.prefix)", timeout=120)
+    assert not out.strip().startswith(str(BIN.parent)), "a kernel ran labshare's own environment"
+    second = server.start_kernel()
+    uuids = {environ(kernel_pid(alice, k))["CUDA_VISIBLE_DEVICES"] for k in (first, second)}
+    assert uuids == {card.uuid for card in booted.fake.cards}
+    refused = server.call("POST", "/api/kernels", {})
+    assert refused.status == 500
+    assert re.fullmatch(
+        rf"No GPU is free for this kernel: GPU 0 is leased to {alice.name}.*see `labshare gpus`\.",
+        refused.json()["message"],
+    ), refused.json()["message"]
+
+    gpus = json.loads(booted.as_root("gpus", "--json").stdout)
+    rows = [row for card in gpus["cards"] for row in card["leases"]]
+    assert sorted(r["kernel_id"] for r in rows) == sorted([first, second])
+    assert {r["user"] for r in rows} == {alice.name}
+    (own,) = [s for s in alice.json("ps") if s["pid"] == hub_pid(alice)]
+    assert "started by JupyterHub" in own["notes"]
+    assert {first, second} <= {k["kernel_id"] for k in own["kernels"]}
+
+    server_env = environ(hub_pid(alice))
+    assert (server_env["MEM_LIMIT"], server_env["CPU_LIMIT"]) == (str(2 * 2**30), "1.5")
+    status = alice.json("status")
+    assert status["hub_url"] and not status["running"]
+    again = alice.run("start")
+    assert again.returncode != 0 and "runs under JupyterHub" in again.stderr
+
+
+def test_a_killed_server_comes_back_through_the_hub_with_the_same_kernels(booted: Booted) -> None:
+    alice = booted.alice
+    server = booted.hub.lab(alice.name)
+    kernels = sorted(held(booted))
+    server.execute(kernels[0], "x = 42")
+    os.kill(hub_pid(alice), signal.SIGKILL)
+    wait_for(lambda: not booted.hub.server(alice.name), what="the hub to see the server gone")
+    server = booted.hub.spawn(alice.name)
+    assert set(kernels) <= {k["id"] for k in server.ok("GET", "/api/kernels")}
+    assert server.execute(kernels[0], "print(x)").strip() == "42"
+    assert sorted(held(booted)) == kernels
+
+
+def test_an_idle_card_is_warned_about_in_lab_then_reclaimed(booted: Booted) -> None:
+    alice = booted.alice
+    server: Lab = booted.hub.lab(alice.name)
+    kernel, card = sorted(held(booted).items())[1]
+    index = [c.uuid for c in booted.fake.cards].index(card)
+    booted.fake.procs = [GpuProc(gpu=index, pid=kernel_pid(alice, kernel), used_mib=HELD_MIB, sm=0)]
+    booted.fake.write()
+    wait_for(
+        lambda: [
+            n
+            for n in server.ok("GET", "/api/labshare/gpu-notices")["notices"]
+            if n["kernel_id"] == kernel
+        ],
+        timeout=120,
+        what="the reclaim warning Lab shows",
+    )
+    wait_for(lambda: kernel not in held(booted), timeout=120, what="the card to be reclaimed")
+    assert kernel not in {k["id"] for k in server.ok("GET", "/api/kernels")}
+    booted.fake.procs = []
+    booted.fake.write()
+
+
+def test_a_member_moved_to_the_hub_keeps_their_running_kernel_and_its_lease(booted: Booted) -> None:
+    bob = booted.bob
+    bob.run("start", check=True)
+    own = lab_of(bob)
+    kernel = own.start_kernel()
+    own.execute(kernel, "y = 7")
+    pid = kernel_pid(bob, kernel)
+    assert kernel in held(booted)
+
+    server = booted.hub.spawn(bob.name)
+    assert [k["id"] for k in server.ok("GET", "/api/kernels")] == [kernel]
+    assert server.execute(kernel, "print(y)").strip() == "7"
+    assert kernel_pid(bob, kernel) == pid and psutil.pid_exists(pid)
+    assert [k for k, _ in held(booted).items() if k == kernel] == [kernel]
+    assert not (bob.state_dir / "server.json").exists()

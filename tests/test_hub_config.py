@@ -156,16 +156,14 @@ def test_systemd_config_loads_with_jupyterhubs_loader_and_gives_each_member_thei
 
     a, b = spawner_for(lab.alice.name), spawner_for(lab.bob.name)
     assert a.mem_limit == 64 * 2**30 and a.cpu_limit == 8.0
-    assert a.environment["CUDA_VISIBLE_DEVICES"] == "0,1"
-    assert (
-        b.mem_limit == 16 * 2**30
-        and b.cpu_limit is None
-        and "CUDA_VISIBLE_DEVICES" not in b.environment
-    )
+    assert b.mem_limit == 16 * 2**30 and b.cpu_limit is None
     for s in (a, b):
+        # labshare's server, which applies the site's GPU and culling rules itself when it starts
+        assert s.cmd == [str(BIN / "labshare"), "singleuser"]
+        assert s.environment == {"LABSHARE_SITE_CONFIG": str(lab.site)}
         assert s.default_url == "/lab" and s.notebook_dir == "~/projects"
-        assert "--MappingKernelManager.cull_idle_timeout=10800" in s.args
         assert s.dynamic_users is False
+    assert report["not_carried"] == []
 
     (culler,) = cfg.JupyterHub.services
     assert culler["name"] == "jupyterhub-idle-culler"

@@ -68,6 +68,10 @@ class Paths:
         return self.state_dir / "launch.json"
 
     @property
+    def hub_server_file(self) -> Path:
+        return self.state_dir / "hub_server.json"
+
+    @property
     def lock_file(self) -> Path:
         return self.state_dir / "server.lock"
 

@@ -45,6 +45,9 @@ SECTIONS: dict[str, dict[str, str]] = {
         "admin": "labshare.cli.admin:admin",
         "hub-config": "labshare.cli.hub_config:hub_config",
     },
+    "Run by JupyterHub": {
+        "singleuser": "labshare.cli.singleuser:singleuser",
+    },
 }
 STREAMING = frozenset({"connect"})  # commands whose --json output is JSON lines, one event each
 LINES = frozenset({"logs", "top"})  # commands whose --json output is JSON lines, one record each

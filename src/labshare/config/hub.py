@@ -26,6 +26,7 @@ class SlurmSettings:
     gres: str | None = _slurm("gres")
     account: str | None = _slurm("account")
     qos: str | None = _slurm("qos")
+    labshare_only_on_nodes: bool = _slurm("labshare_only_on_nodes")
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,8 @@ class HubSettings:
     # None: derived from [server]; 0: no culling
     idle_timeout: float | None = schema.default("hub", "idle_timeout")
     prefix: str = schema.default("hub", "prefix")
+    labshare: str | None = schema.default("hub", "labshare")
+    image: str | None = schema.default("hub", "image")
     slurm: SlurmSettings = SlurmSettings()
 
 

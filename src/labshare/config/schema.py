@@ -294,6 +294,24 @@ KEYS: tuple[Key, ...] = (
         "/opt/jupyterhub",
         "the hub's virtual environment, used by `--plan` and the systemd unit",
     ),
+    Key(
+        "hub",
+        "labshare",
+        ABSOLUTE,
+        None,
+        "the `labshare` command on the hosts where members' servers run: the spawner runs "
+        "`labshare singleuser` from it (on Slurm, the same path on every node)",
+        default_doc="the `labshare` that runs `hub-config`",
+    ),
+    Key(
+        "hub",
+        "image",
+        TEXT,
+        None,
+        "Kubernetes: the single-user image with labshare installed (see the Dockerfile in "
+        "`docker/`); without one, members' servers are plain `jupyterhub-singleuser`",
+        default_doc="none",
+    ),
     Key("hub", "slurm", TABLE, None, "`[hub.slurm]`, below", default_doc="empty"),
     *(
         Key("hub.slurm", name, kind, None, help, default_doc="not set")

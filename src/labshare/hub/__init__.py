@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 import socket
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -68,6 +69,15 @@ def require(spawner: str) -> None:
         )
 
 
+def runnable(command: str) -> None:
+    """The spawner's command must run on this host, or every member's server fails to start."""
+    if not (os.path.isabs(command) and os.access(command, os.X_OK)):
+        raise LabshareError(
+            f"The hub would start members' servers with {command} singleuser, but {command} is "
+            "not a labshare command on this host; set [hub] labshare to its absolute path, then run again."
+        )
+
+
 def generate(site_path: Path, spawner: str, command: str) -> HubConfig:
     from labshare.hub import facts, jupyterhub, render, spawner_gpus
 
@@ -78,11 +88,16 @@ def generate(site_path: Path, spawner: str, command: str) -> HubConfig:
         inputs.site.gpus,
         [(m.name, m.limits) for m in inputs.members],
         spawner,
-        inputs.nvml_cards,
-        inputs.gpu_unavailable,
-        host,
+        inputs.site.hub.image,
     )
-    head = render.header(command, f"{site_path} on {host}", left)
+    if spawner == "systemd":
+        runnable(inputs.labshare)
+    unchecked: list[str] = []  # what hub-config could not check: the file's notes, not `not_carried`
+    if spawner == "slurm":
+        from labshare.hub import slurm
+
+        unchecked = slurm.check(inputs.labshare, inputs.site.hub.slurm)
+    head = render.header(command, f"{site_path} on {host}", [*left, *unchecked])
     _, overrides = jupyterhub.per_member(inputs, spawner)
     result = HubConfig(
         spawner=spawner,

@@ -10,13 +10,14 @@ from __future__ import annotations
 import grp
 import json
 import pwd
+import shutil
 import socket
+import sys
 from pathlib import Path
 
 from labshare import config
 from labshare.config import Site
 from labshare.errors import LabshareError
-from labshare.gpus import nvml
 from labshare.hub.jupyterhub import HubInputs, MemberFacts
 from labshare.records import RecordError
 from labshare.records.server import ServerState
@@ -121,11 +122,17 @@ def gather(site_path: Path, hostname: str | None = None) -> HubInputs:
                 pid=record.pid if record and running else None,
             )
         )
-    cards = nvml.read(nvml.read_nvml)
     return HubInputs(
         site=site,
         members=tuple(facts),
         group_names=tuple(sorted(site.groups)),
-        nvml_cards=None if cards.unavailable else tuple(cards.devices),
-        gpu_unavailable=cards.unavailable,
+        labshare=site.hub.labshare or own_command(),
     )
+
+
+def own_command() -> str:
+    """This labshare's own command, as the spawner must name it: beside its Python, else on PATH."""
+    beside = Path(sys.executable).parent / "labshare"
+    if beside.is_file():
+        return str(beside)
+    return shutil.which("labshare") or "labshare"

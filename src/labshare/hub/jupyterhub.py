@@ -15,9 +15,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from labshare.config import Limits, Site, schema, size_bytes
-from labshare.gpus import nvml
-from labshare.gpus.nvml import GpuDevice, GpuReader
 from labshare.hub import spawner_gpus
+from labshare.paths import Paths
 
 SPAWNERS = ("systemd", "slurm", "kubernetes")
 SPAWNER_CLASS = {
@@ -31,6 +30,7 @@ CULLER_SCOPES = ["list:users", "read:users:activity", "read:servers", "delete:se
 # a day, not TLJH's ten minutes, unless the admin says otherwise.
 DEFAULT_IDLE_TIMEOUT = 86400
 DEFAULT_ROOT_DIR: str = schema.default("server", "root_dir")
+DEFAULT_SITE_CONFIG = str(Paths.site_config)
 
 
 class Expr(str):
@@ -69,21 +69,11 @@ class HubInputs:
     site: Site
     members: tuple[MemberFacts, ...] = ()
     group_names: tuple[str, ...] = field(default=())
-    nvml_cards: tuple[GpuDevice, ...] | None = (
-        None  # what NVML lists on this host; None: NVML is silent
-    )
-    gpu_unavailable: str | None = None  # why NVML did not answer
+    labshare: str = "labshare"  # the `labshare` command on the hosts where members' servers run
 
     @property
     def names(self) -> list[str]:
         return sorted(m.name for m in self.members)
-
-    def cards(self) -> GpuReader:
-        """The cards as gathered, as a reader `gpus.assign` takes, so NVML is not asked again."""
-        if self.nvml_cards is None:
-            return nvml.no_gpu(self.gpu_unavailable or "no GPU")
-        found = list(self.nvml_cards)
-        return lambda: found
 
     @property
     def admins(self) -> list[str]:
@@ -116,9 +106,7 @@ def override_group(name: str) -> str:
     return f"labshare-{name}"
 
 
-def _override(
-    member: MemberFacts, spawner: str, default_root: str, cards: GpuReader
-) -> dict[str, Any]:
+def _override(member: MemberFacts, spawner: str, default_root: str) -> dict[str, Any]:
     """The spawner settings that differ for this member, in the chosen spawner's own trait names."""
     lim = member.limits
     out: dict[str, Any] = {}
@@ -132,7 +120,7 @@ def _override(
             out["mem_limit"] = hub_memory(lim.memory_max)
         if lim.cpus is not None:
             out["cpu_limit"] = lim.cpus
-    out.update(spawner_gpus.override(lim, spawner, cards))
+    out.update(spawner_gpus.override(lim, spawner))
     if member.root_dir != default_root and spawner != "kubernetes":
         out["notebook_dir"] = member.root_dir
     return out
@@ -144,12 +132,17 @@ def per_member(inputs: HubInputs, spawner: str) -> tuple[dict[str, Any], dict[st
     overrides: dict[str, Any] = {}
     default_root = root_dir(inputs.site)
     for member in sorted(inputs.members, key=lambda m: m.name):
-        change = _override(member, spawner, default_root, inputs.cards())
+        change = _override(member, spawner, default_root)
         if change:
             group = override_group(member.name)
             groups[group] = {"users": [member.name]}
             overrides[group] = {"groups": [group], "spawner_override": change}
     return groups, overrides
+
+
+def singleuser_cmd(inputs: HubInputs) -> list[str]:
+    """What the spawner runs: labshare's server, with the site's rules, under the hub's login."""
+    return [inputs.labshare, "singleuser"]
 
 
 def kernel_culling_args(site: Site) -> list[str]:
@@ -202,9 +195,9 @@ def apply_config(inputs: HubInputs, spawner: str, c: Any) -> Any:
 
     c.Spawner.default_url = "/lab"
     c.Spawner.notebook_dir = root_dir(site)
-    args = kernel_culling_args(site)
-    if args:
-        c.Spawner.args = args
+    c.Spawner.cmd = singleuser_cmd(inputs)
+    if site.path is not None and str(site.path) != DEFAULT_SITE_CONFIG:
+        c.Spawner.environment = {"LABSHARE_SITE_CONFIG": str(site.path)}
 
     if spawner == "systemd":
         c.SystemdSpawner.dynamic_users = False
@@ -239,6 +232,14 @@ def apply_config(inputs: HubInputs, spawner: str, c: Any) -> Any:
     return c
 
 
+def image_ref(image: str) -> dict[str, str]:
+    """The chart's `{name, tag}` for an image reference; a registry's port is not a tag."""
+    name, colon, tag = image.rpartition(":")
+    if not colon or "/" in tag:
+        return {"name": image, "tag": "latest"}
+    return {"name": name, "tag": tag}
+
+
 def values(inputs: HubInputs) -> dict[str, Any]:
     """A Zero to JupyterHub `values.yaml`, as data: the chart runs the culler with the right scopes itself."""
     site, hub = inputs.site, inputs.site.hub
@@ -256,9 +257,13 @@ def values(inputs: HubInputs) -> dict[str, Any]:
     if overrides:
         config["KubeSpawner"] = {"group_overrides": overrides}
     singleuser: dict[str, Any] = {"defaultUrl": "/lab"}
-    args = kernel_culling_args(site)
-    if args:
-        singleuser["cmd"] = ["jupyterhub-singleuser", *args]
+    if hub.image:
+        singleuser["image"] = image_ref(hub.image)
+        singleuser["cmd"] = ["labshare", "singleuser"]
+    else:
+        args = kernel_culling_args(site)
+        if args:
+            singleuser["cmd"] = ["jupyterhub-singleuser", *args]
     out: dict[str, Any] = {
         "hub": {"config": config},
         "proxy": {"service": {"type": "ClusterIP"}},

@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 
 from labshare.gpus.gate import Gated
-from labshare.jupyterside import lab
+from labshare.jupyterside import lab, singleuser
 from labshare.server import lab as former_lab
 
 SUPERVISOR_MODULE = "labshare.server.supervise"
@@ -31,6 +31,7 @@ _MODULES = {
     "nbclassic": "notebook",
     lab.__name__: "lab",
     former_lab.__name__: "lab",
+    singleuser.__name__: "lab",
 }
 # The apps' own subcommands (`jupyter lab build`, `jupyter server list`…): short-lived tools, not servers.
 _TOOLS = {
@@ -81,6 +82,13 @@ def server_kind(argv: list[str]) -> str | None:
     if any(a in _EXITS_AT_ONCE for a in parsed):
         return None
     return kind
+
+
+def spawned_by_hub(argv: list[str]) -> bool:
+    """A labshare server that JupyterHub started (`labshare singleuser`): the hub, not a supervisor, restarts it."""
+    return any(
+        a == "-m" and argv[i + 1 : i + 2] == [singleuser.__name__] for i, a in enumerate(argv[:3])
+    )
 
 
 def is_supervisor(argv: list[str]) -> bool:

@@ -33,6 +33,7 @@ class Found:
     kernels: list[Proc] = field(default_factory=list)
     token_required: bool | None = None
     notes: list[str] = field(default_factory=list)
+    hub: bool = False  # started by JupyterHub (`labshare singleuser`), which restarts it
 
     @property
     def role(self) -> int | None:
@@ -93,8 +94,12 @@ def _server(proc: Proc, kind: str, supervisor: Proc | None) -> Found:
         options=opts,
         supervisor=supervisor,
         state_dir=Path(records).parent if records else None,
+        hub=cmd.spawned_by_hub(proc.argv),
     )
-    if server.managed:
+    if server.hub:
+        server.token_required = True
+        server.notes.append("started by JupyterHub")
+    elif server.managed:
         server.token_required = True
         if supervisor is None:
             server.notes.append("its supervisor is gone, so a crash would not be restarted")

@@ -18,6 +18,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 import psutil
 
@@ -45,6 +46,7 @@ class Answer:
     sessions: dict[str, str] = field(default_factory=dict)
     kernel_info: dict[str, dict[str, Any]] = field(default_factory=dict)
     survived: dict[str, int] = field(default_factory=dict)
+    prefix: str = ""  # the URL path a hub-spawned server serves under (/user/NAME)
 
 
 def ask(server: Found, secrets: bool) -> Answer:
@@ -54,7 +56,8 @@ def ask(server: Found, secrets: bool) -> Answer:
         return answer
     answer.socket = cmd.listen_socket(server.options)
     answer.port = cmd.listen_port(server.options)
-    token = _token(server, server.proc, secrets, answer)
+    find_token = _hub_token if server.hub else _token
+    token = find_token(server, server.proc, secrets, answer)
     if answer.socket is None and answer.port is None:
         answer.notes.append(
             "its port is not on its command line (only its owner or root can see it)"
@@ -95,17 +98,39 @@ def _token(server: Found, proc: Proc, secrets: bool, answer: Answer) -> str | No
     return token
 
 
+def _hub_token(server: Found, proc: Proc, secrets: bool, answer: Answer) -> str | None:
+    """A hub-spawned server's address and its own API token, from its environment (owner and root only).
+
+    JupyterHub gives each server a token that may use that server's API
+    (`access:servers!server`), so `ps` asks it as it asks a labshare server.
+    """
+    if not secrets:
+        return None
+    env = _environ(proc)
+    answer.port = urlparse(env.get("JUPYTERHUB_SERVICE_URL", "")).port
+    answer.prefix = env.get("JUPYTERHUB_SERVICE_PREFIX", "").rstrip("/")
+    if server.state_dir is not None:
+        answer.survived = {
+            r.kernel_id: r.survived for r in read_records(server.state_dir / "kernels")
+        }
+    return env.get("JUPYTERHUB_API_TOKEN") or None
+
+
 def _kernels(address: probe.Address, token: str | None, answer: Answer) -> None:
     """Which notebook each kernel runs, and the kernels' names and states, from the server's REST API."""
     with contextlib.suppress(OSError, ValueError):
-        sessions = probe.request(address, "/api/sessions", token=token, timeout=HTTP_TIMEOUT)
+        sessions = probe.request(
+            address, f"{answer.prefix}/api/sessions", token=token, timeout=HTTP_TIMEOUT
+        )
         if sessions.status == 200:
             for session in sessions.json() or []:
                 kernel = session.get("kernel") or {}
                 if kernel.get("id") and session.get("path"):
                     answer.sessions[kernel["id"]] = session["path"]
     with contextlib.suppress(OSError, ValueError):
-        kernels = probe.request(address, "/api/kernels", token=token, timeout=HTTP_TIMEOUT)
+        kernels = probe.request(
+            address, f"{answer.prefix}/api/kernels", token=token, timeout=HTTP_TIMEOUT
+        )
         if kernels.status == 200:
             answer.kernel_info = {k["id"]: k for k in kernels.json() or [] if k.get("id")}
 

@@ -39,6 +39,7 @@ class ServerStatus:
     surviving_kernels: tuple[dict[str, Any], ...] = ()
     log_file: str = ""
     notes: tuple[str, ...] = ()
+    hub_url: str | None = None  # the member's server runs under JupyterHub, reached there
 
 
 @dataclass(frozen=True)

@@ -70,3 +70,18 @@ class KernelRecord(Record):
     owner_pid: int | None = None
     owner_started: float | None = None
     survived: int = 0
+
+
+@dataclass(frozen=True)
+class HubServer(Record):
+    """The member's server that JupyterHub spawned on this host (hub_server.json): `start`, `status` and
+    a second spawn must know it runs, since it shares the member's kernels and leases."""
+
+    VERSION: ClassVar[int] = 1
+
+    pid: int
+    started: float | None
+    host: str
+    url: str  # where the member reaches it through the hub
+    service_url: str = ""  # where the hub's proxy reaches it
+    job_id: str | None = None  # the Slurm job it runs in

@@ -37,8 +37,10 @@ from labshare.server.status import (
     address,
     forget,
     observe,
+    running_hub_server,
     socket_in_use,
     status_of,
+    under_hub,
     whoami,
 )
 from labshare.server.supervise import STOP_GRACE_SECONDS
@@ -278,6 +280,11 @@ def start(
         record, notes = observe(paths)
         already = record is not None
         if record is None:
+            hub = running_hub_server(paths)
+            if hub is not None:
+                raise LabshareError(
+                    f"{under_hub(hub)}; a second server would share its kernels, so none was started."
+                )
             root = resolve_root(paths, root_dir, policy.root_dir)
             mode = "tcp" if tcp or port is not None else policy.mode
             if mode == "tcp":

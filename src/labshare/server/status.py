@@ -20,6 +20,8 @@ from labshare.files import remove
 from labshare.gpus import history
 from labshare.paths import Paths
 from labshare.records.info import ServerInfo, ServerStatus
+from labshare.records.server import HubServer
+from labshare.records.store import Store
 from labshare.server import state as st
 from labshare.server.records import living
 from labshare.server.token import read_token
@@ -84,10 +86,39 @@ def observe(paths: Paths) -> tuple[st.ServerState | None, list[str]]:
     return None, [note]
 
 
+def hub_store(paths: Paths) -> Store[HubServer]:
+    return Store(paths.hub_server_file, HubServer, "the hub server record")
+
+
+def running_hub_server(paths: Paths) -> HubServer | None:
+    """The member's JupyterHub-spawned server on this host, if one runs; the record of one gone is removed."""
+    found = hub_store(paths).read()
+    if found is None:
+        return None
+    if st.alive(found.pid, found.started):
+        return found
+    remove(paths.hub_server_file)
+    return None
+
+
+def under_hub(found: HubServer) -> str:
+    return (
+        f"Your server runs under JupyterHub (pid {found.pid} on {found.host}); open it through the "
+        f"hub{f' at {found.url}' if found.url else ''}"
+    )
+
+
 def status_of(paths: Paths, record: st.ServerState | None, notes: list[str]) -> ServerStatus:
     said = list(notes)
     if record is None:
-        return ServerStatus(log_file=str(paths.log_file), notes=tuple(said))
+        hub = running_hub_server(paths)
+        if hub is not None:
+            said.append(under_hub(hub) + ".")
+        return ServerStatus(
+            log_file=str(paths.log_file),
+            notes=tuple(said),
+            hub_url=hub.url if hub else None,
+        )
     pid = record.pid if st.alive(record.pid, record.pid_started) else None
     supervisor_alive = st.alive(record.supervisor_pid, record.supervisor_started)
     answer = None
