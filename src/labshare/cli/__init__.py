@@ -39,6 +39,7 @@ SECTIONS: dict[str, dict[str, str]] = {
     },
     "Member, on the laptop": {
         "connect": "labshare.cli.connect:connect",
+        "fleet": "labshare.cli.fleet:fleet",
         "completion": "labshare.cli.completion:completion",
     },
     "Admin": {

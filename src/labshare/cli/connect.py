@@ -17,7 +17,14 @@ from labshare.render import emit_event, note
 
 
 @click.command()
-@click.argument("destination", metavar="[USER@]HOST")
+@click.argument("destination", metavar="[USER@]HOST|GROUP")
+@click.option(
+    "--gpus",
+    type=click.IntRange(min=0),
+    default=None,
+    metavar="N",
+    help="With a GROUP: pick a server where you can get N GPUs now [default: 0].",
+)
 @click.option(
     "--local-port",
     type=click.IntRange(1, 65535),
@@ -48,6 +55,7 @@ from labshare.render import emit_event, note
 def connect(
     app: App,
     destination: str,
+    gpus: int | None,
     local_port: int | None,
     no_browser: bool,
     start_server: bool,
@@ -59,12 +67,29 @@ def connect(
 
     Uses your ssh client and ~/.ssh/config as they are; reconnects by itself
     after wifi drops or sleep; Ctrl-C closes the tunnel, JupyterLab keeps running.
+    With a GROUP (see `labshare fleet`): the server where your JupyterLab
+    runs, else one where you can get `--gpus N` now, least loaded first;
+    started there if needed.
     """
     from labshare.connect import dial
     from labshare.connect.session import Options, Session, manual
     from labshare.render import connect as view
     from labshare.render import jsonable
 
+    if "@" not in destination:
+        from labshare.fleet import pick
+
+        if pick.is_group(app.paths, destination):
+            destination = _pick(app, destination, gpus or 0, ssh_options, as_json)
+            start_server = True
+        elif gpus is not None:
+            from labshare.errors import ExitCode, LabshareError
+
+            raise LabshareError(
+                f"--gpus picks a server of a group, and {destination!r} is one host; "
+                "leave --gpus out, or name a group (see `labshare fleet`).",
+                exit_code=ExitCode.USAGE,
+            )
     options = Options(
         destination=destination,
         local_port=local_port,
@@ -99,3 +124,39 @@ def connect(
         else:
             note(line)
     return 0
+
+
+def _pick(app: App, name: str, gpus: int, ssh_options: tuple[str, ...], as_json: bool) -> str:
+    """The server of group `name` to open, said in one line; with no room, the table and the sentence."""
+    from labshare.fleet import pick
+    from labshare.render import connect as view
+    from labshare.render import fleet as table
+
+    try:
+        picked = pick.pick(app.paths, name, gpus, ssh_options=ssh_options)
+    except pick.NoRoom as exc:
+        if as_json:
+            emit_event({"event": "fleet", **jsonable_report(exc.table)})
+        else:
+            click.echo(table.report(exc.table))
+        raise
+    event = {
+        "event": "chosen",
+        "group": picked.group.name,
+        "host": picked.choice.host,
+        "reason": picked.choice.reason,
+        "gpus": gpus,
+    }
+    if as_json:
+        emit_event(event)
+    else:
+        note(view.event_line(event) or "")
+    return picked.choice.host
+
+
+def jsonable_report(report: object) -> dict[str, object]:
+    from labshare.render import jsonable
+
+    data = jsonable(report)
+    assert isinstance(data, dict)
+    return data

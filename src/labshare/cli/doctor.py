@@ -13,7 +13,7 @@ from labshare.render import emit, note
 
 
 @click.command()
-@click.argument("host", required=False)
+@click.argument("host", required=False, metavar="[HOST|GROUP]")
 @click.option(
     "--stop-old",
     is_flag=True,
@@ -50,7 +50,9 @@ def doctor(
     On the server: versions, private directories, logout, sshd forwarding, uv,
     kernels, GPUs, site policy and old token-less Jupyter servers.
     On the laptop, `labshare doctor HOST`: ssh, labshare on HOST, a test
-    tunnel and the browser.  Exits 1 when a check fails.
+    tunnel and the browser; `labshare doctor GROUP`: every server of the
+    group answers, its labshare version, and its site config names the
+    same group.  Exits 1 when a check fails.
     """
     from labshare.doctor import Report
     from labshare.render import doctor as view
@@ -60,7 +62,12 @@ def doctor(
 
         remote.serve_test_socket(app.paths, lambda path: click.echo(str(path)))
         return ExitCode.OK
-    if host:
+    if host and "@" not in host and _is_group(app, host):
+        from labshare.doctor import fleet
+
+        name, group_checks = fleet.run_all(app.paths, host, ssh_options)
+        report = Report(host=name, side="group", checks=group_checks)
+    elif host:
         from labshare.doctor import remote
 
         report = Report(
@@ -84,3 +91,9 @@ def doctor(
                 note("No old token-less Jupyter server to stop.")
     emit(report, as_json=as_json, text=view.report)
     return ExitCode.FAILED if report.failed else ExitCode.OK
+
+
+def _is_group(app: App, name: str) -> bool:
+    from labshare.fleet import pick
+
+    return pick.is_group(app.paths, name)

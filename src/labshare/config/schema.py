@@ -116,6 +116,10 @@ GPU_INDEXES = Kind(
     _list_of(lambda g: isinstance(g, int) and not isinstance(g, bool) and g >= 0),
 )
 NAMES = Kind("a list of user names", _list_of(lambda n: isinstance(n, str)))
+HOSTS = Kind(
+    'a list of ssh host names such as ["gpu1", "gpu2"] (aliases of `~/.ssh/config` too)',
+    _list_of(lambda n: isinstance(n, str) and bool(re.match(r"^[^\s,]+$", n))),
+)
 TABLE = Kind("a table", lambda v: _when(isinstance(v, Mapping), v))
 ENV = Kind(
     "a table of strings", lambda v: v
@@ -396,6 +400,26 @@ KEYS: tuple[Key, ...] = (
         default_doc="the port this host had last time if free, else a free one",
     ),
     Key(
+        "lab",
+        "servers",
+        HOSTS,
+        None,
+        "the lab's servers, as `ssh` names them: the group `lab` of `labshare fleet` and "
+        "`labshare connect lab`; a member's own list wins over the site's",
+        (SITE, MEMBER),
+        default_doc="none",
+    ),
+    Key(
+        "server_groups",
+        "NAME",
+        HOSTS,
+        None,
+        'any group name: its servers, e.g. `big = ["gpu2", "gpu3"]`, for `labshare fleet big` and '
+        "`labshare connect big`",
+        (MEMBER,),
+        default_doc="none",
+    ),
+    Key(
         "tool.labshare",
         "env",
         ENV,
@@ -416,8 +440,8 @@ KEYS: tuple[Key, ...] = (
     ),
 )
 
-SITE_TABLES = ("server", "ports", "users", "groups", "admin", "member", "hub", "gpus")
-MEMBER_TABLES = ("server", "hosts")
+SITE_TABLES = ("server", "ports", "users", "groups", "admin", "member", "hub", "gpus", "lab")
+MEMBER_TABLES = ("server", "hosts", "lab", "server_groups")
 
 
 def keys(section: str, who: str | None = None) -> dict[str, Key]:

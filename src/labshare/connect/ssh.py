@@ -214,6 +214,39 @@ def plan(paths: Paths, target: Target, system: str = os.name) -> Plan:
     return Plan(target, control_path=path)
 
 
+SHARED_PERSIST_SECONDS = 60
+
+
+def shared_master_options(
+    paths: Paths, target: Target, config: dict[str, str], system: str = os.name
+) -> list[str]:
+    """`-o` options that let short calls to one host (`labshare fleet`) share one ssh login.
+
+    The first call becomes a master that stays `SHARED_PERSIST_SECONDS` after
+    the last one, so asking a group again skips every handshake.  Its socket
+    is in our private 0700 directory, named from a hash of the destination
+    and options (ssh's own `%C` is too long for sun_path there).  None on
+    Windows (no multiplexing) or when the member's ssh config multiplexes
+    already: their ControlMaster is then used as it is.
+    """
+    if system == "nt" or user_sets_control_master(config):
+        return []
+    import hashlib
+
+    name = hashlib.sha256("\0".join([target.destination, *target.options]).encode()).hexdigest()[
+        :12
+    ]
+    path = control_dir(paths) / f"f-{name}"
+    return [
+        "-o",
+        "ControlMaster=auto",
+        "-o",
+        f'ControlPath="{path}"',
+        "-o",
+        f"ControlPersist={SHARED_PERSIST_SECONDS}",
+    ]
+
+
 def remote_command(args: Sequence[str], labshare: str | None = None) -> str:
     """A POSIX sh command line that finds labshare on the server and runs it with `args`.
 

@@ -17,6 +17,8 @@ def event_line(event: dict[str, Any]) -> str | None:
         return None if event.get("login_started") else f"Connecting to {event['destination']} ..."
     if kind == "note":
         return f"note: {event['message']}"
+    if kind == "chosen":
+        return f"Connecting to {host} of {event['group']}: {event['reason']}."
     if kind == "starting":
         return f"JupyterLab is not running on {host}; starting it ..."
     if kind == "started":
