@@ -334,6 +334,14 @@ KEYS: tuple[Key, ...] = (
         )
     ),
     Key(
+        "hub.slurm",
+        "labshare_only_on_nodes",
+        BOOL,
+        False,
+        "`true`: `[hub] labshare` (and `batchspawner-singleuser` beside it) is installed on the compute "
+        "nodes only, so `hub-config` does not look for it on its own host and says so in a `# Note:`",
+    ),
+    Key(
         "gpus",
         "assign",
         choice("off", "per-kernel"),

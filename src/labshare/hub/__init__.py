@@ -92,7 +92,8 @@ def generate(site_path: Path, spawner: str, command: str) -> HubConfig:
     )
     if spawner == "systemd":
         runnable(inputs.labshare)
-    unchecked: list[str] = []  # what hub-config could not check: the file's notes, not `not_carried`
+    # What hub-config could not check goes in the file's notes, not in `not_carried`.
+    unchecked: list[str] = []
     if spawner == "slurm":
         from labshare.hub import slurm
 

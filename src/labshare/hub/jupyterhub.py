@@ -15,13 +15,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from labshare.config import Limits, Site, schema, size_bytes
+from labshare.hub import slurm as slurm_jobs
 from labshare.hub import spawner_gpus
 from labshare.paths import Paths
 
 SPAWNERS = ("systemd", "slurm", "kubernetes")
 SPAWNER_CLASS = {
     "systemd": "systemdspawner.SystemdSpawner",
-    "slurm": "batchspawner.SlurmSpawner",
+    "slurm": slurm_jobs.SPAWNER_CLASS,
     "kubernetes": "kubespawner.KubeSpawner",
 }
 CULLER = "jupyterhub-idle-culler"
@@ -216,6 +217,8 @@ def apply_config(inputs: HubInputs, spawner: str, c: Any) -> Any:
         for key, value in req.items():
             if value is not None:
                 c.SlurmSpawner[key] = value
+        for key, setting in slurm_jobs.spawner_settings(inputs.labshare).items():
+            c.SlurmSpawner[key] = setting
         c.Spawner.start_timeout = 600
         c.Spawner.http_timeout = 120
 
