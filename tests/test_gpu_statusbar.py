@@ -16,7 +16,7 @@ from labshare.gpus.kernel_cards import card_text, clock, kernel_cards, memory_of
 from labshare.gpus.leases import Lease
 from labshare.gpus.nvml import GpuDevice, GpuReading
 from labshare.records import TooNew
-from labshare.records.kernel_cards import CardUse, KernelCards
+from labshare.records.kernel_cards import KernelCard, KernelCards
 
 pytestmark = pytest.mark.quick
 MIB, GIB = 1 << 20, 1 << 30
@@ -116,7 +116,7 @@ def test_cards_nvml_cannot_describe_still_show_as_leased() -> None:
     silent = device(0, {10: None, 11: 2 * GIB})  # a driver that does not say (some vGPU/MIG setups)
     assert memory_of(silent, {10, 11}) is None and memory_of(silent, {11}) == 2 * GIB
     assert card_text(
-        CardUse(
+        KernelCard(
             uuid="GPU-0", index=0, name=A100, memory_used_bytes=None, memory_total_bytes=80 * GIB
         )
     ) == ("GPU 0 A100-SXM4-80GB · n/a / 80.0 GiB")

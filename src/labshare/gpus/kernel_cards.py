@@ -15,7 +15,7 @@ from collections.abc import Collection, Sequence
 
 from labshare.gpus.leases import Lease
 from labshare.gpus.nvml import GpuDevice, GpuReading
-from labshare.records.kernel_cards import CardUse, KernelCards
+from labshare.records.kernel_cards import KernelCard, KernelCards
 from labshare.render.monitor import size
 
 EVERY = 3.0  # seconds between two of Lab's questions: "every few seconds", cheap for the server
@@ -58,10 +58,10 @@ def kernel_cards(
     )
 
 
-def _card(uuid: str, device: GpuDevice | None, pids: Collection[int]) -> CardUse:
+def _card(uuid: str, device: GpuDevice | None, pids: Collection[int]) -> KernelCard:
     if device is None:
-        return CardUse(uuid=uuid)
-    return CardUse(
+        return KernelCard(uuid=uuid)
+    return KernelCard(
         uuid=uuid,
         index=device.index,
         name=device.name,
@@ -84,7 +84,7 @@ def short_name(name: str) -> str:
     return name.removeprefix("NVIDIA ").strip() or name
 
 
-def card_text(card: CardUse) -> str:
+def card_text(card: KernelCard) -> str:
     """One card in the bar: "GPU 0 A100-SXM4-80GB · 11.7 GiB / 80.0 GiB · 35%"."""
     if card.index is None:
         return f"{card.uuid[:12]}…"  # "GPU-8f2c1a07…": leased, but NVML does not list it now
@@ -104,7 +104,7 @@ def clock(seconds: float) -> str:
     return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
 
 
-def title(cards: Sequence[CardUse], unavailable: str | None, reclaim_in: float | None) -> str:
+def title(cards: Sequence[KernelCard], unavailable: str | None, reclaim_in: float | None) -> str:
     """The tooltip: what the bar says, in sentences."""
     if not cards:
         return (

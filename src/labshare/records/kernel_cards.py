@@ -16,7 +16,7 @@ from labshare.records.base import Record
 
 
 @dataclass(frozen=True)
-class CardUse(Record):
+class KernelCard(Record):
     """One card the kernel leases, and how much of it the kernel's processes use now."""
 
     VERSION: ClassVar[int] = 1
@@ -38,7 +38,7 @@ class KernelCards(Record):
 
     kernel_id: str
     leased: bool  # whether this server leases cards per kernel at all; False: Lab stops asking
-    cards: tuple[CardUse, ...] = ()
+    cards: tuple[KernelCard, ...] = ()
     reclaim_in: float | None = (
         None  # seconds until idle reclaim shuts the kernel down, while warned
     )
@@ -56,5 +56,5 @@ class KernelCards(Record):
             return data
         return {
             **data,
-            "cards": [CardUse.from_json(c, "a card in a kernel's GPU answer") for c in cards],
+            "cards": [KernelCard.from_json(c, "a card in a kernel's GPU answer") for c in cards],
         }
