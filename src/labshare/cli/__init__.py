@@ -36,6 +36,7 @@ SECTIONS: dict[str, dict[str, str]] = {
         "gpus": "labshare.cli.gpus:gpus",
         "run": "labshare.cli.run:run",
         "doctor": "labshare.cli.doctor:doctor",
+        "notify": "labshare.cli.notify:notify",
     },
     "Member, on the laptop": {
         "connect": "labshare.cli.connect:connect",

@@ -17,6 +17,12 @@ from typing import Any
 from labshare.config import schema
 from labshare.config.gpu_settings import GpuSettings, parse_gpus
 from labshare.config.hub import HubSettings, SlurmSettings, parse_hub
+from labshare.config.notify_settings import (
+    MemberNotify,
+    SiteNotify,
+    parse_member_notify,
+    parse_site_notify,
+)
 from labshare.config.values import ConfigError, fail, read_toml, size_bytes, table
 
 __all__ = ["ConfigError", "GpuSettings", "HubSettings", "SlurmSettings", "size_bytes"]
@@ -49,6 +55,7 @@ class Site:
     member_may_override: frozenset[str] = schema.default("member", "may_override")
     hub: HubSettings = HubSettings()
     gpus: GpuSettings = GpuSettings()
+    notify: SiteNotify = field(default_factory=SiteNotify)
 
 
 @dataclass(frozen=True)
@@ -125,6 +132,7 @@ def load_site(path: Path) -> Site:
         member_may_override=member.get("may_override", Site.member_may_override),
         hub=hub,
         gpus=gpus,
+        notify=parse_site_notify(path, table(path, data, "notify")),
     )
 
 
@@ -154,6 +162,7 @@ class MemberConfig:
 
     server: Mapping[str, Any] = field(default_factory=dict)
     hosts: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    notify: MemberNotify = field(default_factory=MemberNotify)
 
 
 def load_member(path: Path) -> MemberConfig:
@@ -164,7 +173,9 @@ def load_member(path: Path) -> MemberConfig:
         for name, t in table(path, data, "hosts").items()
     }
     return MemberConfig(
-        server=schema.parse(path, "server", table(path, data, "server")), hosts=hosts
+        server=schema.parse(path, "server", table(path, data, "server")),
+        hosts=hosts,
+        notify=parse_member_notify(path, table(path, data, "notify")),
     )
 
 

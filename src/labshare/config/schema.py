@@ -125,6 +125,17 @@ ENV = Kind(
     "a table of strings", lambda v: v
 )  # as written: the kernel's start reads it and says what is wrong
 
+NOTICE_KINDS = ("cell", "kernel_died", "reclaim", "run", "server")
+EVENTS = Kind(f"a list drawn from {', '.join(NOTICE_KINDS)}", _list_of(lambda e: e in NOTICE_KINDS))
+ADDRESS = Kind(
+    'a template such as "{user}@lab.example", or a table of user names',
+    lambda v: _when(
+        (isinstance(v, str) and "{user}" in v)
+        or (isinstance(v, Mapping) and all(isinstance(x, str) for x in v.values())),
+        v,
+    ),
+)
+
 
 @dataclass(frozen=True)
 class Key:
@@ -191,6 +202,68 @@ _SERVER: tuple[Key, ...] = (
         True,
         "run cells on the server so output printed while no browser is open is kept; "
         "`start --keep-outputs/--no-keep-outputs` wins",
+    ),
+)
+# `[notify]`: the site's keys say where the lab's channels are; a member's, what they want told.
+NOTIFY_KEYS: tuple[Key, ...] = (
+    Key(
+        "notify",
+        "channels_file",
+        ABSOLUTE,
+        None,
+        "the root-only (0600) TOML file whose `urls` list the lab's apprise URLs; they hold secrets, "
+        "so they are never in this world-readable file",
+        default_doc="none: no lab channels",
+    ),
+    Key(
+        "notify",
+        "address",
+        ADDRESS,
+        None,
+        "how a member is named on the lab's channels: `{address}` in a channel URL becomes this, "
+        "anything else gets it before the text (a Slack mention such as `<@U0123>`)",
+        default_doc="the user name",
+    ),
+    Key(
+        "notify",
+        "spool_dir",
+        DIRECTORY,
+        "/var/lib/labshare/notices",
+        "where members' processes leave notices for the lab's channels; root-owned, mode 1733 "
+        "(sticky, not listable)",
+    ),
+    Key(
+        "notify",
+        "expire_after",
+        DURATION,
+        "1d",
+        "a notice not delivered this long after its event is dropped and counted",
+    ),
+    Key(
+        "notify",
+        "url",
+        TEXT,
+        None,
+        "your own channel, an apprise URL (`labshare notify set URL`); a secret, so the file is kept 0600",
+        (MEMBER,),
+        default_doc="none",
+    ),
+    Key(
+        "notify",
+        "min_duration",
+        DURATION,
+        "5m",
+        "a cell or `labshare run` shorter than this is not worth a notice",
+        (MEMBER,),
+    ),
+    Key("notify", "events", EVENTS, list(NOTICE_KINDS), "the kinds of notice you want", (MEMBER,)),
+    Key(
+        "notify",
+        "enabled",
+        BOOL,
+        True,
+        "`labshare notify off` sets false: no notices at all, on any channel",
+        (MEMBER,),
     ),
 )
 OVERRIDABLE = tuple(k.name for k in _SERVER if MEMBER in k.who)
@@ -389,6 +462,7 @@ KEYS: tuple[Key, ...] = (
         "/var/lib/labshare/gpus",
         "where leases are claimed; root-owned, mode 1777, like `[ports] claims_dir`",
     ),
+    *NOTIFY_KEYS,
     Key(
         "hosts.NAME",
         "labshare",
@@ -448,8 +522,19 @@ KEYS: tuple[Key, ...] = (
     ),
 )
 
-SITE_TABLES = ("server", "ports", "users", "groups", "admin", "member", "hub", "gpus", "lab")
-MEMBER_TABLES = ("server", "hosts", "lab", "server_groups")
+SITE_TABLES = (
+    "server",
+    "ports",
+    "users",
+    "groups",
+    "admin",
+    "member",
+    "hub",
+    "gpus",
+    "lab",
+    "notify",
+)
+MEMBER_TABLES = ("server", "hosts", "lab", "server_groups", "notify")
 
 
 def keys(section: str, who: str | None = None) -> dict[str, Key]:

@@ -12,6 +12,7 @@ from labshare.cli.lazy import LazyGroup
     sections={
         "Commands": {
             "check": "labshare.cli.admin.check:check",
+            "notices": "labshare.cli.admin.notices:notices",
             "ports": "labshare.cli.admin.ports:ports",
             "stop": "labshare.cli.admin.stop:stop",
         }
