@@ -165,6 +165,11 @@ def test_the_hub_runs_labshares_server_with_a_lease_per_kernel(booted: Booted) -
     assert status["hub_url"] and not status["running"]
     again = alice.run("start")
     assert again.returncode != 0 and "runs under JupyterHub" in again.stderr
+    checks = {c["name"]: c for c in alice.json("doctor")["checks"]}
+    assert checks["hub-server"]["status"] == "ok"
+    assert checks["kernel-survival"]["status"] == checks["output-keeping"]["status"] == "ok"
+    members = json.loads(booted.as_root("admin", "check", "--json").stdout)["members"]
+    assert [m["server"] for m in members if m["user"] == alice.name] == ["JupyterHub"]
 
 
 def test_a_killed_server_comes_back_through_the_hub_with_the_same_kernels(booted: Booted) -> None:
@@ -197,7 +202,10 @@ def test_an_idle_card_is_warned_about_in_lab_then_reclaimed(booted: Booted) -> N
         what="the reclaim warning Lab shows",
     )
     wait_for(lambda: kernel not in held(booted), timeout=120, what="the card to be reclaimed")
-    assert kernel not in {k["id"] for k in server.ok("GET", "/api/kernels")}
+    wait_for(
+        lambda: kernel not in {k["id"] for k in server.ok("GET", "/api/kernels")},
+        what="Jupyter to forget the reclaimed kernel",
+    )
     booted.fake.procs = []
     booted.fake.write()
 

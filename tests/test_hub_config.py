@@ -324,7 +324,10 @@ def test_plan_lists_running_servers_freed_ports_installs_unit_and_access(
     commands = [c for step in plan["steps"] for c in step["commands"]]
     assert "npm install -g configurable-http-proxy" in commands
     assert any("jupyterhub-systemdspawner" in c for c in commands)
-    assert f"sudo -u {alice.name} -H labshare stop" in commands
+    assert not any("labshare stop" in c for c in commands)  # the hub's server adopts the kernels
+    (move,) = [step for step in plan["steps"] if step["title"].startswith("Nothing to stop")]
+    assert alice.name in move["text"] and "adopts its kernels" in move["text"]
+    assert any(c.endswith("--extra hub") or "--extra hub " in c for c in commands)
     assert (
         "ExecStart=/opt/jupyterhub/bin/jupyterhub -f /etc/jupyterhub/jupyterhub_config.py"
         in plan["unit"]

@@ -7,13 +7,17 @@ what actually listens, so an admin sees conflicts before members do.
 
 from __future__ import annotations
 
+import json
 import pwd
+import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from labshare import config
 from labshare.listeners import listener
-from labshare.server import ports
+from labshare.records import RecordError
+from labshare.records.server import HubServer, ServerState
+from labshare.server import ports, state
 from labshare.users import enable_linger, lingers
 
 
@@ -34,6 +38,9 @@ class MemberPolicy:
     cull_idle_kernels_after: float | None
     shutdown_idle_server_after: float | None
     limits_enforceable: bool | None
+    server: str | None = (
+        None  # what runs the member's server here now: "labshare start", "JupyterHub"
+    )
 
 
 @dataclass
@@ -85,6 +92,7 @@ def check(site_path: Path) -> SiteCheck:
                 cull_idle_kernels_after=policy.cull_idle_kernels_after,
                 shutdown_idle_server_after=policy.shutdown_idle_server_after,
                 limits_enforceable=lingers(user) if limited else None,
+                server=running_server(user),
             )
         )
         if limited and not lingers(user):
@@ -98,6 +106,29 @@ def check(site_path: Path) -> SiteCheck:
                 'set assign = "per-kernel" or list their cards with gpus = [...].'
             )
     return result
+
+
+def running_server(user: str) -> str | None:
+    """Whether the member's server runs here, and who started it; read as it stands, never cleaned up."""
+    try:
+        folder = Path(pwd.getpwnam(user).pw_dir) / ".local/state/labshare" / socket.gethostname()
+    except KeyError:
+        return None
+    for name, kind, label in (
+        ("hub_server.json", HubServer, "JupyterHub"),
+        ("server.json", ServerState, "labshare start"),
+    ):
+        try:
+            record = kind.from_json(json.loads((folder / name).read_text()), str(folder / name))
+        except (OSError, ValueError, RecordError):
+            continue
+        if isinstance(record, HubServer) and state.alive(record.pid, record.started):
+            return label
+        if isinstance(record, ServerState) and state.alive(
+            record.supervisor_pid, record.supervisor_started
+        ):
+            return label
+    return None
 
 
 def port_table(site_path: Path) -> list[PortRow]:

@@ -9,6 +9,7 @@ beside this file: `versions` (and its advisory table), `private`,
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 from collections.abc import Mapping
 from pathlib import Path
@@ -24,6 +25,7 @@ from labshare.gpus import nvml as gpus
 from labshare.install_hint import upgrade_command
 from labshare.paths import Paths
 from labshare.server import state as st
+from labshare.server.status import running_hub_server
 from labshare.users import enable_linger, has_logind, lingers, user_name
 
 
@@ -304,7 +306,12 @@ def site_policy(paths: Paths, user: str, environ: Mapping[str, str]) -> list[Che
 
 
 def _launch_argv(paths: Paths) -> list[str] | None:
-    """The command line `labshare start` last launched Jupyter with; None before the first start."""
+    """The command line the member's server runs with: JupyterHub's, where the hub started it,
+    else the one `labshare start` last launched; None before the first start."""
+    hub = running_hub_server(paths)
+    if hub is not None:
+        with contextlib.suppress(OSError):
+            return Path(f"/proc/{hub.pid}/cmdline").read_bytes().decode().split("\0")[:-1]
     try:
         spec = st.launch_store(paths).read()
     except (OSError, LabshareError):
@@ -401,6 +408,23 @@ def server_mode(paths: Paths) -> str:
     return record.mode if record else "socket"
 
 
+def hub_server(paths: Paths) -> list[Check]:
+    """A server JupyterHub started is the member's server here: say so, and where it is reached."""
+    found = running_hub_server(paths)
+    if found is None:
+        return []
+    where = f" at {found.url}" if found.url else ""
+    job = f", in Slurm job {found.job_id}" if found.job_id else ""
+    return [
+        Check(
+            "hub-server",
+            OK,
+            f"your server runs under JupyterHub (pid {found.pid} on {found.host}{job}); open it "
+            f"through the hub{where}",
+        )
+    ]
+
+
 def run_all(paths: Paths, environ: Mapping[str, str]) -> list[Check]:
     user = user_name(paths.uid)
     checks = versions()
@@ -415,6 +439,7 @@ def run_all(paths: Paths, environ: Mapping[str, str]) -> list[Check]:
     checks.append(project_settings())
     checks += site_policy(paths, user, environ)
     checks.append(gpu_check.check(paths, user))
+    checks += hub_server(paths)
     checks.append(kernel_survival(paths))
     checks.append(output_keeping(paths))
     checks.append(old_servers(find_old_servers(paths.uid)))

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from labshare.config import HubSettings
 from labshare.hub.jupyterhub import HubInputs
+from labshare.install_hint import upgrade_command
 
 CONFIG_PATH = "/etc/jupyterhub/jupyterhub_config.py"
 PIP = {
@@ -132,6 +133,14 @@ def _on_this_host(plan: Plan, hub: HubSettings, node: str) -> None:
     plan.steps = [
         Step("Install JupyterHub, configurable-http-proxy and the spawner", install),
         Step(
+            "Give labshare JupyterHub's single-user server",
+            [upgrade_command("hub")],
+            "The hub starts each member's server as `labshare singleuser`: labshare's own server "
+            "(GPU leases per kernel, reclaim, kernels that survive a crash, output kept while away) "
+            "under the hub's login."
+            + (" Install it on every node, at the same path." if spawner == "slurm" else ""),
+        ),
+        Step(
             "Write the hub's config",
             [
                 "install -d -m 0755 /etc/jupyterhub",
@@ -146,13 +155,26 @@ def _on_this_host(plan: Plan, hub: HubSettings, node: str) -> None:
             ],
         ),
     ]
-    if plan.running:
+    if plan.running and spawner == "systemd":
+        names = ", ".join(r.user for r in plan.running)
+        plan.steps.append(
+            Step(
+                "Nothing to stop: running servers move when their member first uses the hub",
+                [],
+                f"Running now: {names}. When the hub starts a member's server, labshare stops their "
+                "`labshare start` server and the hub's server adopts its kernels: the same kernel "
+                "ids, variables and GPU leases. Until then they keep using `labshare start`; both "
+                "kinds of server share the same leases and rules.",
+            )
+        )
+    elif plan.running:
         names = ", ".join(r.user for r in plan.running)
         plan.steps.append(
             Step(
                 "Ask the members with a running server to save their work and stop it",
                 [f"sudo -u {r.user} -H labshare stop" for r in plan.running],
-                f"Running now: {names}. Their kernels and environments stay in their homes and appear in the hub.",
+                f"Running now: {names}. Their servers will run on Slurm's nodes, where the kernels "
+                "running here cannot follow; their environments stay in their homes.",
             )
         )
     plan.steps.append(

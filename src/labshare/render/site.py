@@ -55,6 +55,7 @@ def check(result: SiteCheck) -> str:
             f"{m.cpus:g}" if m.cpus else "-",
             span(m.cull_idle_kernels_after),
             span(m.shutdown_idle_server_after),
+            m.server or "-",
         ]
         for m in result.members
     ]
@@ -74,6 +75,7 @@ def check(result: SiteCheck) -> str:
                     "CPUs",
                     "cull idle kernels",
                     "stop idle server",
+                    "server now",
                 ],
                 rows,
             )
