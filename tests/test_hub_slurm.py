@@ -140,8 +140,8 @@ def test_a_members_server_is_a_slurm_job_whose_kernels_lease_only_its_cards(
     leases_dir = where / "gpus"
     leases_dir.mkdir()
     leases_dir.chmod(0o1777)
-    alice, bob = make_user(), make_user()
-    for member in (alice, bob):
+    alice, bob, carol = make_user(), make_user(), make_user()
+    for member in (alice, bob, carol):
         adopt(member)
     port = free_port()
     site = site_file(
@@ -177,6 +177,10 @@ c.LabshareSlurmSpawner.listen_ip = "127.0.0.1"
 c.LabshareSlurmSpawner.state_exechost_exp = "127.0.0.1"
 c.LabshareSlurmSpawner.startup_poll_interval = 0.5
 c.Spawner.poll_interval = 2
+# carol's nodes have no labshare where the config says: her job starts and fails at once.
+c.JupyterHub.load_groups["broken"] = {{"users": [{carol.name!r}]}}
+c.Spawner.group_overrides["broken"] = {{"groups": ["broken"], "spawner_override": {{
+    "batchspawner_singleuser_cmd": "/nonexistent/bin/batchspawner-singleuser"}}}}
 """,
     )
     blocker = ""
@@ -187,7 +191,7 @@ c.Spawner.poll_interval = 2
             "sbatch", "--parsable", "--gres=gpu:2", "--output=/dev/null", "--wrap", "sleep 600"
         ).strip()
         wait_for(lambda: slurm.job_state(blocker) == "RUNNING", timeout=60, what="the blocking job")
-        for member in (alice, bob):
+        for member in (alice, bob, carol):
             assert hub.call("POST", f"/hub/api/users/{member.name}").status in (201, 409)
         started = hub.call("POST", f"/hub/api/users/{alice.name}/server")
         assert started.status in (201, 202), started.body
@@ -252,6 +256,16 @@ c.Spawner.poll_interval = 2
             failed
         ), failed
         assert not hub.server(bob.name)
+
+        # Carol's job fails as it starts: the spawn fails at once, with the job's exit and output file.
+        started = hub.call("POST", f"/hub/api/users/{carol.name}/server")
+        ended = progress(hub, carol.name, re.compile("ended before the server started"))
+        assert re.fullmatch(
+            rf"Spawn failed: Slurm job \d+ ended before the server started \(FAILED, exit code \d+:\d+"
+            rf"[^)]*\); its output is in {carol.home}/jupyterhub_slurmspawner_\d+\.log\.",
+            ended,
+        ), ended
+        assert not hub.server(carol.name)
     except BaseException:
         print(hub.log_text()[-8000:])
         for log in alice.home.glob("jupyterhub_slurmspawner_*.log"):
@@ -262,6 +276,44 @@ c.Spawner.poll_interval = 2
         if blocker:
             slurm.run("scancel", blocker, check=False)
         slurm.cancel_all()
-        for member in (alice, bob):
+        for member in (alice, bob, carol):
             member.reap()
         shutil.rmtree(where, ignore_errors=True)
+
+
+@pytest.mark.xdist_group("slurm")
+def test_hub_config_refuses_a_partition_slurm_lacks_and_no_labshare_at_the_nodes_path(
+    slurm: Slurm, shared_tmp: Path
+) -> None:
+    def site(extra: str) -> Path:
+        return site_file(shared_tmp, f"[hub]\n{extra}")
+
+    unknown = hub_config(site('[hub.slurm]\npartition = "nosuch"\n'), slurm)
+    assert unknown.returncode != 0 and "Traceback" not in unknown.stderr
+    assert unknown.stderr.strip().splitlines() == [
+        f"labshare: error: Slurm has no partition 'nosuch' (sinfo lists: {slurm.partition}); set "
+        "[hub.slurm] partition to one of them, then run again."
+    ]
+
+    absent = hub_config(site('labshare = "/nonexistent/labshare/bin/labshare"\n'), slurm)
+    assert absent.returncode != 0 and "Traceback" not in absent.stderr
+    (line,) = absent.stderr.strip().splitlines()
+    assert line.startswith(
+        "labshare: error: The Slurm jobs would run /nonexistent/labshare/bin/labshare, but there is no "
+        "labshare there on this host;"
+    ), line
+
+    # On the nodes only, as the admin says: not checked here, and the file says so.
+    nodes_only = hub_config(
+        site(
+            'labshare = "/nonexistent/labshare/bin/labshare"\n'
+            f'[hub.slurm]\nlabshare_only_on_nodes = true\npartition = "{slurm.partition}"\n'
+        ),
+        slurm,
+        "--json",
+    )
+    assert nodes_only.returncode == 0, nodes_only.stderr
+    made = json.loads(nodes_only.stdout)
+    head = made["text"].split("import sys")[0]
+    assert "# Note: /nonexistent/labshare/bin/labshare and" in head
+    assert not any("not checked" in note for note in made["not_carried"])

@@ -55,21 +55,51 @@ class LabshareSlurmSpawner(SlurmSpawner):
         return job_id
 
     async def start(self) -> Any:
+        """batchspawner's start, watched: a job that ends before its server reports a port fails the
+        spawn at once with Slurm's reason, where batchspawner would wait for the port until the timeout."""
+        self._last_job = ""
+        started = asyncio.ensure_future(super().start())
         try:
-            return await super().start()
+            while True:
+                done, _ = await asyncio.wait(
+                    {started}, timeout=max(1.0, self.startup_poll_interval)
+                )
+                if done:
+                    return started.result()
+                if self._last_job and not await self._listed(self._last_job):
+                    started.cancel()
+                    why = await self._ended(self._last_job)
+                    self.clear_state()  # nothing left to cancel
+                    raise RuntimeError(why)
         except RuntimeError as exc:
             if "disappeared" not in str(exc) or not self._last_job:
                 raise
             raise RuntimeError(await self._ended(self._last_job)) from None
+        finally:
+            if not started.done():
+                started.cancel()
+
+    async def _as_member(self, command: str) -> str:
+        """A Slurm command run as batchspawner runs its own (its exec_prefix): its output, or where it
+        fails its error (batchspawner matches "cannot reach the controller" there too)."""
+        prefix = format_template(self.exec_prefix, **self.get_req_subvars())
+        try:
+            out: str = await self.run_command(f"{prefix} {command}")
+        except RuntimeError as exc:
+            return str(exc)
+        return out
+
+    async def _listed(self, job_id: str) -> bool:
+        """Whether Slurm lists the job as pending or running (or cannot say), without touching job_status."""
+        subvars = {**self.get_req_subvars(), "job_id": job_id}
+        out = await self._as_member(format_template(self.batch_query_cmd, **subvars))
+        if self.state_unknown_re and re.search(self.state_unknown_re, out):
+            return True
+        return bool(re.search(self.state_pending_re, out) or re.search(self.state_running_re, out))
 
     async def _ended(self, job_id: str) -> str:
         """Why a job is gone, from `scontrol show job` (Slurm keeps an ended job for MinJobAge)."""
-        subvars = self.get_req_subvars()
-        command = f"{format_template(self.exec_prefix, **subvars)} scontrol -o show job {job_id}"
-        try:
-            text = await self.run_command(command)
-        except RuntimeError:
-            text = ""
+        text = await self._as_member(f"scontrol -o show job {job_id}")
         return slurm.EndedJob.parse(job_id, text).line()
 
     async def progress(self) -> AsyncIterator[dict[str, str]]:
