@@ -10,12 +10,15 @@ server's leases directory.
 from __future__ import annotations
 
 import json
+import queue
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import fleet_hosts
+import posix_less
 import pytest
 from conftest import LABSHARE, Accounts, wait_for
 from fake_gpus import nvml_stub  # noqa: F401 - the session fixture, by name
@@ -100,3 +103,163 @@ def test_fleet_lists_every_card_with_its_server_leases_and_says_why_others_do_no
     finally:
         bob.kill()
         bob.wait(10)
+
+
+class Connect:
+    """A running `labshare connect --json ...` as the laptop account, its events read on a thread."""
+
+    def __init__(self, fleet: fleet_hosts.Fleet, *args: str):
+        self.proc = fleet.laptop.popen(
+            [LABSHARE, "connect", "--no-browser", "--json", *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        self.events: queue.Queue[dict] = queue.Queue()
+        self.seen: list[dict] = []
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout
+        for line in self.proc.stdout:
+            if line.strip():
+                self.events.put(json.loads(line))
+
+    def wait_for(self, kind: str, timeout: float = 120) -> dict:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                event = self.events.get(timeout=0.2)
+            except queue.Empty:
+                if self.proc.poll() is not None and self.events.empty():
+                    raise AssertionError(
+                        f"connect exited {self.proc.returncode} before {kind!r}: {self.seen} "
+                        f"{self.proc.stderr.read() if self.proc.stderr else ''}"
+                    ) from None
+                continue
+            self.seen.append(event)
+            if event["event"] == kind:
+                return event
+        raise AssertionError(f"no {kind!r} event within {timeout} s; saw {self.seen}")
+
+    def close(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(30)
+        finally:
+            if self.proc.poll() is None:
+                self.proc.kill()
+                self.proc.wait(10)
+
+
+def labshare_there(fleet: fleet_hosts.Fleet, alias: str, *args: str) -> subprocess.CompletedProcess:
+    return fleet.ssh(alias, "~/.local/bin/labshare", *args)
+
+
+def running_on(fleet: fleet_hosts.Fleet, alias: str) -> bool:
+    done = labshare_there(fleet, alias, "status", "--json")
+    assert done.returncode in (0, 3), done.stderr
+    return bool(json.loads(done.stdout)["running"])
+
+
+def answers_through_tunnel(ready: dict) -> bool:
+    token = ready["url"].split("token=", 1)[1]
+    address = probe.Address(host="127.0.0.1", port=ready["local_port"])
+    return probe.request(address, "/api/status", token=token, timeout=5).status == 200
+
+
+def test_connect_group_opens_where_there_is_room_or_where_the_lab_runs_and_says_why_when_nowhere(
+    fleet: fleet_hosts.Fleet,
+) -> None:
+    held = [lease_all(fleet, "gpua")]
+    opened: list[Connect] = []
+    try:
+        # A is full: B, the first with a free card (all equally loaded), gets the Lab.
+        c = Connect(fleet, GROUP, "--gpus", "1")
+        opened.append(c)
+        chosen = c.wait_for("chosen")
+        assert chosen["host"] == "gpub" and "free for you" in chosen["reason"], chosen
+        ready = c.wait_for("ready")
+        assert ready["host"] == "gpub" and answers_through_tunnel(ready)
+        assert running_on(fleet, "gpub") and not running_on(fleet, "gpua")
+        c.close()
+        assert labshare_there(fleet, "gpub", "stop").returncode == 0
+
+        # The member's Lab already runs on C: that is where connect goes, free cards elsewhere or not.
+        assert labshare_there(fleet, "gpuc", "start").returncode == 0
+        c = Connect(fleet, GROUP, "--gpus", "1")
+        opened.append(c)
+        chosen = c.wait_for("chosen")
+        assert chosen["host"] == "gpuc" and "already runs" in chosen["reason"], chosen
+        assert answers_through_tunnel(c.wait_for("ready"))
+        c.close()
+        assert labshare_there(fleet, "gpuc", "stop").returncode == 0
+
+        # No card free anywhere: one sentence naming the best option, the table, non-zero, nothing started.
+        held += [lease_all(fleet, "gpub"), lease_all(fleet, "gpuc")]
+        done = fleet.laptop.run("connect", "--no-browser", "--json", GROUP, "--gpus", "1", timeout=60)
+        events = [json.loads(line) for line in done.stdout.splitlines() if line.strip()]
+        assert done.returncode == 1, done
+        assert [e["event"] for e in events] == ["fleet", "error"], events
+        message = events[-1]["message"]
+        assert message.startswith("No server of ") and "best option" in message, message
+        assert fleet.bob.name in message and "reclaimed after 2 h" in message, message
+        assert len(events[0]["servers"]) == 6
+        text = fleet.laptop.run("connect", "--no-browser", GROUP, "--gpus", "1", timeout=60)
+        assert text.returncode == 1
+        errors = [line for line in text.stderr.splitlines() if line.startswith("labshare: error:")]
+        assert len(errors) == 1 and "best option" in errors[0], text.stderr
+        assert "FREE / HOLDER" in text.stdout
+        assert not any(running_on(fleet, name) for name in ("gpua", "gpub", "gpuc"))
+    finally:
+        for c in opened:
+            c.close()
+        for proc in held:
+            proc.kill()
+            proc.wait(10)
+
+
+def test_bad_groups_hosts_and_old_servers_are_one_line_each_and_doctor_checks_the_group(
+    fleet: fleet_hosts.Fleet,
+) -> None:
+    laptop = fleet.laptop
+    config = laptop.home / ".config" / "labshare" / "config.toml"
+    config.parent.mkdir(parents=True, exist_ok=True)
+    config.write_text(
+        f"[lab]\nservers = {json.dumps(GROUP.split(','))}\n\n[server_groups]\nempty = []\n"
+    )
+    fleet_hosts.sshd_helper._chown_tree(laptop.home / ".config", laptop.name)
+
+    def one_line(*args: str) -> str:
+        done = laptop.run(*args, timeout=60)
+        assert done.returncode != 0, done
+        lines = [line for line in done.stderr.splitlines() if line.strip()]
+        assert len(lines) == 1 and lines[0].startswith("labshare: error: "), done.stderr
+        return lines[0]
+
+    assert "No server group 'nosuch'" in one_line("fleet", "nosuch")
+    assert "lists no servers" in one_line("fleet", "empty")
+    assert "lists no servers" in one_line("connect", "empty")
+    assert "--gpus picks a server of a group" in one_line("connect", "gpub", "--gpus", "1")
+    unknown = one_line("connect", "--no-browser", "nosuch.invalid,")
+    assert "nosuch.invalid" in unknown and "resolve" in unknown, unknown
+    old = one_line("connect", "--no-browser", "gpud,")
+    assert "too old (0.0.9)" in old and "upgrade" in old, old
+
+    report, _, done = fleet_json(fleet, "nosuch.invalid,gpub")
+    rows = by_host(report)
+    assert rows["nosuch.invalid"]["error"] == "unknown host" and rows["gpub"]["reachable"]
+
+    doctor = laptop.run("doctor", "lab", "--json", timeout=60)
+    assert doctor.returncode == 1, doctor.stderr
+    checks = {c["name"]: c for c in json.loads(doctor.stdout)["checks"]}
+    assert checks["gpua: answer"]["status"] == "ok"
+    assert checks["gpua: site group"]["status"] == "ok"
+    assert checks["gpub: labshare"]["status"] == "ok"
+    assert checks["gpud: answer"]["status"] == "fail" and "too old" in checks["gpud: answer"]["detail"]
+    assert checks["gpue: answer"]["status"] == "fail"
+
+    # The laptop side of fleet needs nothing a Windows Python lacks.
+    posix_less.refuse_posix_modules(laptop)
+    report, _, done = fleet_json(fleet, "gpub,gpuc")
+    assert done.returncode == 0 and all(s["reachable"] for s in report["servers"]), done.stderr

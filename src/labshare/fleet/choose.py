@@ -63,6 +63,8 @@ def no_room(replies: list[Reply], gpus: int, group: str, now: float) -> str:
     want = f"{gpus} free GPU{'s' if gpus != 1 else ''}"
     answered = [r for r in replies if r.answer is not None]
     if not answered:
+        if len(replies) == 1 and replies[0].message:
+            return replies[0].message
         why = ", ".join(f"{r.host}: {r.error}" for r in replies)
         return f"No server of {group} answered ({why}); check them with `labshare doctor {group}`."
     head = f"No server of {group} has {want} for you now"
