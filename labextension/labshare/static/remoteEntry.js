@@ -213,19 +213,20 @@
     };
   }
 
-  // The newest version of a shared module of this major version, as Lab's own copy of it.
+  // A shared module of this major version, as Lab itself runs it: a copy already loaded (Lab's core
+  // packages are, by the time Lab asks for our plugins), else the newest offered.
   async function shared(name, major) {
-    const versions = Object.keys((shareScope && shareScope[name]) || {})
-      .filter((version) => version.split(".")[0] === String(major));
+    const offered = (shareScope && shareScope[name]) || {};
+    const versions = Object.keys(offered).filter((version) => version.split(".")[0] === String(major));
     if (!versions.length) {
       return null;
     }
     const number = (version) => version.split(/[.-]/).slice(0, 3).map((part) => parseInt(part, 10) || 0);
     versions.sort((a, b) => {
       const [x, y] = [number(a), number(b)];
-      return x[0] - y[0] || x[1] - y[1] || x[2] - y[2];
+      return (!!offered[a].loaded - !!offered[b].loaded) || x[0] - y[0] || x[1] - y[1] || x[2] - y[2];
     });
-    const factory = await shareScope[name][versions[versions.length - 1]].get();
+    const factory = await offered[versions[versions.length - 1]].get();
     return factory();
   }
 
