@@ -126,6 +126,7 @@ def test_help_lists_every_command_in_its_section(labshare) -> None:
     assert sections["Member, on the server"] == SERVER
     assert sections["Member, on the laptop"] == LAPTOP
     assert sections["Admin"] == ADMIN
+    assert sections["Run by JupyterHub"] == ["singleuser"]
     assert labshare("-h").out == done.out
 
 
@@ -189,6 +190,16 @@ def test_unknown_command(labshare) -> None:
     assert (
         labshare("env", "nosuch", "--json").json()["error"]["message"]
         == "No such command 'nosuch'."
+    )
+
+
+@pytest.mark.quick
+def test_singleuser_outside_a_hub_says_what_it_is_for(labshare) -> None:
+    done = labshare("singleuser")
+    assert done.code != 0 and done.out == ""
+    assert done.err.strip() == (
+        "labshare: error: `labshare singleuser` is the command JupyterHub runs for a member's "
+        "server (it needs $JUPYTERHUB_SERVICE_URL); to start your own server, run `labshare start`."
     )
 
 
