@@ -131,7 +131,7 @@ def test_lab_shows_the_kernels_card_and_the_reclaim_warning_and_takes_it_back_wh
     )
 
 
-def test_without_reclaim_lab_is_told_to_stop_asking(member: Member) -> None:
+def test_without_reclaim_or_leases_per_kernel_lab_is_told_to_stop_asking(member: Member) -> None:
     server = lo.start_server(member)
     assert server.api.ok("GET", "/api/labshare/gpu-notices") == {"notices": [], "every": None}
     answer = gpus(server.api, server.api.start_kernel())

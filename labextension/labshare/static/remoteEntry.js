@@ -140,6 +140,9 @@
 
       async function refresh() {
         clearTimeout(timer);
+        if (!enabled) {
+          return;
+        }
         const mine = ++asked;
         const session = context();
         const kernel = session && session.session ? session.session.kernel : null;
@@ -195,7 +198,9 @@
         isActive: () => enabled && context() !== null,
         activeStateChanged: changed,
       });
-      app.shell.currentChanged.connect(follow);
+      if (app.shell.currentChanged) {  // Lab's shell; a shell without it shows the first tab's kernel
+        app.shell.currentChanged.connect(follow);
+      }
       document.addEventListener("visibilitychange", () => {
         if (enabled && !document.hidden) {
           void refresh();
