@@ -177,6 +177,7 @@ c.LabshareSlurmSpawner.listen_ip = "127.0.0.1"
 c.LabshareSlurmSpawner.state_exechost_exp = "127.0.0.1"
 c.LabshareSlurmSpawner.startup_poll_interval = 0.5
 c.Spawner.poll_interval = 2
+c.JupyterHub.tornado_settings = {{"slow_spawn_timeout": 0}}  # the spawn request answers at once
 # carol's nodes have no labshare where the config says: her job starts and fails at once.
 c.JupyterHub.load_groups["broken"] = {{"users": [{carol.name!r}]}}
 c.Spawner.group_overrides["broken"] = {{"groups": ["broken"], "spawner_override": {{
@@ -195,7 +196,8 @@ c.Spawner.group_overrides["broken"] = {{"groups": ["broken"], "spawner_override"
             assert hub.call("POST", f"/hub/api/users/{member.name}").status in (201, 409)
         started = hub.call("POST", f"/hub/api/users/{alice.name}/server")
         assert started.status in (201, 202), started.body
-        waiting = progress(hub, alice.name, re.compile("Waiting in Slurm's queue"))
+        # Just after sbatch the reason is "None"; once the scheduler has looked, it is Slurm's reason.
+        waiting = progress(hub, alice.name, re.compile(r"Waiting in Slurm's queue.*\(Resources\)"))
         job = job_of(slurm, alice.name)
         assert waiting == (
             f"Waiting in Slurm's queue: job {job} is pending because the cards, CPUs or memory it "
@@ -243,11 +245,15 @@ c.Spawner.group_overrides["broken"] = {{"groups": ["broken"], "spawner_override"
             timeout=60,
             what="the job's kernels to end",
         )
-        wait_for(
-            lambda: not [x for x in leases.leases(leases_dir) if x.stale is None],
-            timeout=60,
-            what="the leases to be freed",
+        wait_for(lambda: not leases.leases(leases_dir), timeout=60, what="the leases to be freed")
+        after = subprocess.run(
+            [LABSHARE, "gpus", "--json"],
+            env={**hub_env(site), **fake.env},
+            capture_output=True,
+            text=True,
+            timeout=120,
         )
+        assert not [row for card in json.loads(after.stdout)["cards"] for row in card["leases"]]
 
         # Bob asks for five cards on a node with two: Slurm refuses, and the hub says so.
         started = hub.call("POST", f"/hub/api/users/{bob.name}/server")
