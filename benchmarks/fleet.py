@@ -1,0 +1,112 @@
+"""`labshare fleet` over simulated servers, against asking them one by one by hand.
+
+The servers are tests/fleet_hosts.py's: real sshd instances on their own
+loopback addresses, each in its own UTS, mount and pid namespaces with its
+own site config, leases and stand-in NVML (two cards each).
+
+1. All answer (7 servers): `labshare fleet GROUP --json` vs the manual way,
+   the slowest single `ssh HOST labshare gpus --json` of the seven (goal
+   <= 1.2x).  Interleaved runs, medians.  fleet's shared ssh logins are warm
+   after its first run, as they are for a member who asks again within a
+   minute; the first (cold) run is printed too.
+2. 8 servers, one of which accepts and never answers: wall time of
+   `labshare fleet GROUP --json` (goal <= 1.5 s, median).
+
+Needs root (it makes throwaway Unix accounts and namespaces); run as
+`python benchmarks/fleet.py` from the test venv (scripts/test builds it).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+
+import fleet_hosts
+from conftest import LABSHARE, Accounts
+from fake_gpus import STUB_SOURCE
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import machine  # noqa: E402
+
+RUNS = int(os.environ.get("BENCH_RUNS", "9"))
+SERVERS = tuple(f"gpu{i}" for i in range(1, 8))
+
+
+def stub() -> Path:
+    where = Path(tempfile.mkdtemp(prefix="labshare-bench-nvml-"))
+    where.chmod(0o755)
+    library = where / "libnvidia-ml.so.1"
+    subprocess.run(
+        ["cc", "-shared", "-fPIC", "-O2", "-std=gnu11", "-o", str(library), str(STUB_SOURCE)],
+        check=True,
+    )
+    library.chmod(0o755)
+    return where
+
+
+def timed(argv: list[str], fleet: fleet_hosts.Fleet) -> float:
+    began = time.perf_counter()
+    done = fleet.laptop.run_cmd(argv, timeout=60)
+    took = time.perf_counter() - began
+    assert done.returncode in (0, 4), done.stderr
+    return took
+
+
+def main() -> None:
+    print(machine())
+    lib = stub()
+    try:
+        with Accounts() as users:
+            boot = fleet_hosts.boot(users, lib, names=SERVERS, old=())
+            fleet = next(boot)
+            try:
+                run(fleet)
+            finally:
+                boot.close()
+    finally:
+        shutil.rmtree(lib, ignore_errors=True)
+
+
+def run(fleet: fleet_hosts.Fleet) -> None:
+    group = ",".join(SERVERS)
+    ours_argv = [LABSHARE, "fleet", group, "--json"]
+    cold = timed(ours_argv, fleet)
+    ours: list[float] = []
+    manual: list[float] = []
+    for i in range(RUNS):
+        singles = lambda: max(  # noqa: E731
+            timed(["ssh", host, "~/.local/bin/labshare", "gpus", "--json"], fleet)
+            for host in SERVERS
+        )
+        if i % 2:
+            manual.append(singles())
+            ours.append(timed(ours_argv, fleet))
+        else:
+            ours.append(timed(ours_argv, fleet))
+            manual.append(singles())
+    mo, mm = statistics.median(ours), statistics.median(manual)
+    print(f"fleet over {len(SERVERS)} servers, all answering ({RUNS} runs)")
+    print(f"  labshare  median {mo:.3f} s   runs {', '.join(f'{x:.2f}' for x in ours)}")
+    print(f"            first (cold) run {cold:.3f} s")
+    print(f"  manual    median {mm:.3f} s   (the slowest single `ssh HOST labshare gpus --json`)")
+    print(f"  ratio     {mo / mm:.2f}x   (goal <= 1.2x)")
+
+    hanging = [LABSHARE, "fleet", f"{group},{fleet.hanging}", "--json"]
+    walls = [timed(hanging, fleet) for _ in range(RUNS)]
+    print(f"fleet over {len(SERVERS) + 1} servers, one never answering ({RUNS} runs)")
+    print(
+        f"  labshare  median {statistics.median(walls):.3f} s   runs "
+        f"{', '.join(f'{x:.2f}' for x in walls)}   (goal <= 1.5 s)"
+    )
+
+
+if __name__ == "__main__":
+    main()
