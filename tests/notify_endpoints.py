@@ -11,6 +11,7 @@ starts it again on the same port (up) to test retries.
 from __future__ import annotations
 
 import contextlib
+import email
 import json
 import os
 import subprocess
@@ -73,6 +74,16 @@ def serve_smtp(port: int, path: Path) -> None:
             time.sleep(3600)
 
 
+def mail_text(raw: str) -> str:
+    """A mail's plain-text part, decoded (apprise sends quoted-printable)."""
+    message = email.message_from_string(raw)
+    for part in message.walk():
+        if part.get_content_type() == "text/plain":
+            payload = part.get_payload(decode=True)
+            return payload.decode(errors="replace").strip() if isinstance(payload, bytes) else ""
+    return raw
+
+
 @dataclass
 class Endpoint:
     """One receiver process; `received()` is everything it took, in order."""
@@ -115,6 +126,8 @@ class Endpoint:
                 with contextlib.suppress(ValueError):
                     data = json.loads(body)
                     body = data.get("message", body) if isinstance(data, dict) else body
+            else:
+                body = mail_text(body)
             out.append(body)
         return out
 

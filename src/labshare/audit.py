@@ -15,6 +15,7 @@ from pathlib import Path
 
 from labshare import config
 from labshare.listeners import listener
+from labshare.notify.plan import LabNotices, lab_plan
 from labshare.records import RecordError
 from labshare.records.server import HubServer, ServerState
 from labshare.server import ports, state
@@ -50,6 +51,7 @@ class SiteCheck:
     gpus: config.GpuSettings = field(default_factory=config.GpuSettings)
     members: list[MemberPolicy] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    notices: LabNotices | None = None  # the lab's notice channels and who gets what on them
 
 
 @dataclass
@@ -105,6 +107,7 @@ def check(site_path: Path) -> SiteCheck:
                 f'max_gpus of {user} caps GPU leases, and there are none while [gpus] assign = "off": '
                 'set assign = "per-kernel" or list their cards with gpus = [...].'
             )
+    result.notices = lab_plan(site.notify, [m.user for m in result.members])
     return result
 
 

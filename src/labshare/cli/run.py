@@ -23,6 +23,12 @@ def run(app: App, count: int | None, argv: tuple[str, ...]) -> int:
 
     Signals reach CMD, and labshare exits with CMD's exit status.
     """
-    from labshare.gpus import run as runner
+    import time
 
-    return runner.run(runner.my_policy(app.paths), count, list(argv))
+    from labshare.gpus import run as runner
+    from labshare.notify import events
+
+    began = time.monotonic()
+    status = runner.run(runner.my_policy(app.paths), count, list(argv))
+    events.run_finished(app.paths, list(argv), status, time.monotonic() - began)
+    return status

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from labshare import proc
-from labshare.doctor import FAIL, OK, WARN, Check, gpu_check, hostconf
+from labshare.doctor import FAIL, OK, WARN, Check, gpu_check, hostconf, notices
 from labshare.doctor.old_servers import find_old_servers, old_servers
 from labshare.doctor.private import private_dirs, socket_path
 from labshare.doctor.projects import project_settings
@@ -443,4 +443,5 @@ def run_all(paths: Paths, environ: Mapping[str, str]) -> list[Check]:
     checks.append(kernel_survival(paths))
     checks.append(output_keeping(paths))
     checks.append(old_servers(find_old_servers(paths.uid)))
+    checks += notices.checks(paths)
     return checks

@@ -39,6 +39,7 @@ from traitlets.config import LoggingConfigurable
 from labshare.gpus import history, leases
 from labshare.gpus.assign import GpuPolicy
 from labshare.gpus.nvml import NoGpu, read_nvml, read_process_use
+from labshare.jupyterside import cell_notices
 from labshare.proc import family
 from labshare.render.monitor import duration, size
 
@@ -172,6 +173,12 @@ class GpuReclaimer(LoggingConfigurable):
             f"at {time.strftime('%H:%M', time.localtime(at))} to free {', '.join(kernel.labels or kernel.cards)} "
             f"(idle {idle_for}, holding {size(kernel.memory)}); run a cell to keep it."
         )
+        cell_notices.tell_later(
+            self.serverapp,
+            kernel.kernel_id,
+            "reclaim",
+            f"GPU reclaim warning: its kernel will be shut down {self._messages[kernel.kernel_id]}",
+        )
 
     async def notices(self) -> list[dict[str, Any]]:
         """The warnings not yet carried out, each with its notebook and one sentence short enough for a toast."""
@@ -226,6 +233,14 @@ class GpuReclaimer(LoggingConfigurable):
             ", ".join(kernel.cards),
             duration(int(now - kernel.since)),
             size(kernel.memory),
+        )
+        cell_notices.tell_later(
+            self.serverapp,
+            kernel.kernel_id,
+            "reclaim",
+            f"GPU reclaimed: notebook saved, kernel shut down after {duration(int(now - kernel.since))} "
+            f"idle, {size(kernel.memory)} of GPU memory freed ({', '.join(kernel.labels or kernel.cards)})",
+            notebook or "a console",
         )
 
     async def _notebook(self, kernel_id: str) -> str | None:

@@ -6,6 +6,7 @@ names no URL.  URLs are shown in apprise's privacy form, tokens hidden.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,6 +24,7 @@ class LabNotices:
     service_running: bool | None = None
     # member -> where their notices go: "alice@lab.example on mailto://…", "not addressed on …"
     members: dict[str, list[str]] = field(default_factory=dict)
+    address: str = ""  # how every member is addressed, in words
     problem: str | None = None
 
 
@@ -31,23 +33,29 @@ def lab_plan(site: SiteNotify, users: list[str]) -> LabNotices | None:
 
     if not site.lab_channels:
         return None
+    if isinstance(site.address, str):
+        rule = f"each member as {site.address}"
+    elif site.address is not None:
+        rule = f"the members of the address table ({len(site.address)}); no one else on URLs with {{address}}"
+    else:
+        rule = "each member by user name"
     plan = LabNotices(
+        address=rule,
         channels_file=site.channels_file,
         readable=False,
         spool_dir=str(site.spool_dir),
         spool_problem=spool.problem(Path(site.spool_dir)),
         service_running=install.service_running(),
     )
+    if os.geteuid() != 0:
+        plan.problem = (
+            f"only root can read {site.channels_file}; run `sudo labshare admin check` to see them"
+        )
+        return plan
     try:
         urls = service.read_channels(Path(str(site.channels_file)))
-    except (LabshareError, PermissionError) as exc:
-        plan.problem = (
-            str(exc)
-            if isinstance(exc, LabshareError)
-            else (
-                f"only root can read {site.channels_file}; run `sudo labshare admin check` to see the channels"
-            )
-        )
+    except LabshareError as exc:
+        plan.problem = exc.message
         return plan
     plan.readable = True
     plan.channels = [channels.redacted(url) for url in urls]

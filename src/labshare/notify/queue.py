@@ -17,6 +17,7 @@ import fcntl
 import json
 import os
 import re
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -177,15 +178,21 @@ def with_channel(tally: Tally, name: str, counts: ChannelTally) -> Tally:
 
 
 @contextlib.contextmanager
-def held(lock_file: Path, wait: bool = True) -> Iterator[bool]:
-    """Hold the sender's lock (True), or with `wait=False` say at once that another holds it (False)."""
+def held(lock_file: Path, wait: bool = True, patience: float = 0.0) -> Iterator[bool]:
+    """Hold the sender's lock (True), or with `wait=False` say that another holds it (False),
+    after trying for `patience` seconds."""
     fd = os.open(lock_file, os.O_RDWR | os.O_CREAT, 0o600)
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
-        except BlockingIOError:
-            yield False
-            return
+        deadline = time.monotonic() + patience
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    yield False
+                    return
+                time.sleep(0.05)
         yield True
     finally:
         os.close(fd)

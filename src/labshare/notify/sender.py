@@ -32,6 +32,7 @@ from labshare.records.notice import Notice
 
 LINGER = 3.0  # seconds an idle sender waits for more of a burst before it exits
 POLL = 0.1
+LOCK_PATIENCE = 1.0  # seconds a starting sender waits for a glance at the lock to pass
 OWN, LAB = "own", "lab"
 
 
@@ -141,16 +142,24 @@ def _sleep_until_new(queue: Queue, seconds: float) -> None:
 
 
 def main() -> int:
+    """Drain the outbox while holding its lock; leave at once if another sender holds it.
+
+    Many producers may wake senders at once (a burst); only one gets the
+    lock, and the others go.  One that merely meets a producer's or
+    `notify status`'s glance at the lock waits it out (a second at most).
+    """
     os.umask(0o077)
     paths = Paths.from_env()
     queue = outbox(paths).ensure()
     while True:
-        with held(queue.lock_file):
+        with held(queue.lock_file, wait=False, patience=LOCK_PATIENCE) as mine:
+            if not mine:
+                return 0  # another sender drains, and looks again after it lets go
             try:
                 MemberSender(paths, queue).drain()
             except (
                 LabshareError
-            ) as exc:  # a config file broken meanwhile: said, and tried again later
+            ) as exc:  # a config broken meanwhile: said; the next wake tries again
                 print(f"labshare notices: {exc}", file=sys.stderr, flush=True)
                 return 1
         if not queue.has_pending():

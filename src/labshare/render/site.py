@@ -9,6 +9,7 @@ from labshare.render import table
 if TYPE_CHECKING:
     from labshare.audit import PortRow, SiteCheck
     from labshare.config import GpuSettings
+    from labshare.notify.plan import LabNotices
 
 
 def span(value: float | None) -> str:
@@ -80,8 +81,29 @@ def check(result: SiteCheck) -> str:
                 rows,
             )
         )
+    lines += notices(result.notices)
     lines += [f"problem: {p}" for p in result.problems]
     return "\n".join(lines)
+
+
+def notices(plan: LabNotices | None) -> list[str]:
+    """The lab's notice channels and who gets what, under the members' table."""
+    if plan is None:
+        return ["notices: no lab channels ([notify] channels_file is not set)"]
+    state = {True: "running", False: "NOT running", None: "unknown (no systemd)"}
+    lines = [
+        f"notices: channels in {plan.channels_file}; spool {plan.spool_dir}; "
+        f"service {state[plan.service_running]}"
+    ]
+    if plan.spool_problem:
+        lines.append(f"  spool: {plan.spool_problem}")
+    if plan.problem:
+        lines.append(f"  channels: {plan.problem}")
+    lines.append(f"  addressed: {plan.address}")
+    lines += [f"  channel: {url}" for url in plan.channels]
+    for user, where in plan.members.items():
+        lines.append(f"  {user}: " + "; ".join(where))
+    return lines
 
 
 def ports(rows: list[PortRow]) -> str:

@@ -64,7 +64,7 @@ def drop(records_dir: str | Path, record: KernelRecord) -> None:
 
 
 def jupyter_args(paths: Paths) -> list[str]:
-    """The options that give a labshare server kernels which survive it, and idle GPUs reclaimed."""
+    """The options that give a labshare server kernels which survive it, idle GPUs reclaimed, and notices."""
     records_dir = paths.kernel_records_dir
     return [
         "--ServerApp.kernel_manager_class=labshare.jupyterside.survive.LabshareKernelManager",
@@ -74,5 +74,6 @@ def jupyter_args(paths: Paths) -> list[str]:
         f"--KernelProvisionerFactory.default_provisioner_name={PROVISIONER_NAME}",
         f"--SessionManager.database_filepath={paths.sessions_db}",
         "--ServerApp.jpserver_extensions=labshare.jupyterside.reclaim=True",
+        "--ServerApp.jpserver_extensions=labshare.jupyterside.cell_notices=True",
         f"--GpuReclaimer.state_dir={paths.state_dir}",
     ]

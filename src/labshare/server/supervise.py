@@ -111,6 +111,26 @@ class Supervisor:
                 child.kill()
             rotate(self.log_path)
 
+    def tell(self, what: str) -> None:
+        """A notice of the server's crash, written by a process of its own (the supervisor stays small);
+        with no `what`, only wake a sender for notices a reboot left unsent."""
+        if what:
+            argv = [sys.executable, "-m", "labshare.notify.emit", "server", what, "your JupyterLab"]
+        elif any(self.paths.state_dir.glob("notices/pending/*.json")):
+            argv = [sys.executable, "-m", "labshare.notify.sender"]
+        else:
+            return
+        try:
+            subprocess.Popen(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        except OSError as exc:
+            self.say(f"no notice ({exc})")
+
     def forget(self, pid: int) -> None:
         """Drop the leftovers of a Jupyter process that did not exit cleanly."""
         for leftover in self.runtime_dir.glob(f"jpserver-{pid}*"):
@@ -123,6 +143,7 @@ class Supervisor:
         streak = 0
         restarts = 0
         code = 0
+        self.tell("")
         while True:
             child = self.spawn()
             began = time.monotonic()
@@ -142,9 +163,11 @@ class Supervisor:
                 reason = f"Jupyter failed {streak} times in a row, last with exit code {code}"
                 self.say(f"giving up: {reason}; see the lines above")
                 self.update(failed=reason, pid=None, pid_started=None)
+                self.tell(f"crashed and gave up: {reason}; run `labshare start`")
                 return 1
             restarts += 1
             self.say(f"Jupyter (pid {child.pid}) died with exit code {code}; restart {restarts}")
+            self.tell(f"crashed (exit code {code}) and came back: restart {restarts}")
             deadline = time.monotonic() + backoff(streak)
             while time.monotonic() < deadline and not self.stopping:
                 time.sleep(0.05)

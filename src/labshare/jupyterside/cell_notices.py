@@ -1,0 +1,330 @@
+"""Inside Jupyter: notices of long cells, kernels that died, and GPU reclaim, whichever client ran the kernel.
+
+A Jupyter server extension.  The browser may be closed (cells run on the
+server side with output keeping), or the client may be VS Code or any
+other that uses this server's kernels, so cells are watched where they all
+meet: each kernel's iopub.  An `execute_input` starts a run; the kernel's
+`idle` after the last request ends it, unless another queued cell starts
+within `grace`, so a "Run all" of many cells is one run and one notice.
+An `error` on the way is kept, last line first.  The notebook is the
+session manager's.  A kernel that dies is learnt from Jupyter's restarter;
+whether the OOM killer did it is read from this server's cgroup
+(`memory.events` counts `oom_kill`, the memory cap's too), and said only
+when the count rose and the kernel died of SIGKILL.  Writing a notice is
+`notify.events.emit`'s job, which reads the member's settings each time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+import signal
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from jupyter_client.session import Session
+from tornado.ioloop import PeriodicCallback
+from traitlets import Float
+from traitlets.config import LoggingConfigurable
+
+from labshare.notify import events
+from labshare.paths import Paths
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+@dataclass
+class Run:
+    """Cells run back to back on one kernel: one notice when the last of them ends."""
+
+    started: float
+    cells: int = 0
+    error: str | None = None
+    last_request: str | None = None
+    ended: float | None = None
+    timer: asyncio.TimerHandle | None = None
+
+
+@dataclass
+class Watch:
+    kernel_id: str
+    stream: Any
+    session: Session
+    run: Run | None = None
+    cgroup: Path | None = None  # the kernel's memory cgroup, as of its last cell's start
+    oom_kills: int | None = None  # its OOM kills then
+    callbacks: list[tuple[Any, str]] = field(default_factory=list)
+
+
+def error_line(content: dict[str, Any]) -> str:
+    """The error's last line, as a traceback ends: `ValueError: bad shape`."""
+    trace = [_ANSI.sub("", line).strip() for line in content.get("traceback") or []]
+    lines = [line for chunk in trace for line in chunk.splitlines() if line.strip()]
+    if lines:
+        return lines[-1][:200]
+    return f"{content.get('ename', 'Error')}: {content.get('evalue', '')}".strip()[:200]
+
+
+def memory_cgroup(pid: int | str = "self") -> Path | None:
+    """The memory cgroup of a process: cgroup v2's unified directory, or v1's memory hierarchy."""
+    try:
+        lines = Path(f"/proc/{pid}/cgroup").read_text().splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        number, controllers, where = (line.split(":", 2) + ["", ""])[:3]
+        if "memory" in controllers.split(","):
+            v1 = Path("/sys/fs/cgroup/memory") / where.lstrip("/")
+            if (v1 / "memory.oom_control").exists():
+                return v1
+        if number == "0":
+            v2 = Path("/sys/fs/cgroup") / where.lstrip("/")
+            if (v2 / "memory.events").exists():
+                return v2
+    return None
+
+
+def oom_kills(where: Path | None) -> int | None:
+    """Processes of the cgroup (and below) the OOM killer ended: `oom_kill` of v2's `memory.events`
+    or of v1's `memory.oom_control`."""
+    if where is None:
+        return None
+    for name in ("memory.events", "memory.oom_control"):
+        try:
+            text = (where / name).read_text()
+        except OSError:
+            continue
+        for line in text.splitlines():
+            key, _, value = line.partition(" ")
+            if key == "oom_kill" and value.strip().isdigit():
+                return int(value)
+    return None
+
+
+def memory_cap(where: Path | None) -> str | None:
+    """The cgroup's memory limit in words (the memory cap's systemd scope sets it), or None."""
+    if where is None:
+        return None
+    for name in ("memory.max", "memory.limit_in_bytes"):
+        try:
+            value = (where / name).read_text().strip()
+        except OSError:
+            continue
+        if value.isdigit() and int(value) < 1 << 60:
+            return f"{int(value) / (1 << 20):.0f} MiB"
+        return None
+    return None
+
+
+def death(
+    returncode: int | None, oom_before: int | None, oom_after: int | None, cap: str | None
+) -> str:
+    """What can honestly be said of how a kernel ended."""
+    if returncode == -signal.SIGKILL and None not in (oom_before, oom_after):
+        if oom_after > oom_before:  # type: ignore[operator]
+            limit = f" (memory cap {cap})" if cap else ""
+            return f"kernel died: out of memory, the OOM killer ended it{limit}"
+    if returncode is not None and returncode < 0:
+        try:
+            name = signal.Signals(-returncode).name
+        except ValueError:
+            name = f"signal {-returncode}"
+        return f"kernel died: killed by {name}"
+    if returncode:
+        return f"kernel died: exit status {returncode}"
+    return "kernel died"
+
+
+class CellNotices(LoggingConfigurable):
+    """Watches every kernel of this server, adopted ones too, for runs that end and kernels that die."""
+
+    grace = Float(
+        1.5, config=True, help="Seconds an ended cell waits for the next queued cell of its run."
+    )
+    scan = Float(1.0, config=True, help="Seconds between two looks for new kernels.")
+
+    def __init__(self, serverapp: Any, **kwargs: Any):
+        super().__init__(parent=serverapp, **kwargs)
+        self.serverapp = serverapp
+        self.paths = Paths.from_env()
+        self.watched: dict[str, Watch] = {}
+        self._timer: PeriodicCallback | None = None
+        self._tasks: set[asyncio.Future[None]] = set()
+
+    def spawn(self, work: Any) -> None:
+        task = asyncio.ensure_future(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def start(self) -> None:
+        self._timer = PeriodicCallback(self.look, self.scan * 1000)
+        self._timer.start()
+        self.look()
+
+    def look(self) -> None:
+        km = self.serverapp.kernel_manager
+        current = set(km.list_kernel_ids())
+        for kernel_id in set(self.watched) - current:
+            self.forget(kernel_id)
+        for kernel_id in current - set(self.watched):
+            with contextlib.suppress(Exception):
+                self.watch(kernel_id)
+        for watch in self.watched.values():
+            if watch.stream is None:  # restarted, perhaps on new ports
+                with contextlib.suppress(Exception):
+                    self.listen(watch)
+
+    def watch(self, kernel_id: str) -> None:
+        km = self.serverapp.kernel_manager
+        kernel = km.get_kernel(kernel_id)
+        if not getattr(kernel, "ready", None) or not kernel.ready.done():
+            return  # still starting: the next look watches it
+        session = Session(config=kernel.session.config, key=kernel.session.key)
+        watch = Watch(kernel_id, None, session)
+        self.listen(watch)
+        for event in ("restart", "dead"):
+            callback = self._died_callback(watch, event)
+            km.add_restart_callback(kernel_id, callback, event)
+            watch.callbacks.append((callback, event))
+        self.watched[kernel_id] = watch
+
+    def listen(self, watch: Watch) -> None:
+        kernel = self.serverapp.kernel_manager.get_kernel(watch.kernel_id)
+        if not kernel.ready.done():
+            return
+        stream = kernel.connect_iopub()
+        stream.on_recv(lambda parts: self.heard(watch, parts))
+        watch.stream = stream
+        self.measure(watch)
+
+    def measure(self, watch: Watch) -> None:
+        """Where the kernel's memory is counted, and how many OOM kills were counted there so far."""
+        with contextlib.suppress(Exception):
+            pid = self.serverapp.kernel_manager.get_kernel(watch.kernel_id).provisioner.pid
+            watch.cgroup = memory_cgroup(pid) if pid else None
+            watch.oom_kills = oom_kills(watch.cgroup)
+
+    def mute(self, watch: Watch) -> None:
+        if watch.stream is not None:
+            with contextlib.suppress(Exception):
+                watch.stream.close()
+        watch.stream = None
+
+    def forget(self, kernel_id: str) -> None:
+        watch = self.watched.pop(kernel_id, None)
+        if watch is None:
+            return
+        if watch.run and watch.run.timer:
+            watch.run.timer.cancel()
+        self.mute(watch)
+
+    def heard(self, watch: Watch, parts: list[Any]) -> None:
+        try:
+            _idents, rest = watch.session.feed_identities(parts)
+            msg = watch.session.deserialize(rest)
+        except Exception:
+            return
+        kind = msg["header"]["msg_type"]
+        parent = msg.get("parent_header") or {}
+        if parent.get("msg_type") != "execute_request":
+            return
+        now = time.time()
+        run = watch.run
+        if kind == "execute_input":
+            if run is None:
+                run = watch.run = Run(started=now)
+            if run.timer:
+                run.timer.cancel()
+                run.timer = None
+            run.cells += 1
+            self.measure(watch)
+            run.ended = None
+            run.last_request = parent.get("msg_id")
+        elif kind == "error" and run is not None:
+            run.error = error_line(msg.get("content") or {})
+        elif (
+            kind == "status"
+            and run is not None
+            and (msg.get("content") or {}).get("execution_state") == "idle"
+            and parent.get("msg_id") == run.last_request
+        ):
+            run.ended = now
+            loop = asyncio.get_event_loop()
+            run.timer = loop.call_later(self.grace, self._ended, watch, run)
+
+    def _ended(self, watch: Watch, run: Run) -> None:
+        if watch.run is not run or run.ended is None:
+            return
+        watch.run = None
+        seconds = run.ended - run.started
+        many = run.cells > 1
+        if run.error:
+            what = f"{'cells' if many else 'cell'} failed: {run.error}"
+        else:
+            what = f"{run.cells} cells finished" if many else "cell finished"
+        self.spawn(self.tell(watch.kernel_id, "cell", what, seconds))
+
+    def _died_callback(self, watch: Watch, event: str) -> Any:
+        def died() -> None:
+            km = self.serverapp.kernel_manager
+            code = None
+            with contextlib.suppress(Exception):
+                process = km.get_kernel(watch.kernel_id).provisioner.process
+                code = process.poll() if process is not None else None
+            what = death(code, watch.oom_kills, oom_kills(watch.cgroup), memory_cap(watch.cgroup))
+            if watch.run and watch.run.timer:
+                watch.run.timer.cancel()
+            watch.run = None
+            what += "; Jupyter restarted it" if event == "restart" else "; Jupyter gave up on it"
+            self.spawn(self.tell(watch.kernel_id, "kernel_died", what, None))
+            self.mute(watch)  # the next look listens to the new kernel, perhaps on new ports
+
+        return died
+
+    async def tell(
+        self,
+        kernel_id: str,
+        kind: str,
+        what: str,
+        seconds: float | None,
+        notebook: str | None = None,
+    ) -> None:
+        subject = notebook or await self.notebook(kernel_id)
+        event = events.Event(kind, what, subject, seconds)
+        loop = asyncio.get_event_loop()
+        await loop.run_in_executor(
+            None, lambda: events.emit(self.paths, event, say=self.log.warning)
+        )
+
+    async def notebook(self, kernel_id: str) -> str:
+        with contextlib.suppress(Exception):
+            for session in await self.serverapp.session_manager.list_sessions():
+                if (session.get("kernel") or {}).get("id") == kernel_id:
+                    return str(session.get("path"))
+        return f"a console (kernel {kernel_id[:8]})"
+
+
+def tell_later(
+    serverapp: Any, kernel_id: str, kind: str, what: str, notebook: str | None = None
+) -> None:
+    """A notice from another part of this server (the GPU reclaim), its notebook looked up here."""
+    notices = serverapp.web_app.settings.get("labshare_cell_notices")
+    if notices is not None:
+        notices.spawn(notices.tell(kernel_id, kind, what, None, notebook))
+
+
+def _jupyter_server_extension_points() -> list[dict[str, str]]:
+    return [{"module": "labshare.jupyterside.cell_notices"}]
+
+
+def _load_jupyter_server_extension(serverapp: Any) -> None:
+    serverapp.web_app.settings["labshare_cell_notices"] = CellNotices(serverapp)
+
+
+async def _start_jupyter_server_extension(serverapp: Any) -> None:
+    notices = serverapp.web_app.settings.get("labshare_cell_notices")
+    if notices is not None:
+        notices.start()

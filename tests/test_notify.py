@@ -1,0 +1,253 @@
+"""Notices for real: apprise against real endpoints on 127.0.0.1, real members, root's real spool service.
+
+One HTTP receiver (apprise's `json://` and `ntfy://` post to it) and one
+aiosmtpd (for `mailto://`) serve the module, told apart by path and
+recipient.  A member's own channel is set with the real CLI and sent by
+the real sender process; "down" is the receiver not running on its port,
+"up" is it started there.  The lab's channels are root's service, started
+as `labshare admin notices serve`, with two real Unix members beside it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import stat
+import subprocess
+import sys
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from conftest import LABSHARE, Accounts, Member, site_file, wait_for
+from fake_gpus import FakeNvml, fake_nvml, leases_dir, nvml_stub
+from notify_endpoints import Endpoint, mail_text
+
+from labshare.listeners import free_port
+from labshare.notify import events
+from labshare.paths import Paths
+
+pytestmark = pytest.mark.xdist_group("notify")
+HOST = socket.gethostname()
+
+
+@pytest.fixture(scope="module")
+def http(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Endpoint]:
+    where = tmp_path_factory.mktemp("http")
+    endpoint = Endpoint("http", free_port(), where / "got.jsonl").start()
+    try:
+        yield endpoint
+    finally:
+        endpoint.stop()
+
+
+@pytest.fixture(scope="module")
+def smtp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Endpoint]:
+    where = tmp_path_factory.mktemp("smtp")
+    endpoint = Endpoint("smtp", free_port(), where / "got.jsonl").start()
+    try:
+        yield endpoint
+    finally:
+        endpoint.stop()
+
+
+def at(endpoint: Endpoint, prefix: str) -> list[str]:
+    """What came to paths under `prefix` (json://), or to topic `prefix` (ntfy://)."""
+    found = []
+    for entry in endpoint.received():
+        body = json.loads(entry["body"])
+        if entry["path"].startswith(prefix) or body.get("topic") == prefix.strip("/"):
+            found.append(body["message"])
+    return found
+
+
+def mail_to(endpoint: Endpoint, address: str) -> list[str]:
+    return [mail_text(entry["body"]) for entry in endpoint.received() if address in entry["to"]]
+
+
+def one_line_error(done: subprocess.CompletedProcess[str]) -> str:
+    assert done.returncode == 1, done
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("labshare: error: "), done.stderr
+    return lines[0]
+
+
+def check(member: Member, name: str) -> dict:
+    report = json.loads(member.run("doctor", "--json").stdout)
+    (found,) = [c for c in report["checks"] if c["name"] == name]
+    return found
+
+
+def test_a_members_own_channel_json_ntfy_mail_and_run_and_a_burst_while_it_is_down_comes_once(
+    member: Member,
+    http: Endpoint,
+    smtp: Endpoint,
+    fake_nvml: FakeNvml,
+    leases_dir: Path,
+    shared_tmp: Path,
+) -> None:
+    site = site_file(shared_tmp, f'[gpus]\nassign = "per-kernel"\nleases_dir = "{leases_dir}"\n')
+    member.extra_env.update({"LABSHARE_SITE_CONFIG": str(site), **fake_nvml.env})
+    line = one_line_error(member.run("notify", "set", "bogus://nothing"))
+    assert "'bogus' is not an apprise URL" in line
+
+    member.run(
+        "notify", "set", f"json://127.0.0.1:{http.port}/m1", "--min-duration", "1s", check=True
+    )
+    mine = member.home / ".config/labshare/config.toml"
+    assert stat.S_IMODE(mine.stat().st_mode) == 0o600
+    assert "own: delivered" in member.run("notify", "test", check=True).stdout
+    assert any("test notice" in m for m in at(http, "/m1"))
+
+    done = member.run("run", "--", "sh", "-c", "sleep 2; exit 3")
+    assert done.returncode == 3, done.stderr
+    (ran,) = wait_for(lambda: [m for m in at(http, "/m1") if "exit status 3" in m], 30)
+    user = member.name
+    assert ran.startswith(
+        f"{user}@{HOST}: `sh -c 'sleep 2; exit 3'` failed (exit status 3) after 2 s"
+    )
+    assert ran.endswith(f"labshare connect {user}@{HOST}")
+
+    member.run("notify", "set", f"ntfy://127.0.0.1:{http.port}/m1topic", check=True)
+    member.run("notify", "test", check=True)
+    assert any("test notice" in m for m in at(http, "/m1topic"))
+    to = "m1@lab.example"
+    member.run(
+        "notify",
+        "set",
+        f"mailto://127.0.0.1:{smtp.port}?from=labshare@lab.example&to={to}",
+        check=True,
+    )
+    member.run("notify", "test", check=True)
+    (mail,) = mail_to(smtp, to)
+    assert "test notice" in mail and f"labshare connect {user}@{HOST}" in mail
+
+    # The receiver is down for the first part of a burst, then up: every notice comes, once.
+    down = Endpoint("http", free_port(), shared_tmp / "burst.jsonl")
+    member.run("notify", "set", f"json://127.0.0.1:{down.port}/burst", check=True)
+    paths = Paths.from_env(member.env)
+    for n in range(20):
+        assert events.emit(paths, events.Event("run", "finished", f"`job {n}`", 60.0))
+    wait_for(lambda: member.json("notify", "status")["channels"][0]["failures"], 30)
+    shown = member.run("notify", "status").stdout
+    assert "last failure" in shown and "next try" in shown, shown
+    channel = check(member, "notices-channel")
+    assert (
+        channel["status"] == "fail"
+        and f"127.0.0.1:{down.port} does not answer" in channel["detail"]
+    )
+    down.start()
+    try:
+        wait_for(lambda: len(down.messages()) >= 20, 90, "the burst after the receiver came back")
+        status = wait_for(
+            lambda: (
+                (s := member.json("notify", "status"))["pending"] == 0 and not s["sending"] and s
+            ),
+            30,
+        )
+        jobs = Counter(m.split("`")[1] for m in down.messages())
+        assert jobs == Counter({f"job {n}": 1 for n in range(20)})
+        # one test each for json, ntfy and mail, the run, the burst: all on "own", whatever its URL
+        assert status["channels"][0]["sent"] == 24 and status["channels"][0]["failures"] >= 1
+    finally:
+        down.stop()
+
+    member.run("notify", "off", check=True)
+    assert events.emit(paths, events.Event("run", "finished", "`quiet`", 60.0)) is None
+    member.run("notify", "on", check=True)
+
+    # The lab's spool with the wrong mode: one line in doctor, and the test says the same.
+    spool = shared_tmp / "spool"
+    spool.mkdir(mode=0o755)
+    site.write_text(
+        site.read_text()
+        + f'[notify]\nchannels_file = "/nonexistent/c.toml"\nspool_dir = "{spool}"\n'
+    )
+    found = check(member, "notices-spool")
+    assert found["status"] == "fail" and found["detail"].startswith(
+        f"the notices spool {spool} has mode 755"
+    ), found
+    tested = member.run("notify", "test")
+    assert tested.returncode == 1 and "lab: NOT delivered: the notices spool" in tested.stdout
+
+
+@pytest.fixture
+def lab_service(shared_tmp: Path, http: Endpoint, smtp: Endpoint) -> Iterator[dict]:
+    """Root's notices service with two lab channels (a webhook with a secret in its URL, and mail)."""
+    secret = f"s3cr3t-{uuid.uuid4().hex[:12]}"
+    spool = shared_tmp / "spool"
+    spool.mkdir()
+    spool.chmod(0o1733)
+    channels = shared_tmp / "channels.toml"
+    channels.write_text(
+        f'urls = ["json://127.0.0.1:{http.port}/{secret}/{{user}}", '
+        f'"mailto://127.0.0.1:{smtp.port}?from=labshare@lab.example&to={{address}}"]\n'
+    )
+    channels.chmod(0o600)
+    site = site_file(
+        shared_tmp,
+        f'[notify]\nchannels_file = "{channels}"\nspool_dir = "{spool}"\naddress = "{{user}}@lab.example"\n',
+    )
+    state = shared_tmp / "service"
+    env = {**os.environ, "LABSHARE_SITE_CONFIG": str(site)}
+    service = subprocess.Popen(
+        [LABSHARE, "admin", "notices", "serve", "--state-dir", str(state)],
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        assert service.stdout is not None
+        assert "serving" in service.stdout.readline()
+        yield {"site": site, "secret": secret, "spool": spool, "state": state, "env": env}
+    finally:
+        service.terminate()
+        service.wait(30)
+
+
+def test_two_members_on_the_lab_channels_each_gets_their_own_and_none_can_forge_or_read_the_secret(
+    make_user: Accounts, lab_service: dict, http: Endpoint, smtp: Endpoint, shared_tmp: Path
+) -> None:
+    alice, bob = make_user(), make_user()
+    for m in (alice, bob):
+        m.extra_env["LABSHARE_SITE_CONFIG"] = str(lab_service["site"])
+        assert "lab: delivered" in m.run("notify", "test", check=True).stdout
+    secret = lab_service["secret"]
+    for m, other in ((alice, bob), (bob, alice)):
+        (hook,) = wait_for(lambda m=m: at(http, f"/{secret}/{m.name}"), 30)
+        assert hook.startswith(f"{m.name}@{HOST}: labshare notify test test notice")
+        (mail,) = wait_for(lambda m=m: mail_to(smtp, f"{m.name}@lab.example"), 30)
+        assert mail.startswith(f"{m.name}@{HOST}:") and other.name not in mail
+
+    # alice leaves a notice in the spool that says it is bob's: it is refused, never sent to bob.
+    forge = (
+        "import sys; from pathlib import Path; from labshare.notify import spool; "
+        "from labshare.records.notice import Notice; "
+        f"print(spool.drop(Path({str(lab_service['spool'])!r}), Notice(id='0000000000001-f0', "
+        f"kind='run', user={bob.name!r}, host='x', what='FORGED')))"
+    )
+    assert alice.run_cmd([sys.executable, "-c", forge], check=True).stdout.strip() == "None"
+    tally = lab_service["state"] / "tally.json"
+    wait_for(
+        lambda: json.loads(tally.read_text()).get("refused") == 1, 30, "the forged notice refused"
+    )
+    assert not any("FORGED" in m for m in [*http.messages(), *smtp.messages()])
+
+    # The lab's secret is in no file alice can read; the channels file and the spool are closed to her.
+    assert alice.run_cmd(["cat", str(shared_tmp / "channels.toml")]).returncode != 0
+    assert alice.run_cmd(["ls", str(lab_service["spool"])]).returncode != 0
+    readable = alice.run_cmd(
+        ["grep", "-rl", secret, str(shared_tmp), str(alice.home), str(bob.home)]
+    )
+    assert readable.stdout == "", readable.stdout
+    assert "only root can read" in alice.run("admin", "check").stdout
+    shown = subprocess.run(
+        [LABSHARE, "admin", "check"], env=lab_service["env"], capture_output=True, text=True
+    ).stdout
+    assert "addressed: each member as {user}@lab.example" in shown, shown
+    assert shown.count("  channel: ") == 2 and "channel: mailto://127.0.0.1" in shown
