@@ -17,7 +17,7 @@ from labshare.render import emit_event, note
 
 
 @click.command()
-@click.argument("destination", metavar="[USER@]HOST|GROUP")
+@click.argument("destination", metavar="[USER@]HOST")
 @click.option(
     "--gpus",
     type=click.IntRange(min=0),
