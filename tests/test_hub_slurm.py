@@ -30,6 +30,8 @@ from hub_fixture import TOKEN, Hub, boot, hub_env, override, stop
 from slurm import Slurm, slurm
 from test_gpu_kernels import environ
 
+from labshare.config import SlurmSettings
+from labshare.errors import LabshareError
 from labshare.gpus import leases
 from labshare.hub import slurm as slurm_jobs
 
@@ -70,6 +72,34 @@ def test_the_spawn_page_says_why_a_job_waits_was_refused_or_ended() -> None:
     cancelled = slurm_jobs.EndedJob.parse("8", "JobId=8 JobState=CANCELLED Reason=None")
     assert cancelled.line() == "Slurm job 8 was cancelled before the server started."
     assert "no longer says why" in slurm_jobs.EndedJob.parse("9", "").line()
+
+
+@pytest.mark.quick
+def test_what_hub_config_cannot_check_is_a_note_and_a_relative_command_is_refused() -> None:
+    nodes_only = SlurmSettings(partition="gpu", labshare_only_on_nodes=True)
+    command = "/opt/labshare/bin/labshare"
+    no_sinfo = slurm_jobs.check(command, nodes_only, which=lambda _: None)
+    assert no_sinfo == [
+        f"{command} and /opt/labshare/bin/batchspawner-singleuser were not checked ([hub.slurm] "
+        "labshare_only_on_nodes): every compute node must have them, or members' jobs end at once.",
+        "sinfo is not installed on this host, so partition 'gpu' was not checked.",
+    ]
+
+    def unreachable(argv: list[str]) -> subprocess.CompletedProcess[str]:
+        said = "slurm_load_partitions: Unable to contact slurm controller (connect failure)"
+        return subprocess.CompletedProcess(argv, 1, "", said)
+
+    (_, down) = slurm_jobs.check(
+        command, nodes_only, which=lambda _: "/usr/bin/sinfo", run=unreachable
+    )
+    assert down == (
+        "sinfo failed (slurm_load_partitions: Unable to contact slurm controller (connect failure)), "
+        "so partition 'gpu' was not checked."
+    )
+    with pytest.raises(
+        LabshareError, match=r"^The Slurm jobs would start members' servers with 'labshare'"
+    ):
+        slurm_jobs.check("labshare", nodes_only, which=lambda _: None)
 
 
 # --- the hub on a real cluster --------------------------------------------------------------------
