@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import stat
 import subprocess
@@ -21,11 +22,14 @@ from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
+import lab_outputs as lo
 import pytest
 from conftest import LABSHARE, Accounts, Member, site_file, wait_for
-from fake_gpus import FakeNvml, fake_nvml, leases_dir, nvml_stub
+from fake_gpus import FakeNvml, GpuProc, fake_nvml, leases_dir, nvml_stub
 from notify_endpoints import Endpoint, mail_text
+from test_gpu_kernels import kernel_pid, leased_site
 
+from labshare.gpus import leases
 from labshare.listeners import free_port
 from labshare.notify import events
 from labshare.paths import Paths
@@ -251,3 +255,116 @@ def test_two_members_on_the_lab_channels_each_gets_their_own_and_none_can_forge_
     ).stdout
     assert "addressed: each member as {user}@lab.example" in shown, shown
     assert shown.count("  channel: ") == 2 and "channel: mailto://127.0.0.1" in shown
+
+
+def execute(server: lo.Server, kernel: str, code: str) -> str:
+    """Run `code` on the server side, as Lab does with output keeping (no browser): its request's URL."""
+    return server.api.ok("POST", f"/api/kernels/{kernel}/execute", {"code": code})["request_url"]
+
+
+def session(server: lo.Server, member: Member, name: str) -> str:
+    """A notebook's kernel, started through the sessions API; returned once notices watch it."""
+    lo.write_notebook(server.root, name, [])
+    kernel = server.api.ok(
+        "POST",
+        "/api/sessions",
+        {"path": name, "name": name, "type": "notebook", "kernel": {"name": "python3"}},
+    )["kernel"]["id"]
+    log = member.state_dir / "server.log"
+    wait_for(lambda: f"kernel {kernel} is watched for notices" in log.read_text(), 120)
+    return kernel
+
+
+def capped_cgroup(pid: int, limit: int) -> Path | None:
+    """A cgroup v1 memory child of `pid`'s own, capped at `limit` bytes, with `pid` moved in; None where
+    this host does not let root make one (then the out-of-memory part cannot be made real here)."""
+    from labshare.jupyterside.cell_notices import memory_cgroup
+
+    parent = memory_cgroup(pid)
+    if parent is None or not (parent / "memory.limit_in_bytes").exists():
+        return None
+    child = parent / f"labshare-test-{uuid.uuid4().hex[:8]}"
+    try:
+        child.mkdir()
+        (child / "memory.limit_in_bytes").write_text(str(limit))
+        if (child / "memory.memsw.limit_in_bytes").exists():
+            (child / "memory.memsw.limit_in_bytes").write_text(str(limit))
+        (child / "cgroup.procs").write_text(str(pid))
+    except OSError:
+        return None
+    return child
+
+
+@pytest.mark.slow
+def test_a_lab_with_no_browser_tells_of_long_cells_run_all_errors_dead_kernels_reclaim_and_crashes(
+    member: Member, http: Endpoint, fake_nvml: FakeNvml, leases_dir: Path, shared_tmp: Path
+) -> None:
+    site = leased_site(
+        shared_tmp, leases_dir, 'idle_reclaim_after = "30s"\nreclaim_warning = "15s"\n'
+    )
+    member.extra_env.update({"LABSHARE_SITE_CONFIG": str(site), **fake_nvml.env})
+    member.run(
+        "notify", "set", f"json://127.0.0.1:{http.port}/lab1", "--min-duration", "0.5s", check=True
+    )
+    server = lo.start_server(member)
+    said = lambda text: [m for m in at(http, "/lab1") if text in m]  # noqa: E731
+    head = f"{member.name}@{HOST}: "
+
+    # A kernel left idle on its card: warned, then reclaimed, while the cells below run.
+    idle = session(server, member, "gpu.ipynb")
+    (lease,) = [held for held in leases.leases(leases_dir) if held.kernel_id == idle]
+    index = [c.uuid for c in fake_nvml.cards].index(lease.card)
+    fake_nvml.procs = [GpuProc(gpu=index, pid=kernel_pid(member, idle), used_mib=30000, sm=0)]
+    fake_nvml.write()
+
+    kernel = session(server, member, "train.ipynb")
+    execute(server, kernel, "import time; time.sleep(1)")
+    (done,) = wait_for(lambda: said("train.ipynb cell finished"), 60)
+    assert done.startswith(f"{head}train.ipynb cell finished after 1 s · labshare connect")
+    execute(server, kernel, "time.sleep(0.6); 1/0")
+    (failed,) = wait_for(lambda: said("cell failed"), 60)
+    assert failed.startswith(
+        f"{head}train.ipynb cell failed: ZeroDivisionError: division by zero after 1 s"
+    )
+    for _ in range(10):  # Run all: ten cells queued at once, each longer than min_duration
+        execute(server, kernel, "time.sleep(0.6)")
+    (burst,) = wait_for(lambda: said("10 cells finished"), 120)
+    assert burst.startswith(f"{head}train.ipynb 10 cells finished after ")
+    assert len(said("train.ipynb cell finished")) == 1  # none of the ten on its own
+
+    os.kill(kernel_pid(member, kernel), signal.SIGKILL)
+    (died,) = wait_for(lambda: said("kernel died"), 60)
+    assert died.startswith(
+        f"{head}train.ipynb kernel died: killed by SIGKILL; Jupyter restarted it"
+    )
+
+    (warned,) = wait_for(lambda: said("GPU reclaim warning"), 120)
+    assert warned.startswith(
+        f"{head}gpu.ipynb GPU reclaim warning: its kernel will be shut down at "
+    )
+    assert "run a cell to keep it" in warned
+    (reclaimed,) = wait_for(lambda: said("GPU reclaimed"), 120)
+    assert reclaimed.startswith(f"{head}gpu.ipynb GPU reclaimed: notebook saved, kernel shut down")
+    assert "29.3 GiB of GPU memory freed" in reclaimed
+
+    # Past a memory cap: the kernel's cgroup (a cap like the server's systemd scope) counts the OOM kill.
+    restarted = wait_for(lambda: Path(f"/proc/{kernel_pid(member, kernel)}").exists(), 60)
+    cgroup = restarted and capped_cgroup(kernel_pid(member, kernel), 256 << 20)
+    if cgroup is not None:
+        try:
+            execute(server, kernel, "x = b'x' * (1 << 30)")
+            (oom,) = wait_for(lambda: said("out of memory"), 120)
+            assert oom.startswith(
+                f"{head}train.ipynb kernel died: out of memory, the OOM killer ended it (memory cap 256 MiB)"
+            )
+        finally:
+            wait_for(lambda: not (cgroup / "cgroup.procs").read_text().strip(), 60)
+            cgroup.rmdir()
+
+    os.kill(member.state().pid, signal.SIGKILL)  # the Jupyter server itself
+    (crash,) = wait_for(lambda: said("crashed"), 120)
+    assert crash.startswith(
+        f"{head}your JupyterLab crashed (exit code -9) and came back: restart 1"
+    )
+    if cgroup is None:
+        pytest.skip("ran all but the out-of-memory part: root cannot make a memory cgroup here")
