@@ -10,7 +10,12 @@ own site config, leases and stand-in NVML (two cards each).
    after its first run, as they are for a member who asks again within a
    minute; the first (cold) run is printed too.
 2. 8 servers, one of which accepts and never answers: wall time of
-   `labshare fleet GROUP --json` (goal <= 1.5 s, median).
+   `labshare fleet GROUP --json` (goal <= 1.5 s, median); the hanging one
+   alone, for context.
+3. `labshare connect --no-browser GROUP` until its `ready` event, with the
+   member's Lab already running on one server (so it is the one chosen) vs
+   `labshare connect --no-browser HOST` to that server (goal <= 1.2x).
+   Both are later connects: the laptop remembers the server.
 
 Needs root (it makes throwaway Unix accounts and namespaces); run as
 `python benchmarks/fleet.py` from the test venv (scripts/test builds it).
@@ -32,9 +37,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 import fleet_hosts
 from conftest import LABSHARE, Accounts
 from fake_gpus import STUB_SOURCE
+from test_fleet import Connect
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import machine  # noqa: E402
+from common import machine
 
 RUNS = int(os.environ.get("BENCH_RUNS", "9"))
 SERVERS = tuple(f"gpu{i}" for i in range(1, 8))
@@ -106,6 +112,38 @@ def run(fleet: fleet_hosts.Fleet) -> None:
         f"  labshare  median {statistics.median(walls):.3f} s   runs "
         f"{', '.join(f'{x:.2f}' for x in walls)}   (goal <= 1.5 s)"
     )
+    alone = [timed([LABSHARE, "fleet", f"{fleet.hanging},", "--json"], fleet) for _ in range(3)]
+    print(f"  the hanging server alone: median {statistics.median(alone):.3f} s")
+
+    host = SERVERS[2]
+    done = fleet.ssh(host, "~/.local/bin/labshare", "start")
+    assert done.returncode == 0, done.stderr
+
+    def connect(target: str) -> float:
+        began = time.perf_counter()
+        c = Connect(fleet, target)
+        try:
+            c.wait_for("ready")
+            return time.perf_counter() - began
+        finally:
+            c.close()
+
+    connect(host)  # the laptop remembers the server from now on, as after a member's first connect
+    group_runs: list[float] = []
+    host_runs: list[float] = []
+    for i in range(RUNS):
+        if i % 2:
+            host_runs.append(connect(host))
+            group_runs.append(connect(group))
+        else:
+            group_runs.append(connect(group))
+            host_runs.append(connect(host))
+    mg, mh = statistics.median(group_runs), statistics.median(host_runs)
+    print(f"connect GROUP ({len(SERVERS)} servers, the Lab running on {host}) vs connect {host}")
+    print(f"  labshare  median {mg:.3f} s   runs {', '.join(f'{x:.2f}' for x in group_runs)}")
+    print(f"  HOST      median {mh:.3f} s   runs {', '.join(f'{x:.2f}' for x in host_runs)}")
+    print(f"  ratio     {mg / mh:.2f}x   (goal <= 1.2x)")
+    fleet.ssh(host, "~/.local/bin/labshare", "stop")
 
 
 if __name__ == "__main__":

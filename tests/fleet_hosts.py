@@ -119,7 +119,7 @@ def _namespaced_start(server: SimServer, here: Path) -> None:
         f"exec {sshd_helper.SSHD} -D -e -f {config}"
     )
     Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
-    log = open(server.sshd.root / "sshd.log", "ab")  # noqa: SIM115 - held by the child
+    log = open(server.sshd.root / "sshd.log", "ab")
     server.proc = subprocess.Popen(
         [
             "unshare",
@@ -151,7 +151,9 @@ def _namespaced_start(server: SimServer, here: Path) -> None:
     wait_for(listening, timeout=15, what=f"sshd of {server.name}", every=0.05, ignoring=(OSError,))
 
 
-def _client_config(laptop: Member, fleet: Fleet, key: Path, extra: dict[str, tuple[str, int]]) -> None:
+def _client_config(
+    laptop: Member, fleet: Fleet, key: Path, extra: dict[str, tuple[str, int]]
+) -> None:
     """The laptop's ~/.ssh: one key, known_hosts with each server's key, and an alias per host."""
     ssh_dir = laptop.home / ".ssh"
     ssh_dir.mkdir(mode=0o700, exist_ok=True)
@@ -161,9 +163,7 @@ def _client_config(laptop: Member, fleet: Fleet, key: Path, extra: dict[str, tup
     known = ssh_dir / "known_hosts"
     hosts = {name: (s.address, s.sshd.port) for name, s in fleet.servers.items()} | extra
     known.write_text(
-        "".join(
-            f"[{s.address}]:{s.sshd.port} {s.sshd.host_pub}\n" for s in fleet.servers.values()
-        )
+        "".join(f"[{s.address}]:{s.sshd.port} {s.sshd.host_pub}\n" for s in fleet.servers.values())
     )
     blocks = []
     for alias, (address, port) in hosts.items():
@@ -244,12 +244,16 @@ def boot(
             (own / "gpus").chmod(0o1777)
             (own / "bin").mkdir()
             own.chmod(0o755)
-            (own / "site.toml").write_text(SITE.format(servers=all_names, here=here).replace("'", '"'))
+            (own / "site.toml").write_text(
+                SITE.format(servers=all_names, here=here).replace("'", '"')
+            )
             (own / "site.toml").chmod(0o644)
             if name in old:
                 (own / "bin" / "labshare").write_text(OLD_LABSHARE)
                 (own / "bin" / "labshare").chmod(0o755)
-            nvml = FakeNvml(lib_dir=stub_dir, path=own / "nvml.txt", cards=cards(counts.get(name, 2)))
+            nvml = FakeNvml(
+                lib_dir=stub_dir, path=own / "nvml.txt", cards=cards(counts.get(name, 2))
+            )
             for card in nvml.cards:  # each server's cards are its own
                 card.uuid = card.uuid.replace("GPU-0", f"GPU-{i + 1}", 1)
             nvml.write()

@@ -21,7 +21,7 @@ import fleet_hosts
 import posix_less
 import pytest
 from conftest import LABSHARE, Accounts, wait_for
-from fake_gpus import nvml_stub  # noqa: F401 - the session fixture, by name
+from fake_gpus import nvml_stub
 
 from labshare import probe
 
@@ -31,14 +31,24 @@ GROUP = "gpua,gpub,gpuc,gpud,gpue,gpuf"
 
 
 @pytest.fixture(scope="module")
-def fleet(module_users: Accounts, nvml_stub: Path) -> Iterator[fleet_hosts.Fleet]:  # noqa: F811
+def fleet(module_users: Accounts, nvml_stub: Path) -> Iterator[fleet_hosts.Fleet]:
     yield from fleet_hosts.boot(module_users, nvml_stub)
 
 
 def lease_all(fleet: fleet_hosts.Fleet, alias: str, count: int = 2) -> subprocess.Popen:
     """bob leases `count` cards of `alias` with `labshare run` there, held until killed."""
     proc = fleet.laptop.popen(
-        ["ssh", f"{fleet.bob.name}@{alias}", "~/.local/bin/labshare", "run", "--gpus", str(count), "--", "sleep", "600"],
+        [
+            "ssh",
+            f"{fleet.bob.name}@{alias}",
+            "~/.local/bin/labshare",
+            "run",
+            "--gpus",
+            str(count),
+            "--",
+            "sleep",
+            "600",
+        ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
@@ -58,7 +68,9 @@ def lease_all(fleet: fleet_hosts.Fleet, alias: str, count: int = 2) -> subproces
     return proc
 
 
-def fleet_json(fleet: fleet_hosts.Fleet, *args: str) -> tuple[dict, float, subprocess.CompletedProcess]:
+def fleet_json(
+    fleet: fleet_hosts.Fleet, *args: str
+) -> tuple[dict, float, subprocess.CompletedProcess]:
     began = time.monotonic()
     done = fleet.laptop.run("fleet", "--json", *args, timeout=60)
     took = time.monotonic() - began
@@ -197,7 +209,9 @@ def test_connect_group_opens_where_there_is_room_or_where_the_lab_runs_and_says_
 
         # No card free anywhere: one sentence naming the best option, the table, non-zero, nothing started.
         held += [lease_all(fleet, "gpub"), lease_all(fleet, "gpuc")]
-        done = fleet.laptop.run("connect", "--no-browser", "--json", GROUP, "--gpus", "1", timeout=60)
+        done = fleet.laptop.run(
+            "connect", "--no-browser", "--json", GROUP, "--gpus", "1", timeout=60
+        )
         events = [json.loads(line) for line in done.stdout.splitlines() if line.strip()]
         assert done.returncode == 1, done
         assert [e["event"] for e in events] == ["fleet", "error"], events
@@ -256,7 +270,9 @@ def test_bad_groups_hosts_and_old_servers_are_one_line_each_and_doctor_checks_th
     assert checks["gpua: answer"]["status"] == "ok"
     assert checks["gpua: site group"]["status"] == "ok"
     assert checks["gpub: labshare"]["status"] == "ok"
-    assert checks["gpud: answer"]["status"] == "fail" and "too old" in checks["gpud: answer"]["detail"]
+    assert (
+        checks["gpud: answer"]["status"] == "fail" and "too old" in checks["gpud: answer"]["detail"]
+    )
     assert checks["gpue: answer"]["status"] == "fail"
 
     # The laptop side of fleet needs nothing a Windows Python lacks.

@@ -113,14 +113,18 @@ def test_no_room_names_the_best_option_the_answers_show() -> None:
     with pytest.raises(choose.NoRoom) as no_room:
         choose.choose([busy, idle, own], 1, "lab", now=now)
     said = no_room.value.message
-    assert said.startswith("No server of lab has 1 free GPU for you now; best option: gpu3 frees GPU 1 in 40 min")
+    assert said.startswith(
+        "No server of lab has 1 free GPU for you now; best option: gpu3 frees GPU 1 in 40 min"
+    )
     assert said.count(";") >= 2 and "\n" not in said
     assert "carol (idle, leased 3 h ago) and idle cards are reclaimed after 2 h" in choose.no_room(
         [busy, idle], 2, "lab", now
     )
     assert "ask bob about GPU 0 on gpu1 (busy)" in choose.no_room([busy], 1, "lab", now)
     down = [Reply("a", error="timeout", message="a: no"), Reply("b", error="auth", message="b: no")]
-    assert choose.no_room(down, 1, "lab", now).startswith("No server of lab answered (a: timeout, b: auth)")
+    assert choose.no_room(down, 1, "lab", now).startswith(
+        "No server of lab answered (a: timeout, b: auth)"
+    )
     assert choose.no_room(down[:1], 1, "a,", now) == "a: no"  # one host: its own sentence
 
 
