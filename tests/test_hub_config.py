@@ -334,3 +334,11 @@ def test_plan_lists_running_servers_freed_ports_installs_unit_and_access(
     )
     assert plan["access"].startswith("ssh -N -L 8000:127.0.0.1:8000 ")
     assert alice.name in text and "ssh -N -L 8000:127.0.0.1:8000" in text
+
+
+def test_the_slurm_plan_puts_labshare_in_the_hubs_environment(tmp_path: Path) -> None:
+    """The Slurm config names labshare's spawner class, so the hub's own venv must import labshare."""
+    done = hub_config(root_only_site(tmp_path), "--spawner", "slurm", "--plan", "--json")
+    assert done.returncode == 0, done.stderr
+    commands = [c for step in json.loads(done.stdout)["steps"] for c in step["commands"]]
+    assert any(c.startswith("/opt/jupyterhub/bin/pip install ") and "[slurm]" in c for c in commands)

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from labshare.config import HubSettings
 from labshare.hub.jupyterhub import HubInputs
-from labshare.install_hint import upgrade_command
+from labshare.install_hint import InstallRecord, upgrade_command
 
 CONFIG_PATH = "/etc/jupyterhub/jupyterhub_config.py"
 PIP = {
@@ -77,6 +77,12 @@ def unit_text(prefix: str, config_path: str) -> str:
     )
 
 
+def checkout() -> str:
+    """The labshare checkout this install came from, for a pip that installs it elsewhere."""
+    record = InstallRecord.read()
+    return record.source if record else "/path/to/labshare-checkout"
+
+
 def make(inputs: HubInputs, spawner: str, host: str | None = None, node: str | None = None) -> Plan:
     """The migration plan for `spawner` on this host; `node` is the path of node, if found."""
     host = host or socket.gethostname()
@@ -129,6 +135,8 @@ def _on_this_host(plan: Plan, hub: HubSettings, node: str) -> None:
         f"python3 -m venv {hub.prefix}",
         f"{hub.prefix}/bin/pip install " + " ".join(shlex.quote(p) for p in PIP[spawner]),
     ]
+    if spawner == "slurm":  # the config names labshare's spawner class, so the hub must import labshare
+        install.append(f"{hub.prefix}/bin/pip install {shlex.quote(checkout() + '[slurm]')}")
     plan.unit = unit_text(hub.prefix, CONFIG_PATH)
     plan.steps = [
         Step("Install JupyterHub, configurable-http-proxy and the spawner", install),
