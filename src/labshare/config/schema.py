@@ -128,7 +128,7 @@ ENV = Kind(
 NOTICE_KINDS = ("cell", "kernel_died", "reclaim", "run", "server")
 EVENTS = Kind(f"a list drawn from {', '.join(NOTICE_KINDS)}", _list_of(lambda e: e in NOTICE_KINDS))
 ADDRESS = Kind(
-    'a template such as "{user}@lab.example", or a table of user names',
+    'a template such as "{user}@lab.example", or a table of user name = address',
     lambda v: _when(
         (isinstance(v, str) and "{user}" in v)
         or (isinstance(v, Mapping) and all(isinstance(x, str) for x in v.values())),
