@@ -253,6 +253,15 @@ def test_two_members_on_the_lab_channels_each_gets_their_own_and_none_can_forge_
     shown = subprocess.run(
         [LABSHARE, "admin", "check"], env=lab_service["env"], capture_output=True, text=True
     ).stdout
+    again = subprocess.run(
+        [LABSHARE, "admin", "notices", "install", "--no-unit", "--json"],
+        env=lab_service["env"],
+        capture_output=True,
+        text=True,
+    )
+    assert json.loads(again.stdout)["made"] == [], again  # run again, it changes nothing right
+    assert stat.S_IMODE(lab_service["spool"].stat().st_mode) == 0o1733
+    assert secret in (shared_tmp / "channels.toml").read_text()  # never overwritten
     assert "addressed: each member as {user}@lab.example" in shown, shown
     assert shown.count("  channel: ") == 2 and "channel: mailto://127.0.0.1" in shown
 

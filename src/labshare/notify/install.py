@@ -99,6 +99,11 @@ def install(site_config: Path, *, with_unit: bool = True) -> Installed:
     if site.channels_file:
         ensure_channels_file(Path(site.channels_file), made)
     unit = None
+    if with_unit and not site.channels_file:
+        raise LabshareError(
+            f"The site config ({site_config}) names no [notify] channels_file, so the service would have "
+            "nothing to send to; set it (see the admin's notices page), then run this again."
+        )
     if with_unit:
         if not systemd_runs():
             raise LabshareError(
