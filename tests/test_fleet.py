@@ -205,6 +205,14 @@ def test_connect_group_opens_where_there_is_room_or_where_the_lab_runs_and_says_
         assert chosen["host"] == "gpuc" and "already runs" in chosen["reason"], chosen
         assert answers_through_tunnel(c.wait_for("ready"))
         c.close()
+        # The next time the laptop goes straight there, as `connect gpuc` would, while the Lab runs.
+        c = Connect(fleet, GROUP, "--gpus", "1")
+        opened.append(c)
+        chosen = c.wait_for("chosen")
+        assert chosen["host"] == "gpuc" and "last connect" in chosen["reason"], chosen
+        assert answers_through_tunnel(c.wait_for("ready"))
+        assert not [e for e in c.seen if e["event"] == "note"], c.seen
+        c.close()
         assert labshare_there(fleet, "gpuc", "stop").returncode == 0
 
         # No card free anywhere: one sentence naming the best option, the table, non-zero, nothing started.
@@ -214,11 +222,13 @@ def test_connect_group_opens_where_there_is_room_or_where_the_lab_runs_and_says_
         )
         events = [json.loads(line) for line in done.stdout.splitlines() if line.strip()]
         assert done.returncode == 1, done
-        assert [e["event"] for e in events] == ["fleet", "error"], events
+        # The last choice, C, is tried first (a note says it no longer runs there), then the group.
+        kinds = [e["event"] for e in events]
+        assert kinds[-2:] == ["fleet", "error"] and "ready" not in kinds, events
         message = events[-1]["message"]
         assert message.startswith("No server of ") and "best option" in message, message
         assert fleet.bob.name in message and "reclaimed after 2 h" in message, message
-        assert len(events[0]["servers"]) == 6
+        assert len(events[-2]["servers"]) == 6
         text = fleet.laptop.run("connect", "--no-browser", GROUP, "--gpus", "1", timeout=60)
         assert text.returncode == 1
         errors = [line for line in text.stderr.splitlines() if line.startswith("labshare: error:")]

@@ -8,12 +8,18 @@ failure is raised to `cli.main`, which prints it once, as text or JSON.
 from __future__ import annotations
 
 import signal
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import click
 
 from labshare.cli import App
 from labshare.cli.options import json_option
+from labshare.errors import HostUnreachable, NotRunning
 from labshare.render import emit_event, note
+
+if TYPE_CHECKING:
+    from labshare.connect.session import Options
 
 
 @click.command()
@@ -72,16 +78,16 @@ def connect(
     started there if needed.
     """
     from labshare.connect import dial
-    from labshare.connect.session import Options, Session, manual
+    from labshare.connect.session import Options, manual
     from labshare.render import connect as view
     from labshare.render import jsonable
 
+    group = None
     if "@" not in destination:
         from labshare.fleet import pick
 
         if pick.is_group(app.paths, destination):
-            destination = _pick(app, destination, gpus or 0, ssh_options, as_json)
-            start_server = True
+            group = destination
         elif gpus is not None:
             from labshare.errors import ExitCode, LabshareError
 
@@ -97,6 +103,9 @@ def connect(
         open_browser=not no_browser,
         ssh_options=ssh_options,
     )
+    if group is not None:
+        dial.hand_over()  # Ctrl-C while the group is asked ends the command at once
+        return _connect_group(app, group, gpus or 0, options, as_json, print_only)
     if print_only:
         dial.hand_over()
         result = manual(app.paths, options)
@@ -105,6 +114,16 @@ def connect(
         else:
             click.echo(view.manual(result))
         return 0
+    return _run(app, options, as_json)
+
+
+def _run(
+    app: App, options: Options, as_json: bool, on_ready: Callable[[], None] | None = None
+) -> int:
+    """One Session from start to Ctrl-C, each event printed as it comes."""
+    from labshare.connect import dial
+    from labshare.connect.session import Session
+    from labshare.render import connect as view
 
     session = Session(app.paths, options)
 
@@ -113,6 +132,8 @@ def connect(
 
     dial.hand_over(on_signal)
     for event in session.events():
+        if event["event"] == "ready" and on_ready is not None:
+            on_ready()
         if as_json:
             emit_event(event)
             continue
@@ -124,6 +145,73 @@ def connect(
         else:
             note(line)
     return 0
+
+
+def _connect_group(
+    app: App, name: str, gpus: int, options: Options, as_json: bool, print_only: bool
+) -> int:
+    """`connect GROUP`: the server remembered from the last time while the Lab still runs there, else
+    the one the group's answers choose (started there when needed)."""
+    import dataclasses
+
+    from labshare.connect import known
+    from labshare.connect.session import manual
+    from labshare.errors import LabshareError
+    from labshare.fleet import pick
+    from labshare.render import connect as view
+    from labshare.render import jsonable
+
+    memory = known.LastChoice(str(app.paths.state_root), name, options.ssh_options)
+    last = (
+        None
+        if print_only
+        else pick.last_choice(app.paths, name, memory.load(), options.ssh_options)
+    )
+    if last is not None:
+        # Rule one (the Lab runs there) checked through the tunnel itself, without asking the group;
+        # said once it answers, since until then it may not be the choice.
+        chosen_event = {
+            "event": "chosen",
+            "group": name,
+            "host": last,
+            "gpus": gpus,
+            "reason": "your JupyterLab runs there (your last connect to it)",
+        }
+        ready: list[bool] = []
+
+        def on_ready() -> None:
+            ready.append(True)
+            _said(as_json, chosen_event)
+
+        session_options = dataclasses.replace(options, destination=last, start=False)
+        try:
+            return _run(app, session_options, as_json, on_ready=on_ready)
+        except LabshareError as exc:
+            if ready or not isinstance(exc, (NotRunning, HostUnreachable)):
+                raise
+            memory.forget()
+            _said(
+                as_json, {"event": "note", "host": last, "message": f"{exc.message} Asking {name}."}
+            )
+    destination = _pick(app, name, gpus, options.ssh_options, as_json)
+    chosen = dataclasses.replace(options, destination=destination, start=True)
+    if print_only:
+        result = manual(app.paths, chosen)
+        if as_json:
+            emit_event({"event": "print", **jsonable(result)})
+        else:
+            click.echo(view.manual(result))
+        return 0
+    return _run(app, chosen, as_json, on_ready=lambda: memory.save(destination))
+
+
+def _said(as_json: bool, event: dict[str, object]) -> None:
+    from labshare.render import connect as view
+
+    if as_json:
+        emit_event(event)
+    else:
+        note(view.event_line(event) or "")
 
 
 def _pick(app: App, name: str, gpus: int, ssh_options: tuple[str, ...], as_json: bool) -> str:

@@ -102,3 +102,47 @@ class Memory:
     def forget(self) -> None:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self.file)
+
+
+class LastChoice:
+    """Which server `connect GROUP` opened last, so the next one tries it first (connect HOST's speed).
+
+    Only a hint: the next `connect GROUP` goes there only while the laptop
+    remembers a running JupyterLab there and it answers through the tunnel;
+    otherwise the group is asked again.  Its own type, `records.fleet.GroupChoice`.
+    """
+
+    def __init__(self, state_root: str, group: str, options: tuple[str, ...] = ()):
+        name = re.sub(r"[^A-Za-z0-9._@-]", "_", group)[:64]
+        digest = zlib.crc32("\0".join((group, *options)).encode())
+        self.group = group
+        self.file = os.path.join(state_root, "connect", f"group-{name}-{digest:08x}.json")
+
+    def load(self) -> str | None:
+        from labshare.records.fleet import GroupChoice
+
+        try:
+            with open(self.file, "rb") as handle:
+                if not _ours(os.fstat(handle.fileno())):
+                    return None
+                choice = GroupChoice.from_json(json.loads(handle.read()), self.file)
+        except (OSError, ValueError, RecordError):
+            return None
+        return choice.host if choice.group == self.group else None
+
+    def save(self, host: str) -> None:
+        from pathlib import Path
+
+        from labshare.errors import LabshareError
+        from labshare.files import ensure_private_dir, write_atomic
+        from labshare.records.fleet import GroupChoice
+
+        with contextlib.suppress(OSError, LabshareError):
+            ensure_private_dir(Path(self.file).parent)
+            write_atomic(
+                Path(self.file), json.dumps(GroupChoice(group=self.group, host=host).to_json())
+            )
+
+    def forget(self) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.file)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from labshare.errors import LabshareError
 from labshare.fleet import ask, choose, group, report
 from labshare.paths import Paths
 
@@ -48,3 +49,21 @@ def pick(
 def is_group(paths: Paths, name: str) -> bool:
     """Whether `connect NAME` means a group (the rule is group.is_group's)."""
     return group.is_group(name, group.known(paths.site_config, paths.user_config_file))
+
+
+def last_choice(
+    paths: Paths, name: str, host: str | None, ssh_options: tuple[str, ...] = ()
+) -> str | None:
+    """`host` (last time's choice for group `name`) when it is still in the group and the laptop
+    remembers a JupyterLab running there; else None, and the group is asked."""
+    from labshare.connect import known
+
+    if host is None:
+        return None
+    try:
+        hosts = group.resolve(name, group.known(paths.site_config, paths.user_config_file)).hosts
+    except LabshareError:
+        return None
+    if host not in hosts or known.Memory(str(paths.state_root), host, ssh_options).load() is None:
+        return None
+    return host

@@ -103,3 +103,13 @@ def _nested(kind: type[Record], value: object, source: str, whole: dict[str, Any
     if isinstance(value, dict):
         value = {"version": whole.get("version"), "labshare": whole.get("labshare"), **value}
     return kind.from_json(value, source, remote=True)
+
+
+@dataclass(frozen=True)
+class GroupChoice(Record):
+    """The server `connect GROUP` opened last (connect/known.py's `LastChoice`): a hint, never trusted alone."""
+
+    VERSION: ClassVar[int] = 1
+
+    group: str
+    host: str
