@@ -152,3 +152,16 @@ def test_the_answer_is_a_versioned_record_and_the_table_shows_it() -> None:
     assert table.servers[0]["cards"][0]["free"] is True and table.servers[1]["cards"] == []
     text = view.report(table)
     assert "free for you" in text and "too old" in text and "0.0.9" in text
+
+
+def test_last_choice_is_remembered_per_group_and_forgotten(tmp_path: Path) -> None:
+    from labshare.connect import known
+
+    memory = known.LastChoice(str(tmp_path), "lab")
+    assert memory.load() is None
+    memory.save("gpu2")
+    assert memory.load() == "gpu2"
+    assert known.LastChoice(str(tmp_path), "big").load() is None
+    assert known.LastChoice(str(tmp_path), "lab", ("Port=2222",)).load() is None
+    memory.forget()
+    assert memory.load() is None
