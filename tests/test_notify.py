@@ -309,7 +309,7 @@ def test_a_lab_with_no_browser_tells_of_long_cells_run_all_errors_dead_kernels_r
     member: Member, http: Endpoint, fake_nvml: FakeNvml, leases_dir: Path, shared_tmp: Path
 ) -> None:
     site = leased_site(
-        shared_tmp, leases_dir, 'idle_reclaim_after = "30s"\nreclaim_warning = "15s"\n'
+        shared_tmp, leases_dir, 'idle_reclaim_after = "20s"\nreclaim_warning = "10s"\n'
     )
     member.extra_env.update({"LABSHARE_SITE_CONFIG": str(site), **fake_nvml.env})
     member.run(
@@ -375,5 +375,6 @@ def test_a_lab_with_no_browser_tells_of_long_cells_run_all_errors_dead_kernels_r
     assert crash.startswith(
         f"{head}your JupyterLab crashed (exit code -9) and came back: restart 1"
     )
+    wait_for(lambda: server.api.call("GET", "/api/status").status == 200, 120, ignoring=(OSError,))
     if cgroup is None:
         pytest.skip("ran all but the out-of-memory part: root cannot make a memory cgroup here")

@@ -225,13 +225,17 @@ class CellNotices(LoggingConfigurable):
     def heard(self, watch: Watch, parts: list[Any]) -> None:
         try:
             _idents, rest = watch.session.feed_identities(parts)
-            msg = watch.session.deserialize(rest)
+            msg = watch.session.deserialize(rest, content=False)  # outputs stay undecoded
         except Exception:
             return
         kind = msg["header"]["msg_type"]
         parent = msg.get("parent_header") or {}
         if parent.get("msg_type") != "execute_request":
             return
+        content: dict[str, Any] = {}
+        if kind in ("error", "status"):
+            with contextlib.suppress(Exception):
+                content = watch.session.unpack(msg["content"])
         now = time.time()
         run = watch.run
         if kind == "execute_input":
@@ -245,11 +249,11 @@ class CellNotices(LoggingConfigurable):
             run.ended = None
             run.last_request = parent.get("msg_id")
         elif kind == "error" and run is not None:
-            run.error = error_line(msg.get("content") or {})
+            run.error = error_line(content)
         elif (
             kind == "status"
             and run is not None
-            and (msg.get("content") or {}).get("execution_state") == "idle"
+            and content.get("execution_state") == "idle"
             and parent.get("msg_id") == run.last_request
         ):
             run.ended = now
