@@ -167,7 +167,10 @@ def test_the_hub_runs_labshares_server_with_a_lease_per_kernel(booted: Booted) -
     assert again.returncode != 0 and "runs under JupyterHub" in again.stderr
     checks = {c["name"]: c for c in alice.json("doctor")["checks"]}
     assert checks["hub-server"]["status"] == "ok"
-    assert checks["kernel-survival"]["status"] == checks["output-keeping"]["status"] == "ok"
+    assert checks["kernel-survival"]["detail"].startswith("active")
+    assert checks["output-keeping"]["detail"].startswith("active")  # kept while no browser is open
+    news = server.ok("GET", "/lab/api/settings/@jupyterlab/apputils-extension:notification")
+    assert news["schema"]["properties"]["fetchNews"]["default"] == "false"  # news pop-up off
     members = json.loads(booted.as_root("admin", "check", "--json").stdout)["members"]
     assert [m["server"] for m in members if m["user"] == alice.name] == ["JupyterHub"]
 
