@@ -19,7 +19,7 @@ from labshare.errors import HostUnreachable, NotRunning
 from labshare.render import emit_event, note
 
 if TYPE_CHECKING:
-    from labshare.connect.session import Options
+    from labshare.connect.session import Options, Session
 
 
 @click.command()
@@ -118,7 +118,7 @@ def connect(
 
 
 def _run(
-    app: App, options: Options, as_json: bool, on_ready: Callable[[], None] | None = None
+    app: App, options: Options, as_json: bool, on_ready: Callable[[Session], None] | None = None
 ) -> int:
     """One Session from start to Ctrl-C, each event printed as it comes."""
     from labshare.connect import dial
@@ -133,7 +133,7 @@ def _run(
     dial.hand_over(on_signal)
     for event in session.events():
         if event["event"] == "ready" and on_ready is not None:
-            on_ready()
+            on_ready(session)
         if as_json:
             emit_event(event)
             continue
@@ -179,9 +179,11 @@ def _connect_group(
         }
         ready: list[bool] = []
 
-        def on_ready() -> None:
+        def on_ready(session: Session) -> None:
             ready.append(True)
             _said(as_json, chosen_event)
+            # From now on as any `connect GROUP`: a server that stops is started again while healing.
+            session.options = dataclasses.replace(session.options, start=True)
 
         session_options = dataclasses.replace(options, destination=last, start=False)
         try:
@@ -202,7 +204,7 @@ def _connect_group(
         else:
             click.echo(view.manual(result))
         return 0
-    return _run(app, chosen, as_json, on_ready=lambda: memory.save(destination))
+    return _run(app, chosen, as_json, on_ready=lambda _session: memory.save(destination))
 
 
 def _said(as_json: bool, event: dict[str, object]) -> None:
