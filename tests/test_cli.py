@@ -39,7 +39,7 @@ SERVER = [
     "run",
     "doctor",
 ]
-LAPTOP = ["connect", "completion"]
+LAPTOP = ["connect", "fleet", "completion"]
 ADMIN = ["admin", "hub-config"]
 REINSTALL = "reinstall labshare: run `sh scripts/install --upgrade` in your labshare checkout"  # no install record
 
