@@ -19,7 +19,7 @@ import subprocess
 import sys
 import uuid
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import lab_outputs as lo
@@ -85,6 +85,46 @@ def check(member: Member, name: str) -> dict:
     return found
 
 
+def hand_started_lab(member: Member, where: Path, said: Callable[[], list[str]]) -> None:
+    """A Lab started by hand (not by labshare), its kernel run by a websocket client as VS Code runs
+    one: the notice of a long cell comes all the same, from labshare's extension in that Lab."""
+    from jupyter_api import Lab
+
+    from labshare import probe
+
+    port, token, log = free_port(), uuid.uuid4().hex, where / "hand-lab.log"
+    with open(log, "w") as out:
+        proc = member.popen(
+            [str(Path(LABSHARE).parent / "jupyter-lab"), "--no-browser", "--allow-root"]
+            + ["--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}"]
+            + [f"--ServerApp.root_dir={member.home}"],
+            env={**member.env, "JUPYTER_TOKEN": token},
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=out,
+        )
+    try:
+        lab = Lab(probe.Address(port=port), token)
+        wait_for(lambda: lab.call("GET", "/api/status").status == 200, 120, ignoring=(OSError,))
+        kernel = lab.ok(
+            "POST",
+            "/api/sessions",
+            {
+                "path": "hand.ipynb",
+                "name": "hand.ipynb",
+                "type": "notebook",
+                "kernel": {"name": "python3"},
+            },
+        )["kernel"]["id"]
+        wait_for(lambda: f"kernel {kernel} is watched for notices" in log.read_text(), 120)
+        lab.execute(kernel, "import time; time.sleep(1.2)")
+        (told,) = wait_for(lambda: [m for m in said() if "hand.ipynb cell finished" in m], 60)
+        assert told.startswith(f"{member.name}@{HOST}: hand.ipynb cell finished after 1 s")
+    finally:
+        proc.terminate()
+        proc.wait(60)
+
+
 def test_a_members_own_channel_json_ntfy_mail_and_run_and_a_burst_while_it_is_down_comes_once(
     member: Member,
     http: Endpoint,
@@ -114,6 +154,8 @@ def test_a_members_own_channel_json_ntfy_mail_and_run_and_a_burst_while_it_is_do
         f"{user}@{HOST}: `sh -c 'sleep 2; exit 3'` failed (exit status 3) after 2 s"
     )
     assert ran.endswith(f"labshare connect {user}@{HOST}")
+
+    hand_started_lab(member, shared_tmp, lambda: at(http, "/m1"))
 
     member.run("notify", "set", f"ntfy://127.0.0.1:{http.port}/m1topic", check=True)
     member.run("notify", "test", check=True)
@@ -154,8 +196,9 @@ def test_a_members_own_channel_json_ntfy_mail_and_run_and_a_burst_while_it_is_do
         )
         jobs = Counter(m.split("`")[1] for m in down.messages())
         assert jobs == Counter({f"job {n}": 1 for n in range(20)})
-        # one test each for json, ntfy and mail, the run, the burst: all on "own", whatever its URL
-        assert status["channels"][0]["sent"] == 24 and status["channels"][0]["failures"] >= 1
+        # a test each for json, ntfy and mail, the run, the hand-started Lab's cell, the burst:
+        # all on "own", whatever its URL
+        assert status["channels"][0]["sent"] == 25 and status["channels"][0]["failures"] >= 1
     finally:
         down.stop()
 
@@ -253,6 +296,12 @@ def test_two_members_on_the_lab_channels_each_gets_their_own_and_none_can_forge_
     shown = subprocess.run(
         [LABSHARE, "admin", "check"], env=lab_service["env"], capture_output=True, text=True
     ).stdout
+    doctor = subprocess.run(
+        [LABSHARE, "doctor", "--json"], env=lab_service["env"], capture_output=True, text=True
+    )
+    found = {c["name"]: c for c in json.loads(doctor.stdout)["checks"]}
+    assert found["notices-lab-channels"]["status"] == "ok", found["notices-lab-channels"]
+    assert found["notices-spool"]["status"] == "ok", found["notices-spool"]
     again = subprocess.run(
         [LABSHARE, "admin", "notices", "install", "--no-unit", "--json"],
         env=lab_service["env"],

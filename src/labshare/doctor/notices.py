@@ -8,6 +8,7 @@ spool's owner and mode, which are what keep members' notices apart.
 
 from __future__ import annotations
 
+import os
 import stat
 
 from labshare.doctor import FAIL, OK, WARN, Check
@@ -57,6 +58,8 @@ def checks(paths: Paths) -> list[Check]:
                 "notices-spool", OK, f"the notices spool {site.spool_dir} is root's, mode 1733"
             )
         )
+        if os.geteuid() == 0:
+            out += _lab_channels(site.channels_file or "")
         running = install.service_running()
         if running is False:
             out.append(
@@ -101,3 +104,26 @@ def _own_channel(paths: Paths, url: str) -> Check:
             "check the URL's host and port, or that the server is up; then `labshare notify test`",
         )
     return Check("notices-channel", OK, f"your channel {shown} answers")
+
+
+def _lab_channels(channels_file: str) -> list[Check]:
+    """As root: the channels file is safe, and each lab channel's server answers (nothing is sent)."""
+    from pathlib import Path
+
+    from labshare.notify import channels, service
+
+    try:
+        urls = service.read_channels(Path(channels_file))
+    except LabshareError as exc:
+        return [Check("notices-lab-channels", FAIL, exc.message, "fix the file as said")]
+    problems = [f"{channels.redacted(u)}: {why}" for u in urls if (why := channels.reachable(u))]
+    if problems:
+        return [
+            Check(
+                "notices-lab-channels",
+                FAIL,
+                "unreachable: " + "; ".join(problems),
+                f"check those URLs in {channels_file}, or that their servers are up",
+            )
+        ]
+    return [Check("notices-lab-channels", OK, f"{len(urls)} lab channel(s) in {channels_file}")]
