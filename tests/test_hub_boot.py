@@ -131,8 +131,9 @@ def held(booted: Booted) -> dict[str, str]:
     }
 
 
-def hub_pid(member: Member) -> int:
-    return json.loads((member.state_dir / "hub_server.json").read_text())["pid"]
+def hub_record(member: Member) -> dict:
+    """hub_server.json: the supervisor the hub's spawner started, and the Jupyter below it."""
+    return json.loads((member.state_dir / "hub_server.json").read_text())
 
 
 def test_the_hub_runs_labshares_server_with_a_lease_per_kernel(booted: Booted) -> None:
@@ -155,11 +156,11 @@ def test_the_hub_runs_labshares_server_with_a_lease_per_kernel(booted: Booted) -
     rows = [row for card in gpus["cards"] for row in card["leases"]]
     assert sorted(r["kernel_id"] for r in rows) == sorted([first, second])
     assert {r["user"] for r in rows} == {alice.name}
-    (own,) = [s for s in alice.json("ps") if s["pid"] == hub_pid(alice)]
+    (own,) = [s for s in alice.json("ps") if s["pid"] == hub_record(alice)["jupyter_pid"]]
     assert "started by JupyterHub" in own["notes"]
     assert {first, second} <= {k["kernel_id"] for k in own["kernels"]}
 
-    server_env = environ(hub_pid(alice))
+    server_env = environ(hub_record(alice)["jupyter_pid"])
     assert (server_env["MEM_LIMIT"], server_env["CPU_LIMIT"]) == (str(2 * 2**30), "1.5")
     status = alice.json("status")
     assert status["hub_url"] and not status["running"]
@@ -175,17 +176,35 @@ def test_the_hub_runs_labshares_server_with_a_lease_per_kernel(booted: Booted) -
     assert [m["server"] for m in members if m["user"] == alice.name] == ["JupyterHub"]
 
 
-def test_a_killed_server_comes_back_through_the_hub_with_the_same_kernels(booted: Booted) -> None:
+def test_a_crashed_server_comes_back_with_the_same_kernels(booted: Booted) -> None:
+    """Jupyter SIGKILLed: labshare's supervisor (the spawner's process) restarts it, the hub never
+    notices.  The supervisor SIGKILLed too: the hub starts the server again, and the Jupyter it
+    left behind hands its kernels over."""
     alice = booted.alice
     server = booted.hub.lab(alice.name)
     kernels = sorted(held(booted))
     server.execute(kernels[0], "x = 42")
-    os.kill(hub_pid(alice), signal.SIGKILL)
+    first = hub_record(alice)
+    os.kill(first["jupyter_pid"], signal.SIGKILL)
+    wait_for(
+        lambda: (
+            hub_record(alice)["restarts"] == 1 and server.call("GET", "/api/status").status == 200
+        ),
+        what="the supervisor to restart Jupyter",
+        ignoring=(OSError, KeyError, ValueError),
+    )
+    assert booted.hub.server(alice.name).get("ready") and hub_record(alice)["pid"] == first["pid"]
+    assert set(kernels) <= {k["id"] for k in server.ok("GET", "/api/kernels")}
+    assert server.execute(kernels[0], "print(x)").strip() == "42"
+
+    orphan = psutil.Process(hub_record(alice)["jupyter_pid"])
+    os.kill(first["pid"], signal.SIGKILL)
     wait_for(lambda: not booted.hub.server(alice.name), what="the hub to see the server gone")
     server = booted.hub.spawn(alice.name)
     assert set(kernels) <= {k["id"] for k in server.ok("GET", "/api/kernels")}
     assert server.execute(kernels[0], "print(x)").strip() == "42"
     assert sorted(held(booted)) == kernels
+    assert not orphan.is_running()  # the old Jupyter handed over its kernels and ended
 
 
 def test_an_idle_card_is_warned_about_in_lab_then_reclaimed(booted: Booted) -> None:

@@ -72,6 +72,10 @@ class Paths:
         return self.state_dir / "hub_server.json"
 
     @property
+    def hub_launch_file(self) -> Path:
+        return self.state_dir / "hub_launch.json"
+
+    @property
     def lock_file(self) -> Path:
         return self.state_dir / "server.lock"
 

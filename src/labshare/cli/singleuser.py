@@ -30,5 +30,4 @@ def singleuser(app: App, jupyter_args: tuple[str, ...]) -> None:
     spawn = hubside.plan(app.paths, os.environ, list(jupyter_args))
     for line in spawn.notes:
         note(line)
-    hubside.record_self(app.paths, os.environ)
-    hubside.become(spawn)
+    hubside.become(app.paths, spawn, os.environ)

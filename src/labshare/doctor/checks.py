@@ -9,7 +9,6 @@ beside this file: `versions` (and its advisory table), `private`,
 
 from __future__ import annotations
 
-import contextlib
 import shutil
 from collections.abc import Mapping
 from pathlib import Path
@@ -308,12 +307,9 @@ def site_policy(paths: Paths, user: str, environ: Mapping[str, str]) -> list[Che
 def _launch_argv(paths: Paths) -> list[str] | None:
     """The command line the member's server runs with: JupyterHub's, where the hub started it,
     else the one `labshare start` last launched; None before the first start."""
-    hub = running_hub_server(paths)
-    if hub is not None:
-        with contextlib.suppress(OSError):
-            return Path(f"/proc/{hub.pid}/cmdline").read_bytes().decode().split("\0")[:-1]
+    store = st.hub_launch_store if running_hub_server(paths) else st.launch_store
     try:
-        spec = st.launch_store(paths).read()
+        spec = store(paths).read()
     except (OSError, LabshareError):
         return None
     return None if spec is None else list(spec.argv)

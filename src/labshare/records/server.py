@@ -79,9 +79,12 @@ class HubServer(Record):
 
     VERSION: ClassVar[int] = 1
 
-    pid: int
+    pid: int  # the supervisor: the process the hub's spawner started and watches
     started: float | None
     host: str
     url: str  # where the member reaches it through the hub
     service_url: str = ""  # where the hub's proxy reaches it
     job_id: str | None = None  # the Slurm job it runs in
+    jupyter_pid: int | None = None
+    jupyter_started: float | None = None
+    restarts: int = 0  # crashes of Jupyter the supervisor restarted

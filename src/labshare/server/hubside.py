@@ -25,20 +25,22 @@ import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from labshare import config
+from labshare import config, proc
 from labshare.envs import default as default_kernel
 from labshare.envs import refresh as refresh_kernels
 from labshare.envs.kerneltools import KernelTools
 from labshare.errors import LabshareError
+from labshare.files import write_atomic
 from labshare.gpus import job_cards
 from labshare.gpus.assign import GpuPolicy
 from labshare.gpus.nvml import GpuReader, read_nvml
 from labshare.install_hint import reinstall_hint
 from labshare.jupyterside import singleuser as singleuser_app
 from labshare.paths import Paths
-from labshare.records.server import HubServer
-from labshare.server import launch, lifecycle, outputs, records, status, versions
-from labshare.server.state import process_started
+from labshare.records.server import HubServer, LaunchSpec
+from labshare.server import launch, lifecycle, outputs, records, status, supervise, versions
+from labshare.server import state as st
+from labshare.server.supervise import STOP_GRACE_SECONDS
 
 HUB_ENV = "JUPYTERHUB_SERVICE_URL"  # set by every JupyterHub spawner, needed by its single-user app
 
@@ -57,6 +59,20 @@ def job_policy(gpus: GpuPolicy, environ: Mapping[str, str], reader: GpuReader) -
     one host's cards, and Slurm already chose among the node's (hub-config says so)."""
     job = job_cards.job_cards(environ, reader)
     return gpus if job is None else dataclasses.replace(gpus, gpus=job)
+
+
+def end_orphan(paths: Paths, previous: HubServer) -> bool:
+    """A Jupyter whose hub supervisor died still serves the member's kernels: end it, keeping them."""
+    if previous.jupyter_pid is None or not st.alive(previous.jupyter_pid, previous.jupyter_started):
+        return False
+    import psutil
+
+    write_atomic(paths.keep_kernels_marker, "")
+    try:
+        proc.end([psutil.Process(previous.jupyter_pid)], STOP_GRACE_SECONDS)
+    except psutil.Error:
+        return False
+    return True
 
 
 def _jupyterhub_installed() -> None:
@@ -81,11 +97,18 @@ def plan(
     user = environ.get("JUPYTERHUB_USER") or environ.get("USER") or ""
     site, policy = config.effective(paths.site_config, paths.user_config_file, user)
     notes: list[str] = []
-    own = status.running_hub_server(paths)
-    if own is not None and own.pid != os.getpid():
-        raise LabshareError(
-            f"{status.under_hub(own)}; stop it from the hub's control panel before it starts another."
-        )
+    previous = st.hub_store(paths).read()
+    if previous is not None and previous.pid != os.getpid():
+        if st.alive(previous.pid, previous.started):
+            raise LabshareError(
+                f"{status.under_hub(previous)}; stop it from the hub's control panel before it "
+                "starts another."
+            )
+        if end_orphan(paths, previous):
+            notes.append(
+                f"Ended the Jupyter (pid {previous.jupyter_pid}) the previous server's supervisor "
+                "left behind, with its kernels kept for this server to adopt."
+            )
     moved = lifecycle.stop(paths, keep_kernels=True)
     if moved.stopped:
         notes.append(
@@ -120,21 +143,32 @@ def plan(
     return Spawn(argv=argv, env=env, notes=notes)
 
 
-def record_self(paths: Paths, environ: Mapping[str, str]) -> None:
-    """Say that this process (about to become Jupyter) is the member's hub-spawned server."""
+def become(paths: Paths, spawn: Spawn, environ: Mapping[str, str]) -> None:
+    """Hand Jupyter's command line to labshare's supervisor and become it.
+
+    The spawner's process is then the supervisor, which restarts a crashed
+    Jupyter on the same address while the kernels live on beside it (see
+    `supervise.HubSupervisor`); the hub sees a server that never went away.
+    """
+    st.hub_launch_store(paths).write(
+        LaunchSpec(
+            argv=tuple(spawn.argv),
+            cwd=os.getcwd(),
+            log_file="",
+            runtime_dir=str(paths.runtime_dir),
+            socket=None,
+        )
+    )
     pid = os.getpid()
-    status.hub_store(paths).write(
+    st.hub_store(paths).write(
         HubServer(
             pid=pid,
-            started=process_started(pid),
+            started=st.process_started(pid),
             host=socket.gethostname(),
             url=environ.get("JUPYTERHUB_PUBLIC_URL") or environ.get(HUB_ENV, ""),
             service_url=environ.get(HUB_ENV, ""),
             job_id=environ.get("SLURM_JOB_ID"),
         )
     )
-
-
-def become(spawn: Spawn) -> None:
-    """Replace this process with Jupyter, so the spawner's pid (and signals) are Jupyter's."""
-    os.execve(spawn.argv[0], spawn.argv, spawn.env)
+    supervisor = [sys.executable, "-m", supervise.__name__, "--hub"]
+    os.execve(supervisor[0], supervisor, spawn.env)

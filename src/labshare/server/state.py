@@ -16,7 +16,7 @@ import os
 from collections.abc import Iterator
 
 from labshare.paths import Paths
-from labshare.records.server import LaunchSpec, ServerState
+from labshare.records.server import HubServer, LaunchSpec, ServerState
 from labshare.records.store import Store
 from labshare.records.store import locked as lock_file
 
@@ -32,6 +32,16 @@ def _store(paths: Paths) -> Store[ServerState]:
 def launch_store(paths: Paths) -> Store[LaunchSpec]:
     """launch.json: written by `start`, read by the supervisor at each (re)start and by `doctor`."""
     return Store(paths.launch_file, LaunchSpec, "the launch spec")
+
+
+def hub_store(paths: Paths) -> Store[HubServer]:
+    """hub_server.json: the member's server that JupyterHub spawned here, kept by its supervisor."""
+    return Store(paths.hub_server_file, HubServer, "the hub server record")
+
+
+def hub_launch_store(paths: Paths) -> Store[LaunchSpec]:
+    """hub_launch.json: what `labshare singleuser` hands its supervisor, the hub's launch spec."""
+    return Store(paths.hub_launch_file, LaunchSpec, "the hub launch spec")
 
 
 def load(paths: Paths) -> ServerState | None:

@@ -21,7 +21,6 @@ from labshare.gpus import history
 from labshare.paths import Paths
 from labshare.records.info import ServerInfo, ServerStatus
 from labshare.records.server import HubServer
-from labshare.records.store import Store
 from labshare.server import state as st
 from labshare.server.records import living
 from labshare.server.token import read_token
@@ -86,13 +85,9 @@ def observe(paths: Paths) -> tuple[st.ServerState | None, list[str]]:
     return None, [note]
 
 
-def hub_store(paths: Paths) -> Store[HubServer]:
-    return Store(paths.hub_server_file, HubServer, "the hub server record")
-
-
 def running_hub_server(paths: Paths) -> HubServer | None:
     """The member's JupyterHub-spawned server on this host, if one runs; the record of one gone is removed."""
-    found = hub_store(paths).read()
+    found = st.hub_store(paths).read()
     if found is None:
         return None
     if st.alive(found.pid, found.started):

@@ -59,6 +59,8 @@ def rotate(log: Path) -> None:
 
 
 class Supervisor:
+    AGAIN = "run `labshare start`"  # what a member does once it gave up
+
     def __init__(self, paths: Paths, spec: LaunchSpec):
         self.paths = paths
         self.argv = list(spec.argv)
@@ -163,7 +165,7 @@ class Supervisor:
                 reason = f"Jupyter failed {streak} times in a row, last with exit code {code}"
                 self.say(f"giving up: {reason}; see the lines above")
                 self.update(failed=reason, pid=None, pid_started=None)
-                self.tell(f"crashed and gave up: {reason}; run `labshare start`")
+                self.tell(f"crashed and gave up: {reason}; {self.AGAIN}")
                 return 1
             restarts += 1
             self.say(f"Jupyter (pid {child.pid}) died with exit code {code}; restart {restarts}")
@@ -185,15 +187,56 @@ class Supervisor:
                     remove(self.socket)
 
 
+class HubSupervisor(Supervisor):
+    """The same loop for a server JupyterHub spawned (`labshare singleuser`, `--hub`).
+
+    The spawner watches this process, so a crash of Jupyter is restarted here
+    on the same address without the hub noticing, and the kernels, which
+    live in the spawner's unit or job beside it, are re-adopted; were Jupyter
+    the spawner's process, systemd or Slurm would end the kernels with it.
+    The hub gives Jupyter its login token in the environment; the log is
+    the spawner's own output, and the record is `hub_server.json`.
+    """
+
+    AGAIN = "start it again from the hub's control panel"
+
+    def say(self, message: str) -> None:
+        print(
+            f"[labshare {time.strftime('%Y-%m-%d %H:%M:%S')}] {message}",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    def spawn(self) -> subprocess.Popen[str]:
+        env = {**os.environ, "JUPYTER_RUNTIME_DIR": str(self.runtime_dir)}
+        return proc.start(self.argv, cwd=self.cwd, env=env, what="starting JupyterLab")
+
+    def update(self, **changes: object) -> None:
+        store = st.hub_store(self.paths)
+        record = store.read()
+        if record is None or record.pid != os.getpid():
+            return
+        keys = {"pid": "jupyter_pid", "pid_started": "jupyter_started", "restarts": "restarts"}
+        known = {keys[k]: v for k, v in changes.items() if k in keys}
+        store.write(dataclasses.replace(record, **known))  # type: ignore[arg-type]
+
+    def cleanup(self) -> None:
+        record = st.hub_store(self.paths).read()
+        if record is not None and record.pid == os.getpid():
+            remove(self.paths.hub_server_file)
+
+
 def main(argv: list[str]) -> int:
     os.umask(0o077)
     paths = Paths.from_env()
-    spec = st.launch_store(paths).read()
+    hub = "--hub" in argv[1:]
+    spec = (st.hub_launch_store(paths) if hub else st.launch_store(paths)).read()
     if spec is None:
         raise SystemExit(
-            f"labshare supervisor: {paths.launch_file} is missing; run `labshare start`."
+            f"labshare supervisor: {paths.hub_launch_file if hub else paths.launch_file} is "
+            f"missing; {HubSupervisor.AGAIN if hub else Supervisor.AGAIN}."
         )
-    return Supervisor(paths, spec).run()
+    return (HubSupervisor if hub else Supervisor)(paths, spec).run()
 
 
 if __name__ == "__main__":
