@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -92,32 +93,43 @@ def test_gpus_reach_the_kernels_and_culling_reaches_jupyter(member: Member, tmp_
     assert any("not enforced here" in n for n in status["notes"])
     info = member.json("info")
     lab = Lab(probe.Address(socket=info["socket"]), info["token"])
-    kernel = lab.start_kernel()
-    assert (
-        lab.execute(kernel, "import os; print(os.environ['CUDA_VISIBLE_DEVICES'])").strip() == "1,3"
-    )
+    # A busy kernel is never culled; an idle one goes after the timeout.  The busy one's last message comes
+    # first, so each sweep that finds the idle one idle long enough finds the busy one so for longer; it
+    # runs until the idle one is gone, not for a fixed time.
     busy = lab.start_kernel()
-    # A busy kernel is never culled; an idle one goes after the timeout.
-    import threading
-
+    flag = tmp_path / "let-go"
     done: list[str] = []
     worker = threading.Thread(
         target=lambda: done.append(
-            lab.execute(busy, "import time; time.sleep(20); print('ok')", timeout=90)
+            lab.execute(
+                busy,
+                f"import os, time\nwhile not os.path.exists({str(flag)!r}):\n    time.sleep(0.1)\n"
+                "print('ok')",
+                timeout=150,
+            )
         )
     )
     worker.start()
-    wait_for(
-        lambda: lab.ok("GET", f"/api/kernels/{busy}")["execution_state"] == "busy",
-        what="the busy kernel",
-        every=0.05,
-    )
-    wait_for(
-        lambda: kernel not in {k["id"] for k in lab.ok("GET", "/api/kernels")},
-        90,
-        "the idle kernel culled",
-    )
-    worker.join()
+    try:
+        wait_for(
+            lambda: lab.ok("GET", f"/api/kernels/{busy}")["execution_state"] == "busy",
+            what="the busy kernel",
+            every=0.05,
+        )
+        kernel = lab.start_kernel()
+        assert (
+            lab.execute(kernel, "import os; print(os.environ['CUDA_VISIBLE_DEVICES'])").strip()
+            == "1,3"
+        )
+        wait_for(
+            lambda: kernel not in {k["id"] for k in lab.ok("GET", "/api/kernels")},
+            90,
+            "the idle kernel culled",
+        )
+        assert lab.ok("GET", f"/api/kernels/{busy}")["execution_state"] == "busy"
+    finally:
+        flag.touch()
+        worker.join()
     assert done == ["ok\n"]
     assert "Culling kernel" in member.run("logs", "-n", "500").stdout
 
