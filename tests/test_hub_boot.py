@@ -142,7 +142,9 @@ def test_the_hub_runs_labshares_server_with_a_lease_per_kernel(booted: Booted) -
     first = server.start_kernel()
     out = server.execute(first, "import sys; print(sys.prefix)", timeout=120)
     assert not out.strip().startswith(str(BIN.parent)), "a kernel ran labshare's own environment"
-    second = server.start_kernel()
+    second = server.ok(
+        "POST", "/api/sessions", {"path": "train.ipynb", "type": "notebook", "kernel": {}}
+    )["kernel"]["id"]
     uuids = {environ(kernel_pid(alice, k))["CUDA_VISIBLE_DEVICES"] for k in (first, second)}
     assert uuids == {card.uuid for card in booted.fake.cards}
     refused = server.call("POST", "/api/kernels", {})
@@ -158,7 +160,10 @@ def test_the_hub_runs_labshares_server_with_a_lease_per_kernel(booted: Booted) -
     assert {r["user"] for r in rows} == {alice.name}
     (own,) = [s for s in alice.json("ps") if s["pid"] == hub_record(alice)["jupyter_pid"]]
     assert "started by JupyterHub" in own["notes"]
-    assert {first, second} <= {k["kernel_id"] for k in own["kernels"]}
+    notebooks = {k["kernel_id"]: k["notebook"] for k in own["kernels"]}
+    assert notebooks[first] is None and notebooks[second] == "train.ipynb"
+    (theirs,) = [s for s in booted.bob.json("ps", "--all-users") if s["user"] == alice.name]
+    assert [k["notebook"] for k in theirs["kernels"]] == [None, None]  # only what ps shows everyone
 
     server_env = environ(hub_record(alice)["jupyter_pid"])
     assert (server_env["MEM_LIMIT"], server_env["CPU_LIMIT"]) == (str(2 * 2**30), "1.5")
