@@ -390,6 +390,17 @@ def test_a_lab_with_no_browser_tells_of_long_cells_run_all_errors_dead_kernels_r
     assert burst.startswith(f"{head}train.ipynb 10 cells finished after ")
     assert len(said("train.ipynb cell finished")) == 1  # none of the ten on its own
 
+    # A client that starts its own kernel from the spec (nbclient's `jupyter execute`, as papermill does):
+    lo.write_notebook(server.root, "batch.ipynb", ["import time; time.sleep(1)"])
+    member.run_cmd(  # its kernelspec from the member's folder, not the venv's own python3
+        [str(Path(LABSHARE).parent / "jupyter-execute"), "batch.ipynb"],
+        cwd=str(server.root),
+        env={"JUPYTER_PREFER_ENV_PATH": "0"},
+        check=True,
+    )
+    (batch,) = wait_for(lambda: said("batch.ipynb"), 60)
+    assert batch.startswith(f"{head}batch.ipynb cell finished after 1 s")
+
     os.kill(kernel_pid(member, kernel), signal.SIGKILL)
     (died,) = wait_for(lambda: said("kernel died"), 60)
     assert died.startswith(

@@ -15,10 +15,11 @@ from pathlib import Path
 import pytest
 
 from labshare.config import ConfigError, MemberNotify, SiteNotify, load_member, load_site
-from labshare.jupyterside.cell_notices import death, error_line
+from labshare.jupyterside.cell_notices import death
 from labshare.notify.engine import Channel, Engine, backoff
 from labshare.notify.events import Event, wanted
 from labshare.notify.queue import Queue, channel_tally
+from labshare.notify.runs import Runs, error_line
 from labshare.notify.service import addressed
 from labshare.records.notice import Notice, span
 
@@ -164,3 +165,20 @@ def test_how_a_kernel_died_is_said_only_as_far_as_it_is_known() -> None:
     ]
     assert error_line({"traceback": tb}) == "ZeroDivisionError: division by zero"
     assert error_line({"ename": "KeyError", "evalue": "'x'"}) == "KeyError: 'x'"
+
+
+def test_a_run_all_of_many_cells_is_one_run_and_an_error_is_kept_to_its_end() -> None:
+    runs = Runs(grace=1.5)
+    for n in range(10):  # queued cells: each starts within the grace of the one before
+        runs.heard("execute_input", f"r{n}", {}, 100 + n)
+        runs.heard("status", "r-other", {"execution_state": "idle"}, 100 + n)  # not its request
+        assert runs.heard("status", f"r{n}", {"execution_state": "idle"}, 100.6 + n)
+        assert runs.finish(101 + n, "nb.ipynb") is None  # the next cell may still come
+    event = runs.finish(109.6 + 1.5, "nb.ipynb")
+    assert event is not None and (event.what, event.subject) == ("10 cells finished", "nb.ipynb")
+    assert event.seconds == pytest.approx(9.6) and runs.run is None
+
+    runs.heard("execute_input", "x", {}, 200)
+    runs.heard("error", "x", {"ename": "ValueError", "evalue": "bad shape"}, 201)
+    runs.heard("status", "x", {"execution_state": "idle"}, 201)
+    assert runs.finish(203, "").what == "cell failed: ValueError: bad shape"

@@ -222,6 +222,10 @@ def main(args: Sequence[str]) -> NoReturn:
         from labshare.paths import Paths
 
         env = {} if leased_by_lab(os.getppid()) else cards(gated, my_policy(Paths.from_env()))
+        if not leased_by_lab(os.getppid()):  # the Lab's own kernels are watched inside the Lab
+            from labshare.notify import kernel_watch
+
+            kernel_watch.leave(gated.command, os.getppid(), client_of(os.getppid()))
     except LabshareError as exc:
         _fail(str(exc), exc.exit_code)
     except KeyboardInterrupt:

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import re
 import signal
 import time
 from dataclasses import dataclass, field
@@ -31,21 +30,8 @@ from traitlets import Float
 from traitlets.config import LoggingConfigurable
 
 from labshare.notify import events
+from labshare.notify.runs import WATCHED, Runs
 from labshare.paths import Paths
-
-_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
-
-
-@dataclass
-class Run:
-    """Cells run back to back on one kernel: one notice when the last of them ends."""
-
-    started: float
-    cells: int = 0
-    error: str | None = None
-    last_request: str | None = None
-    ended: float | None = None
-    timer: asyncio.TimerHandle | None = None
 
 
 @dataclass
@@ -53,19 +39,23 @@ class Watch:
     kernel_id: str
     stream: Any
     session: Session
-    run: Run | None = None
+    runs: Runs = field(default_factory=Runs)
+    cells: bool = True  # False: the GPU gate ran this kernel, and its watcher tells of its cells
+    timer: asyncio.TimerHandle | None = None
     cgroup: Path | None = None  # the kernel's memory cgroup, as of its last cell's start
     oom_kills: int | None = None  # its OOM kills then
     callbacks: list[tuple[Any, str]] = field(default_factory=list)
 
 
-def error_line(content: dict[str, Any]) -> str:
-    """The error's last line, as a traceback ends: `ValueError: bad shape`."""
-    trace = [_ANSI.sub("", line).strip() for line in content.get("traceback") or []]
-    lines = [line for chunk in trace for line in chunk.splitlines() if line.strip()]
-    if lines:
-        return lines[-1][:200]
-    return f"{content.get('ename', 'Error')}: {content.get('evalue', '')}".strip()[:200]
+def gated(kernel: Any) -> bool:
+    """Whether this kernel was started through labshare's GPU gate, which then left a watcher of its
+    cells (`notify.kernel_watch`): a Lab started by hand runs a kernelspec's argv as it is, while
+    labshare's own provisioner runs the kernel without the gate."""
+    from labshare.gpus.gate import Gated
+
+    argv = getattr(getattr(kernel, "kernel_spec", None), "argv", None) or []
+    own = type(getattr(kernel, "provisioner", None)).__name__ == "LabshareProvisioner"
+    return not own and Gated.of(argv) is not None
 
 
 def memory_cgroup(pid: int | str = "self") -> Path | None:
@@ -183,7 +173,7 @@ class CellNotices(LoggingConfigurable):
         if not getattr(kernel, "ready", None) or not kernel.ready.done():
             return  # still starting: the next look watches it
         session = Session(config=kernel.session.config, key=kernel.session.key)
-        watch = Watch(kernel_id, None, session)
+        watch = Watch(kernel_id, None, session, runs=Runs(self.grace), cells=not gated(kernel))
         self.listen(watch)
         for event in ("restart", "dead"):
             callback = self._died_callback(watch, event)
@@ -193,7 +183,7 @@ class CellNotices(LoggingConfigurable):
 
     def listen(self, watch: Watch) -> None:
         kernel = self.serverapp.kernel_manager.get_kernel(watch.kernel_id)
-        if not kernel.ready.done():
+        if not kernel.ready.done() or not watch.cells:
             return
         stream = kernel.connect_iopub()
         stream.on_recv(lambda parts: self.heard(watch, parts))
@@ -218,8 +208,8 @@ class CellNotices(LoggingConfigurable):
         watch = self.watched.pop(kernel_id, None)
         if watch is None:
             return
-        if watch.run and watch.run.timer:
-            watch.run.timer.cancel()
+        if watch.timer:
+            watch.timer.cancel()
         self.mute(watch)
 
     def heard(self, watch: Watch, parts: list[Any]) -> None:
@@ -230,47 +220,26 @@ class CellNotices(LoggingConfigurable):
             return
         kind = msg["header"]["msg_type"]
         parent = msg.get("parent_header") or {}
-        if parent.get("msg_type") != "execute_request":
+        if kind not in WATCHED or parent.get("msg_type") != "execute_request":
             return
         content: dict[str, Any] = {}
-        if kind in ("error", "status"):
+        if kind != "execute_input":
             with contextlib.suppress(Exception):
                 content = watch.session.unpack(msg["content"])
-        now = time.time()
-        run = watch.run
         if kind == "execute_input":
-            if run is None:
-                run = watch.run = Run(started=now)
-            if run.timer:
-                run.timer.cancel()
-                run.timer = None
-            run.cells += 1
+            if watch.timer:
+                watch.timer.cancel()
+                watch.timer = None
             self.measure(watch)
-            run.ended = None
-            run.last_request = parent.get("msg_id")
-        elif kind == "error" and run is not None:
-            run.error = error_line(content)
-        elif (
-            kind == "status"
-            and run is not None
-            and content.get("execution_state") == "idle"
-            and parent.get("msg_id") == run.last_request
-        ):
-            run.ended = now
+        if watch.runs.heard(kind, parent.get("msg_id"), content, time.time()):
             loop = asyncio.get_event_loop()
-            run.timer = loop.call_later(self.grace, self._ended, watch, run)
+            watch.timer = loop.call_later(watch.runs.grace, self._ended, watch)
 
-    def _ended(self, watch: Watch, run: Run) -> None:
-        if watch.run is not run or run.ended is None:
-            return
-        watch.run = None
-        seconds = run.ended - run.started
-        many = run.cells > 1
-        if run.error:
-            what = f"{'cells' if many else 'cell'} failed: {run.error}"
-        else:
-            what = f"{run.cells} cells finished" if many else "cell finished"
-        self.spawn(self.tell(watch.kernel_id, "cell", what, seconds))
+    def _ended(self, watch: Watch) -> None:
+        watch.timer = None
+        event = watch.runs.finish(time.time(), "")
+        if event is not None:
+            self.spawn(self.tell(watch.kernel_id, event.kind, event.what, event.seconds))
 
     def _died_callback(self, watch: Watch, event: str) -> Any:
         def died() -> None:
@@ -280,9 +249,10 @@ class CellNotices(LoggingConfigurable):
                 process = km.get_kernel(watch.kernel_id).provisioner.process
                 code = process.poll() if process is not None else None
             what = death(code, watch.oom_kills, oom_kills(watch.cgroup), memory_cap(watch.cgroup))
-            if watch.run and watch.run.timer:
-                watch.run.timer.cancel()
-            watch.run = None
+            if watch.timer:
+                watch.timer.cancel()
+                watch.timer = None
+            watch.runs.run = None
             what += "; Jupyter restarted it" if event == "restart" else "; Jupyter gave up on it"
             self.spawn(self.tell(watch.kernel_id, "kernel_died", what, None))
             self.mute(watch)  # the next look listens to the new kernel, perhaps on new ports
