@@ -12,7 +12,9 @@ survive it and the next one re-adopts them, and a `labshare start` server
 that runs when the hub takes over is stopped with its kernels kept: the
 hub's server adopts them (same ids, same leases).  Under Slurm the job's
 cards are the only cards its kernels may lease.  This module decides; the
-process becomes Jupyter in `jupyterside/singleuser.py`.
+process then becomes labshare's supervisor (`supervise.HubSupervisor`),
+which runs Jupyter (`jupyterside/singleuser.py`) below it and restarts it
+in place after a crash.
 """
 
 from __future__ import annotations
@@ -47,7 +49,7 @@ HUB_ENV = "JUPYTERHUB_SERVICE_URL"  # set by every JupyterHub spawner, needed by
 
 @dataclass(frozen=True)
 class Spawn:
-    """What `labshare singleuser` execs: Jupyter's command line and environment, and what to tell the hub's log."""
+    """Jupyter's command line and environment for the supervisor, and what to tell the hub's log."""
 
     argv: list[str]
     env: dict[str, str]
