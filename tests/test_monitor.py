@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import subprocess
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import psutil
@@ -54,22 +55,29 @@ def site(module_users: Accounts) -> Iterator[Site]:
     hand: subprocess.Popen | None = None
     try:
         alice, bob = module_users(), module_users()
-        for m in (alice, bob):
-            done = m.run("start", timeout=240)
-            assert done.returncode == 0, done.stderr
-        alice_lab, bob_lab = lab_of(alice), lab_of(bob)
-        alice_kernel = _session(alice_lab, "alice.ipynb")
-        gpu_kernel = _session(alice_lab, "train.ipynb")
+        # The two first starts (each makes its member's default kernel) and Bob's hand-started Jupyter
+        # wait mostly on their own processes: side by side, not one after the other.
+        with ThreadPoolExecutor(4) as pool:
+            starts = [pool.submit(m.run, "start", timeout=240) for m in (alice, bob)]
+            started = pool.submit(tokenless_jupyter, bob).result()
+            hand, port = started.proc, started.port
+            for done in (s.result() for s in starts):
+                assert done.returncode == 0, done.stderr
+            alice_lab, bob_lab = lab_of(alice), lab_of(bob)
+            # Each kernel start waits on its own kernel too.
+            kernels = [
+                pool.submit(_session, alice_lab, "alice.ipynb"),
+                pool.submit(_session, alice_lab, "train.ipynb"),
+                pool.submit(_session, bob_lab, "bob.ipynb"),
+                pool.submit(Lab(probe.Address(port=port), None).start_kernel),
+            ]
+            alice_kernel, gpu_kernel, bob_kernel, hand_kernel = (k.result() for k in kernels)
         child = int(
             alice_lab.execute(
                 gpu_kernel,
                 "import subprocess; p = subprocess.Popen(['sleep', '900']); print(p.pid)",
             ).strip()
         )
-        bob_kernel = _session(bob_lab, "bob.ipynb")
-        started = tokenless_jupyter(bob)
-        hand, port = started.proc, started.port
-        hand_kernel = Lab(probe.Address(port=port), None).start_kernel()
         yield Site(
             alice,
             bob,
@@ -339,10 +347,12 @@ def test_admin_stop_as_root_stops_a_members_server_and_hand_started_jupyter(
     carol = make_user()
     hand = None
     try:
-        assert carol.run("start", "--tcp", timeout=240).returncode == 0
+        with ThreadPoolExecutor(2) as pool:
+            start = pool.submit(carol.run, "start", "--tcp", timeout=240)
+            hand = pool.submit(tokenless_jupyter, carol).result().proc
+            assert start.result().returncode == 0
         lab = lab_of(carol)
         kernel_id = _session(lab, "forgotten.ipynb")
-        hand = tokenless_jupyter(carol).proc
         servers = _ps_with(None, kernel_id)
         mine = [s for s in servers if s["user"] == carol.user]
         assert len(mine) == 2
