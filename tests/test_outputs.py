@@ -28,7 +28,7 @@ from pathlib import Path
 import lab_outputs as lo
 import psutil
 import pytest
-from conftest import Member, _make_home, kill_all
+from conftest import Member, _make_home, kill_all, trash
 
 pytestmark = [
     pytest.mark.timeout(600),
@@ -257,7 +257,7 @@ def _run(name: str, shots: Path) -> None:
             member.run("stop", timeout=60)
         finally:
             member.reap()
-            shutil.rmtree(member.home, ignore_errors=True)
+            trash.discard(member.home)
 
 
 @pytest.fixture(scope="module")
