@@ -38,6 +38,7 @@ SERVER = [
     "gpus",
     "run",
     "doctor",
+    "notify",
 ]
 LAPTOP = ["connect", "fleet", "completion"]
 ADMIN = ["admin", "hub-config"]
@@ -134,7 +135,7 @@ def test_help_lists_every_command_in_its_section(labshare) -> None:
     "group, commands",
     [
         ("env", ["adopt", "create", "list", "remove"]),
-        ("admin", ["check", "ports", "stop"]),
+        ("admin", ["check", "notices", "ports", "stop"]),
         ("kernels", ["prune"]),
     ],
 )
@@ -334,7 +335,12 @@ def test_a_subcommand_whose_module_is_missing(labshare, monkeypatch: pytest.Monk
     admin = cli.get_command(click.Context(cli), "admin")
     monkeypatch.setattr(admin, "commands", {})
     monkeypatch.setitem(sys.modules, "labshare.cli.admin.ports", None)
-    assert help_sections(labshare("admin", "--help").out)["Commands"] == ["check", "ports", "stop"]
+    assert help_sections(labshare("admin", "--help").out)["Commands"] == [
+        "check",
+        "notices",
+        "ports",
+        "stop",
+    ]
     done = labshare("admin", "ports", "--json")
     assert done.code == 1
     assert done.json()["error"]["message"].startswith(

@@ -263,7 +263,9 @@ def test_two_members_on_the_lab_channels_each_gets_their_own_and_none_can_forge_
     alice, bob = make_user(), make_user()
     for m in (alice, bob):
         m.extra_env["LABSHARE_SITE_CONFIG"] = str(lab_service["site"])
-        assert "lab: delivered" in m.run("notify", "test", check=True).stdout
+        assert (
+            "lab: handed to the lab's notices service" in m.run("notify", "test", check=True).stdout
+        )
     secret = lab_service["secret"]
     for m, other in ((alice, bob), (bob, alice)):
         (hook,) = wait_for(lambda m=m: at(http, f"/{secret}/{m.name}"), 30)
