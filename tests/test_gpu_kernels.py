@@ -59,6 +59,28 @@ def serve(member: Member, site: Path, fake: FakeNvml | None) -> Lab:
     return lab_of(member)
 
 
+def own_python3(member: Member) -> None:
+    """A `python3` spec of the member's own, on the test venv: their first start then makes no default kernel.
+
+    labshare's provisioner leases every kernel its server starts, whatever the
+    spec; the default kernel (an environment of ~20,000 files for each new
+    account, made and deleted again) is test_default_kernel.py's business.
+    """
+    spec = member.home / ".local/share/jupyter/kernels/python3"
+    spec.mkdir(parents=True)
+    (spec / "kernel.json").write_text(
+        json.dumps(
+            {
+                "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+                "display_name": "Python 3 (test venv)",
+                "language": "python",
+            }
+        )
+    )
+    for path in (spec / "kernel.json", spec, *spec.parents[: -len(member.home.parts)]):
+        os.chown(path, member.uid, -1)
+
+
 def refusal(lab: Lab, how: str = "kernels") -> str:
     """The message a refused start gives, through the kernels API or (as Lab opens a notebook) sessions."""
     if how == "kernels":
@@ -105,6 +127,8 @@ def two(make_user, fake_nvml: FakeNvml, leases_dir: Path, shared_tmp: Path):
     fake_nvml.write()
     site = leased_site(shared_tmp, leases_dir)
     alice, bob = make_user(), make_user()
+    for member in (alice, bob):
+        own_python3(member)
     return (alice, serve(alice, site, fake_nvml)), (bob, serve(bob, site, fake_nvml))
 
 
@@ -164,6 +188,8 @@ def test_twenty_kernel_starts_by_five_members_at_once_on_four_cards(
     need_root("five members of their own, racing for the cards")
     site = leased_site(shared_tmp, leases_dir)
     members = [make_user() for _ in range(5)]
+    for member in members:
+        own_python3(member)
     with ThreadPoolExecutor(len(members)) as pool:
         labs = list(pool.map(lambda m: serve(m, site, fake_nvml), members))
     asks = [(member, lab) for member, lab in zip(members, labs, strict=True) for _ in range(4)]
