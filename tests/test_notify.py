@@ -116,7 +116,7 @@ def hand_started_lab(member: Member, where: Path, said: Callable[[], list[str]])
                 "kernel": {"name": "python3"},
             },
         )["kernel"]["id"]
-        wait_for(lambda: f"kernel {kernel} is watched for notices" in log.read_text(), 120)
+        wait_for(lambda: f"watching the cells of kernel {kernel}" in log.read_text(), 120)
         lab.execute(kernel, "import time; time.sleep(1.2)")
         (told,) = wait_for(lambda: [m for m in said() if "hand.ipynb cell finished" in m], 60)
         assert told.startswith(f"{member.name}@{HOST}: hand.ipynb cell finished after 1 s")
@@ -331,7 +331,7 @@ def session(server: lo.Server, member: Member, name: str) -> str:
         {"path": name, "name": name, "type": "notebook", "kernel": {"name": "python3"}},
     )["kernel"]["id"]
     log = member.state_dir / "server.log"
-    wait_for(lambda: f"kernel {kernel} is watched for notices" in log.read_text(), 120)
+    wait_for(lambda: f"watching the cells of kernel {kernel}" in log.read_text(), 120)
     return kernel
 
 

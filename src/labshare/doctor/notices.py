@@ -25,7 +25,7 @@ def checks(paths: Paths) -> list[Check]:
     except LabshareError as exc:
         return [Check("notices", FAIL, exc.message, "fix the file it names")]
     if not (member.url or site.lab_channels):
-        return [Check("notices", OK, "no notice channel: `labshare notify set URL` sets yours")]
+        return []  # nothing to check: no channel of theirs, none of the lab's
     out: list[Check] = []
     if member.url:
         out.append(_own_channel(paths, member.url))

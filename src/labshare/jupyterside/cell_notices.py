@@ -189,7 +189,7 @@ class CellNotices(LoggingConfigurable):
         stream.on_recv(lambda parts: self.heard(watch, parts))
         watch.stream = stream
         self.measure(watch)
-        self.log.info("labshare: kernel %s is watched for notices", watch.kernel_id)
+        self.log.info("labshare notices: watching the cells of kernel %s", watch.kernel_id)
 
     def measure(self, watch: Watch) -> None:
         """Where the kernel's memory is counted, and how many OOM kills were counted there so far."""
