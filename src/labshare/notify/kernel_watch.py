@@ -78,12 +78,9 @@ def leave(command: Sequence[str], client_pid: int, client: str | None) -> None:
             _detach(pidfd)
             try:
                 follow(paths, where, pidfd, subject)
-            except (
-                Exception
-            ) as exc:  # said where the member's notices are, for `notify status` readers
-                _said(
-                    paths, f"watching the kernel of {subject} failed: {type(exc).__name__}: {exc}"
-                )
+            except Exception as exc:  # said in the sender's log, beside the member's notices
+                why = f"{type(exc).__name__}: {exc}"
+                _said(paths, f"watching the kernel of {subject} failed: {why}")
     finally:
         os._exit(0)
 
