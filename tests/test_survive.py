@@ -278,8 +278,14 @@ def test_open_lab_tab_keeps_its_kernel_across_a_server_crash(
         os.kill(before["pid"], signal.SIGKILL)
         new_server(member, before["pid"])
         assert [k["id"] for k in lab.ok("GET", "/api/kernels")] == kernel
-        # The tab reconnects by itself; a cell typed before its document has re-synced may be
-        # replaced by the server's copy, so type again until the tab is back (as a person would).
+        # The tab reconnects by itself.  Without output keeping a cell goes over the tab's kernel
+        # connection, which Lab opens again after a back-off of its own (15-25 s seen), showing
+        # "Connecting" until then: wait for that, not for a typed cell's 15 s below to run out.  (With
+        # it, the server runs the cell, connection or not.)  A cell typed before its document has
+        # re-synced may be replaced by the server's copy, so type again until the tab is back (as a
+        # person would).
+        if outputs == "--no-keep-outputs":
+            wait_for_kernel(page, timeout_ms=180_000)
         deadline = time.monotonic() + 180
         while True:
             try:
