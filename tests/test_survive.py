@@ -251,6 +251,7 @@ def test_other_user_can_neither_read_records_nor_drive_the_kernel(
 
 
 @pytest.mark.browser
+@pytest.mark.slow  # Lab's reconnect back-off alone is 15-25 s; 30-50 s in the whole run
 @pytest.mark.parametrize("outputs", ["--keep-outputs", "--no-keep-outputs"])
 def test_open_lab_tab_keeps_its_kernel_across_a_server_crash(
     member: Member, tmp_path: Path, outputs: str
