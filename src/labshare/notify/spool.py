@@ -112,6 +112,9 @@ def _read(path: str, st: os.stat_result) -> tuple[Notice | None, str | None]:
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
         with os.fdopen(fd, "rb") as handle:
+            opened = os.fstat(handle.fileno())
+            if (opened.st_ino, opened.st_dev, opened.st_uid) != (st.st_ino, st.st_dev, st.st_uid):
+                return None, "replaced between its owner was read and it was opened"
             raw = handle.read(MAX_BYTES + 1)
         return Notice.from_json(json.loads(raw), f"the spool file {path}"), None
     except (OSError, ValueError, RecordError) as exc:
