@@ -326,6 +326,8 @@ def test_each_kernel_leases_what_its_project_asks_and_keeps_it_over_a_restart(
     assert refusal_of(lab, pair) == (
         f"{pyproject}: tool.labshare.gpus: must be a whole number of GPUs (0 for none), got 'lots'."
     )
+    # Refused starts leave nothing behind that keeps the server from ending when asked to.
+    assert member.json("stop")["forced"] is False
 
 
 def test_a_typo_in_tool_labshare_refuses_the_kernel_instead_of_leasing_a_card(

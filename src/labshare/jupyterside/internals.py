@@ -60,6 +60,7 @@ USES: tuple[Internal, ...] = (
     Internal("jupyter-client", f"{_KM}._close_control_socket", _CLIENT, KERNEL_SURVIVAL),
     Internal("jupyter-client", f"{_MKM}._kernels", _CLIENT, KERNEL_SURVIVAL),
     Internal("jupyter-client", f"{_MKM}._async_shutdown_all", _CLIENT, KERNEL_SURVIVAL),
+    Internal("jupyter-client", f"{_MKM}._pending_kernels", _CLIENT, KERNEL_SURVIVAL),
     Internal("jupyter-server", "jupyter_server._tz.utcnow", _SERVER, KERNEL_SURVIVAL),
     Internal("jupyter-server", f"{_MAPPING}._kernel_connections", _SERVER, KERNEL_SURVIVAL),
     Internal("jupyter-server", f"{_MAPPING}._kernel_ports", _SERVER, KERNEL_SURVIVAL),
@@ -134,6 +135,7 @@ class KernelManagerHooks:
 
     log: Any
     _kernels: dict[str, Any]
+    _pending_kernels: dict[str, Any]
 
     def kernel_died(self, kernel_id: str) -> None:
         """Called when a kernel died for good (no restart), before Jupyter drops it."""
@@ -148,6 +150,7 @@ class KernelManagerHooks:
 
     async def _async_shutdown_all(self, now: bool = False) -> None:
         if not self.keeps_kernels():
+            self._forget_failed_starts()
             await super()._async_shutdown_all(now=now)  # type: ignore[misc]
             return
         self.log.info("Leaving %d kernel(s) running for the next server", len(self._kernels))
@@ -158,6 +161,17 @@ class KernelManagerHooks:
                 km._close_control_socket()
 
     shutdown_all = _async_shutdown_all
+
+    def _forget_failed_starts(self) -> None:
+        """Drop each kernel whose start failed (a refused GPU lease, say) from jupyter_client's pending table.
+
+        jupyter_client leaves it there, and jupyter_server's shutdown of it says
+        "Kernel does not exist", which failed the whole /api/shutdown: the server
+        ran on until `labshare stop` ended it after its 10 s grace.
+        """
+        for kernel_id, task in list(self._pending_kernels.items()):
+            if task.done() and kernel_id not in self._kernels:
+                del self._pending_kernels[kernel_id]
 
 
 # Output keeping: jupyter-server-ydoc's rooms.
