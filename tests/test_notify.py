@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import lab_outputs as lo
+import psutil
 import pytest
 from conftest import LABSHARE, Accounts, Member, site_file, wait_for
 from fake_gpus import FakeNvml, GpuProc, fake_nvml, leases_dir, nvml_stub
@@ -352,6 +353,7 @@ def capped_cgroup(pid: int, limit: int) -> Path | None:
         (child / "cgroup.procs").write_text(str(pid))
     except OSError:
         return None
+    assert child.name in Path(f"/proc/{pid}/cgroup").read_text(), "the kernel did not move"
     return child
 
 
@@ -403,7 +405,8 @@ def test_a_lab_with_no_browser_tells_of_long_cells_run_all_errors_dead_kernels_r
     (batch,) = wait_for(lambda: said("batch.ipynb"), 60)
     assert batch.startswith(f"{head}batch.ipynb cell finished after 1 s")
 
-    os.kill(kernel_pid(member, kernel), signal.SIGKILL)
+    killed = kernel_pid(member, kernel)
+    os.kill(killed, signal.SIGKILL)
     (died,) = wait_for(lambda: said("kernel died"), 60)
     assert died.startswith(
         f"{head}train.ipynb kernel died: killed by SIGKILL; Jupyter restarted it"
@@ -419,8 +422,14 @@ def test_a_lab_with_no_browser_tells_of_long_cells_run_all_errors_dead_kernels_r
     assert "29.3 GiB of GPU memory freed" in reclaimed
 
     # Past a memory cap: the kernel's cgroup (a cap like the server's systemd scope) counts the OOM kill.
-    restarted = wait_for(lambda: Path(f"/proc/{kernel_pid(member, kernel)}").exists(), 60)
-    cgroup = restarted and capped_cgroup(kernel_pid(member, kernel), 256 << 20)
+    def new_kernel() -> int | None:  # the restarted process, never the killed one's zombie
+        pid = kernel_pid(member, kernel)
+        return pid if pid != killed and psutil.pid_exists(pid) else None
+
+    log = member.state_dir / "server.log"
+    watching = f"watching the cells of kernel {kernel}"
+    wait_for(lambda: log.read_text().count(watching) == 2, 60, "notices to watch the new kernel")
+    cgroup = capped_cgroup(wait_for(new_kernel, 60), 256 << 20)
     if cgroup is not None:
         try:
             execute(server, kernel, "x = b'x' * (1 << 30)")

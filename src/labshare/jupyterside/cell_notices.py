@@ -43,6 +43,7 @@ class Watch:
     cells: bool = True  # False: the GPU gate ran this kernel, and its watcher tells of its cells
     timer: asyncio.TimerHandle | None = None
     cgroup: Path | None = None  # the kernel's memory cgroup, as of its last cell's start
+    dead_pid: int | None = None  # the process that died, until Jupyter has started the next one
     oom_kills: int | None = None  # its OOM kills then
     callbacks: list[tuple[Any, str]] = field(default_factory=list)
 
@@ -58,8 +59,19 @@ def gated(kernel: Any) -> bool:
     return not own and Gated.of(argv) is not None
 
 
+def running(pid: int) -> bool:
+    """Whether `pid` runs: not gone, and not a zombie (whose cgroup reads as the root one)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rpartition(")")[2].split()[:1] != ["Z"]
+
+
 def memory_cgroup(pid: int | str = "self") -> Path | None:
-    """The memory cgroup of a process: cgroup v2's unified directory, or v1's memory hierarchy."""
+    """The memory cgroup of a running process: cgroup v2's unified directory, or v1's memory hierarchy."""
+    if isinstance(pid, int) and not running(pid):
+        return None
     try:
         lines = Path(f"/proc/{pid}/cgroup").read_text().splitlines()
     except OSError:
@@ -166,6 +178,8 @@ class CellNotices(LoggingConfigurable):
             if watch.stream is None:  # restarted, perhaps on new ports
                 with contextlib.suppress(Exception):
                     self.listen(watch)
+            else:
+                self.measure(watch, moved_only=True)
 
     def watch(self, kernel_id: str) -> None:
         km = self.serverapp.kernel_manager
@@ -185,18 +199,26 @@ class CellNotices(LoggingConfigurable):
         kernel = self.serverapp.kernel_manager.get_kernel(watch.kernel_id)
         if not kernel.ready.done() or not watch.cells:
             return
+        pid = getattr(kernel.provisioner, "pid", None)
+        if watch.dead_pid is not None and (pid == watch.dead_pid or not pid or not running(pid)):
+            return  # not restarted yet: its new ports are not known before its new process runs
+        watch.dead_pid = None
         stream = kernel.connect_iopub()
         stream.on_recv(lambda parts: self.heard(watch, parts))
         watch.stream = stream
         self.measure(watch)
         self.log.info("labshare notices: watching the cells of kernel %s", watch.kernel_id)
 
-    def measure(self, watch: Watch) -> None:
-        """Where the kernel's memory is counted, and how many OOM kills were counted there so far."""
+    def measure(self, watch: Watch, moved_only: bool = False) -> None:
+        """Where the kernel's memory is counted, and how many OOM kills were counted there so far;
+        with `moved_only`, only when the kernel is now counted somewhere else (moved into a cap)."""
         with contextlib.suppress(Exception):
             pid = self.serverapp.kernel_manager.get_kernel(watch.kernel_id).provisioner.pid
-            watch.cgroup = memory_cgroup(pid) if pid else None
-            watch.oom_kills = oom_kills(watch.cgroup)
+            where = memory_cgroup(pid) if pid else None
+            if moved_only and (where is None or where == watch.cgroup):
+                return
+            watch.cgroup = where
+            watch.oom_kills = oom_kills(where)
 
     def mute(self, watch: Watch) -> None:
         if watch.stream is not None:
@@ -246,9 +268,20 @@ class CellNotices(LoggingConfigurable):
             km = self.serverapp.kernel_manager
             code = None
             with contextlib.suppress(Exception):
-                process = km.get_kernel(watch.kernel_id).provisioner.process
+                provisioner = km.get_kernel(watch.kernel_id).provisioner
+                watch.dead_pid = provisioner.pid
+                process = provisioner.process
                 code = process.poll() if process is not None else None
-            what = death(code, watch.oom_kills, oom_kills(watch.cgroup), memory_cap(watch.cgroup))
+            after = oom_kills(watch.cgroup)
+            what = death(code, watch.oom_kills, after, memory_cap(watch.cgroup))
+            self.log.info(
+                "labshare notices: kernel %s ended with %s; OOM kills in %s: %s, then %s",
+                watch.kernel_id,
+                code,
+                watch.cgroup,
+                watch.oom_kills,
+                after,
+            )
             if watch.timer:
                 watch.timer.cancel()
                 watch.timer = None
