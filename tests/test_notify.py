@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import stat
@@ -73,6 +74,14 @@ def mail_to(endpoint: Endpoint, address: str) -> list[str]:
     return [mail_text(entry["body"]) for entry in endpoint.received() if address in entry["to"]]
 
 
+def took(notice: str) -> int:
+    """The seconds a notice says a cell or command ran (its whole seconds; no upper bound is
+    checked, since a loaded machine runs it longer)."""
+    found = re.search(r" after (?:(\d+) min )?(\d+) s", notice)
+    assert found, notice
+    return int(found.group(1) or 0) * 60 + int(found.group(2))
+
+
 def one_line_error(done: subprocess.CompletedProcess[str]) -> str:
     assert done.returncode == 1, done
     lines = done.stderr.strip().splitlines()
@@ -120,7 +129,8 @@ def hand_started_lab(member: Member, where: Path, said: Callable[[], list[str]])
         wait_for(lambda: f"watching the cells of kernel {kernel}" in log.read_text(), 120)
         lab.execute(kernel, "import time; time.sleep(1.2)")
         (told,) = wait_for(lambda: [m for m in said() if "hand.ipynb cell finished" in m], 60)
-        assert told.startswith(f"{member.name}@{HOST}: hand.ipynb cell finished after 1 s")
+        assert told.startswith(f"{member.name}@{HOST}: hand.ipynb cell finished after ")
+        assert took(told) >= 1
     finally:
         proc.terminate()
         proc.wait(60)
@@ -151,10 +161,8 @@ def test_a_members_own_channel_json_ntfy_mail_and_run_and_a_burst_while_it_is_do
     assert done.returncode == 3, done.stderr
     (ran,) = wait_for(lambda: [m for m in at(http, "/m1") if "exit status 3" in m], 30)
     user = member.name
-    assert ran.startswith(
-        f"{user}@{HOST}: `sh -c 'sleep 2; exit 3'` failed (exit status 3) after 2 s"
-    )
-    assert ran.endswith(f"labshare connect {user}@{HOST}")
+    assert ran.startswith(f"{user}@{HOST}: `sh -c 'sleep 2; exit 3'` failed (exit status 3) after ")
+    assert ran.endswith(f"labshare connect {user}@{HOST}") and took(ran) >= 2
 
     hand_started_lab(member, shared_tmp, lambda: at(http, "/m1"))
 
@@ -382,16 +390,17 @@ def test_a_lab_with_no_browser_tells_of_long_cells_run_all_errors_dead_kernels_r
     kernel = session(server, member, "train.ipynb")
     execute(server, kernel, "import time; time.sleep(1)")
     (done,) = wait_for(lambda: said("train.ipynb cell finished"), 60)
-    assert done.startswith(f"{head}train.ipynb cell finished after 1 s · labshare connect")
+    assert done.startswith(f"{head}train.ipynb cell finished after ") and took(done) >= 1
+    assert done.endswith(f" s · labshare connect {member.name}@{HOST}")
     execute(server, kernel, "time.sleep(0.6); 1/0")
     (failed,) = wait_for(lambda: said("cell failed"), 60)
     assert failed.startswith(
-        f"{head}train.ipynb cell failed: ZeroDivisionError: division by zero after 1 s"
+        f"{head}train.ipynb cell failed: ZeroDivisionError: division by zero after "
     )
     for _ in range(10):  # Run all: ten cells queued at once, each longer than min_duration
         execute(server, kernel, "time.sleep(0.6)")
     (burst,) = wait_for(lambda: said("10 cells finished"), 120)
-    assert burst.startswith(f"{head}train.ipynb 10 cells finished after ")
+    assert burst.startswith(f"{head}train.ipynb 10 cells finished after ") and took(burst) >= 6
     assert len(said("train.ipynb cell finished")) == 1  # none of the ten on its own
 
     # A client that starts its own kernel from the spec (nbclient's `jupyter execute`, as papermill does):
@@ -403,7 +412,7 @@ def test_a_lab_with_no_browser_tells_of_long_cells_run_all_errors_dead_kernels_r
         check=True,
     )
     (batch,) = wait_for(lambda: said("batch.ipynb"), 60)
-    assert batch.startswith(f"{head}batch.ipynb cell finished after 1 s")
+    assert batch.startswith(f"{head}batch.ipynb cell finished after ") and took(batch) >= 1
 
     killed = kernel_pid(member, kernel)
     os.kill(killed, signal.SIGKILL)
