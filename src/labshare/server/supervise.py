@@ -209,7 +209,9 @@ class HubSupervisor(Supervisor):
 
     def spawn(self) -> subprocess.Popen[str]:
         env = {**os.environ, "JUPYTER_RUNTIME_DIR": str(self.runtime_dir)}
-        return proc.start(self.argv, cwd=self.cwd, env=env, what="starting JupyterLab")
+        return proc.start(  # Jupyter's log is the spawner's: the journal, the job's output file
+            self.argv, cwd=self.cwd, env=env, stdout=None, stderr=None, what="starting JupyterLab"
+        )
 
     def update(self, **changes: object) -> None:
         store = st.hub_store(self.paths)
