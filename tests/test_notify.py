@@ -278,7 +278,9 @@ def test_two_members_on_the_lab_channels_each_gets_their_own_and_none_can_forge_
     secret = lab_service["secret"]
     for m, other in ((alice, bob), (bob, alice)):
         (hook,) = wait_for(lambda m=m: at(http, f"/{secret}/{m.name}"), 30)
-        assert hook.startswith(f"{m.name}@{HOST}: labshare notify test test notice")
+        assert hook.startswith(
+            f"{m.name}@{HOST}: labshare notify test reached you: this is a test notice"
+        )
         (mail,) = wait_for(lambda m=m: mail_to(smtp, f"{m.name}@lab.example"), 30)
         assert mail.startswith(f"{m.name}@{HOST}:") and other.name not in mail
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 from functools import lru_cache
 from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 TIMEOUT_HINT = "the channel did not take the notice"
 
@@ -41,7 +42,10 @@ def redacted(url: str) -> str:
     plugin = _plugin(url)
     if plugin is None:
         return url.split(":", 1)[0] + "://…"
-    return str(plugin.url(privacy=True))
+    hidden = urlsplit(str(plugin.url(privacy=True)))
+    own = {key for key, _ in parse_qsl(urlsplit(url).query, keep_blank_values=True)}
+    kept = [(k, v) for k, v in parse_qsl(hidden.query, keep_blank_values=True) if k in own]
+    return urlunsplit(hidden._replace(query=urlencode(kept)))  # only the options the member wrote
 
 
 def send(url: str, title: str, body: str) -> str | None:

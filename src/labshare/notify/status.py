@@ -97,7 +97,7 @@ def test(paths: Paths, timeout: float = 30.0) -> TestResult:
             "You have no channel to test: set one with `labshare notify set URL` "
             "(e.g. ntfy://ntfy.sh/YOUR-TOPIC), or ask the admin about the lab's channels."
         )
-    event = events.Event("test", "test notice: your notices reach you", "labshare notify test")
+    event = events.Event("test", "reached you: this is a test notice", "labshare notify test")
     notice = events.notice_for(paths, event)
     queue = events.outbox(paths).ensure()
     queue.add(notice.id, notice)
