@@ -36,7 +36,6 @@ from labshare.listeners import free_port
 from labshare.notify import events
 from labshare.paths import Paths
 
-pytestmark = pytest.mark.xdist_group("notify")
 HOST = socket.gethostname()
 
 
