@@ -341,4 +341,6 @@ def test_the_slurm_plan_puts_labshare_in_the_hubs_environment(tmp_path: Path) ->
     done = hub_config(root_only_site(tmp_path), "--spawner", "slurm", "--plan", "--json")
     assert done.returncode == 0, done.stderr
     commands = [c for step in json.loads(done.stdout)["steps"] for c in step["commands"]]
-    assert any(c.startswith("/opt/jupyterhub/bin/pip install ") and "[slurm]" in c for c in commands)
+    assert any(
+        c.startswith("/opt/jupyterhub/bin/pip install ") and "[slurm]" in c for c in commands
+    )

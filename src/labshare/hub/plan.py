@@ -135,7 +135,8 @@ def _on_this_host(plan: Plan, hub: HubSettings, node: str) -> None:
         f"python3 -m venv {hub.prefix}",
         f"{hub.prefix}/bin/pip install " + " ".join(shlex.quote(p) for p in PIP[spawner]),
     ]
-    if spawner == "slurm":  # the config names labshare's spawner class, so the hub must import labshare
+    # The Slurm config names labshare's spawner class, so the hub's environment must import labshare.
+    if spawner == "slurm":
         install.append(f"{hub.prefix}/bin/pip install {shlex.quote(checkout() + '[slurm]')}")
     plan.unit = unit_text(hub.prefix, CONFIG_PATH)
     plan.steps = [
