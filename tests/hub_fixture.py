@@ -11,6 +11,7 @@ xdist group).  Everything the hub started is stopped by pid at the end.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import signal
 import subprocess
@@ -21,7 +22,8 @@ from typing import Any
 
 import psutil
 import pytest
-from conftest import BIN, free_port, kill_all, wait_for
+from conftest import BIN, Member, free_port, kill_all, wait_for
+from fake_gpus import FakeNvml, cards
 from jupyter_api import Lab
 
 from labshare import probe
@@ -36,6 +38,23 @@ SERVICE_SCOPES = [
     "list:services",
     "read:services",
 ]
+
+
+def adopt(member: Member) -> None:
+    """The account's passwd home is the test's HOME, as the hub's spawners (and Slurm) start there."""
+    subprocess.run(["usermod", "-d", str(member.home), member.name], check=True)
+    (member.home / "projects").mkdir(exist_ok=True)
+    os.chown(member.home / "projects", member.uid, -1)
+
+
+def stand_ins(where: Path, nvml_stub: Path, count: int) -> tuple[FakeNvml, Path]:
+    """`count` stand-in cards and a leases directory as the admin makes it (1777), in `where`."""
+    fake = FakeNvml(lib_dir=nvml_stub, path=where / "nvml.txt", cards=cards(count))
+    fake.write()
+    leases_dir = where / "gpus"
+    leases_dir.mkdir()
+    leases_dir.chmod(0o1777)
+    return fake, leases_dir
 
 
 def hub_env(site: Path, extra: dict[str, str] | None = None) -> dict[str, str]:

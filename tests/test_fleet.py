@@ -22,6 +22,7 @@ import posix_less
 import pytest
 from conftest import LABSHARE, Accounts, wait_for
 from fake_gpus import nvml_stub
+from test_connect import Connect
 
 from labshare import probe
 
@@ -117,53 +118,6 @@ def test_fleet_lists_every_card_with_its_server_leases_and_says_why_others_do_no
         bob.wait(10)
 
 
-class Connect:
-    """A running `labshare connect --json ...` as the laptop account, its events read on a thread."""
-
-    def __init__(self, fleet: fleet_hosts.Fleet, *args: str):
-        self.proc = fleet.laptop.popen(
-            [LABSHARE, "connect", "--no-browser", "--json", *args],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        self.events: queue.Queue[dict] = queue.Queue()
-        self.seen: list[dict] = []
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        assert self.proc.stdout
-        for line in self.proc.stdout:
-            if line.strip():
-                self.events.put(json.loads(line))
-
-    def wait_for(self, kind: str, timeout: float = 120) -> dict:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                event = self.events.get(timeout=0.2)
-            except queue.Empty:
-                if self.proc.poll() is not None and self.events.empty():
-                    raise AssertionError(
-                        f"connect exited {self.proc.returncode} before {kind!r}: {self.seen} "
-                        f"{self.proc.stderr.read() if self.proc.stderr else ''}"
-                    ) from None
-                continue
-            self.seen.append(event)
-            if event["event"] == kind:
-                return event
-        raise AssertionError(f"no {kind!r} event within {timeout} s; saw {self.seen}")
-
-    def close(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(30)
-        finally:
-            if self.proc.poll() is None:
-                self.proc.kill()
-                self.proc.wait(10)
-
-
 def labshare_there(fleet: fleet_hosts.Fleet, alias: str, *args: str) -> subprocess.CompletedProcess:
     return fleet.ssh(alias, "~/.local/bin/labshare", *args)
 
@@ -187,7 +141,7 @@ def test_connect_group_opens_where_there_is_room_or_where_the_lab_runs_and_says_
     opened: list[Connect] = []
     try:
         # A is full: B, the first with a free card (all equally loaded), gets the Lab.
-        c = Connect(fleet, GROUP, "--gpus", "1")
+        c = Connect(fleet.laptop, GROUP, "--gpus", "1")
         opened.append(c)
         chosen = c.wait_for("chosen")
         assert chosen["host"] == "gpub" and "free for you" in chosen["reason"], chosen
@@ -199,14 +153,14 @@ def test_connect_group_opens_where_there_is_room_or_where_the_lab_runs_and_says_
 
         # The member's Lab already runs on C: that is where connect goes, free cards elsewhere or not.
         assert labshare_there(fleet, "gpuc", "start").returncode == 0
-        c = Connect(fleet, GROUP, "--gpus", "1")
+        c = Connect(fleet.laptop, GROUP, "--gpus", "1")
         opened.append(c)
         chosen = c.wait_for("chosen")
         assert chosen["host"] == "gpuc" and "already runs" in chosen["reason"], chosen
         assert answers_through_tunnel(c.wait_for("ready"))
         c.close()
         # The next time the laptop goes straight there, as `connect gpuc` would, while the Lab runs.
-        c = Connect(fleet, GROUP, "--gpus", "1")
+        c = Connect(fleet.laptop, GROUP, "--gpus", "1")
         opened.append(c)
         chosen = c.wait_for("chosen")
         assert chosen["host"] == "gpuc" and "last connect" in chosen["reason"], chosen

@@ -26,9 +26,9 @@ import psutil
 import pytest
 from conftest import BIN, LABSHARE, Accounts, Member, free_port, lab_of, site_file, wait_for
 from fake_gpus import FakeNvml, GpuProc, _shared_dir, cards, nvml_stub
-from hub_fixture import Hub, boot, generate, hub_env, override, stop
+from hub_fixture import Hub, adopt, boot, generate, hub_env, override, stand_ins, stop
 from jupyter_api import Lab
-from test_gpu_kernels import environ
+from test_gpu_kernels import environ, kernel_pid
 
 from labshare.gpus import leases
 
@@ -56,21 +56,10 @@ class Booted:
         )
 
 
-def adopt(member: Member) -> None:
-    """The account's passwd home is the test's HOME, as the hub's spawner reads it from there."""
-    subprocess.run(["usermod", "-d", str(member.home), member.name], check=True)
-    (member.home / "projects").mkdir()
-    os.chown(member.home / "projects", member.uid, -1)
-
-
 @pytest.fixture(scope="module")
 def booted(module_users: Accounts, nvml_stub: Path) -> Iterator[Booted]:
     where = _shared_dir("labshare-hub-")
-    fake = FakeNvml(lib_dir=nvml_stub, path=where / "nvml.txt", cards=cards(2))
-    fake.write()
-    leases_dir = where / "gpus"
-    leases_dir.mkdir()
-    leases_dir.chmod(0o1777)
+    fake, leases_dir = stand_ins(where, nvml_stub, 2)
     alice, bob = module_users(), module_users()
     for member in (alice, bob):
         adopt(member)
@@ -116,10 +105,6 @@ c.Spawner.environment.update({fake.env!r})
         for member in (alice, bob):
             member.reap()
         shutil.rmtree(where, ignore_errors=True)
-
-
-def kernel_pid(member: Member, kernel: str) -> int:
-    return json.loads((member.state_dir / "kernels" / f"{kernel}.json").read_text())["pid"]
 
 
 def held(booted: Booted) -> dict[str, str]:

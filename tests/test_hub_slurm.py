@@ -26,9 +26,9 @@ from pathlib import Path
 import pytest
 from conftest import BIN, LABSHARE, Member, free_port, site_file, wait_for
 from fake_gpus import FakeNvml, _shared_dir, cards, nvml_stub
-from hub_fixture import TOKEN, Hub, boot, hub_env, override, stop
+from hub_fixture import TOKEN, Hub, adopt, boot, hub_env, override, stand_ins, stop
 from slurm import Slurm, slurm
-from test_gpu_kernels import environ
+from test_gpu_kernels import environ, kernel_pid
 
 from labshare.config import SlurmSettings
 from labshare.errors import LabshareError
@@ -144,15 +144,6 @@ def progress(hub: Hub, name: str, until: re.Pattern[str], timeout: float = 120) 
     raise AssertionError(f"the spawn page never said {until.pattern!r}; it said {seen}")
 
 
-def adopt(member: Member) -> None:
-    """The account's passwd home is the test's HOME: batchspawner starts the job there."""
-    subprocess.run(["usermod", "-d", str(member.home), member.name], check=True)
-
-
-def kernel_pid(member: Member, kernel: str) -> int:
-    return json.loads((member.state_dir / "kernels" / f"{kernel}.json").read_text())["pid"]
-
-
 def job_of(slurm: Slurm, user: str) -> str:
     out = slurm.run("squeue", "-h", "-u", user, "-o", "%i")
     return out.split()[0] if out.split() else ""
@@ -165,11 +156,7 @@ def test_a_members_server_is_a_slurm_job_whose_kernels_lease_only_its_cards(
     slurm: Slurm, make_user, nvml_stub: Path
 ) -> None:
     where = _shared_dir("labshare-hub-slurm-")
-    fake = FakeNvml(lib_dir=nvml_stub, path=where / "nvml.txt", cards=cards(4))
-    fake.write()
-    leases_dir = where / "gpus"
-    leases_dir.mkdir()
-    leases_dir.chmod(0o1777)
+    fake, leases_dir = stand_ins(where, nvml_stub, 4)
     alice, bob, carol = make_user(), make_user(), make_user()
     for member in (alice, bob, carol):
         adopt(member)
