@@ -18,6 +18,7 @@ import json
 import os
 import pwd
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -32,12 +33,19 @@ import psutil
 import pytest
 from host_env import index_and_trust
 
-from labshare.listeners import free_port  # the tests' one way to find a free port, too
 from labshare.records.info import ServerInfo
 from labshare.records.server import ServerState
 
 if TYPE_CHECKING:
     import sshd
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """The tests' one way to find a free port: from the ephemeral range, which labshare's own pick avoids."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
 
 BIN = Path(sys.executable).parent
 LABSHARE = str(BIN / "labshare")

@@ -167,6 +167,9 @@ def _client_config(
     )
     blocks = []
     for alias, (address, port) in hosts.items():
+        # A member's own ConnectTimeout wins over fleet's 1 s handshake limit: the simulated servers get a
+        # generous one, as a loaded suite can keep sshd's banner back for seconds; gpue and gpuf keep 1 s.
+        limit = "  ConnectTimeout 30\n" if alias in fleet.servers else ""
         blocks.append(
             textwrap.dedent(
                 f"""\
@@ -181,6 +184,7 @@ def _client_config(
                   UserKnownHostsFile {known}
                 """
             )
+            + limit
         )
     (ssh_dir / "config").write_text("\n".join(blocks))
     (ssh_dir / "config").chmod(0o600)

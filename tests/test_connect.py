@@ -38,13 +38,17 @@ class Connect:
         )
         self.events: queue.Queue[dict] = queue.Queue()
         self.seen: list[dict] = []
+        self.read_all = threading.Event()
         threading.Thread(target=self._read, daemon=True).start()
 
     def _read(self) -> None:
         assert self.proc.stdout
-        for line in self.proc.stdout:
-            if line.strip():
-                self.events.put(json.loads(line))
+        try:
+            for line in self.proc.stdout:
+                if line.strip():
+                    self.events.put(json.loads(line))
+        finally:
+            self.read_all.set()
 
     def wait_for(self, kind: str, timeout: float = 120) -> dict:
         deadline = time.monotonic() + timeout
@@ -52,7 +56,8 @@ class Connect:
             try:
                 event = self.events.get(timeout=0.5)
             except queue.Empty:
-                if self.proc.poll() is not None and self.events.empty():
+                # Its end of output, not its exit: the last lines may still be on their way to the queue.
+                if self.read_all.is_set() and self.events.empty() and self.proc.poll() is not None:
                     raise AssertionError(
                         f"connect exited {self.proc.returncode} before {kind!r}: "
                         f"{self.seen} {self.proc.stderr.read() if self.proc.stderr else ''}"

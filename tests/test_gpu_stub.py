@@ -16,10 +16,8 @@ import sys
 import time
 
 import pytest
-from conftest import BIN, LABSHARE
+from conftest import BIN, LABSHARE, free_port
 from fake_gpus import MIB, Card, FakeNvml, GpuProc, fake_nvml, nvml_stub
-
-from labshare.listeners import free_port
 
 READ_ALL = r"""
 import json, sys

@@ -26,13 +26,12 @@ from pathlib import Path
 import lab_outputs as lo
 import psutil
 import pytest
-from conftest import LABSHARE, Accounts, Member, site_file, wait_for
+from conftest import LABSHARE, Accounts, Member, free_port, site_file, wait_for
 from fake_gpus import FakeNvml, GpuProc, fake_nvml, leases_dir, nvml_stub
 from notify_endpoints import Endpoint, mail_text
 from test_gpu_kernels import kernel_pid, leased_site
 
 from labshare.gpus import leases
-from labshare.listeners import free_port
 from labshare.notify import events
 from labshare.paths import Paths
 

@@ -31,14 +31,28 @@ OUTPUT_LINES = 20000
 GROWTH_BOUND_MB = 100
 
 
-def _open_and_close(server: lo.Server, name: str) -> str:
-    """What Lab does on opening a notebook: a collaboration session, the room's websocket, a sync."""
+def _open_and_close(server: lo.Server, name: str, query: str = "") -> str:
+    """What Lab does on opening a notebook: a collaboration session, the room's websocket, a sync.
+
+    As Lab's provider does, a websocket the server closes with 1012 (service
+    restart) is opened again; any other close before the sync fails.  `query`
+    goes on the first websocket's URL only.
+    """
     session = server.api.ok(
         "PUT", f"/api/collaboration/session/{name}", {"format": "json", "type": "notebook"}
     )
     room = f"json:notebook:{session['fileId']}"
+    for attempt in range(3):
+        extra = query if attempt == 0 else ""
+        if _synced(server, f"{room}?sessionId={session['sessionId']}{extra}", name):
+            return room
+    raise AssertionError(f"{name}: closed with 1012 three times in a row")
+
+
+def _synced(server: lo.Server, room: str, name: str) -> bool:
+    """True once the room's sync answer came; False when the server closed it with 1012."""
     ws = websocket.create_connection(
-        f"ws://127.0.0.1:{server.port}/api/collaboration/room/{room}?sessionId={session['sessionId']}",
+        f"ws://127.0.0.1:{server.port}/api/collaboration/room/{room}",
         header=[f"Authorization: token {server.token}"],
         timeout=30,
     )
@@ -46,14 +60,16 @@ def _open_and_close(server: lo.Server, name: str) -> str:
         ws.send_binary(create_sync_message(Doc()))
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
-            message = ws.recv()
-            if isinstance(message, bytes) and message and message[0] == YMessageType.SYNC:
-                break
-        else:
-            raise AssertionError(f"no sync answer for {name}")
+            opcode, message = ws.recv_data(control_frame=True)
+            if opcode == websocket.ABNF.OPCODE_CLOSE:
+                code = int.from_bytes(message[:2], "big") if len(message) >= 2 else None
+                assert code == 1012, f"{name}: the server closed the websocket with {code}"
+                return False
+            if opcode == websocket.ABNF.OPCODE_BINARY and message[:1] == bytes([YMessageType.SYNC]):
+                return True
+        raise AssertionError(f"no sync answer for {name}")
     finally:
         ws.close()
-    return room
 
 
 def _rss_mb(pid: int) -> float:

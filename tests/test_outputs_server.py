@@ -150,3 +150,48 @@ def test_output_keeping_switches_itself_off_once_when_a_part_it_uses_is_missing(
     log = member.run("logs", "-n", "2000").stdout
     assert log.count("output keeping's sweep switched itself off") == 1, log
     assert "sweep failed" not in log and "Traceback" not in log, log
+
+
+
+# The member's own Jupyter config: a tab's websocket whose URL asks for it waits, between taking its room and
+# joining it, until the keeper has freed that room: the moment a loaded server can hit by chance.
+JOIN_AS_FREED = """
+import asyncio
+from jupyter_server_ydoc.handlers import YDocWebSocketHandler
+
+_open = YDocWebSocketHandler.open
+
+async def _late_open(self, *args, **kwargs):
+    if self.get_query_argument("join_as_freed", ""):
+        while self._websocket_server.room_exists(self._room_id):
+            await asyncio.sleep(0.01)
+    return await _open(self, *args, **kwargs)
+
+YDocWebSocketHandler.open = _late_open
+"""
+
+
+def test_a_document_freed_while_a_tab_joins_it_still_loads(member: Member) -> None:
+    """Lab's "The document is taking some time to load" on return, when the keeper freed the room a tab was joining.
+
+    A tab's websocket takes its room in `prepare` and joins the room's
+    clients only after `open`; a room freed in between left the tab on a
+    deleted room that never synced.  labshare closes such a websocket with
+    1012, so the tab (here the test, as Lab's provider does) connects again.
+    """
+    from test_outputs_memory import _open_and_close
+
+    (member.home / ".jupyter").mkdir()
+    (member.home / ".jupyter/jupyter_server_config.json").write_text(
+        json.dumps({"OutputKeeper": {"free_after": 0.5, "tick": 0.1, "save_every": 0.1}})
+    )
+    (member.home / ".jupyter/jupyter_server_config.py").write_text(JOIN_AS_FREED)
+    server = lo.start_server(member)
+    lo.write_notebook(server.root, "back.ipynb", ["print('back')"])
+    _open_and_close(server, "back.ipynb")
+    _open_and_close(server, "back.ipynb", "&join_as_freed=1")
+    state = server.api.ok("GET", "/api/labshare/outputs")
+    assert state["freed"] >= 1, state
+    log = member.run("logs", "-n", "500").stdout
+    assert log.count("as it was freed; it connects again") == 1, log
+    assert "Traceback" not in log, log

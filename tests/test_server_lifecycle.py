@@ -100,6 +100,9 @@ def test_stop_leaves_nothing_behind(member: Member) -> None:
 def test_tcp_mode_binds_loopback_only(member: Member) -> None:
     status = member.json("start", "--tcp")["status"]
     assert status["mode"] == "tcp" and status["socket"] is None and status["port"]
+    # picked below the ephemeral range, where no outgoing connection takes it before Jupyter binds it
+    low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    assert 20000 <= status["port"] < low, status["port"]
     import psutil
 
     pid = status["pid"]

@@ -43,6 +43,7 @@ _MKM = "jupyter_client.multikernelmanager.MultiKernelManager"
 _MAPPING = "jupyter_server.services.kernels.kernelmanager.MappingKernelManager"
 _ROOM = "jupyter_server_ydoc.rooms.DocumentRoom"
 _YDOC_APP = "jupyter_server_ydoc.app.YDocExtension"
+_YDOC_WS = "jupyter_server_ydoc.handlers.YDocWebSocketHandler"
 _STACK = "jupyter_server_nbmodel.execution_stack.ExecutionStack"
 
 USES: tuple[Internal, ...] = (
@@ -73,6 +74,7 @@ USES: tuple[Internal, ...] = (
     Internal("jupyter-server-ydoc", f"{_ROOM}._document", _YDOC, OUTPUT_KEEPING, on_instances=True),
     Internal("jupyter-server-ydoc", f"{_ROOM}._file", _YDOC, OUTPUT_KEEPING, on_instances=True),
     Internal("jupyter-server-ydoc", f"{_YDOC_APP}._room_locks", _YDOC, OUTPUT_KEEPING),
+    Internal("jupyter-server-ydoc", f"{_YDOC_WS}.room", _YDOC, OUTPUT_KEEPING, on_instances=True),
     Internal(
         "jupyter-server-ydoc", f"{_YDOC_APP}.file_loaders", _YDOC, OUTPUT_KEEPING, on_instances=True
     ),
@@ -215,9 +217,30 @@ def room_lock(app: Any, rid: str) -> Any:
     return app._room_locks[rid]
 
 
-def drop_room_lock(app: Any, rid: str) -> None:
-    if not app._room_locks[rid].locked():
-        app._room_locks.pop(rid, None)
+def reconnect_late_joiners(app: Any, late: Callable[[str], None]) -> None:
+    """Have a tab whose document was freed while it joined connect again, to the document loaded anew.
+
+    jupyter-server-ydoc's websocket takes its room in `prepare` and joins the
+    room's clients only in a task started after `open`; a room freed in
+    between left the tab on a deleted room that never syncs (Lab: "The
+    document is taking some time to load").  Closed with 1012 (service
+    restart), Lab's provider reconnects at once and gets a fresh room.
+    """
+    server = app.ywebsocket_server
+    serve = server.serve
+    if getattr(serve, "labshare_wrapped", False):
+        return
+
+    async def guarded(websocket: Any) -> None:
+        room = getattr(websocket, "room", None)
+        if room is not None and server.rooms.get(websocket.path) is not room:
+            late(websocket.path)
+            websocket.close(1012, "the document was reloaded; connect again")
+            return
+        await serve(websocket)
+
+    guarded.labshare_wrapped = True  # type: ignore[attr-defined]
+    server.serve = guarded
 
 
 async def forget_file(app: Any, file_id: str) -> None:

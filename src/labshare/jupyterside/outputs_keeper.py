@@ -124,6 +124,7 @@ class OutputKeeper(LoggingConfigurable):
         app = self.ydoc_app()
         if app is None:
             return
+        internals.reconnect_late_joiners(app, self._late)
         now = time.monotonic()
         rooms = {
             rid: room
@@ -164,6 +165,9 @@ class OutputKeeper(LoggingConfigurable):
         if self.freed != freed:
             _return_memory()
 
+    def _late(self, rid: str) -> None:
+        self.log.info("labshare: a tab joined %s as it was freed; it connects again", rid)
+
     def _watch(self, rid: str, room: Any, now: float) -> None:
         def changed(_event: Any) -> None:
             self._changed.setdefault(rid, time.monotonic())
@@ -203,10 +207,10 @@ class OutputKeeper(LoggingConfigurable):
                 return
             self.log.info("labshare: freeing the unused, saved document %s from memory", rid)
             await app.ywebsocket_server.delete_room(room=room)
+            # under the lock: a tab creating the room anew takes the file's loader as it is then
+            await internals.forget_file(app, rid.split(":", 2)[-1])
         self._forget(rid)
         self.freed += 1
-        await internals.forget_file(app, rid.split(":", 2)[-1])
-        internals.drop_room_lock(app, rid)
 
 
 def _return_memory() -> None:
