@@ -152,7 +152,6 @@ def test_output_keeping_switches_itself_off_once_when_a_part_it_uses_is_missing(
     assert "sweep failed" not in log and "Traceback" not in log, log
 
 
-
 # The member's own Jupyter config: a tab's websocket whose URL asks for it waits, between taking its room and
 # joining it, until the keeper has freed that room: the moment a loaded server can hit by chance.
 JOIN_AS_FREED = """

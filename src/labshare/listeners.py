@@ -60,7 +60,7 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(sock.getsockname()[1])
 
 
-PICK_FROM = 20000  # above the ports well-known services and their habits take (8080, 8888, 10000...)
+PICK_FROM = 20000  # above the ports services and habits take (8080, 8888, 10000...)
 
 
 def _ephemeral_low() -> int:

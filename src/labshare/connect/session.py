@@ -237,7 +237,12 @@ class Session:
             if not self.tunnel.alive:
                 reason = f"ssh exited (code {self.tunnel.exit_status})"
             elif time.monotonic() >= next_probe:
-                failures = 0 if self.tunnel.answers() else failures + 1
+                try:
+                    failures = 0 if self.tunnel.probe() else failures + 1
+                except (
+                    ChannelRefused
+                ):  # nothing listens there: unlike silence, a second look adds nothing
+                    failures = PROBE_FAILURES
                 next_probe = time.monotonic() + PROBE_EVERY
                 if failures >= PROBE_FAILURES:
                     reason = "the tunnel stopped answering"

@@ -218,11 +218,15 @@ class Tunnel:
         self.open(self.forward, self.token)
 
     def answers(self, timeout: float = PROBE_TIMEOUT) -> bool:
-        assert self.forward
         try:
-            return answer(self.forward.local_port, self.token, timeout) == 200
+            return self.probe(timeout)
         except ChannelRefused:
             return False
+
+    def probe(self, timeout: float = PROBE_TIMEOUT) -> bool:
+        """Whether the Lab answers 200 now; ChannelRefused when nothing listens behind the tunnel."""
+        assert self.forward
+        return answer(self.forward.local_port, self.token, timeout) == 200
 
     def wait_ready(self, timeout: float) -> None:
         """Until `/api/status` answers 200 through the tunnel with the token."""
