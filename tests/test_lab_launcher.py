@@ -57,7 +57,27 @@ def test_the_launcher_leaves_out_only_the_iri_formats(plain: dict) -> None:
     assert set(plain["formats"]) - set(ours["formats"]) == {"iri", "iri-reference"}
 
 
-def test_start_runs_jupyterlab_through_the_launcher(member: Member) -> None:
+NODE = """#!/bin/sh
+echo "$*" >> "$(dirname "$0")/calls"
+exit 1
+"""
+
+
+def test_start_runs_jupyterlab_through_the_launcher_which_never_runs_node(member: Member) -> None:
+    """Lab runs `node yarn.js config` at every start wherever Node.js is on the PATH; labshare's does not."""
+    fake = member.home / "fake-node"
+    fake.mkdir()
+    (fake / "node").write_text(NODE)
+    (fake / "node").chmod(0o755)
+    member.extra_env["PATH"] = f"{fake}:{member.env['PATH']}"
+    control = [
+        sys.executable,
+        "-c",
+        "from jupyterlab.commands import get_app_version; get_app_version()",
+    ]
+    member.run_cmd(control, check=True)
+    assert "config" in (fake / "calls").read_text()  # the control: plain JupyterLab asks node
+    (fake / "calls").unlink()
     member.run("start", check=True)
     try:
         cmdline = psutil.Process(member.json("status")["pid"]).cmdline()
@@ -65,6 +85,9 @@ def test_start_runs_jupyterlab_through_the_launcher(member: Member) -> None:
             cmdline[1:3] == ["-m", "labshare.jupyterside.lab"]
             and argv.server_kind(cmdline) == "lab"
         ), cmdline
+        assert lab_of(member).call("GET", "/lab").status == 200
+        calls = (fake / "calls").read_text() if (fake / "calls").exists() else ""
+        assert "config" not in calls, calls
     finally:
         member.run("stop", check=True)
 

@@ -115,7 +115,8 @@ def silent_away(server: lo.Server, shots: Path) -> None:
         assert lo.prompt(page, 0).strip() == "[1]:"
         lo.run_cell(page, 1)
         lo.wait_for(lambda: "after" in lo.shown(page, 1), 60, "a new cell to run")
-        assert lo.prompt(page, 1).strip() == "[2]:"
+        # the printed line can come a moment before the reply that numbers the cell
+        lo.wait_for(lambda: lo.prompt(page, 1).strip() == "[2]:", 30, "the new cell's number")
 
 
 def stock_away(server: lo.Server, shots: Path) -> None:

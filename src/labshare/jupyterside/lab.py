@@ -7,8 +7,9 @@ CPU, close to half of a server's start, paid again on every restart and
 every crash recovery (jupyter_server#1559).  No Jupyter event, settings or
 notebook schema uses an `iri` format, so the server process goes without
 it: jsonschema then skips those two formats and checks every other one.
-Only this process is changed; kernels and terminals start their own
-interpreters with nothing of this.  `ps` knows this module by its name
+Nor does it run Node.js to ask yarn for an npm registry it never uses
+(`internals.skip_yarn_config`).  Only this process is changed; kernels and
+terminals start their own interpreters with nothing of this.  `ps` knows this module by its name
 (monitor/argv.py reads `__name__` here), so it is a Lab server there too.
 """
 
@@ -17,8 +18,16 @@ from __future__ import annotations
 import sys
 
 
-def main() -> None:
+def trim_start() -> None:
+    """What every Lab server process of labshare's goes without; see above and `internals.skip_yarn_config`."""
     sys.modules.setdefault("rfc3987_syntax", None)  # type: ignore[arg-type]  # None: importing it fails at once
+    from labshare.jupyterside import internals
+
+    internals.skip_yarn_config()
+
+
+def main() -> None:
+    trim_start()
     from jupyterlab.labapp import main as lab_main
 
     sys.exit(lab_main())

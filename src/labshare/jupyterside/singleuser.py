@@ -3,7 +3,7 @@
 `labshare singleuser` (server/hubside.py) decides the options and execs
 this module, so the process the hub's spawner watches is Jupyter itself.
 It is `jupyterhub-singleuser` (the hub's login, activity and proxy prefix)
-less the import `lab.py` also skips; `ps` knows it by this module's name
+less what `lab.py` also skips; `ps` knows it by this module's name
 (monitor/argv.py), as a Lab server started by JupyterHub.
 """
 
@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import sys
 
+from labshare.jupyterside.lab import trim_start
+
 
 def main() -> None:
-    sys.modules.setdefault("rfc3987_syntax", None)  # type: ignore[arg-type]  # see lab.py
+    trim_start()
     from jupyterhub.singleuser import main as singleuser_main
 
     sys.exit(singleuser_main())
