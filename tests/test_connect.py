@@ -18,7 +18,7 @@ import posix_less
 import psutil
 import pytest
 import sshd as sshd_helper
-from conftest import LABSHARE, Member
+from conftest import LABSHARE, Accounts, Member
 from jupyter_api import Lab
 
 from labshare.connect import ssh as sshcmd
@@ -107,6 +107,30 @@ def running(lab: sshd_helper.Lab) -> sshd_helper.Lab:
     return lab
 
 
+@pytest.fixture(scope="module")
+def served(module_users: Accounts) -> Iterator[sshd_helper.Lab]:
+    """One server account, its sshd and its running server, for the tests that leave all three as they are.
+
+    Those tests are one xdist group, so one worker boots this once.
+    """
+    built = sshd_helper.build(module_users)
+    lab = next(built)
+    try:
+        lab.server.run("start", check=True)
+        yield lab
+    finally:
+        built.close()
+
+
+@pytest.fixture
+def shared(served: sshd_helper.Lab, make_user: Accounts) -> sshd_helper.Lab:
+    """`served` from a laptop account of this test's own: what connect keeps on the laptop stays with it."""
+    laptop = make_user()
+    sshd_helper.adopt_home(laptop)
+    sshd_helper.write_client_config(laptop, served.sshd, "gpu1", served.server.name)
+    return sshd_helper.Lab(sshd=served.sshd, server=served.server, laptop=laptop)
+
+
 @pytest.fixture
 def connects() -> Iterator[list[Connect]]:
     made: list[Connect] = []
@@ -121,10 +145,11 @@ def start_connect(connects: list[Connect], laptop: Member, *args: str) -> Connec
     return c
 
 
+@pytest.mark.xdist_group("connect-served")
 def test_ready_url_serves_jupyter_and_runs_code(
-    running: sshd_helper.Lab, connects: list[Connect]
+    shared: sshd_helper.Lab, connects: list[Connect]
 ) -> None:
-    c = start_connect(connects, running.laptop, "gpu1")
+    c = start_connect(connects, shared.laptop, "gpu1")
     ready = c.wait_for("ready")
     assert ready["host"] == "gpu1" and ready["url"].startswith(
         f"http://127.0.0.1:{ready['local_port']}/lab?token="
@@ -143,10 +168,14 @@ def test_ready_url_serves_jupyter_and_runs_code(
     assert all(token not in " ".join(argv) for _, argv in c.ssh_argvs())
 
 
+@pytest.mark.xdist_group("connect-served")
 def test_one_shared_connection_in_a_private_control_dir(
-    running: sshd_helper.Lab, connects: list[Connect]
+    shared: sshd_helper.Lab, connects: list[Connect]
 ) -> None:
-    c = start_connect(connects, running.laptop, "gpu1")
+    before = (
+        shared.sshd.log.stat().st_size
+    )  # the sshd is the group's: only this test's logins count
+    c = start_connect(connects, shared.laptop, "gpu1")
     c.wait_for("ready")
     kids = c.ssh_children()
     assert len(kids) == 1, [k.cmdline() for k in kids]
@@ -158,15 +187,16 @@ def test_one_shared_connection_in_a_private_control_dir(
     )
     assert control.is_socket()
     assert control.parent.stat().st_mode & 0o777 == 0o700
-    assert control.parent.stat().st_uid == running.laptop.uid
-    log = (running.sshd.log).read_text()
+    assert control.parent.stat().st_uid == shared.laptop.uid
+    log = shared.sshd.log.read_bytes()[before:].decode()
     assert log.count("Accepted publickey") == 1, log
 
 
+@pytest.mark.xdist_group("connect-served")
 def test_killing_ssh_heals_on_the_same_port_and_keeps_kernel_state(
-    running: sshd_helper.Lab, connects: list[Connect]
+    shared: sshd_helper.Lab, connects: list[Connect]
 ) -> None:
-    c = start_connect(connects, running.laptop, "gpu1")
+    c = start_connect(connects, shared.laptop, "gpu1")
     assert "-M" in killed_ssh_heals(c)
 
 
@@ -222,10 +252,11 @@ def test_a_frozen_connection_is_noticed_and_replaced(
                 proc.send_signal(signal.SIGCONT)
 
 
+@pytest.mark.xdist_group("connect-served")
 def test_sigterm_ends_every_ssh_process_and_leaves_the_server(
-    running: sshd_helper.Lab, connects: list[Connect]
+    shared: sshd_helper.Lab, connects: list[Connect]
 ) -> None:
-    c = start_connect(connects, running.laptop, "gpu1")
+    c = start_connect(connects, shared.laptop, "gpu1")
     ready = c.wait_for("ready")
     kids = c.ssh_children()
     assert kids
@@ -235,10 +266,10 @@ def test_sigterm_ends_every_ssh_process_and_leaves_the_server(
     assert c.proc.wait(30) == 0
     _gone, alive = psutil.wait_procs(kids, timeout=10)
     assert not alive
-    assert not [p for p in running.laptop.processes() if p.name() == "ssh"]
+    assert not [p for p in shared.laptop.processes() if p.name() == "ssh"]
     with pytest.raises(ConnectionRefusedError):
         socket.create_connection(("127.0.0.1", ready["local_port"]), timeout=5).close()
-    assert running.server.json("status")["running"] is True
+    assert shared.server.json("status")["running"] is True
 
 
 def test_start_flag_starts_the_server_and_plain_connect_says_how(
@@ -277,32 +308,35 @@ def test_tcp_mode_server(lab: sshd_helper.Lab, connects: list[Connect]) -> None:
     assert Lab.from_url(ready["url"]).call("GET", "/api/status").status == 200
 
 
-def test_two_hosts_at_once_never_collide(running: sshd_helper.Lab, connects: list[Connect]) -> None:
-    sshd_helper.write_client_config(running.laptop, running.sshd, "gpu2", running.server.name)
-    one = start_connect(connects, running.laptop, "gpu1")
-    two = start_connect(connects, running.laptop, "gpu2")
+@pytest.mark.xdist_group("connect-served")
+def test_two_hosts_at_once_never_collide(shared: sshd_helper.Lab, connects: list[Connect]) -> None:
+    sshd_helper.write_client_config(shared.laptop, shared.sshd, "gpu2", shared.server.name)
+    one = start_connect(connects, shared.laptop, "gpu1")
+    two = start_connect(connects, shared.laptop, "gpu2")
     a, b = one.wait_for("ready"), two.wait_for("ready")
     assert a["local_port"] != b["local_port"]
     for ready in (a, b):
         assert Lab.from_url(ready["url"]).call("GET", "/api/status").status == 200
 
 
-def test_print_shows_plain_ssh_without_token(running: sshd_helper.Lab) -> None:
-    done = running.laptop.run("connect", "--print", "--local-port", "18888", "gpu1", timeout=120)
+@pytest.mark.xdist_group("connect-served")
+def test_print_shows_plain_ssh_without_token(shared: sshd_helper.Lab) -> None:
+    done = shared.laptop.run("connect", "--print", "--local-port", "18888", "gpu1", timeout=120)
     assert done.returncode == 0, done.stderr
-    info = running.server.info()
+    info = shared.server.info()
     assert info.token and info.token not in done.stdout + done.stderr
     sock = info.socket
     assert f"ssh -N -L 127.0.0.1:18888:{sock} gpu1" in done.stdout
     assert "http://127.0.0.1:18888/lab" in done.stdout
 
 
-def test_local_port_taken(running: sshd_helper.Lab) -> None:
+@pytest.mark.xdist_group("connect-served")
+def test_local_port_taken(shared: sshd_helper.Lab) -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         sock.listen()
         port = sock.getsockname()[1]
-        done = running.laptop.run(
+        done = shared.laptop.run(
             "connect", "--no-browser", "--local-port", str(port), "gpu1", timeout=120
         )
     assert done.returncode == 2
@@ -412,18 +446,17 @@ def test_forwarding_disabled_is_explained(make_user, rule: str, tcp: bool, says:
         gen.close()
 
 
-def test_user_control_master_is_respected(
-    running: sshd_helper.Lab, connects: list[Connect]
-) -> None:
-    control = running.laptop.home / ".ssh/cm-%C"
+@pytest.mark.xdist_group("connect-served")
+def test_user_control_master_is_respected(shared: sshd_helper.Lab, connects: list[Connect]) -> None:
+    control = shared.laptop.home / ".ssh/cm-%C"
     sshd_helper.write_client_config(
-        running.laptop,
-        running.sshd,
+        shared.laptop,
+        shared.sshd,
         "muxed",
-        running.server.name,
+        shared.server.name,
         extra=("ControlMaster auto", f"ControlPath {control}", "ControlPersist 60"),
     )
-    c = start_connect(connects, running.laptop, "muxed")
+    c = start_connect(connects, shared.laptop, "muxed")
     ready = c.wait_for("ready")
     assert Lab.from_url(ready["url"]).call("GET", "/api/status").status == 200
     assert any(e["event"] == "note" and "ControlMaster" in e["message"] for e in c.seen)
@@ -433,25 +466,26 @@ def test_user_control_master_is_respected(
     subprocess.run(
         ["ssh", "-O", "exit", "muxed"],
         capture_output=True,
-        user=running.laptop.uid,
-        env=running.laptop.env,
+        user=shared.laptop.uid,
+        env=shared.laptop.env,
         timeout=30,
     )
 
 
+@pytest.mark.xdist_group("connect-served")
 def test_plain_ssh_as_on_windows_connects_heals_and_cleans_up(
-    running: sshd_helper.Lab, connects: list[Connect]
+    shared: sshd_helper.Lab, connects: list[Connect]
 ) -> None:
     """Without multiplexing (Windows' OpenSSH has none) the tunnel is a plain `ssh -N -L` and the
     info call a separate ssh; a config that names a ControlPath but never makes a master gets that path here."""
     sshd_helper.write_client_config(
-        running.laptop,
-        running.sshd,
+        shared.laptop,
+        shared.sshd,
         "plain",
-        running.server.name,
-        extra=("ControlMaster no", f"ControlPath {running.laptop.home}/.ssh/none-%C"),
+        shared.server.name,
+        extra=("ControlMaster no", f"ControlPath {shared.laptop.home}/.ssh/none-%C"),
     )
-    c = start_connect(connects, running.laptop, "plain")
+    c = start_connect(connects, shared.laptop, "plain")
     tunnel = killed_ssh_heals(c)
     assert "-M" not in tunnel and "-N" in tunnel
     c.proc.send_signal(signal.SIGTERM)
@@ -459,7 +493,7 @@ def test_plain_ssh_as_on_windows_connects_heals_and_cleans_up(
     assert c.proc.wait(30) == 0
     assert (
         subprocess.run(
-            ["pgrep", "-u", str(running.laptop.uid), "-x", "ssh"], capture_output=True
+            ["pgrep", "-u", str(shared.laptop.uid), "-x", "ssh"], capture_output=True
         ).stdout
         == b""
     )
@@ -478,16 +512,17 @@ def test_remote_command_lookup_order() -> None:
     assert '"$HOME"/opt/labshare' in sshcmd.remote_command(["info"], "~/opt/labshare")
 
 
+@pytest.mark.xdist_group("connect-served")
 def test_connect_and_doctor_run_without_posix_only_modules(
-    running: sshd_helper.Lab, connects: list[Connect]
+    shared: sshd_helper.Lab, connects: list[Connect]
 ) -> None:
     """Any laptop: `connect` (own master, and plain ssh as on Windows) and `doctor HOST`, end to end."""
-    laptop = running.laptop
+    laptop = shared.laptop
     sshd_helper.write_client_config(
         laptop,
-        running.sshd,
+        shared.sshd,
         "plain",
-        running.server.name,
+        shared.server.name,
         extra=("ControlMaster no", f"ControlPath {laptop.home}/.ssh/none-%C"),
     )
     posix_less.refuse_posix_modules(laptop)
