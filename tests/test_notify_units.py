@@ -130,6 +130,28 @@ def test_each_notice_goes_once_per_channel_a_down_one_waits_and_an_old_one_expir
     assert channel_tally(queue.tally(), "up").expired == 1
 
 
+def test_a_failure_is_on_disk_with_its_reason_as_soon_as_the_log_says_it_failed(
+    tmp_path: Path,
+) -> None:
+    """`notify test` reads the log, then the reason from the tally; a reason saved only at the end of
+    the step read as a bare "failed" (seen in CI for the lab's spool)."""
+    seen: list[str | None] = []
+    queue = Queue(tmp_path / "q").ensure()
+
+    def look(n: Notice) -> None:
+        reader = Queue(tmp_path / "q")  # another process's view, as `notify test` has
+        reader.load_log()
+        if reader.known.get((n.id, "down")) == "failed":
+            seen.append(channel_tally(reader.tally(), "down").last_error)
+        return None
+
+    chans = [Channel("down", lambda _n: "the spool has mode 755"), Channel("later", look)]
+    engine = Engine(queue, lambda _k, _n: chans, expire_after=3600, clock=lambda: 1000.0)
+    queue.add(notice(1).id, notice(1))
+    engine.step()
+    assert seen == ["the spool has mode 755"]
+
+
 def test_a_try_a_sender_died_during_is_never_repeated_and_a_restart_keeps_the_backoff(
     tmp_path: Path,
 ) -> None:

@@ -106,10 +106,8 @@ class Engine:
         if problem is None:
             self.queue.note(key, channel.name, "sent")
             return replace(counts, sent=counts.sent + 1, last_sent=now, streak=0, next_try=0.0)
-        self.queue.note(key, channel.name, "failed")
-        self.queue.known.pop((key, channel.name), None)  # owed still: tried again after the wait
         streak = counts.streak + 1
-        return replace(
+        counts = replace(
             counts,
             failures=counts.failures + 1,
             last_error=problem,
@@ -117,3 +115,9 @@ class Engine:
             streak=streak,
             next_try=now + backoff(streak),
         )
+        # the reason on disk before the line that says it failed: `notify test` reads it on that line
+        self.tally = with_channel(self.tally, channel.name, counts)
+        self.queue.save_tally(self.tally)
+        self.queue.note(key, channel.name, "failed")
+        self.queue.known.pop((key, channel.name), None)  # owed still: tried again after the wait
+        return counts
