@@ -455,6 +455,32 @@ def lab(make_user: Accounts) -> Iterator[sshd.Lab]:
     yield from sshd.build(make_user)
 
 
+@pytest.fixture(scope="module")
+def served(module_users: Accounts) -> Iterator[sshd.Lab]:
+    """One server account, its sshd and its running server, for a module's tests that leave all three
+    as they are; mark those tests one xdist group, so that one worker boots this once."""
+    import sshd
+
+    built = sshd.build(module_users)
+    lab = next(built)
+    try:
+        lab.server.run("start", check=True)
+        yield lab
+    finally:
+        built.close()
+
+
+@pytest.fixture
+def shared(served: sshd.Lab, make_user: Accounts) -> sshd.Lab:
+    """`served` from a laptop account of this test's own: what connect keeps on the laptop stays with it."""
+    import sshd
+
+    laptop = make_user()
+    sshd.adopt_home(laptop)
+    sshd.write_client_config(laptop, served.sshd, "gpu1", served.server.name)
+    return sshd.Lab(sshd=served.sshd, server=served.server, laptop=laptop)
+
+
 def _part(item: pytest.Item) -> str:
     if item.get_closest_marker("quick"):
         return "quick"

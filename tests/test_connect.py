@@ -18,7 +18,7 @@ import posix_less
 import psutil
 import pytest
 import sshd as sshd_helper
-from conftest import LABSHARE, Accounts, Member
+from conftest import LABSHARE, Member
 from jupyter_api import Lab
 
 from labshare.connect import ssh as sshcmd
@@ -105,30 +105,6 @@ class Connect:
 def running(lab: sshd_helper.Lab) -> sshd_helper.Lab:
     lab.server.run("start", check=True)
     return lab
-
-
-@pytest.fixture(scope="module")
-def served(module_users: Accounts) -> Iterator[sshd_helper.Lab]:
-    """One server account, its sshd and its running server, for the tests that leave all three as they are.
-
-    Those tests are one xdist group, so one worker boots this once.
-    """
-    built = sshd_helper.build(module_users)
-    lab = next(built)
-    try:
-        lab.server.run("start", check=True)
-        yield lab
-    finally:
-        built.close()
-
-
-@pytest.fixture
-def shared(served: sshd_helper.Lab, make_user: Accounts) -> sshd_helper.Lab:
-    """`served` from a laptop account of this test's own: what connect keeps on the laptop stays with it."""
-    laptop = make_user()
-    sshd_helper.adopt_home(laptop)
-    sshd_helper.write_client_config(laptop, served.sshd, "gpu1", served.server.name)
-    return sshd_helper.Lab(sshd=served.sshd, server=served.server, laptop=laptop)
 
 
 @pytest.fixture

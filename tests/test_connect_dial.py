@@ -21,7 +21,7 @@ from jupyter_api import Lab
 from test_connect import Connect
 from test_connect_known import connect_once, memory
 
-pytestmark = pytest.mark.sshd
+pytestmark = [pytest.mark.sshd, pytest.mark.xdist_group("connect-dial")]  # one booted server
 
 # Holds the import of labshare.cli until the test says go, so a signal lands in the middle of an import.
 PAUSE_IMPORT = """
@@ -46,22 +46,16 @@ exec /usr/bin/ssh "$@"
 
 
 @pytest.fixture
-def lab(make_user) -> Iterator[sshd_helper.Lab]:
-    """A running server that the laptop has connected to once, with every later ssh call logged."""
-    gen = sshd_helper.build(make_user)
-    lab = next(gen)
-    try:
-        lab.server.run("start", check=True)
-        first = connect_once(lab.laptop)
-        assert first["local_port"] == remembered_port(lab)
-        wrapper = lab.laptop.home / "bin" / "ssh"
-        wrapper.parent.mkdir()
-        wrapper.write_text(WRAPPER)
-        wrapper.chmod(0o755)
-        lab.laptop.extra_env["PATH"] = f"{wrapper.parent}:{lab.laptop.env['PATH']}"
-        yield lab
-    finally:
-        gen.close()
+def lab(shared: sshd_helper.Lab) -> sshd_helper.Lab:
+    """The module's running server, from a laptop that has connected to it once, every later ssh call logged."""
+    first = connect_once(shared.laptop)
+    assert first["local_port"] == remembered_port(shared)
+    wrapper = shared.laptop.home / "bin" / "ssh"
+    wrapper.parent.mkdir()
+    wrapper.write_text(WRAPPER)
+    wrapper.chmod(0o755)
+    shared.laptop.extra_env["PATH"] = f"{wrapper.parent}:{shared.laptop.env['PATH']}"
+    return shared
 
 
 def remembered_port(lab: sshd_helper.Lab) -> int:
