@@ -21,6 +21,7 @@ import sshd as sshd_helper
 from conftest import LABSHARE, Member
 from jupyter_api import Lab
 
+from labshare import localports
 from labshare.connect import ssh as sshcmd
 
 pytestmark = pytest.mark.sshd
@@ -131,6 +132,8 @@ def test_ready_url_serves_jupyter_and_runs_code(
         f"http://127.0.0.1:{ready['local_port']}/lab?token="
     )
     assert ready["mode"] == "socket"
+    # picked below the ephemeral range, where no outgoing connection takes it before ssh binds it
+    assert localports.PICK_FROM <= ready["local_port"] < localports.ephemeral_from(), ready
     lab = Lab.from_url(ready["url"])
     assert lab.call("GET", "/api/status").status == 200
     assert lab.call("GET", "/api/status", token=False).status == 403

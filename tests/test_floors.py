@@ -26,7 +26,7 @@ FLOORS: tuple[frozenset[str], ...] = tuple(
     frozenset(f.split())
     for f in (
         # `kernelside` is copied into each kernel's environment and imports nothing of labshare
-        "labshare errors xdg paths users files proc probe listeners install_hint render kernelside",
+        "labshare errors xdg paths users files proc probe localports listeners install_hint render kernelside",
         "records",
         "config",
         "claims gpus notify",

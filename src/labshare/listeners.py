@@ -9,11 +9,11 @@ user; the pid is visible only for our own processes (or to root).
 from __future__ import annotations
 
 import os
-import random
 import socket
 from dataclasses import dataclass
 from pathlib import Path
 
+from labshare import localports
 from labshare.users import user_name
 
 _LISTEN = "0A"
@@ -40,34 +40,13 @@ def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
 
 
 def free_port(host: str = "127.0.0.1") -> int:
-    """A free port below the kernel's ephemeral range, else any free one.
-
-    Jupyter binds it a second or two later.  A port from the ephemeral range
-    (what binding port 0 gives) can meanwhile become the local end of any
-    outgoing connection on the host, or another program's port 0; then
-    Jupyter stopped with "port is not available".  Ports below that range
-    are given out only when asked for by number.
-    """
-    low = _ephemeral_low()
-    if low > PICK_FROM + 1:
-        pick = random.SystemRandom()
-        for _ in range(50):
-            port = pick.randrange(PICK_FROM, low)
-            if port_is_free(port, host):
-                return port
+    """A free port for Jupyter to bind a second or two later: see `localports`."""
+    picked = localports.pick(lambda port: port_is_free(port, host))
+    if picked is not None:
+        return picked
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
         return int(sock.getsockname()[1])
-
-
-PICK_FROM = 20000  # above the ports services and habits take (8080, 8888, 10000...)
-
-
-def _ephemeral_low() -> int:
-    try:
-        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
-    except (OSError, ValueError, IndexError):
-        return 0
 
 
 def _socket_inodes(port: int) -> dict[str, int]:

@@ -37,7 +37,7 @@ import subprocess
 from collections.abc import Callable
 from types import FrameType
 
-from labshare import xdg
+from labshare import localports, xdg
 from labshare.connect import known
 
 SSH = "ssh"
@@ -135,7 +135,15 @@ def stop(proc: subprocess.Popen[str]) -> None:
 
 
 def bind_local(port: int | None) -> int | None:
-    """`port` (or any port, when None) if 127.0.0.1 lets us listen on it now, else None."""
+    """`port` if 127.0.0.1 lets us listen on it now, else None; when None, a free one (`localports`)."""
+    if port is None:
+        picked = localports.pick(lambda p: _bind(p) is not None)
+        if picked is not None:
+            return picked
+    return _bind(port)
+
+
+def _bind(port: int | None) -> int | None:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         if os.name != "nt":
             # Only a listener counts as "taken"; closed connections in TIME_WAIT do not stop ssh.

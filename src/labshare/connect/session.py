@@ -21,7 +21,7 @@ from labshare.connect import ssh as sshcmd
 from labshare.connect.diagnose import forwarding_refused
 from labshare.connect.remote import Event, Remote, forward_for, quietly
 from labshare.connect.tunnel import ChannelRefused, Stale, Stopped, Tunnel, free_local_port
-from labshare.errors import FINAL, HostUnreachable, LabshareError, NotRunning
+from labshare.errors import FINAL, HostUnreachable, LabshareError, LocalPortTaken, NotRunning
 from labshare.paths import Paths
 from labshare.records.info import ServerInfo
 
@@ -123,9 +123,17 @@ class Session:
             if self.tunnel.plan.multiplexed and not self.tunnel.alive:
                 self.tunnel.start_master(wait_forever=True)
             self.info = yield from self.remote.server(start=self.options.start)
-            self.tunnel.open(
-                forward_for(self.info, local_port), str(self.info.token), wait_forever=True
-            )
+            # a port of our own choice taken since we looked is not final: another one is
+            for attempt in range(3):
+                try:
+                    self.tunnel.open(
+                        forward_for(self.info, local_port), str(self.info.token), wait_forever=True
+                    )
+                    break
+                except LocalPortTaken:
+                    if requested is not None or attempt == 2:
+                        raise
+                    local_port = free_local_port(None)
             try:
                 self._ready_as_told(READY_TIMEOUT)
             except ServerGone:
