@@ -383,6 +383,30 @@ def shared_tmp() -> Iterator[Path]:
         trash.discard(path)
 
 
+def own_python3(member: Member) -> None:
+    """A `python3` spec of the member's own, on the test venv (which has ipywidgets): labshare keeps it
+    as it is, and their first start then makes no default kernel.
+
+    The default kernel (an environment of ~20,000 files for each new account,
+    made and deleted again, with ipykernel only) is test_default_kernel.py's
+    business; labshare's provisioner leases every kernel its server starts,
+    whatever the spec.
+    """
+    spec = member.home / ".local/share/jupyter/kernels/python3"
+    spec.mkdir(parents=True)
+    (spec / "kernel.json").write_text(
+        json.dumps(
+            {
+                "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+                "display_name": "Python 3 (test venv)",
+                "language": "python",
+            }
+        )
+    )
+    for path in (spec / "kernel.json", spec, *spec.parents[: -len(member.home.parts)]):
+        os.chown(path, member.uid, -1)
+
+
 def lab_of(member: Member):
     """A REST/websocket client for the member's running server, from `labshare info`."""
     from jupyter_api import Lab

@@ -25,6 +25,8 @@ from labshare import localports
 from labshare.connect import ssh as sshcmd
 
 pytestmark = pytest.mark.sshd
+# the tests on the `served` server: one group, so one worker boots it once
+SERVED = pytest.mark.xdist_group("connect-served")
 
 
 class Connect:
@@ -122,7 +124,7 @@ def start_connect(connects: list[Connect], laptop: Member, *args: str) -> Connec
     return c
 
 
-@pytest.mark.xdist_group("connect-served")
+@SERVED
 def test_ready_url_serves_jupyter_and_runs_code(
     shared: sshd_helper.Lab, connects: list[Connect]
 ) -> None:
@@ -147,13 +149,12 @@ def test_ready_url_serves_jupyter_and_runs_code(
     assert all(token not in " ".join(argv) for _, argv in c.ssh_argvs())
 
 
-@pytest.mark.xdist_group("connect-served")
+@SERVED
 def test_one_shared_connection_in_a_private_control_dir(
     shared: sshd_helper.Lab, connects: list[Connect]
 ) -> None:
-    before = (
-        shared.sshd.log.stat().st_size
-    )  # the sshd is the group's: only this test's logins count
+    # the sshd is the group's: only this test's logins count
+    before = shared.sshd.log.stat().st_size
     c = start_connect(connects, shared.laptop, "gpu1")
     c.wait_for("ready")
     kids = c.ssh_children()
@@ -171,7 +172,7 @@ def test_one_shared_connection_in_a_private_control_dir(
     assert log.count("Accepted publickey") == 1, log
 
 
-@pytest.mark.xdist_group("connect-served")
+@SERVED
 def test_killing_ssh_heals_on_the_same_port_and_keeps_kernel_state(
     shared: sshd_helper.Lab, connects: list[Connect]
 ) -> None:
@@ -231,7 +232,7 @@ def test_a_frozen_connection_is_noticed_and_replaced(
                 proc.send_signal(signal.SIGCONT)
 
 
-@pytest.mark.xdist_group("connect-served")
+@SERVED
 def test_sigterm_ends_every_ssh_process_and_leaves_the_server(
     shared: sshd_helper.Lab, connects: list[Connect]
 ) -> None:
@@ -287,7 +288,7 @@ def test_tcp_mode_server(lab: sshd_helper.Lab, connects: list[Connect]) -> None:
     assert Lab.from_url(ready["url"]).call("GET", "/api/status").status == 200
 
 
-@pytest.mark.xdist_group("connect-served")
+@SERVED
 def test_two_hosts_at_once_never_collide(shared: sshd_helper.Lab, connects: list[Connect]) -> None:
     sshd_helper.write_client_config(shared.laptop, shared.sshd, "gpu2", shared.server.name)
     one = start_connect(connects, shared.laptop, "gpu1")
@@ -298,7 +299,7 @@ def test_two_hosts_at_once_never_collide(shared: sshd_helper.Lab, connects: list
         assert Lab.from_url(ready["url"]).call("GET", "/api/status").status == 200
 
 
-@pytest.mark.xdist_group("connect-served")
+@SERVED
 def test_print_shows_plain_ssh_without_token(shared: sshd_helper.Lab) -> None:
     done = shared.laptop.run("connect", "--print", "--local-port", "18888", "gpu1", timeout=120)
     assert done.returncode == 0, done.stderr
@@ -309,7 +310,7 @@ def test_print_shows_plain_ssh_without_token(shared: sshd_helper.Lab) -> None:
     assert "http://127.0.0.1:18888/lab" in done.stdout
 
 
-@pytest.mark.xdist_group("connect-served")
+@SERVED
 def test_local_port_taken(shared: sshd_helper.Lab) -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -425,7 +426,7 @@ def test_forwarding_disabled_is_explained(make_user, rule: str, tcp: bool, says:
         gen.close()
 
 
-@pytest.mark.xdist_group("connect-served")
+@SERVED
 def test_user_control_master_is_respected(shared: sshd_helper.Lab, connects: list[Connect]) -> None:
     control = shared.laptop.home / ".ssh/cm-%C"
     sshd_helper.write_client_config(
@@ -451,7 +452,7 @@ def test_user_control_master_is_respected(shared: sshd_helper.Lab, connects: lis
     )
 
 
-@pytest.mark.xdist_group("connect-served")
+@SERVED
 def test_plain_ssh_as_on_windows_connects_heals_and_cleans_up(
     shared: sshd_helper.Lab, connects: list[Connect]
 ) -> None:
@@ -491,7 +492,7 @@ def test_remote_command_lookup_order() -> None:
     assert '"$HOME"/opt/labshare' in sshcmd.remote_command(["info"], "~/opt/labshare")
 
 
-@pytest.mark.xdist_group("connect-served")
+@SERVED
 def test_connect_and_doctor_run_without_posix_only_modules(
     shared: sshd_helper.Lab, connects: list[Connect]
 ) -> None:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 import tomllib
-from conftest import Member, lab_of, need_root, wait_for
+from conftest import Member, lab_of, need_root, own_python3, wait_for
 from fake_gpus import FakeNvml, GpuProc, fake_nvml, leases_dir, nvml_stub
 from jupyter_api import Lab
 
@@ -57,28 +57,6 @@ def serve(member: Member, site: Path, fake: FakeNvml | None) -> Lab:
     member.extra_env.update({"LABSHARE_SITE_CONFIG": str(site), **(fake.env if fake else {})})
     member.run("start", check=True)
     return lab_of(member)
-
-
-def own_python3(member: Member) -> None:
-    """A `python3` spec of the member's own, on the test venv: their first start then makes no default kernel.
-
-    labshare's provisioner leases every kernel its server starts, whatever the
-    spec; the default kernel (an environment of ~20,000 files for each new
-    account, made and deleted again) is test_default_kernel.py's business.
-    """
-    spec = member.home / ".local/share/jupyter/kernels/python3"
-    spec.mkdir(parents=True)
-    (spec / "kernel.json").write_text(
-        json.dumps(
-            {
-                "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-                "display_name": "Python 3 (test venv)",
-                "language": "python",
-            }
-        )
-    )
-    for path in (spec / "kernel.json", spec, *spec.parents[: -len(member.home.parts)]):
-        os.chown(path, member.uid, -1)
 
 
 def refusal(lab: Lab, how: str = "kernels") -> str:

@@ -28,7 +28,7 @@ from pathlib import Path
 import lab_outputs as lo
 import psutil
 import pytest
-from conftest import Member, _make_home, kill_all, trash
+from conftest import Member, _make_home, kill_all, own_python3, trash
 
 pytestmark = [
     pytest.mark.timeout(600),
@@ -218,29 +218,10 @@ SCENARIOS: dict[str, tuple[Callable[[lo.Server, Path], None], tuple[str, ...]]] 
 }
 
 
-def own_kernel(member: Member) -> None:
-    """A `python3` of the member's own on the test venv, which has ipywidgets; labshare keeps it as it is.
-
-    The default kernel labshare would make has ipykernel only: a member adds
-    ipywidgets with `%pip install`, which the widget scenario is not about.
-    """
-    spec = member.home / ".local/share/jupyter/kernels/python3"
-    spec.mkdir(parents=True)
-    (spec / "kernel.json").write_text(
-        json.dumps(
-            {
-                "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-                "display_name": "Python 3 (test venv)",
-                "language": "python",
-            }
-        )
-    )
-
-
 def _run(name: str, shots: Path) -> None:
     scenario, args = SCENARIOS[name]
     member = Member(home=_make_home())
-    own_kernel(member)
+    own_python3(member)  # with ipywidgets, which a member would add with %pip
     (member.home / ".jupyter").mkdir()
     (member.home / ".jupyter/jupyter_server_config.json").write_text(
         json.dumps({"OutputKeeper": {"free_after": FREE_AFTER}})

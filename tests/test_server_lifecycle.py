@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from conftest import Member, lab_of
 
-from labshare import probe
+from labshare import localports, probe
 
 
 def test_start_serves_on_private_socket_with_token(member: Member) -> None:
@@ -101,8 +101,7 @@ def test_tcp_mode_binds_loopback_only(member: Member) -> None:
     status = member.json("start", "--tcp")["status"]
     assert status["mode"] == "tcp" and status["socket"] is None and status["port"]
     # picked below the ephemeral range, where no outgoing connection takes it before Jupyter binds it
-    low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
-    assert 20000 <= status["port"] < low, status["port"]
+    assert localports.PICK_FROM <= status["port"] < localports.ephemeral_from(), status["port"]
     import psutil
 
     pid = status["pid"]
