@@ -4,7 +4,10 @@ Each server is a real sshd on its own loopback address (127.0.0.2, ...)
 inside its own UTS, mount and pid namespaces (`unshare`), so it has its own
 hostname (and so its own state folder in the shared home, as on NFS), its
 own processes, and — by a bind mount over one common path, `Fleet.here` —
-its own site config, leases directory and stand-in NVML data file.  sshd's
+its own site config, leases directory and stand-in NVML data file.  Its
+/proc/loadavg is its own file too (`LOAD`, the same on each), so which
+server is least loaded is the test's choice, not the moment's load of the
+machine running the suite, read a little apart for each server.  sshd's
 `SetEnv` points every session at that path (and at the NVML stub), so the
 real `labshare` of the test venv, found in the member's ~/.local/bin, reads
 that server's files and nothing else.  The laptop is a third account with a
@@ -100,6 +103,7 @@ assign = "per-kernel"
 leases_dir = "{here}/gpus"
 idle_reclaim_after = "2h"
 """
+LOAD = "0.50 0.40 0.30 1/200 4242\n"
 
 
 def _namespaced_start(server: SimServer, here: Path) -> None:
@@ -116,6 +120,7 @@ def _namespaced_start(server: SimServer, here: Path) -> None:
     assert test.returncode == 0, test.stderr
     script = (
         f"hostname {server.name} && mount --bind {server.own} {here} && "
+        f"mount --bind {server.root / 'loadavg'} /proc/loadavg && "
         f"exec {sshd_helper.SSHD} -D -e -f {config}"
     )
     Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
@@ -252,6 +257,7 @@ def boot(
                 SITE.format(servers=all_names, here=here).replace("'", '"')
             )
             (own / "site.toml").chmod(0o644)
+            (base / name / "loadavg").write_text(LOAD)
             if name in old:
                 (own / "bin" / "labshare").write_text(OLD_LABSHARE)
                 (own / "bin" / "labshare").chmod(0o755)

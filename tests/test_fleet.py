@@ -145,6 +145,7 @@ def test_connect_group_opens_where_there_is_room_or_where_the_lab_runs_and_says_
         opened.append(c)
         chosen = c.wait_for("chosen")
         assert chosen["host"] == "gpub" and "free for you" in chosen["reason"], chosen
+        assert "(load 0.5 on" in chosen["reason"], chosen  # each server's own /proc/loadavg
         ready = c.wait_for("ready")
         assert ready["host"] == "gpub" and answers_through_tunnel(ready)
         assert running_on(fleet, "gpub") and not running_on(fleet, "gpua")

@@ -138,15 +138,25 @@ def _free_cards(
     return free, count, None if count else "no card you may use is free"
 
 
-def _load() -> Load:
+def load1() -> float:
+    """The one-minute load as `uptime` and `top` show it here: /proc/loadavg, which a container's
+    lxcfs makes the container's own, where glibc's getloadavg() would give the host's (it asks sysinfo).
+    """
     try:
-        load1 = os.getloadavg()[0]
-    except OSError:
-        load1 = 0.0
+        with open("/proc/loadavg") as f:
+            return float(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        try:
+            return os.getloadavg()[0]
+        except OSError:
+            return 0.0
+
+
+def _load() -> Load:
     memory = psutil.virtual_memory()
     return Load(
         cpus=os.cpu_count() or 1,
-        load1=round(load1, 2),
+        load1=round(load1(), 2),
         memory_total=int(memory.total),
         memory_available=int(memory.available),
     )
