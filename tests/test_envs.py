@@ -22,15 +22,17 @@ SPEC_NAME = re.compile(r"^labshare-[a-z0-9-]+-[0-9a-f]{8}$")
 
 # Runs as the member (its HOME, so its Jupyter data dir): start every kernel at once, run CODE in each,
 # print their outputs; one at a time, twenty fresh environments took minutes on a loaded 2-core CI machine.
+# Over IPC: twenty kernels taking free TCP ports at once, beside a whole suite's listeners, now and then
+# lose one to another process (a kernel that dies binding it, seen on CI); a socket file is never taken.
+# Every kernel is waited for, so a failed one leaves no other running (and holding this probe's pipes).
 KERNEL_PROBE = r"""
-import asyncio, json, sys, time
+import asyncio, json, os, shutil, sys, tempfile, time
 from jupyter_client import AsyncKernelManager
 
-async def run(name, code):
-    km = AsyncKernelManager(kernel_name=name)
-    await km.start_kernel()
-    kc = km.client()
-    kc.start_channels()
+sockets = tempfile.mkdtemp(prefix="k")  # short: a socket's path holds 107 bytes at most
+
+async def run(i, name, code):
+    km = AsyncKernelManager(kernel_name=name, transport="ipc", ip=os.path.join(sockets, str(i)))
     chunks = []
     def hook(msg):
         if msg["msg_type"] == "stream":
@@ -38,22 +40,34 @@ async def run(name, code):
         elif msg["msg_type"] == "error":
             chunks.append("ERROR " + msg["content"]["ename"] + ": " + msg["content"]["evalue"])
     try:
-        await kc.wait_for_ready(timeout=240)
-        print(f"{name} ready after {time.monotonic() - began:.1f} s", file=sys.stderr)
-        await kc.execute_interactive(code, output_hook=hook, timeout=240)
-        print(f"{name} answered after {time.monotonic() - began:.1f} s", file=sys.stderr)
-        return "".join(chunks)
+        await km.start_kernel()
+        kc = km.client()
+        kc.start_channels()
+        try:
+            await kc.wait_for_ready(timeout=240)
+            print(f"{name} ready after {time.monotonic() - began:.1f} s", file=sys.stderr)
+            await kc.execute_interactive(code, output_hook=hook, timeout=240)
+            print(f"{name} answered after {time.monotonic() - began:.1f} s", file=sys.stderr)
+            return "".join(chunks)
+        finally:
+            kc.stop_channels()
     finally:
-        kc.stop_channels()
-        await km.shutdown_kernel(now=True)
+        if km.has_kernel:
+            await km.shutdown_kernel(now=True)
 
 began = time.monotonic()
 
 async def main(code, names):
-    outputs = await asyncio.gather(*(run(name, code) for name in names))
+    outputs = await asyncio.gather(*(run(i, n, code) for i, n in enumerate(names)), return_exceptions=True)
+    failed = [f"{n}: {type(o).__name__}: {o}" for n, o in zip(names, outputs) if isinstance(o, BaseException)]
+    if failed:
+        sys.exit("kernels that failed: " + "; ".join(failed))
     print(json.dumps(dict(zip(names, outputs))))
 
-asyncio.run(main(sys.argv[1], sys.argv[2:]))
+try:
+    asyncio.run(main(sys.argv[1], sys.argv[2:]))
+finally:
+    shutil.rmtree(sockets, ignore_errors=True)
 """
 WHERE = "import sys; print(sys.prefix)\n!which python"
 
