@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import subprocess
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -164,3 +164,49 @@ def family(pid: int) -> set[int]:
         return {pid} | {child.pid for child in psutil.Process(pid).children(recursive=True)}
     except psutil.Error:
         return {pid}
+
+
+def leave_watcher(pid: int, body: Callable[[int | None], None]) -> None:
+    """Run `body(pidfd of pid)` in a process of its own and return at once (an OSError if it cannot fork).
+
+    For the kernel gate, which leaves watchers of the kernel it is about to
+    `exec`: forked twice, so the kernel never has a child it did not start;
+    in a session of its own, so a client that kills the kernel's process
+    group spares it; holding no pipe of the kernel's client (which waits for
+    their end) and no folder.  The pidfd is None where Linux has none (before 5.3).
+    """
+    try:
+        pidfd: int | None = os.pidfd_open(pid)
+    except (AttributeError, OSError):
+        pidfd = None
+    try:
+        child = os.fork()
+    except OSError:
+        if pidfd is not None:
+            os.close(pidfd)
+        raise
+    if child:
+        os.waitpid(child, 0)
+        if pidfd is not None:
+            os.close(pidfd)
+        return
+    try:
+        os.setsid()
+        if os.fork() == 0:
+            _detach(pidfd)
+            body(pidfd)
+    finally:
+        os._exit(0)
+
+
+def _detach(keep: int | None) -> None:
+    os.chdir("/")
+    null = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(null, fd)
+    top = max(os.sysconf("SC_OPEN_MAX"), 3)  # the soft limit on descriptors
+    if keep is None:
+        os.closerange(3, top)
+    else:
+        os.closerange(3, keep)
+        os.closerange(keep + 1, top)

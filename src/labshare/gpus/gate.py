@@ -138,18 +138,20 @@ def cards(gated: Gated, policy: GpuPolicy) -> dict[str, str]:
 def watch(pid: int, leases_dir: Path) -> None:
     """Leave a watcher that gives back `pid`'s leases once it has ended; returns at once.
 
-    Forked twice, so the kernel never has a child it did not start, and in a
-    session of its own, so a client that kills the kernel's process group
-    spares it.  Started before the lease is taken, so no lease is ever
-    without one; if it is killed itself, the lease is stale all the same and
-    the member's next lease sweeps it.
+    Started before the lease is taken, so no lease is ever without one; if it
+    is killed itself, the lease is stale all the same and the member's next
+    lease sweeps it.
     """
+    from labshare.proc import leave_watcher
+
+    def give_back(pidfd: int | None) -> None:
+        wait_for_end(pid, pidfd)
+        from labshare.gpus import leases
+
+        leases.sweep(leases_dir)
+
     try:
-        pidfd: int | None = os.pidfd_open(pid)
-    except (AttributeError, OSError):
-        pidfd = None
-    try:
-        child = os.fork()
+        leave_watcher(pid, give_back)
     except OSError as exc:
         from labshare.errors import LabshareError
 
@@ -157,21 +159,6 @@ def watch(pid: int, leases_dir: Path) -> None:
         raise LabshareError(
             f"The kernel was not started: {why}; try again, or check `ulimit -u`."
         ) from None
-    if child:
-        os.waitpid(child, 0)
-        if pidfd is not None:
-            os.close(pidfd)
-        return
-    try:
-        os.setsid()
-        if os.fork() == 0:
-            _detach(pidfd)
-            wait_for_end(pid, pidfd)
-            from labshare.gpus import leases
-
-            leases.sweep(leases_dir)
-    finally:
-        os._exit(0)
 
 
 def wait_for_end(pid: int, pidfd: int | None) -> None:
@@ -189,21 +176,6 @@ def wait_for_end(pid: int, pidfd: int | None) -> None:
         return
     while not gone(process):
         time.sleep(WATCH_POLL)
-
-
-def _detach(keep: int | None) -> None:
-    """Hold nothing of the kernel's: no pipe of its client (which waits for their end), no folder."""
-    os.chdir("/")
-    null = os.open(os.devnull, os.O_RDWR)
-    for fd in (0, 1, 2):
-        os.dup2(null, fd)
-    for name in os.listdir("/proc/self/fd"):
-        fd = int(name)
-        if fd > 2 and fd != keep:
-            try:
-                os.close(fd)
-            except OSError:
-                pass  # the listing's own descriptor, closed already
 
 
 def main(args: Sequence[str]) -> NoReturn:

@@ -25,6 +25,7 @@ from pathlib import Path
 from labshare.notify import events
 from labshare.notify.runs import WATCHED, Runs
 from labshare.paths import Paths
+from labshare.proc import leave_watcher
 
 POLL_MS = 1000
 
@@ -64,25 +65,20 @@ def leave(command: Sequence[str], client_pid: int, client: str | None) -> None:
         if where is None:
             return
         subject = subject_of(client_pid, client)
-        kernel = os.getpid()
-        pidfd = os.pidfd_open(kernel)
-        if os.fork():
-            os.close(pidfd)
-            os.wait()
-            return
-    except Exception:  # a notice is never worth a kernel that does not start
-        return
-    try:
-        os.setsid()
-        if os.fork() == 0:
-            _detach(pidfd)
+
+        def watch(pidfd: int | None) -> None:
             try:
+                if pidfd is None:
+                    raise OSError("this Linux has no pidfd to tell when the kernel ends")
                 follow(paths, where, pidfd, subject)
             except Exception as exc:  # said in the sender's log, beside the member's notices
-                why = f"{type(exc).__name__}: {exc}"
-                _said(paths, f"watching the kernel of {subject} failed: {why}")
-    finally:
-        os._exit(0)
+                _said(
+                    paths, f"watching the kernel of {subject} failed: {type(exc).__name__}: {exc}"
+                )
+
+        leave_watcher(os.getpid(), watch)
+    except Exception:  # a notice is never worth a kernel that does not start
+        return
 
 
 def _said(paths: Paths, line: str) -> None:
@@ -93,15 +89,6 @@ def _said(paths: Paths, line: str) -> None:
             os.write(fd, f"labshare notices: {line}\n".encode())
         finally:
             os.close(fd)
-
-
-def _detach(keep: int) -> None:
-    os.chdir("/")
-    null = os.open(os.devnull, os.O_RDWR)
-    for fd in (0, 1, 2):
-        os.dup2(null, fd)
-    os.closerange(3, keep)
-    os.closerange(keep + 1, 4096)
 
 
 def follow(paths: Paths, where: Path, pidfd: int, subject: str, grace: float = 1.5) -> None:
