@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from labshare.errors import LabshareError
+from labshare.files import read_dropped
 from labshare.users import user_name
 
 MAX_BYTES = 4096
@@ -164,19 +165,5 @@ def _unlink(path: Path) -> None:
 
 
 def _read(path: str, st: os.stat_result) -> tuple[str | None, str | None]:
-    """The text of a small regular file, opened without following links or blocking."""
-    if not stat.S_ISREG(st.st_mode):
-        return None, "not a regular file"
-    if st.st_size > MAX_BYTES:
-        return None, f"larger than {MAX_BYTES} bytes"
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-    except OSError as exc:
-        return None, f"cannot be read ({exc.strerror})"
-    with os.fdopen(fd, "rb") as handle:
-        if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
-            return None, "not a regular file"
-        data = handle.read(MAX_BYTES + 1)
-    if len(data) > MAX_BYTES:
-        return None, f"larger than {MAX_BYTES} bytes"
-    return data.decode("utf-8", errors="replace"), None
+    data, problem = read_dropped(path, st, MAX_BYTES)
+    return (None, problem) if data is None else (data.decode("utf-8", errors="replace"), None)

@@ -1,7 +1,9 @@
-"""Private directories and atomic files: the two disk habits every part relies on.
+"""Private directories, atomic files and guarded reads: the disk habits every part relies on.
 
 A reader must never see half a file, and nothing holding a token, a pid or a
-socket may be reachable by another account, so both are done in one place.
+socket may be reachable by another account, so both are done in one place;
+nor may a file another account drops into a shared folder (a lease, a
+notice) make a reader follow a link, block on a FIFO or read without end.
 """
 
 from __future__ import annotations
@@ -70,3 +72,28 @@ def remove(path: Path) -> bool:
         return True
     except FileNotFoundError:
         return False
+
+
+def read_dropped(path: str, st: os.stat_result, limit: int) -> tuple[bytes | None, str | None]:
+    """The bytes of a small regular file in a folder others write to, as `st` (its lstat) found it.
+
+    Opened without following a link or blocking, and only when what was
+    opened is the very file `st` describes (inode, device, owner), so the
+    owner a caller checked is the owner of what it reads; else None and why.
+    """
+    if not stat.S_ISREG(st.st_mode):
+        return None, "not a regular file"
+    if st.st_size > limit:
+        return None, f"larger than {limit} bytes"
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError as exc:
+        return None, f"cannot be read ({exc.strerror})"
+    with os.fdopen(fd, "rb") as handle:
+        opened = os.fstat(handle.fileno())
+        if (opened.st_ino, opened.st_dev, opened.st_uid) != (st.st_ino, st.st_dev, st.st_uid):
+            return None, "replaced between its owner was read and it was opened"
+        data = handle.read(limit + 1)
+    if len(data) > limit:
+        return None, f"larger than {limit} bytes"
+    return data, None

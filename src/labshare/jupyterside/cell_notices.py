@@ -30,7 +30,7 @@ from traitlets import Float
 from traitlets.config import LoggingConfigurable
 
 from labshare.notify import events
-from labshare.notify.runs import WATCHED, Runs
+from labshare.notify.runs import Runs, hear
 from labshare.paths import Paths
 
 
@@ -235,25 +235,15 @@ class CellNotices(LoggingConfigurable):
         self.mute(watch)
 
     def heard(self, watch: Watch, parts: list[Any]) -> None:
-        try:
-            _idents, rest = watch.session.feed_identities(parts)
-            msg = watch.session.deserialize(rest, content=False)  # outputs stay undecoded
-        except Exception:
+        heard = hear(watch.session, parts)
+        if heard is None:
             return
-        kind = msg["header"]["msg_type"]
-        parent = msg.get("parent_header") or {}
-        if kind not in WATCHED or parent.get("msg_type") != "execute_request":
-            return
-        content: dict[str, Any] = {}
-        if kind != "execute_input":
-            with contextlib.suppress(Exception):
-                content = watch.session.unpack(msg["content"])
-        if kind == "execute_input":
+        if heard.kind == "execute_input":
             if watch.timer:
                 watch.timer.cancel()
                 watch.timer = None
             self.measure(watch)
-        if watch.runs.heard(kind, parent.get("msg_id"), content, time.time()):
+        if watch.runs.heard(heard.kind, heard.request, heard.content, time.time()):
             loop = asyncio.get_event_loop()
             watch.timer = loop.call_later(watch.runs.grace, self._ended, watch)
 

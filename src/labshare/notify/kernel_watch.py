@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from labshare.notify import events
-from labshare.notify.runs import WATCHED, Runs
+from labshare.notify.runs import Runs, hear
 from labshare.paths import Paths
 from labshare.proc import leave_watcher
 
@@ -120,8 +120,8 @@ def follow(paths: Paths, where: Path, pidfd: int, subject: str, grace: float = 1
             due = runs.due()
             wait = POLL_MS if due is None else max(0, int((due - time.time()) * 1000))
             ready = dict(poller.poll(wait))
-            if socket in ready:
-                _heard(session, socket.recv_multipart(), runs)
+            if socket in ready and (heard := hear(session, socket.recv_multipart())):
+                runs.heard(heard.kind, heard.request, heard.content, time.time())
             if (event := runs.finish(time.time(), subject)) is not None:
                 events.emit(paths, event)
             if pidfd in ready or select.select([pidfd], [], [], 0)[0]:  # the kernel ended
@@ -136,20 +136,3 @@ def follow(paths: Paths, where: Path, pidfd: int, subject: str, grace: float = 1
     finally:
         socket.close(linger=0)
         context.term()
-
-
-def _heard(session: object, parts: list[bytes], runs: Runs) -> None:
-    from jupyter_client.session import Session
-
-    assert isinstance(session, Session)
-    try:
-        _idents, rest = session.feed_identities(parts)
-        msg = session.deserialize(rest, content=False)
-    except Exception:
-        return
-    kind = msg["header"]["msg_type"]
-    parent = msg.get("parent_header") or {}
-    if kind not in WATCHED or parent.get("msg_type") != "execute_request":
-        return
-    content = {} if kind == "execute_input" else session.unpack(msg["content"])
-    runs.heard(kind, parent.get("msg_id"), content, time.time())

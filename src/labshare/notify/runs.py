@@ -31,6 +31,39 @@ def error_line(content: dict[str, Any]) -> str:
     return f"{content.get('ename', 'Error')}: {content.get('evalue', '')}".strip()[:200]
 
 
+@dataclass(frozen=True)
+class Heard:
+    """One iopub message that matters to a run: its type, its request's id, its content."""
+
+    kind: str
+    request: str | None
+    content: dict[str, Any]
+
+
+def hear(session: Any, parts: list[Any]) -> Heard | None:
+    """The message in a jupyter_client Session's multipart `parts` when it is one a run is made of.
+
+    Only its header is decoded first: the outputs a busy kernel streams are
+    passed over undecoded, and a message the key does not sign is None.
+    """
+    try:
+        _idents, rest = session.feed_identities(parts)
+        msg = session.deserialize(rest, content=False)
+    except Exception:
+        return None
+    kind = msg["header"]["msg_type"]
+    parent = msg.get("parent_header") or {}
+    if kind not in WATCHED or parent.get("msg_type") != "execute_request":
+        return None
+    content: dict[str, Any] = {}
+    if kind != "execute_input":
+        try:
+            content = session.unpack(msg["content"])
+        except Exception:
+            pass  # an undecodable error still ends the run, with the error's name unknown
+    return Heard(kind, parent.get("msg_id"), content)
+
+
 @dataclass
 class Run:
     started: float

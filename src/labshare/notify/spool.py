@@ -20,6 +20,7 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
+from labshare.files import read_dropped
 from labshare.records import RecordError
 from labshare.records.notice import Notice
 from labshare.users import user_name
@@ -105,17 +106,10 @@ def take(spool: Path) -> list[Taken]:
 
 
 def _read(path: str, st: os.stat_result) -> tuple[Notice | None, str | None]:
-    if not stat.S_ISREG(st.st_mode):
-        return None, "not a regular file"
-    if st.st_size > MAX_BYTES:
-        return None, f"larger than {MAX_BYTES} bytes"
+    raw, problem = read_dropped(path, st, MAX_BYTES)
+    if raw is None:
+        return None, problem
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-        with os.fdopen(fd, "rb") as handle:
-            opened = os.fstat(handle.fileno())
-            if (opened.st_ino, opened.st_dev, opened.st_uid) != (st.st_ino, st.st_dev, st.st_uid):
-                return None, "replaced between its owner was read and it was opened"
-            raw = handle.read(MAX_BYTES + 1)
         return Notice.from_json(json.loads(raw), f"the spool file {path}"), None
-    except (OSError, ValueError, RecordError) as exc:
+    except (ValueError, RecordError) as exc:
         return None, f"unreadable ({exc})"
