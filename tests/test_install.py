@@ -210,9 +210,15 @@ def test_a_fresh_member_without_python3_venv_installs_starts_upgrades_and_uninst
     assert "is importable" not in done.stdout and "Fetching uv" in done.stdout, done.stdout
     link = bindir / "labshare"
     assert link.is_symlink() and Path(os.readlink(link)) == venv / "bin/labshare"
-    assert Path(os.readlink(bindir / "uv")) == venv / "bin/uv", (
+    assert Path(os.readlink(bindir / "uv")) == venv / "libexec/labshare/uv", (
         "labshare's uv is not on the member's PATH"
     )
+    # ... and, like pip, trusts the system's certificates (a TLS-inspecting proxy's CA), by the real uv
+    said = m.run_cmd(
+        [str(bindir / "uv"), "run", "--no-project", "--", "sh", "-c", "echo trust=$UV_SYSTEM_CERTS"],
+        env=env,
+    )
+    assert said.stdout.strip().splitlines()[-1:] == ["trust=1"], said.stdout + said.stderr
     assert not own_uvx.is_symlink()
     record = json.loads((venv / "labshare-install.json").read_text())
     assert (record["method"], record["source"]) == ("venv", str(src))
@@ -410,7 +416,7 @@ def test_system_install_serves_another_member_on_their_default_path(
     # Removal, as root, in a namespace of its own: refused while a member's server runs from /opt/labshare,
     # then the install and the links it made go, nothing else.
     if not shutil.which("uv", path=root_env["PATH"].replace("/usr/local/bin:", "")):
-        assert os.readlink(local_bin / "uv") == "/opt/labshare/bin/uv", (
+        assert os.readlink(local_bin / "uv") == "/opt/labshare/libexec/labshare/uv", (
             "root has no uv, so labshare's is linked"
         )
     uninstall = f"sh {shlex.quote(str(src / 'scripts' / 'install'))} --system --uninstall --yes"
