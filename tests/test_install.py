@@ -215,7 +215,15 @@ def test_a_fresh_member_without_python3_venv_installs_starts_upgrades_and_uninst
     )
     # ... and, like pip, trusts the system's certificates (a TLS-inspecting proxy's CA), by the real uv
     said = m.run_cmd(
-        [str(bindir / "uv"), "run", "--no-project", "--", "sh", "-c", "echo trust=$UV_SYSTEM_CERTS"],
+        [
+            str(bindir / "uv"),
+            "run",
+            "--no-project",
+            "--",
+            "sh",
+            "-c",
+            "echo trust=$UV_SYSTEM_CERTS",
+        ],
         env=env,
     )
     assert said.stdout.strip().splitlines()[-1:] == ["trust=1"], said.stdout + said.stderr

@@ -8,8 +8,10 @@ driver.  The real library is exercised on a GPU host (see the README, "Who uses 
 
 from __future__ import annotations
 
+import os
 import sys
 import types
+from pathlib import Path
 from types import SimpleNamespace as NS
 
 import pytest
@@ -127,6 +129,15 @@ def test_no_driver_is_a_reason_not_an_error(monkeypatch: pytest.MonkeyPatch) -> 
     )
 
 
-def test_no_library_says_how_to_get_it(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_no_library_says_how_to_get_it_where_a_driver_is(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     monkeypatch.setitem(sys.modules, "pynvml", None)  # import fails
+    smi = tmp_path / "nvidia-smi"  # on PATH: a driver's own tool
+    smi.write_text("#!/bin/sh\n")
+    smi.chmod(0o755)
+    monkeypatch.setenv("PATH", str(tmp_path))
     assert "--extra gpu" in (read(read_nvml).unavailable or "")
+    if not os.path.exists("/proc/driver/nvidia/version"):  # no driver: nothing to install
+        monkeypatch.setenv("PATH", str(tmp_path / "none"))
+        assert read(read_nvml).unavailable == "no GPU: no NVIDIA driver on this host"

@@ -9,7 +9,6 @@ beside this file: `versions` (and its advisory table), `private`,
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -215,20 +214,16 @@ def kernel_path() -> Check:
 
 def gpu() -> Check:
     """The NVIDIA driver answers through NVML (what GPU limits and hub-config rely on)."""
-    driver_present = Path("/proc/driver/nvidia/version").exists() or bool(
-        shutil.which("nvidia-smi")
-    )
+    driver_present = gpus.driver_present()
     try:
         driver, devices = gpus.read_driver()
-    except gpus.NoNvml:
-        if driver_present:
-            return Check(
-                "gpu",
-                WARN,
-                "an NVIDIA driver is installed but nvidia-ml-py is not",
-                upgrade_command("gpu"),
-            )
-        return Check("gpu", OK, "no NVIDIA GPU on this host")
+    except gpus.NoNvml:  # raised only where a driver is
+        return Check(
+            "gpu",
+            WARN,
+            "an NVIDIA driver is installed but nvidia-ml-py is not",
+            upgrade_command("gpu"),
+        )
     except gpus.NoGpu as exc:
         if not driver_present:
             return Check("gpu", OK, "no NVIDIA GPU on this host")

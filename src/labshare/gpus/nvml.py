@@ -13,6 +13,8 @@ that needs it, so the kernel provisioner in `server/` can read the cards too.
 from __future__ import annotations
 
 import contextlib
+import os
+import shutil
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -96,6 +98,11 @@ def _text(value: object) -> str:
     return value.decode(errors="replace") if isinstance(value, bytes) else str(value)
 
 
+def driver_present() -> bool:
+    """Whether this host has an NVIDIA driver, asked without NVML (which may be what is missing)."""
+    return os.path.exists("/proc/driver/nvidia/version") or bool(shutil.which("nvidia-smi"))
+
+
 @contextlib.contextmanager
 def _nvml() -> Iterator[Any]:
     """pynvml, initialised for the block; every way NVML can fail becomes a `NoGpu` saying why."""
@@ -104,6 +111,8 @@ def _nvml() -> Iterator[Any]:
     except ImportError:
         from labshare.install_hint import reinstall_hint
 
+        if not driver_present():  # nothing to read: no part to install
+            raise NoGpu("no GPU: no NVIDIA driver on this host") from None
         raise NoNvml(
             f"n/a: nvidia-ml-py is not installed (to add it, {reinstall_hint('gpu')})"
         ) from None
