@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import click
 
 from labshare.cli import App
-from labshare.cli.options import json_option
+from labshare.cli.options import json_option, ssh_option
 from labshare.errors import HostUnreachable, NotRunning
 from labshare.render import emit_event, note
 
@@ -49,13 +49,7 @@ if TYPE_CHECKING:
     is_flag=True,
     help="Print the plain ssh command and URL (no token) for use without labshare, and exit.",
 )
-@click.option(
-    "-o",
-    "ssh_options",
-    multiple=True,
-    metavar="SSH_OPTION",
-    help="An option for ssh, as in `ssh -o` (repeatable).",
-)
+@ssh_option
 @json_option
 @click.pass_obj
 def connect(

@@ -7,7 +7,7 @@ import os
 import click
 
 from labshare.cli import App
-from labshare.cli.options import confirm, json_option, yes_option
+from labshare.cli.options import confirm, json_option, ssh_option, yes_option
 from labshare.errors import ExitCode
 from labshare.render import emit, note
 
@@ -19,14 +19,7 @@ from labshare.render import emit, note
     is_flag=True,
     help="Offer to stop your hand-started Jupyter servers that have no token (asks first).",
 )
-@click.option(
-    "--ssh-option",
-    "-o",
-    "ssh_options",
-    multiple=True,
-    metavar="OPTION",
-    help="Extra `ssh -o` option for HOST, as with `labshare connect`.",
-)
+@ssh_option
 @click.option(
     "--serve-test-socket",
     is_flag=True,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from labshare.cli import App
-from labshare.cli.options import json_option
+from labshare.cli.options import json_option, ssh_option
 from labshare.errors import ExitCode
 from labshare.render import emit
 
@@ -20,13 +20,7 @@ from labshare.render import emit
     metavar="SECONDS",
     help="Show a server that has not answered by then as not answering.",
 )
-@click.option(
-    "-o",
-    "ssh_options",
-    multiple=True,
-    metavar="SSH_OPTION",
-    help="An option for ssh, as in `ssh -o` (repeatable).",
-)
+@ssh_option
 @click.option(
     "--here",
     is_flag=True,

@@ -14,6 +14,15 @@ env_option = click.option(
     metavar="KEY=VALUE",
     help="Environment variable for the kernel, kept in pyproject.toml [tool.labshare] (repeatable).",
 )
+# connect, fleet and doctor reach servers through the member's own ssh, and pass these on to it.
+ssh_option = click.option(
+    "--ssh-option",
+    "-o",
+    "ssh_options",
+    multiple=True,
+    metavar="SSH_OPTION",
+    help="An option for ssh, as in `ssh -o` (repeatable).",
+)
 gpus_option = click.option(
     "--gpus",
     "gpus",
