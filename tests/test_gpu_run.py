@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import pwd
 import re
 import signal
 import subprocess
@@ -183,10 +184,30 @@ def test_what_labshare_run_refuses(site) -> None:
         "labshare: error: Name the command to run after `--`, e.g. `labshare run --gpus 1 -- python train.py`.\n",
     )
     site.write("")
-    assert finished(site("run", "--", "true"))[1:] == (
+    assert finished(site("run", "--gpus", "1", "--", "true"))[1:] == (
         "",
         (
             'labshare: error: GPUs are not leased on this host ([gpus] assign is "off" in the site config), so '
-            "`labshare run` has nothing to take; run the command directly.\n"
+            "`--gpus` cannot be honoured; leave it out to run with the cards the site gives you, or use "
+            "`--gpus 0` for none.\n"
         ),
     )
+
+
+def test_where_gpus_are_not_leased_the_command_runs_with_the_cards_kernels_see(
+    site, fake_nvml: FakeNvml, leases_dir: Path
+) -> None:
+    """A notice for a long script is for every lab, not only one that leases cards."""
+    site.write("")  # assign = "off": every card, as the member's kernels see them
+    code, out, err = finished(
+        site("run", "--", sys.executable, "-c", SHOW + "; raise SystemExit(3)")
+    )
+    assert code == 3 and json.loads(out)["CUDA_VISIBLE_DEVICES"] is None, err
+    code, out, err = finished(site("run", "--gpus", "0", "--", sys.executable, "-c", SHOW))
+    assert code == 0 and json.loads(out)["CUDA_VISIBLE_DEVICES"] == "", err
+    site.write(
+        f'[gpus]\nassign = "off"\n\n[users.{pwd.getpwuid(os.getuid()).pw_name}]\ngpus = [1]\n'
+    )
+    code, out, err = finished(site("run", "--", sys.executable, "-c", SHOW))
+    assert code == 0 and json.loads(out)["CUDA_VISIBLE_DEVICES"] == fake_nvml.cards[1].uuid, err
+    assert leases.leases(leases_dir) == []

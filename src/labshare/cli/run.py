@@ -21,7 +21,9 @@ from labshare.cli import App
 def run(app: App, count: int | None, argv: tuple[str, ...]) -> int:
     """Run CMD with GPUs leased to it, told by UUID; the lease goes when CMD ends.
 
-    Signals reach CMD, and labshare exits with CMD's exit status.
+    Signals reach CMD, and labshare exits with CMD's exit status; a notice says
+    when a long CMD ended (`labshare notify`). Where the site leases no GPUs,
+    CMD runs with the cards your kernels see.
     """
     import time
 

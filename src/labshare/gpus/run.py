@@ -8,6 +8,8 @@ stale the moment it ends.  The command is started behind a gate (`_start`)
 and runs only once its pid holds the lease, so it never computes under a
 lease that names labshare.  labshare waits, passes on the signals meant
 for the command, gives the lease back and exits with the command's status.
+Where the site leases nothing, the command runs at once with the cards the
+member's kernels see.
 """
 
 from __future__ import annotations
@@ -51,6 +53,10 @@ def run(
 ) -> int:
     """Run `argv` under a lease of `count` cards (None: the site's `per_kernel`); its exit status.
 
+    Where the site does not lease, the command runs with the member's cards
+    as their kernels see them; what `labshare run` adds there is the notice
+    when it ends.
+
     A signal that comes while the cards are being leased means the command
     is not started at all; one that comes later is the command's.
     """
@@ -58,21 +64,16 @@ def run(
         raise LabshareError(
             "Name the command to run after `--`, e.g. `labshare run --gpus 1 -- python train.py`."
         )
-    if not policy.leased:
-        raise LabshareError(
-            'GPUs are not leased on this host ([gpus] assign is "off" in the site config), so '
-            "`labshare run` has nothing to take; run the command directly."
-        )
-    wanted = policy.per_kernel if count is None else count
     with _signals() as signals:
-        held, env = assign.take(policy, wanted, leases.Holder(label=Path(argv[0]).name), reader)
+        held, env = _cards(policy, count, argv, reader)
         try:
             if signals.pending:
                 return 128 + signals.pending[0]
             child, gate = _start(argv, env)
             try:
                 signals.attach(child)
-                _hand_over(policy, held, child)
+                if held:
+                    _hand_over(policy, held, child)
                 with contextlib.suppress(
                     BrokenPipeError
                 ):  # a signal passed on has ended it at the gate
@@ -81,8 +82,30 @@ def run(
                 os.close(gate)
             status = child.wait()
         finally:
-            leases.give_back(Path(policy.leases_dir), held)
+            if held:
+                leases.give_back(Path(policy.leases_dir), held)
     return 128 - status if status < 0 else status
+
+
+def _cards(
+    policy: GpuPolicy, count: int | None, argv: Sequence[str], reader: GpuReader
+) -> tuple[list[leases.Lease], dict[str, str]]:
+    """The leases taken for the command and the environment that tells it its cards.
+
+    Where the site does not lease, nothing is taken: the command sees the
+    cards the member's kernels see (or none with `--gpus 0`), and still gets
+    its signals, its exit status and its notice.
+    """
+    if policy.leased:
+        wanted = policy.per_kernel if count is None else count
+        return assign.take(policy, wanted, leases.Holder(label=Path(argv[0]).name), reader)
+    if count:
+        raise LabshareError(
+            'GPUs are not leased on this host ([gpus] assign is "off" in the site config), so '
+            "`--gpus` cannot be honoured; leave it out to run with the cards the site gives you, "
+            "or use `--gpus 0` for none."
+        )
+    return [], assign.visible([]) if count == 0 else assign.server_env(policy, reader)
 
 
 def _hand_over(
