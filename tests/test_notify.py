@@ -68,6 +68,12 @@ def at(endpoint: Endpoint, prefix: str) -> list[str]:
     return found
 
 
+def types_at(endpoint: Endpoint, prefix: str) -> dict[str, str]:
+    """Each json:// notice under `prefix`, by its text: apprise's type, which a chat or phone shows."""
+    bodies = [json.loads(e["body"]) for e in endpoint.received() if e["path"].startswith(prefix)]
+    return {body["message"]: body["type"] for body in bodies}
+
+
 def mail_to(endpoint: Endpoint, address: str) -> list[str]:
     return [mail_text(entry["body"]) for entry in endpoint.received() if address in entry["to"]]
 
@@ -161,6 +167,9 @@ def test_a_members_own_channel_json_ntfy_mail_and_run_and_a_burst_while_it_is_do
     user = member.name
     assert ran.startswith(f"{user}@{HOST}: `sh -c 'sleep 2; exit 3'` failed (exit status 3) after ")
     assert ran.endswith(f"labshare connect {user}@{HOST}") and took(ran) >= 2
+    types = types_at(http, "/m1")
+    assert types[ran] == "failure"
+    assert [t for m, t in types.items() if "test notice" in m] == ["info"]
 
     hand_started_lab(member, shared_tmp, lambda: at(http, "/m1"))
 

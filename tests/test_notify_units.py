@@ -8,6 +8,7 @@ checked without waiting.  Pure and quick, as any user.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import signal
 from pathlib import Path
@@ -47,6 +48,23 @@ def test_a_notice_is_one_line_with_who_what_where_how_long_and_the_link_and_read
     )
     assert Notice.from_json(json.loads(json.dumps(n.to_json())), "a notice") == n
     assert [span(s) for s in (42, 3600, 7260, 200000)] == ["42 s", "1 h", "2 h 1 min", "2 d 7 h"]
+
+
+def test_a_failure_looks_like_one_on_the_phone() -> None:
+    def severity(kind: str, what: str) -> str:
+        return dataclasses.replace(notice(1), kind=kind, what=what).severity()
+
+    assert severity("run", "failed (exit status 3)") == "failure"
+    assert severity("cell", "cell failed: ValueError: bad shape") == "failure"
+    assert severity("kernel_died", "kernel died (out of memory)") == "failure"
+    assert severity("server", "crashed and gave up: 5 restarts in 10 min; run `labshare start`") == "failure"
+    assert severity("server", "crashed (exit code 1) and came back: restart 1") == "warning"
+    assert (
+        severity("reclaim", "GPU reclaim warning: its kernel will be shut down at 14:00")
+        == "warning"
+    )
+    assert severity("cell", "3 cells finished") == severity("run", "finished") == "success"
+    assert severity("test", "reached you: this is a test notice") == "info"
 
 
 def test_who_wants_what_and_the_config_keys_each_file_may_set(tmp_path: Path) -> None:

@@ -48,15 +48,19 @@ def redacted(url: str) -> str:
     return urlunsplit(hidden._replace(query=urlencode(kept)))  # only the options the member wrote
 
 
-def send(url: str, title: str, body: str) -> str | None:
-    """None once the channel took the notice; else apprise's last word on why not."""
+def send(url: str, title: str, body: str, severity: str = "info") -> str | None:
+    """None once the channel took the notice; else apprise's last word on why not.
+
+    `severity` is apprise's notice type by name (info, success, warning, failure).
+    """
     import apprise
 
     plugin = _plugin(url)
     if plugin is None:
         return "not an apprise URL labshare can send to"
+    kind = getattr(apprise.NotifyType, severity.upper(), apprise.NotifyType.INFO)
     with apprise.LogCapture(level=logging.WARNING) as captured:
-        ok = plugin.notify(body=body, title=title)
+        ok = plugin.notify(body=body, title=title, notify_type=kind)
     if ok:
         return None
     lines = [line for line in captured.getvalue().splitlines() if line.strip()]

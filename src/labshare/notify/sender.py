@@ -77,7 +77,7 @@ def channels(member: config.MemberNotify, site: config.SiteNotify) -> list[Chann
         def own(notice: Notice) -> str | None:
             from labshare.notify import channels as apprise_channels
 
-            return apprise_channels.send(url, notice.title(), notice.line())
+            return apprise_channels.send(url, notice.title(), notice.line(), notice.severity())
 
         found.append(Channel(OWN, own))
     if site.lab_channels:

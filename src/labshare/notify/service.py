@@ -163,6 +163,6 @@ def _sender(url: str, before: str) -> Callable[[Notice], str | None]:
     def send(notice: Notice) -> str | None:
         from labshare.notify import channels
 
-        return channels.send(url, notice.title(), before + notice.line())
+        return channels.send(url, notice.title(), before + notice.line(), notice.severity())
 
     return send

@@ -58,6 +58,15 @@ class Notice(Record):
     def title(self) -> str:
         return f"labshare on {self.host}: {self.what.split(':', 1)[0]}"
 
+    def severity(self) -> str:
+        """apprise's notice type, so a phone or a chat shows a failure as one at a glance:
+        "failure", "warning", "success" or "info" (a test)."""
+        if self.kind == "kernel_died" or "failed" in self.what or "gave up" in self.what:
+            return "failure"
+        if self.kind in ("reclaim", "server"):
+            return "warning"
+        return "info" if self.kind == "test" else "success"
+
 
 @dataclass(frozen=True)
 class ChannelTally(Record):
