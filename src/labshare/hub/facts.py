@@ -76,7 +76,8 @@ def gather(site_path: Path, hostname: str | None = None) -> HubInputs:
     site = config.load_site(site_path)
     if site.path is None:
         raise LabshareError(
-            f"There is no site config at {site_path}; write one (see docs/migrating-to-jupyterhub.md) "
+            f"There is no site config at {site_path}, and the hub's config is made from it: write "
+            "one (the manual's site policy page lists every key; `labshare admin check` checks it) "
             "or point LABSHARE_SITE_CONFIG at it, then run hub-config again."
         )
     host = hostname or socket.gethostname()
