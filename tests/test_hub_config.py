@@ -342,5 +342,8 @@ def test_the_slurm_plan_puts_labshare_in_the_hubs_environment(tmp_path: Path) ->
     assert done.returncode == 0, done.stderr
     commands = [c for step in json.loads(done.stdout)["steps"] for c in step["commands"]]
     assert any(
-        c.startswith("/opt/jupyterhub/bin/pip install ") and "[slurm]" in c for c in commands
+        " pip install --python /opt/jupyterhub/bin/python " in c and "[slurm]" in c
+        for c in commands
     )
+    # made by labshare's uv, as a server without python3-venv has no `python3 -m venv`
+    assert any(" venv --python python3 /opt/jupyterhub" in c for c in commands), commands

@@ -57,7 +57,10 @@ def test_a_failure_looks_like_one_on_the_phone() -> None:
     assert severity("run", "failed (exit status 3)") == "failure"
     assert severity("cell", "cell failed: ValueError: bad shape") == "failure"
     assert severity("kernel_died", "kernel died (out of memory)") == "failure"
-    assert severity("server", "crashed and gave up: 5 restarts in 10 min; run `labshare start`") == "failure"
+    assert (
+        severity("server", "crashed and gave up: 5 restarts in 10 min; run `labshare start`")
+        == "failure"
+    )
     assert severity("server", "crashed (exit code 1) and came back: restart 1") == "warning"
     assert (
         severity("reclaim", "GPU reclaim warning: its kernel will be shut down at 14:00")

@@ -52,6 +52,13 @@ def uv_bin() -> str:
     )
 
 
+def shell_uv() -> str:
+    """labshare's uv as a command to show an admin: the script scripts/install links for shells
+    (it trusts the system's certificates, as pip does) where there is one, else uv itself."""
+    shim = os.path.join(sys.prefix, "libexec", "labshare", "uv")
+    return shim if os.access(shim, os.X_OK) else uv_bin()
+
+
 # uv's switches for the system's certificate store: today's name first, then the older one it replaced.
 TRUST_SETTINGS = ("UV_SYSTEM_CERTS", "UV_NATIVE_TLS")
 

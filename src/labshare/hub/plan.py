@@ -12,6 +12,7 @@ import socket
 from dataclasses import dataclass, field
 
 from labshare.config import HubSettings
+from labshare.envs.uv import shell_uv
 from labshare.hub.jupyterhub import HubInputs
 from labshare.install_hint import InstallRecord, upgrade_command
 
@@ -129,15 +130,18 @@ def _on_kubernetes(plan: Plan) -> None:
 def _on_this_host(plan: Plan, hub: HubSettings, node: str) -> None:
     """A hub run by systemd here, spawning with SystemdSpawner or onto Slurm's nodes."""
     spawner, host = plan.spawner, plan.host
+    # The hub's venv by labshare's own uv: a stock Debian may have no python3-venv (no `-m venv`).
+    uv = shlex.quote(shell_uv())
+    into = f"{uv} pip install --python {shlex.quote(hub.prefix + '/bin/python')}"
     install = [] if node else ["apt-get install -y nodejs npm"]
     install += [
         "npm install -g configurable-http-proxy",
-        f"python3 -m venv {hub.prefix}",
-        f"{hub.prefix}/bin/pip install " + " ".join(shlex.quote(p) for p in PIP[spawner]),
+        f"{uv} venv --python python3 {shlex.quote(hub.prefix)}",
+        f"{into} " + " ".join(shlex.quote(p) for p in PIP[spawner]),
     ]
     # The Slurm config names labshare's spawner class, so the hub's environment must import labshare.
     if spawner == "slurm":
-        install.append(f"{hub.prefix}/bin/pip install {shlex.quote(checkout() + '[slurm]')}")
+        install.append(f"{into} {shlex.quote(checkout() + '[slurm]')}")
     plan.unit = unit_text(hub.prefix, CONFIG_PATH)
     plan.steps = [
         Step("Install JupyterHub, configurable-http-proxy and the spawner", install),
