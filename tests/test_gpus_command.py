@@ -581,10 +581,21 @@ def test_admin_check_shows_each_members_gpu_policy(
         f'leases_dir = "{leases_dir}"\n[users.{member.name}]\ngpus = [0, 2]\nmax_gpus = 1\n'
         "[admin]\nusers = []\n"
     )
-    env = {"LABSHARE_SITE_CONFIG": str(site)}
+    env = {"LABSHARE_SITE_CONFIG": str(site), **fake_nvml.env}
     result = json.loads(member.run("admin", "check", "--json", env=env).stdout)
     (mine,) = [m for m in result["members"] if m["user"] == member.name]
     assert (mine["gpus"], mine["max_gpus"], mine["per_kernel"]) == ([0, 2], 1, 1)
+    assert not [p for p in result["problems"] if "shows none" in p], result["problems"]
+    if not os.path.exists(
+        "/proc/driver/nvidia/version"
+    ):  # no stand-in, no driver: kernels could not start
+        bare = {"LABSHARE_SITE_CONFIG": str(site)}
+        said = json.loads(member.run("admin", "check", "--json", env=bare).stdout)["problems"]
+        assert [
+            p
+            for p in said
+            if "but this host shows none (no GPU: no NVIDIA driver on this host)" in p
+        ], said
     assert result["gpus"]["assign"] == "per-kernel" and result["gpus"]["leases_dir"] == str(
         leases_dir
     )

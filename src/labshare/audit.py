@@ -107,8 +107,24 @@ def check(site_path: Path) -> SiteCheck:
                 f'max_gpus of {user} caps GPU leases, and there are none while [gpus] assign = "off": '
                 'set assign = "per-kernel" or list their cards with gpus = [...].'
             )
+    if site.gpus.leased and site.gpus.per_kernel:
+        result.problems.extend(_no_cards_to_lease())
     result.notices = lab_plan(site.notify, [m.user for m in result.members])
     return result
+
+
+def _no_cards_to_lease() -> list[str]:
+    """Kernels lease a card each, but this host shows none: every such kernel would refuse to start."""
+    from labshare.gpus.nvml import read, read_nvml
+
+    reading = read(read_nvml)
+    if reading.devices:
+        return []
+    return [
+        f'GPUs are leased per kernel ([gpus] assign = "per-kernel"), but this host shows none '
+        f"({reading.unavailable or 'NVML lists no card'}), so every kernel that leases one refuses "
+        'to start; fix that (`labshare doctor` says more), or set per_kernel = 0 or assign = "off".'
+    ]
 
 
 def running_server(user: str) -> str | None:

@@ -98,6 +98,9 @@ def _text(value: object) -> str:
     return value.decode(errors="replace") if isinstance(value, bytes) else str(value)
 
 
+NO_DRIVER = "no GPU: no NVIDIA driver on this host"
+
+
 def driver_present() -> bool:
     """Whether this host has an NVIDIA driver, asked without NVML (which may be what is missing)."""
     return os.path.exists("/proc/driver/nvidia/version") or bool(shutil.which("nvidia-smi"))
@@ -112,13 +115,15 @@ def _nvml() -> Iterator[Any]:
         from labshare.install_hint import reinstall_hint
 
         if not driver_present():  # nothing to read: no part to install
-            raise NoGpu("no GPU: no NVIDIA driver on this host") from None
+            raise NoGpu(NO_DRIVER) from None
         raise NoNvml(
             f"n/a: nvidia-ml-py is not installed (to add it, {reinstall_hint('gpu')})"
         ) from None
     try:
         pynvml.nvmlInit()
     except (pynvml.NVMLError, OSError) as exc:
+        if getattr(exc, "value", None) == getattr(pynvml, "NVML_ERROR_LIBRARY_NOT_FOUND", 12):
+            raise NoGpu(NO_DRIVER, cause=str(exc)) from None  # libnvidia-ml comes with the driver
         raise NoGpu(f"no GPU: the NVIDIA driver does not answer ({exc})", cause=str(exc)) from None
     try:
         yield pynvml
