@@ -200,13 +200,16 @@ def leave_watcher(pid: int, body: Callable[[int | None], None]) -> None:
 
 
 def _detach(keep: int | None) -> None:
+    """Close what is open by listing it: closing a whole range is one call per number on a Linux
+    without close_range (before 5.9), and the soft limit may be a million."""
     os.chdir("/")
     null = os.open(os.devnull, os.O_RDWR)
     for fd in (0, 1, 2):
         os.dup2(null, fd)
-    top = max(os.sysconf("SC_OPEN_MAX"), 3)  # the soft limit on descriptors
-    if keep is None:
-        os.closerange(3, top)
-    else:
-        os.closerange(3, keep)
-        os.closerange(keep + 1, top)
+    for name in os.listdir("/proc/self/fd"):
+        fd = int(name)
+        if fd > 2 and fd != keep:
+            try:
+                os.close(fd)
+            except OSError:
+                pass  # the listing's own descriptor, closed already
