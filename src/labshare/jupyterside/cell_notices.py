@@ -29,6 +29,7 @@ from tornado.ioloop import PeriodicCallback
 from traitlets import Float
 from traitlets.config import LoggingConfigurable
 
+from labshare.jupyterside.sessions import notebook_of
 from labshare.notify import events
 from labshare.notify.runs import Runs, hear
 from labshare.paths import Paths
@@ -298,11 +299,7 @@ class CellNotices(LoggingConfigurable):
         )
 
     async def notebook(self, kernel_id: str) -> str:
-        with contextlib.suppress(Exception):
-            for session in await self.serverapp.session_manager.list_sessions():
-                if (session.get("kernel") or {}).get("id") == kernel_id:
-                    return str(session.get("path"))
-        return f"a console (kernel {kernel_id[:8]})"
+        return await notebook_of(self.serverapp, kernel_id) or f"a console (kernel {kernel_id[:8]})"
 
 
 def tell_later(

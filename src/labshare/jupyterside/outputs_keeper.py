@@ -41,6 +41,7 @@ from traitlets.config import LoggingConfigurable
 
 from labshare.jupyterside import internals
 from labshare.jupyterside.execution_clients import prepare_execution_clients
+from labshare.jupyterside.sessions import notebook_of
 
 FRONTENDS = (
     "@jupyter/collaboration-extension",
@@ -191,14 +192,15 @@ class OutputKeeper(LoggingConfigurable):
         """Paths whose session kernel is anything but idle or dead (busy, starting, restarting, unknown)."""
         busy = set()
         km = self.serverapp.kernel_manager
-        for session in await self.serverapp.session_manager.list_sessions():
-            kernel = session.get("kernel") or {}
+        for kernel_id in list(km.list_kernel_ids()):
             try:
-                state = km.get_kernel(kernel.get("id")).execution_state
+                state = km.get_kernel(kernel_id).execution_state
             except KeyError:
                 continue
-            if state not in ("idle", "dead"):
-                busy.add(session.get("path"))
+            if state not in ("idle", "dead") and (
+                path := await notebook_of(self.serverapp, kernel_id)
+            ):
+                busy.add(path)
         return busy
 
     async def _free(self, app: Any, rid: str, room: Any) -> None:

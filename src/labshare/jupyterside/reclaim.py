@@ -40,6 +40,7 @@ from labshare.gpus import history, leases
 from labshare.gpus.assign import GpuPolicy
 from labshare.gpus.nvml import NoGpu, read_nvml, read_process_use
 from labshare.jupyterside import cell_notices
+from labshare.jupyterside.sessions import notebook_of
 from labshare.proc import family
 from labshare.render.monitor import duration, size
 
@@ -184,7 +185,7 @@ class GpuReclaimer(LoggingConfigurable):
         """The warnings not yet carried out, each with its notebook and one sentence short enough for a toast."""
         shown = []
         for kernel_id, notice in sorted(self._notices.items(), key=lambda item: item[1].at):
-            notebook = await self._notebook(kernel_id)
+            notebook = await notebook_of(self.serverapp, kernel_id)
             when = self._messages[kernel_id]
             shown.append(
                 {
@@ -206,7 +207,7 @@ class GpuReclaimer(LoggingConfigurable):
 
     async def _reclaim(self, kernel: Idle, now: float) -> None:
         """Save the kernel's notebook, then shut the kernel down as Jupyter's culler would."""
-        notebook = await self._notebook(kernel.kernel_id)
+        notebook = await notebook_of(self.serverapp, kernel.kernel_id)
         if notebook is not None and not await self._save(notebook):
             return  # the document is mid-update; the next sweep saves it
         km = self.serverapp.kernel_manager
@@ -242,12 +243,6 @@ class GpuReclaimer(LoggingConfigurable):
             f"idle, {size(kernel.memory)} of GPU memory freed ({', '.join(kernel.labels or kernel.cards)})",
             notebook or "a console",
         )
-
-    async def _notebook(self, kernel_id: str) -> str | None:
-        for session in await self.serverapp.session_manager.list_sessions():
-            if (session.get("kernel") or {}).get("id") == kernel_id:
-                return str(session.get("path"))
-        return None
 
     async def _save(self, path: str) -> bool:
         """Save the server's copy of the notebook, outputs and all, the way output keeping does; True when
