@@ -19,18 +19,11 @@ from pathlib import Path
 
 import pytest
 import tomllib
-from conftest import Member, lab_of, need_root, own_python3, wait_for
+from conftest import Member, lab_of, need_root, own_python3, site_file, wait_for
 from fake_gpus import FakeNvml, GpuProc, fake_nvml, leases_dir, nvml_stub
 from jupyter_api import Lab
 
 from labshare.gpus import leases
-
-
-def site_file(where: Path, text: str) -> Path:
-    path = where / "site.toml"
-    path.write_text(text)
-    path.chmod(0o644)
-    return path
 
 
 def leased_site(where: Path, directory: Path, extra: str = "") -> Path:
