@@ -243,7 +243,11 @@ class CellNotices(LoggingConfigurable):
             if watch.timer:
                 watch.timer.cancel()
                 watch.timer = None
-            self.measure(watch)
+            # Not a new count of OOM kills: on a busy server this message may be read only after the
+            # cell's allocation was killed already, and that kill would count as the baseline.
+            self.measure(watch, moved_only=True)
+        elif heard.kind == "status" and heard.content.get("execution_state") == "idle":
+            self.measure(watch)  # idle: nothing of this kernel's is being killed now
         if watch.runs.heard(heard.kind, heard.request, heard.content, time.time()):
             loop = asyncio.get_event_loop()
             watch.timer = loop.call_later(watch.runs.grace, self._ended, watch)
